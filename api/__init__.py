@@ -1,0 +1,1 @@
+"""FastAPI application: command routes produce, query routes read read models."""

@@ -1,0 +1,1 @@
+"""Local stack (Kafka from Maven Central jars, Redis), the streamfold CLI, container files."""

@@ -1,0 +1,1 @@
+"""streamfold pipeline: the Faust app, the pure domain, agents and projections."""

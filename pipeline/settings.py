@@ -1,0 +1,81 @@
+"""Typed settings for every streamfold process.
+
+Built once in an entrypoint (`streamfold serve`, `worker`, `api`, tests) and passed in;
+nothing reads the environment at import time. Every field can be set from the
+environment with the ``STREAMFOLD_`` prefix, e.g. ``STREAMFOLD_KAFKA_BOOTSTRAP``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEV_JWT_SECRET = "streamfold-development-only-secret-change-me"
+
+
+class Settings(BaseSettings):
+    """All configuration of a streamfold deployment.
+
+    Defaults describe the local stack started by ``make up``: Kafka on 127.0.0.1:39092,
+    Redis on 127.0.0.1:36379, ClickHouse embedded through chdb under ``home``.
+
+    Raises:
+        pydantic.ValidationError: a value has the wrong type, or the development JWT
+            secret is used outside ``env=development|test``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="STREAMFOLD_", frozen=True, extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    home: Path = Field(default=Path(".local"), description="Data, logs and pid files.")
+
+    kafka_bootstrap: str = "127.0.0.1:39092"
+    redis_url: str = "redis://127.0.0.1:36379/0"
+    clickhouse_dsn: str = Field(
+        default="",
+        description="chdb:///abs/path (embedded engine, default under home) or http(s)://.",
+    )
+
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    app_id: str = Field(default="streamfold", description="Faust app id = consumer group.")
+    producer_name: str = "streamfold-pipeline"
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    command_timeout_s: float = Field(default=5.0, gt=0, description="How long a route waits.")
+    max_body_bytes: int = Field(default=1_048_576, description="Largest request body, bytes.")
+
+    jwt_secret: SecretStr = SecretStr(_DEV_JWT_SECRET)
+    jwt_ttl_s: int = Field(default=3600, gt=0)
+    admin_email: str = "admin@example.com"
+    admin_password: SecretStr | None = None
+
+    recent_commands_per_aggregate: int = Field(
+        default=100, ge=1, description="Command ids remembered per aggregate for idempotency."
+    )
+    projection_batch_rows: int = Field(default=5000, ge=1)
+    projection_batch_ms: int = Field(default=500, ge=1)
+
+    @model_validator(mode="after")
+    def _derive_and_check(self) -> Settings:
+        if not self.clickhouse_dsn:
+            # frozen model: set the derived default through object.__setattr__ once.
+            dsn = f"chdb://{(self.home / 'clickhouse').resolve()}"
+            object.__setattr__(self, "clickhouse_dsn", dsn)
+        if self.env == "production" and self.jwt_secret.get_secret_value() == _DEV_JWT_SECRET:
+            raise ValueError("set STREAMFOLD_JWT_SECRET: the development secret is refused")
+        return self
+
+    @property
+    def embedded_clickhouse(self) -> bool:
+        """True for a ``chdb://`` DSN: one process owns the engine (chdb locks its dir)."""
+        return self.clickhouse_dsn.startswith("chdb:")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"

@@ -1,0 +1,1 @@
+"""Avro schemas (.avsc) and single-object (de)serialisation of event envelopes."""
