@@ -1,0 +1,140 @@
+"""Request and response bodies. Requests validate with the domain's value objects, so a
+bad email or phone is a 422 before anything reaches Kafka; decide checks again."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from pipeline.domain.errors import InvalidValue
+from pipeline.domain.values import Email, Phone, Username, UserRole, parse_name
+
+_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def _value(parse: Any, raw: str) -> str:
+    try:
+        return str(parse(raw))
+    except InvalidValue as exc:
+        raise ValueError(exc.message) from exc
+
+
+class _Profile(BaseModel):
+    model_config = _STRICT
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(min_length=1, max_length=100)
+    phone: str | None = Field(default=None, description="Any common format; stored as E.164.")
+    role: UserRole = UserRole.STUDENT
+
+    @field_validator("first_name", "last_name")
+    @classmethod
+    def _name(cls, v: str, info: Any) -> str:
+        return _value(lambda raw: parse_name(info.field_name, raw), v)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        return None if v in (None, "") else _value(Phone.parse, v)
+
+
+class UserCreate(_Profile):
+    username: str = Field(description="3-30 chars of a-z, 0-9, _; unique, case-insensitive.")
+    email: str = Field(max_length=254)
+    password: SecretStr = Field(min_length=8, max_length=128)
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str) -> str:
+        return _value(Username.parse, v)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        return _value(Email.parse, v)
+
+
+class UserUpdate(_Profile):
+    expected_version: int | None = Field(default=None, ge=0)
+
+
+class AccountUpdate(BaseModel):
+    model_config = _STRICT
+    email: str | None = Field(default=None, max_length=254)
+    password: SecretStr | None = Field(default=None, min_length=8, max_length=128)
+    expected_version: int | None = Field(default=None, ge=0)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        return None if v is None else _value(Email.parse, v)
+
+
+class Deactivate(BaseModel):
+    model_config = _STRICT
+    reason: str | None = Field(default=None, max_length=500)
+    expected_version: int | None = Field(default=None, ge=0)
+
+
+class UserPublic(BaseModel):
+    user_id: str
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    role: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+    version: int
+
+
+class UserPage(BaseModel):
+    items: list[UserPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class CommandOutcome(BaseModel):
+    """What a command route answers on success (201/200)."""
+
+    command_id: str
+    id: str = Field(description="The aggregate id.")
+    version: int
+    event_ids: list[str]
+
+
+class HistoryEvent(BaseModel):
+    event_id: str
+    event_type: str
+    schema_version: int
+    aggregate_version: int
+    occurred_at: datetime
+    producer: str
+    correlation_id: str
+    causation_id: str
+    data: dict[str, Any]
+    topic: str
+    partition: int
+    offset: int
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class SqlQuery(BaseModel):
+    model_config = _STRICT
+    sql: str = Field(min_length=1, max_length=100_000)
+    max_rows: int = Field(default=1000, ge=1, le=100_000)
+
+
+class SqlResult(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]]

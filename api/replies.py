@@ -1,0 +1,74 @@
+"""Turning a command's result into an HTTP answer, the same way for every command route."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from api.deps import Services
+from api.problems import Problem
+from connectors.exceptions import KafkaDeliveryError
+from pipeline.domain.handling import CommandResult
+from pipeline.domain.results import RejectionReason
+
+STATUS_FOR_REASON = {
+    RejectionReason.INVALID: 422,
+    RejectionReason.NOT_FOUND: 404,
+    RejectionReason.ALREADY_EXISTS: 409,
+    RejectionReason.CONFLICT: 409,
+    RejectionReason.DELETED: 409,
+    RejectionReason.INVALID_STATE: 409,
+    RejectionReason.DUPLICATE_EMAIL: 409,
+    RejectionReason.DUPLICATE_USERNAME: 409,
+}
+
+
+def outcome_body(result: CommandResult) -> dict[str, Any]:
+    return {
+        "command_id": result.command_id,
+        "id": result.aggregate_id,
+        "version": result.version,
+        "event_ids": list(result.event_ids),
+    }
+
+
+def raise_rejection(result: CommandResult) -> None:
+    """Raises Problem for a rejected result (409/404/422 by reason); returns if accepted."""
+    if result.status == "accepted":
+        return
+    reason = result.reason or RejectionReason.INVALID.value
+    status = STATUS_FOR_REASON.get(RejectionReason(reason), 409)
+    raise Problem(
+        status,
+        reason.replace("_", "-"),
+        result.message or reason,
+        reason=reason,
+        field=result.field,
+        command_id=result.command_id,
+        id=result.aggregate_id,
+    )
+
+
+async def run_command(
+    services: Services, command: Any, *, success_status: int = 200
+) -> JSONResponse:
+    """Submit ``command``, wait up to the configured time, answer.
+
+    201/200 with the outcome; 409/404/422 problem for a rejection; 202 with ``Location:
+    /api/commands/{command_id}`` when no result came in time (the command is durably in
+    Kafka and will be processed); 503 if Kafka did not take the command.
+    """
+    try:
+        result = await services.bus.submit(command)
+    except (KafkaDeliveryError, BufferError) as exc:
+        raise Problem(503, "kafka-unavailable", f"the command was not queued: {exc}") from exc
+    if result is None:
+        location = f"/api/commands/{command.command_id}"
+        return JSONResponse(
+            {"command_id": command.command_id, "status": "pending", "id": command.aggregate_id},
+            status_code=202,
+            headers={"Location": location},
+        )
+    raise_rejection(result)
+    return JSONResponse(outcome_body(result), status_code=success_status)

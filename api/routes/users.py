@@ -1,0 +1,232 @@
+"""Admin user management (seed 000): commands go to Kafka, reads come from ClickHouse."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import AdminDep, Services, ServicesDep
+from api.models import (
+    AccountUpdate,
+    CommandOutcome,
+    Deactivate,
+    HistoryEvent,
+    UserCreate,
+    UserPage,
+    UserPublic,
+    UserUpdate,
+)
+from api.problems import Problem
+from api.replies import run_command
+from pipeline.domain.users.commands import (
+    CreateUser,
+    DeactivateUser,
+    DeleteUser,
+    ReactivateUser,
+    UpdateAccount,
+    UpdateUser,
+)
+from pipeline.domain.values import hash_password
+from pipeline.projections import event_log
+from pipeline.routing import command_id_for, new_aggregate_id
+
+router = APIRouter(prefix="/api/admin/users", tags=["admin: users"])
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Resubmitting with the same key returns the first result; nothing new.",
+    ),
+]
+
+_COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Queued; the result will be at the Location URL."},
+    404: {"description": "No such user (problem+json)."},
+    409: {"description": "Conflict: duplicate, version mismatch, deleted (problem+json)."},
+    422: {"description": "Invalid input (problem+json)."},
+}
+_SENSITIVE = ("password_hash",)
+
+
+def _base(key: str | None, aggregate_id: str, actor: str, expected: int | None = None) -> dict:
+    command_id = command_id_for(key)
+    return {
+        "command_id": command_id,
+        "aggregate_id": aggregate_id,
+        "issued_at": datetime.now(UTC),
+        "expected_version": expected,
+        "correlation_id": command_id,
+        "actor": actor,
+    }
+
+
+@router.post("", status_code=201, response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
+async def create_user(
+    body: UserCreate, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
+) -> JSONResponse:
+    """CreateUser. 201 with the new id; 409 duplicate email/username; 422 invalid."""
+    hashed = await asyncio.to_thread(hash_password, body.password.get_secret_value())
+    base = _base(key, "", admin.user_id)
+    base["aggregate_id"] = new_aggregate_id(base["command_id"])
+    command = CreateUser(
+        **base,
+        username=body.username,
+        email=body.email,
+        first_name=body.first_name,
+        last_name=body.last_name,
+        phone=body.phone,
+        role=body.role.value,
+        password_hash=hashed.value,
+    )
+    return await run_command(services, command, success_status=201)
+
+
+@router.put("/{user_id}", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
+async def update_user(
+    user_id: str,
+    body: UserUpdate,
+    services: ServicesDep,
+    admin: AdminDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """UpdateUser: names, phone, role. ``expected_version`` enables optimistic concurrency."""
+    command = UpdateUser(
+        **_base(key, user_id, admin.user_id, body.expected_version),
+        first_name=body.first_name,
+        last_name=body.last_name,
+        phone=body.phone,
+        role=body.role.value,
+    )
+    return await run_command(services, command)
+
+
+@router.put("/{user_id}/account", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
+async def update_account(
+    user_id: str,
+    body: AccountUpdate,
+    services: ServicesDep,
+    admin: AdminDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """UpdateAccount: a new email (reserved first: 409 if taken) and/or a new password."""
+    if body.email is None and body.password is None:
+        raise Problem(422, "validation", "give an email, a password, or both")
+    hashed = None
+    if body.password is not None:
+        hashed = (await asyncio.to_thread(hash_password, body.password.get_secret_value())).value
+    command = UpdateAccount(
+        **_base(key, user_id, admin.user_id, body.expected_version),
+        email=body.email,
+        password_hash=hashed,
+    )
+    return await run_command(services, command)
+
+
+@router.post("/{user_id}/deactivate", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
+async def deactivate_user(
+    user_id: str,
+    services: ServicesDep,
+    admin: AdminDep,
+    body: Deactivate | None = None,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    body = body or Deactivate()
+    command = DeactivateUser(
+        **_base(key, user_id, admin.user_id, body.expected_version), reason=body.reason
+    )
+    return await run_command(services, command)
+
+
+@router.post("/{user_id}/reactivate", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
+async def reactivate_user(
+    user_id: str, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
+) -> JSONResponse:
+    return await run_command(services, ReactivateUser(**_base(key, user_id, admin.user_id)))
+
+
+@router.delete("/{user_id}", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
+async def delete_user(
+    user_id: str, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Soft delete: the user stays readable with status ``deleted``; email stays taken."""
+    return await run_command(services, DeleteUser(**_base(key, user_id, admin.user_id)))
+
+
+@router.get("", response_model=UserPage)
+async def list_users(
+    services: ServicesDep,
+    _admin: AdminDep,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=500)] = 20,
+    role: Literal["student", "teacher", "admin"] | None = None,
+    status: Literal["active", "inactive", "deleted"] | None = None,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+) -> UserPage:
+    """Users from the ``users`` read model; deleted users only with ``status=deleted``."""
+    where, params = ["1"], {"limit": page_size, "offset": (page - 1) * page_size}
+    if role:
+        where.append("role = {role:String}")
+        params["role"] = role
+    if status:
+        where.append("status = {status:String}")
+        params["status"] = status
+    else:
+        where.append("status != 'deleted'")
+    if search:
+        where.append(
+            "positionCaseInsensitiveUTF8("
+            "concat(username, ' ', email, ' ', first_name, ' ', last_name), {q:String}) > 0"
+        )
+        params["q"] = search
+    cond = " AND ".join(where)
+    rows, total = await asyncio.gather(
+        services.clickhouse.query(
+            f"SELECT * FROM users FINAL WHERE {cond} "
+            "ORDER BY created_at, user_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
+            params,
+        ),
+        services.clickhouse.query(f"SELECT count() AS n FROM users FINAL WHERE {cond}", params),
+    )
+    return UserPage(
+        items=[UserPublic(**r) for r in rows], total=total[0]["n"], page=page, page_size=page_size
+    )
+
+
+async def _user_row(services: Services, user_id: str) -> dict[str, Any]:
+    rows = await services.clickhouse.query(
+        "SELECT * FROM users FINAL WHERE user_id = {id:String}", {"id": user_id}
+    )
+    if not rows:
+        raise Problem(404, "not-found", f"no user {user_id}")
+    return rows[0]
+
+
+@router.get("/{user_id}", response_model=UserPublic)
+async def get_user(user_id: str, services: ServicesDep, _admin: AdminDep) -> UserPublic:
+    return UserPublic(**await _user_row(services, user_id))
+
+
+@router.get("/{user_id}/history", response_model=list[HistoryEvent])
+async def user_history(user_id: str, services: ServicesDep, _admin: AdminDep) -> list[HistoryEvent]:
+    """Every event of the user from the ``event_log`` archive, oldest first.
+    Password hashes are redacted."""
+    rows = await services.clickhouse.query(
+        event_log.HISTORY_SQL, {"aggregate_type": "user", "aggregate_id": user_id}
+    )
+    if not rows:
+        raise Problem(404, "not-found", f"no events for user {user_id}")
+    events = []
+    for row in rows:
+        data = json.loads(row["data"])
+        for field in _SENSITIVE:
+            if data.get(field):
+                data[field] = "[redacted]"
+        events.append(HistoryEvent(**{**row, "event_id": str(row["event_id"]), "data": data}))
+    return events

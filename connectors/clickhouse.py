@@ -1,0 +1,107 @@
+"""ClickHouse through clickhouse-connect, for both deployments.
+
+``chdb:///path`` opens the embedded ClickHouse engine in this process (chdb locks the
+directory: one process only); ``http(s)://user:pass@host:port/db`` talks to a server.
+Calls are blocking in both drivers, so the async methods run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError
+
+from connectors.exceptions import ConnectorError, ReadOnlyQueryError
+
+_READ_ONLY_START = re.compile(r"^\s*(select|with|show|describe|desc|explain|exists)\b", re.I)
+
+
+def connect(dsn: str) -> Client:
+    """Open a client for ``dsn``.
+
+    Raises:
+        ConnectorError: the server is unreachable or the chdb directory is locked by
+            another process (then go through the process that holds it).
+    """
+    try:
+        return clickhouse_connect.get_client(dsn=dsn)
+    except Exception as exc:  # both drivers raise assorted types on connect
+        raise ConnectorError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
+
+
+class ClickHouse:
+    """Async facade over one clickhouse-connect client shared by API and projections."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    @classmethod
+    def open(cls, dsn: str) -> ClickHouse:
+        return cls(connect(dsn))
+
+    async def command(self, sql: str) -> None:
+        await asyncio.to_thread(self.client.command, sql)
+
+    async def insert(
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        """Insert rows (a list of column-ordered sequences).
+
+        ``dedup_token`` sets ClickHouse's insert_deduplication_token: a retried insert with
+        the same token is dropped by the server (needs a MergeTree table with a
+        non-replicated deduplication window).
+        """
+        if not rows:
+            return
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        await asyncio.to_thread(
+            self.client.insert, table, list(rows), column_names=list(columns), settings=settings
+        )
+
+    async def query(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows as dicts. ``parameters`` bind server-side as ``{name:Type}`` placeholders."""
+        result = await asyncio.to_thread(self.client.query, sql, parameters=parameters)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    async def query_readonly(
+        self, sql: str, *, max_rows: int = 10_000
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run an analyst's query with ClickHouse's ``readonly=2`` (no writes, settings ok).
+
+        Returns (column names, rows), at most ``max_rows`` rows.
+
+        Raises:
+            ReadOnlyQueryError: the statement is not a read, or the server refused a write.
+        """
+        if not _READ_ONLY_START.match(sql):
+            raise ReadOnlyQueryError("only SELECT, WITH, SHOW, DESCRIBE, EXPLAIN and EXISTS run")
+        settings = {"readonly": 2, "max_result_rows": max_rows, "result_overflow_mode": "break"}
+        try:
+            result = await asyncio.to_thread(self.client.query, sql, settings=settings)
+        except ClickHouseError as exc:
+            if "readonly" in str(exc).lower():
+                raise ReadOnlyQueryError(str(exc)) from exc
+            raise
+        return list(result.column_names), [tuple(r) for r in result.result_rows]
+
+    async def ping(self) -> bool:
+        try:
+            await asyncio.to_thread(self.client.command, "SELECT 1")
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,181 @@
+"""Kafka through confluent-kafka: topic setup, an asyncio-friendly producer, lag.
+
+Faust (aiokafka) runs the agents; everything else that talks to Kafka comes here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from connectors.exceptions import KafkaDeliveryError, TopicSetupError
+from pipeline.topics import TopicSpec
+
+# aiokafka (Faust) places keys with Java's murmur2; librdkafka's default is CRC32. Commands
+# for one aggregate are produced by both clients, so both must agree or one user's commands
+# would land on two partitions and lose their order and their table state.
+PARTITIONER = "murmur2_random"
+
+
+def base_config(bootstrap: str) -> dict[str, Any]:
+    return {"bootstrap.servers": bootstrap, "log_level": 3}
+
+
+def admin(bootstrap: str) -> AdminClient:
+    return AdminClient(base_config(bootstrap))
+
+
+def ensure_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], *, partitions: int, replication: int
+) -> list[str]:
+    """Create missing topics; check existing ones have the expected partition count.
+
+    Returns the names created now. Idempotent: safe on every start of every process.
+
+    Raises:
+        TopicSetupError: creation failed, or an existing topic has another partition count
+            (co-partitioned tables would be wrong).
+    """
+    client = admin(bootstrap)
+    existing = client.list_topics(timeout=10).topics
+    wanted = {s.name: s for s in specs}
+    created: list[str] = []
+    new = [
+        NewTopic(s.name, s.partitions or partitions, replication, config=s.config)
+        for name, s in wanted.items()
+        if name not in existing
+    ]
+    if new:
+        for name, future in client.create_topics(new, request_timeout=30).items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise TopicSetupError(f"cannot create topic {name}: {exc}") from exc
+    existing = client.list_topics(timeout=10).topics
+    for name, spec in wanted.items():
+        expected = spec.partitions or partitions
+        actual = len(existing[name].partitions)
+        if actual != expected:
+            raise TopicSetupError(f"topic {name} has {actual} partitions, expected {expected}")
+    return created
+
+
+class AsyncProducer:
+    """confluent-kafka producer for asyncio: ``await produce(...)`` resolves on broker ack.
+
+    acks=all with the idempotent producer, so a retried send never duplicates a record.
+    A background thread polls for delivery reports, so there is no per-record poll cost
+    on the event loop; the callback hands the result back with ``call_soon_threadsafe``.
+    """
+
+    def __init__(self, bootstrap: str, *, client_id: str, **extra: Any) -> None:
+        config = {
+            **base_config(bootstrap),
+            "client.id": client_id,
+            "acks": "all",
+            "enable.idempotence": True,
+            "partitioner": PARTITIONER,
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            **extra,
+        }
+        self._producer = Producer(config)
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
+
+    def produce_nowait(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Message]:
+        """Enqueue one record; the returned future resolves with the delivered Message.
+
+        Raises (through the future): KafkaDeliveryError if the brokers refused the record.
+        BufferError is raised directly when the local queue is full (back-pressure).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Message] = loop.create_future()
+
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            loop.call_soon_threadsafe(_settle, future, err, msg)
+
+        self._producer.produce(
+            topic, value=value, key=key, headers=headers, on_delivery=on_delivery
+        )
+        return future
+
+    async def produce(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Message:
+        return await self.produce_nowait(topic, value, key=key, headers=headers)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._producer.flush(timeout_s)
+        self._stop.set()
+        self._poller.join(timeout=2)
+
+
+def _settle(future: asyncio.Future[Message], err: KafkaError | None, msg: Message) -> None:
+    if future.done():
+        return
+    if err is not None:
+        future.set_exception(KafkaDeliveryError(f"{msg.topic()}: {err.str()}"))
+    else:
+        future.set_result(msg)
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """High watermark per partition of ``topic`` (the offset the next record will get)."""
+    consumer = Consumer({**base_config(bootstrap), "group.id": "streamfold-probe"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in meta.partitions
+        }
+    finally:
+        consumer.close()
+
+
+def consumer_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """Records not yet committed by consumer group ``group``, summed per topic.
+
+    A partition the group never committed counts from its low watermark, so a worker that
+    has not started yet shows its whole backlog.
+    """
+    consumer = Consumer({**base_config(bootstrap), "group.id": group, "enable.auto.commit": False})
+    try:
+        lag: dict[str, int] = {}
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            parts = [TopicPartition(topic, p) for p in meta.partitions]
+            committed = consumer.committed(parts, timeout=10)
+            total = 0
+            for tp in committed:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 10)
+                position = tp.offset if tp.offset >= 0 else low
+                total += max(0, high - position)
+            lag[topic] = total
+        return lag
+    finally:
+        consumer.close()

@@ -1,0 +1,30 @@
+"""Redis through redis-py's asyncio client: the command-status read model (and, later,
+timelines and API-key lookups)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+COMMAND_KEY = "streamfold:command:{command_id}"
+COMMAND_TTL_S = 7 * 24 * 3600
+
+
+def open_redis(url: str) -> Redis:
+    return Redis.from_url(url, decode_responses=False, health_check_interval=30)
+
+
+async def put_command_results(redis: Redis, results: list[dict[str, Any]]) -> None:
+    """Store each result under its command id for ``COMMAND_TTL_S`` seconds (one round trip)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for result in results:
+            key = COMMAND_KEY.format(command_id=result["command_id"])
+            pipe.set(key, json.dumps(result), ex=COMMAND_TTL_S)
+        await pipe.execute()
+
+
+async def get_command_result(redis: Redis, command_id: str) -> dict[str, Any] | None:
+    raw = await redis.get(COMMAND_KEY.format(command_id=command_id))
+    return None if raw is None else json.loads(raw)

@@ -1,0 +1,335 @@
+"""The ``streamfold`` command line (typer).
+
+Processes: ``serve`` (API + agents, one process: the embedded ClickHouse default),
+``worker`` and ``api`` (separate, with a ClickHouse server DSN). Local stack: ``up``,
+``down``, ``status``. Operators and analysts: ``create-admin``, ``load-users``, ``sql``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlparse
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deploy import localstack
+from deploy.exceptions import LocalStackError
+from pipeline.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console(stderr=True)
+_ADMIN_NAMESPACE = uuid.UUID("3c2f8b1e-7a4d-5c6e-9f10-8b7a6d5c4e3f")
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _pidfile(settings: Settings, name: str) -> Path:
+    return settings.home.resolve() / "pids" / f"{name}.json"
+
+
+# ----------------------------------------------------------------- processes
+
+
+@app.command()
+def serve() -> None:
+    """API and pipeline agents in one process (owns the embedded ClickHouse)."""
+    from deploy.runtime import configure_logging, run
+
+    configure_logging()
+    asyncio.run(run(_settings(), api=True, worker=True))
+
+
+@app.command()
+def worker() -> None:
+    """Pipeline agents only (needs a ClickHouse server DSN to run beside ``api``)."""
+    from deploy.runtime import configure_logging, run
+
+    configure_logging()
+    asyncio.run(run(_settings(), api=False, worker=True))
+
+
+@app.command()
+def api() -> None:
+    """HTTP API only (needs a ClickHouse server DSN to run beside ``worker``)."""
+    from deploy.runtime import configure_logging, run
+
+    configure_logging()
+    asyncio.run(run(_settings(), api=True, worker=False))
+
+
+# ----------------------------------------------------------------- local stack
+
+
+def _port(address: str, default: int) -> int:
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    return parsed.port or default
+
+
+@app.command()
+def up(
+    timeout_s: Annotated[float, typer.Option(help="How long to wait for /readyz.")] = 180,
+) -> None:
+    """Start Kafka, Redis and ``streamfold serve`` in the background; wait for /readyz."""
+    settings = _settings()
+    home = settings.home.resolve()
+    stack = localstack.LocalStack.start(
+        home,
+        kafka_port=_port(settings.kafka_bootstrap, 39092),
+        redis_port=_port(settings.redis_url, 36379),
+    )
+    console.print(f"kafka {stack.kafka_bootstrap}   redis {stack.redis_url}")
+    pidfile = _pidfile(settings, "serve")
+    running = localstack.read_pidfile(pidfile)
+    if running is None or not localstack.pid_alive(running.pid):
+        log_path = home / "logs" / "serve.log"
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "deploy.cli", "serve"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, "STREAMFOLD_HOME": str(home)},
+            )
+        localstack.write_pidfile(
+            pidfile,
+            localstack.ServiceProcess(
+                name="serve", pid=proc.pid, address=settings.api_url, log_path=log_path
+            ),
+        )
+        console.print(f"serve started (pid {proc.pid}), log {log_path}")
+    _wait_ready(settings, timeout_s)
+    console.print(f"[green]ready[/green]: {settings.api_url}/readyz")
+
+
+def _wait_ready(settings: Settings, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(f"{settings.api_url}/readyz", timeout=10)
+            if response.status_code == 200:
+                return
+            last = response.text[:500]
+        except httpx.HTTPError as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    raise typer.Exit(_fail(f"not ready after {timeout_s:.0f} s: {last}"))
+
+
+def _fail(message: str) -> int:
+    console.print(f"[red]error[/red]: {message}")
+    return 1
+
+
+@app.command()
+def down() -> None:
+    """Stop what ``up`` started (by pid: serve, then Kafka and Redis). Nothing else."""
+    settings = _settings()
+    for name in ("serve", "kafka", "redis"):
+        pidfile = _pidfile(settings, name)
+        proc = localstack.read_pidfile(pidfile)
+        if proc is None:
+            continue
+        was_running = localstack.stop_process(proc.pid, timeout_s=30)
+        pidfile.unlink(missing_ok=True)
+        console.print(f"{name}: {'stopped' if was_running else 'was not running'} (pid {proc.pid})")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Running services and the addresses a client needs."""
+    settings = _settings()
+    services = []
+    for name in ("kafka", "redis", "serve"):
+        proc = localstack.read_pidfile(_pidfile(settings, name))
+        alive = proc is not None and localstack.pid_alive(proc.pid)
+        services.append(
+            {
+                "name": name,
+                "running": alive,
+                "pid": proc.pid if proc else None,
+                "address": proc.address if proc else None,
+                "log": str(proc.log_path) if proc else None,
+            }
+        )
+    info = {
+        "kafka_bootstrap": settings.kafka_bootstrap,
+        "redis_url": settings.redis_url,
+        "clickhouse_dsn": settings.clickhouse_dsn,
+        "api_url": settings.api_url,
+        "services": services,
+    }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    table = Table("service", "running", "pid", "address", "log")
+    for s in services:
+        table.add_row(s["name"], "yes" if s["running"] else "no", str(s["pid"] or "-"),
+                      s["address"] or "-", s["log"] or "-")  # fmt: skip
+    Console().print(table)
+    for key in ("kafka_bootstrap", "redis_url", "clickhouse_dsn", "api_url"):
+        typer.echo(f"{key}: {info[key]}")
+
+
+# ----------------------------------------------------------------- operators
+
+
+def admin_password(settings: Settings, *, create: bool) -> str:
+    """STREAMFOLD_ADMIN_PASSWORD, else ``<home>/admin-password`` (made once if ``create``)."""
+    if settings.admin_password is not None:
+        return settings.admin_password.get_secret_value()
+    path = settings.home.resolve() / "admin-password"
+    if path.exists():
+        return path.read_text().strip()
+    if not create:
+        raise typer.Exit(
+            _fail(f"no admin password: set STREAMFOLD_ADMIN_PASSWORD or create {path}")
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(18)
+    path.write_text(password + "\n")
+    path.chmod(0o600)
+    return password
+
+
+@app.command("create-admin")
+def create_admin(
+    email: Annotated[str | None, typer.Option(help="Default: STREAMFOLD_ADMIN_EMAIL.")] = None,
+    username: Annotated[str, typer.Option()] = "admin",
+) -> None:
+    """Create the first admin by a CreateUser command on Kafka (idempotent per email)."""
+    from deploy.runtime import configure_logging
+
+    configure_logging("WARNING")
+    settings = _settings()
+    email = email or settings.admin_email
+    password = admin_password(settings, create=True)
+    result = asyncio.run(_create_admin(settings, email, username, password))
+    if result is None:
+        raise typer.Exit(_fail("no result within the timeout; is the worker running?"))
+    if result.status == "rejected":
+        raise typer.Exit(_fail(f"{result.reason}: {result.message}"))
+    console.print(f"admin {email} is user {result.aggregate_id}")
+    if settings.admin_password is None:
+        console.print(f"password in {settings.home.resolve() / 'admin-password'}: {password}")
+
+
+async def _create_admin(settings: Settings, email: str, username: str, password: str):
+    from connectors.commands import CommandBus
+    from pipeline.domain.users.commands import CreateUser
+    from pipeline.domain.values import Email, hash_password
+    from pipeline.routing import new_aggregate_id
+
+    # The command id is derived from the email, so running this again is a duplicate of
+    # the first run and answers with the same result instead of a conflict.
+    command_id = str(uuid.uuid5(_ADMIN_NAMESPACE, Email.parse(email).value))
+    command = CreateUser(
+        command_id=command_id,
+        aggregate_id=new_aggregate_id(command_id),
+        issued_at=datetime.now(UTC),
+        correlation_id=command_id,
+        username=username,
+        email=email,
+        first_name="Admin",
+        last_name="User",
+        phone=None,
+        role="admin",
+        password_hash=hash_password(password).value,
+    )
+    bus = CommandBus(settings.kafka_bootstrap, client_id="streamfold-cli", timeout_s=60)
+    await bus.start()
+    try:
+        return await bus.submit(command)
+    finally:
+        await bus.stop()
+
+
+def admin_token(settings: Settings) -> str:
+    response = httpx.post(
+        f"{settings.api_url}/api/auth/token",
+        data={"username": settings.admin_email, "password": admin_password(settings, create=False)},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        raise typer.Exit(_fail(f"admin login failed: {response.status_code} {response.text}"))
+    return response.json()["access_token"]
+
+
+@app.command("load-users")
+def load_users(
+    csv_path: Annotated[Path, typer.Argument()] = Path("deploy/data/us-500.csv"),
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
+) -> None:
+    """Create every person of a people CSV through ``POST /api/admin/users``."""
+    from deploy.loading import load_people
+
+    settings = _settings()
+    load_people(settings, admin_token(settings), csv_path, concurrency=concurrency)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One read-only statement.")],
+    max_rows: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Read-only SQL against the configured ClickHouse, printed as a table.
+
+    An embedded (chdb) engine is held by ``serve``, so the query goes through its API;
+    with a server DSN it goes straight to the server. Writes are refused either way.
+    """
+    settings = _settings()
+    if settings.embedded_clickhouse:
+        response = httpx.post(
+            f"{settings.api_url}/api/admin/sql",
+            json={"sql": query, "max_rows": max_rows},
+            headers={"Authorization": f"Bearer {admin_token(settings)}"},
+            timeout=120,
+        )
+        if response.status_code != 200:
+            raise typer.Exit(_fail(response.json().get("detail", response.text)))
+        body = response.json()
+        columns, rows = body["columns"], body["rows"]
+    else:
+        from connectors.clickhouse import ClickHouse
+        from connectors.exceptions import ReadOnlyQueryError
+
+        clickhouse = ClickHouse.open(settings.clickhouse_dsn)
+        try:
+            columns, rows = asyncio.run(clickhouse.query_readonly(query, max_rows=max_rows))
+        except ReadOnlyQueryError as exc:
+            raise typer.Exit(_fail(str(exc))) from exc
+    if as_json:
+        typer.echo(json.dumps({"columns": columns, "rows": rows}, default=str))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    Console().print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except LocalStackError as exc:
+        sys.exit(_fail(str(exc)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Process assembly: what ``streamfold serve``, ``worker`` and ``api`` run.
+
+With the embedded ClickHouse (chdb locks its directory to one process) ``serve`` hosts
+the API and the agents in one event loop around one engine; with a server DSN, ``api``
+and ``worker`` are separate processes that scale out (more workers = more consumers in
+the Faust group; more API instances behind a load balancer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import structlog
+import uvicorn
+
+from api.app import create_api
+from api.deps import Services
+from connectors.clickhouse import ClickHouse
+from connectors.commands import CommandBus
+from connectors.kafka import ensure_topics
+from connectors.redis import open_redis
+from pipeline.app import create_app
+from pipeline.projections import migrate
+from pipeline.settings import Settings
+from pipeline.topics import project_topics
+from schemas.codec import AvroCodec
+from schemas.registry import SchemaRegistry
+
+log = structlog.get_logger(__name__)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """structlog key=value lines on stderr; stdlib loggers (Faust, aiokafka) at WARNING."""
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s %(message)s"
+    )
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
+        ],
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+    )
+
+
+async def prepare(settings: Settings) -> ClickHouse:
+    """Topics and tables, idempotently; returns the ClickHouse facade."""
+    created = await asyncio.to_thread(
+        ensure_topics,
+        settings.kafka_bootstrap,
+        project_topics(),
+        partitions=settings.topic_partitions,
+        replication=settings.topic_replication_factor,
+    )
+    if created:
+        log.info("topics created", topics=created)
+    clickhouse = await asyncio.to_thread(ClickHouse.open, settings.clickhouse_dsn)
+    await migrate(clickhouse)
+    return clickhouse
+
+
+async def run(settings: Settings, *, api: bool, worker: bool) -> None:
+    """Run the API and/or the agents until SIGINT/SIGTERM, then stop in reverse order."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    clickhouse = await prepare(settings)
+    redis = open_redis(settings.redis_url)
+    codec = AvroCodec(SchemaRegistry.load())
+    pipeline = None
+    bus = None
+    try:
+        if worker:
+            pipeline = create_app(settings, codec=codec, clickhouse=clickhouse, redis=redis)
+            await pipeline.app.start()
+            log.info("worker started", guarantee=settings.processing_guarantee)
+        if api:
+            bus = CommandBus(
+                settings.kafka_bootstrap,
+                client_id="streamfold-api",
+                timeout_s=settings.command_timeout_s,
+            )
+            await bus.start()
+            app = create_api(
+                Services(settings=settings, clickhouse=clickhouse, redis=redis, bus=bus)
+            )
+            config = uvicorn.Config(
+                app,
+                host=settings.api_host,
+                port=settings.api_port,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+            )
+            log.info("api listening", url=settings.api_url)
+            await uvicorn.Server(config).serve()
+        else:
+            await _until_signalled()
+    finally:
+        if bus is not None:
+            await bus.stop()
+        if pipeline is not None:
+            await pipeline.app.stop()
+        await redis.aclose()
+        clickhouse.close()
+        log.info("stopped")
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()

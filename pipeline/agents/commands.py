@@ -1,0 +1,141 @@
+"""The command agent: load state from the table, ``handle`` (pure), emit, reply.
+
+Per command, in this order (the order is what makes a crash at any point harmless):
+
+1. Decode; a malformed record is dead-lettered (and answered if it has a command id).
+2. ``handle(snapshot, command)``: a command id seen before returns its original result
+   and emits nothing; otherwise decide + evolve give the envelopes and the new snapshot.
+3. Send the envelopes to ``<aggregate>.events`` and wait for the brokers' acks.
+4. Store the new snapshot in the table (changelog-backed).
+5. Release uniqueness claims the command no longer needs.
+6. Send the result to ``command.results``.
+
+Under exactly_once the sends, the changelog write and the offset commit are one Kafka
+transaction. Under at_least_once a crash between 3 and the offset commit replays the
+command: if 4 did not happen the replay yields byte-identical envelopes (event ids and
+versions are deterministic) that idempotent projections ignore; if it did, step 2 answers
+with the stored result.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from faust.types import EventT, TableT, TopicT
+
+from pipeline.agents.deadletter import DeadLetters
+from pipeline.codecs import (
+    MalformedMessage,
+    Reservation,
+    decode_command,
+    encode_reservation,
+    encode_result,
+)
+from pipeline.domain.handling import (
+    AggregateSpec,
+    CommandResult,
+    Snapshot,
+    handle,
+    snapshot_from_dict,
+    snapshot_to_dict,
+)
+from pipeline.domain.results import RejectionReason
+from pipeline.domain.users.aggregate import claims_for, claims_held
+from schemas.codec import AvroCodec
+
+log = structlog.get_logger(__name__)
+
+
+class CommandProcessor:
+    """Runs commands of one aggregate type against its table."""
+
+    def __init__(
+        self,
+        *,
+        spec: AggregateSpec,
+        table: TableT,
+        events: TopicT,
+        results: TopicT,
+        reservations: TopicT,
+        dead_letters: DeadLetters,
+        codec: AvroCodec,
+        producer: str,
+        window: int,
+    ) -> None:
+        self.spec = spec
+        self.table = table
+        self.events = events
+        self.results = results
+        self.reservations = reservations
+        self.dead_letters = dead_letters
+        self.codec = codec
+        self.producer = producer
+        self.window = window
+
+    async def process(self, event: EventT) -> None:
+        try:
+            command = decode_command(event.message.value)
+        except MalformedMessage as exc:
+            await self.dead_letters.send(event, str(exc))
+            await self._answer_malformed(event, str(exc))
+            return
+
+        key = command.aggregate_id
+        stored = self.table.get(key)
+        snapshot = snapshot_from_dict(self.spec, stored) if stored else Snapshot(state=None)
+        outcome = handle(self.spec, snapshot, command, producer=self.producer, window=self.window)
+
+        if outcome.envelopes:
+            acks = [
+                await self.events.send(key=key.encode(), value=self.codec.encode(env))
+                for env in outcome.envelopes
+            ]
+            for ack in acks:
+                await ack
+        if not outcome.duplicate:
+            self.table[key] = snapshot_to_dict(self.spec, outcome.snapshot)
+            await self._release(command, snapshot.state, outcome)
+        await self.reply(outcome.result)
+
+    async def reply(self, result: CommandResult) -> None:
+        await self.results.send(key=result.command_id.encode(), value=encode_result(result))
+
+    async def _release(self, command: Any, before: Any, outcome: Any) -> None:
+        held_before = claims_held(before)
+        if outcome.result.status == "rejected":
+            release = set(claims_for(command)) - held_before
+        else:
+            release = held_before - claims_held(outcome.snapshot.state)
+        owner = command.aggregate_id
+        for claim in sorted(release):
+            message = Reservation(op="release", owner=owner, claim=claim)
+            await self.reservations.send(key=claim.encode(), value=encode_reservation(message))
+
+    async def _answer_malformed(self, event: EventT, reason: str) -> None:
+        """A malformed command still gets a result when its id can be read, so a waiting
+        API request fails fast instead of timing out."""
+        raw = _loose_json(event.message.value)
+        command_id, aggregate_id = raw.get("command_id"), raw.get("aggregate_id")
+        if not isinstance(command_id, str):
+            return
+        await self.reply(
+            CommandResult(
+                command_id=command_id,
+                status="rejected",
+                aggregate_type=self.spec.aggregate_type,
+                aggregate_id=str(aggregate_id or ""),
+                version=0,
+                reason=RejectionReason.INVALID.value,
+                message=reason[:1000],
+            )
+        )
+
+
+def _loose_json(payload: bytes | None) -> dict[str, Any]:
+    try:
+        value = json.loads(payload or b"")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

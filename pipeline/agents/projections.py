@@ -1,0 +1,175 @@
+"""Projection agents: event topics -> ClickHouse read models, results -> Redis.
+
+Commit order for one batch (Faust acks the batch's offsets only after ``run_batch``
+returns, and commits acked offsets every ``broker_commit_interval``):
+
+1. Decode every record; poison records go to the dead-letter topic, once.
+2. Each projection writes its rows for the batch, retried until the store takes them.
+3. Return: Faust acks the offsets, and commits them later.
+
+A crash anywhere before 3 re-delivers the batch; every projection here is idempotent
+(ReplacingMergeTree keyed on aggregate version + skip-at-or-below), so re-delivery
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+from faust.types import EventT
+from redis.asyncio import Redis
+
+from connectors.clickhouse import ClickHouse
+from connectors.redis import put_command_results
+from pipeline.agents.deadletter import DeadLetters
+from pipeline.codecs import MalformedMessage, decode_result
+from pipeline.domain.envelope import Envelope
+from pipeline.projections import event_log, users
+from schemas.codec import AvroCodec
+from schemas.exceptions import DecodeError
+
+log = structlog.get_logger(__name__)
+
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    envelope: Envelope
+    topic: str
+    partition: int
+    offset: int
+
+
+class Projection(Protocol):
+    name: str
+
+    async def apply(self, records: Sequence[Decoded]) -> list[tuple[Decoded, str]]:
+        """Write the batch; return the records that cannot apply, with why."""
+        ...
+
+
+async def until_stored(what: str, write: Callable[[], Awaitable[None]]) -> None:
+    """Retry ``write`` with capped exponential backoff until it succeeds.
+
+    faust-streaming 0.15's ``Stream.take_events`` acks a batch in a ``finally`` block, so a
+    batch whose handler raised is acked and later committed: raising here would lose it.
+    A store that is down therefore stalls the projection (consumer lag grows and
+    /readyz shows it) instead of skipping records.
+    """
+    delay = RETRY_FIRST_S
+    while True:
+        try:
+            await write()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # any store error: the same policy
+            log.warning("store write failed, retrying", what=what, error=str(exc), in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+
+class Projector:
+    """Decodes one event topic's batch once and feeds it to every projection."""
+
+    def __init__(
+        self, *, codec: AvroCodec, projections: Sequence[Projection], dead_letters: DeadLetters
+    ) -> None:
+        self.codec = codec
+        self.projections = projections
+        self.dead_letters = dead_letters
+
+    async def run_batch(self, events: Sequence[EventT]) -> None:
+        decoded: list[Decoded] = []
+        by_record: dict[int, EventT] = {}
+        for event in events:
+            msg = event.message
+            try:
+                envelope = self.codec.decode(msg.value)
+            except DecodeError as exc:
+                await self.dead_letters.send(event, f"undecodable event: {exc}")
+                continue
+            record = Decoded(envelope, msg.topic, msg.partition, msg.offset)
+            by_record[id(record)] = event
+            decoded.append(record)
+        if not decoded:
+            return
+        for projection in self.projections:
+            for record, reason in await projection.apply(decoded):
+                await self.dead_letters.send(by_record[id(record)], f"{projection.name}: {reason}")
+
+
+class EventLogProjection:
+    """Archives every envelope with its topic/partition/offset into ``event_log``."""
+
+    name = "event_log"
+
+    def __init__(self, clickhouse: ClickHouse) -> None:
+        self.clickhouse = clickhouse
+
+    async def apply(self, records: Sequence[Decoded]) -> list[tuple[Decoded, str]]:
+        rows = [event_log.row(r.envelope, r.topic, r.partition, r.offset) for r in records]
+        await until_stored(
+            "event_log", lambda: self.clickhouse.insert("event_log", rows, event_log.COLUMNS)
+        )
+        return []
+
+
+class UsersReadModel:
+    """Folds user events onto the stored rows of ``users`` and ``accounts``."""
+
+    name = "users_read_model"
+
+    def __init__(self, clickhouse: ClickHouse) -> None:
+        self.clickhouse = clickhouse
+
+    async def apply(self, records: Sequence[Decoded]) -> list[tuple[Decoded, str]]:
+        mine = [r for r in records if r.envelope.aggregate_type == "user"]
+        if not mine:
+            return []
+        ids = sorted({r.envelope.aggregate_id for r in mine})
+        current: users.Folded = {}
+
+        async def load() -> None:
+            rows = await self.clickhouse.query(users.LOAD_SQL, {"ids": ids})
+            current.update({row["user_id"]: users.row_to_user(row) for row in rows})
+
+        await until_stored("users load", load)
+        result = users.fold(current, [r.envelope for r in mine])
+        if result.changed:
+            states = list(result.changed.values())
+            user_rows = [users.user_row(u, v) for u, v in states]
+            account_rows = [users.account_row(u, v) for u, v in states]
+
+            async def write() -> None:
+                # accounts first: LOAD_SQL joins both, so a crash between the two inserts
+                # leaves users (the join's driver) at the older version and the batch redoes.
+                await self.clickhouse.insert("accounts", account_rows, users.ACCOUNT_COLUMNS)
+                await self.clickhouse.insert("users", user_rows, users.USER_COLUMNS)
+
+            await until_stored("users", write)
+        return [(mine[i], reason) for i, reason in result.failed]
+
+
+class CommandStatusProjection:
+    """``command.results`` -> Redis, for ``GET /api/commands/{id}`` after a 202."""
+
+    def __init__(self, redis: Redis, dead_letters: DeadLetters) -> None:
+        self.redis = redis
+        self.dead_letters = dead_letters
+
+    async def run_batch(self, events: Sequence[EventT]) -> None:
+        results = []
+        for event in events:
+            try:
+                results.append(decode_result(event.message.value).to_dict())
+            except MalformedMessage as exc:
+                await self.dead_letters.send(event, str(exc))
+        if results:
+            await until_stored("command status", lambda: put_command_results(self.redis, results))

@@ -1,0 +1,93 @@
+"""Wire formats of the write side's internal topics: commands, reservations, results (JSON).
+
+Events are Avro (``schemas/``); commands and results are internal messages between the
+API and the agents and never stored forever, so JSON validated by pydantic is enough.
+One mapper per boundary: everything that turns these messages into bytes is here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+
+from pipeline.domain.handling import CommandResult
+from pipeline.domain.users.commands import UserCommand
+
+_USER_COMMAND = TypeAdapter(UserCommand)
+
+
+class MalformedMessage(ValueError):
+    """A record on an internal topic could not be parsed; it goes to the dead-letter topic."""
+
+
+def encode_command(command: Any) -> bytes:
+    return _USER_COMMAND.dump_json(command)
+
+
+def decode_command(payload: bytes) -> Any:
+    """bytes -> a user command dataclass. Raises MalformedMessage with pydantic's reasons."""
+    try:
+        return _USER_COMMAND.validate_json(payload)
+    except ValidationError as exc:
+        raise MalformedMessage(
+            f"not a valid user command: {exc.errors(include_url=False)}"
+        ) from exc
+
+
+def command_dict(command: Any) -> dict[str, Any]:
+    return _USER_COMMAND.dump_python(command, mode="json")
+
+
+def command_from_dict(data: dict[str, Any]) -> Any:
+    return _USER_COMMAND.validate_python(data)
+
+
+def encode_result(result: CommandResult) -> bytes:
+    return json.dumps(result.to_dict(), separators=(",", ":")).encode()
+
+
+def decode_result(payload: bytes) -> CommandResult:
+    try:
+        return CommandResult.from_dict(json.loads(payload))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise MalformedMessage(f"not a command result: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reservation:
+    """A message on ``users.reservations``, keyed by ``claims[index]`` (or ``claim``).
+
+    reserve: hold ``claims[index]`` for ``owner`` then pass the command on (to the next
+    claim, or to the aggregate's command topic). ``taken`` lists the claims this chain
+    newly reserved, the only ones a failure may release.
+    release: free ``claim`` if ``owner`` still holds it.
+    """
+
+    op: Literal["reserve", "release"]
+    owner: str
+    claims: tuple[str, ...] = ()
+    index: int = 0
+    taken: tuple[str, ...] = ()
+    claim: str | None = None
+    command: dict[str, Any] | None = field(default=None)
+
+    @property
+    def key(self) -> str:
+        return self.claims[self.index] if self.op == "reserve" else str(self.claim)
+
+
+_RESERVATION = TypeAdapter(Reservation)
+
+
+def encode_reservation(message: Reservation) -> bytes:
+    return _RESERVATION.dump_json(message)
+
+
+def decode_reservation(payload: bytes) -> Reservation:
+    try:
+        return _RESERVATION.validate_json(payload)
+    except ValidationError as exc:
+        raise MalformedMessage(f"not a reservation: {exc.errors(include_url=False)}") from exc

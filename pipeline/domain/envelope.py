@@ -1,0 +1,54 @@
+"""The event envelope: metadata plus an event's data, as stored on Kafka (Avro-encoded by
+``schemas.codec``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+__all__ = ["EVENT_NAMESPACE", "Envelope", "event_id_for"]
+
+# Fixed forever: changing it would change the ids of re-emitted events and break idempotent
+# consumers that deduplicate on event_id.
+EVENT_NAMESPACE: uuid.UUID = uuid.UUID("6f3d2a1e-9b4c-5e8f-a7d6-3c2b1a0f9e8d")
+
+
+def event_id_for(command_id: str, index: int) -> str:
+    """Deterministic event id (UUIDv5 string) for the ``index``-th (0-based) event emitted by
+    command ``command_id``, so a retried command yields identical event ids.
+    """
+    return str(uuid.uuid5(EVENT_NAMESPACE, f"{command_id}/{index}"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """One event with its metadata.
+
+    Fields:
+        event_id: UUID string, see :func:`event_id_for`.
+        event_type: event class name, e.g. ``"UserCreated"`` (past tense).
+        schema_version: version of the ``data`` shape (>= 1).
+        aggregate_type: e.g. ``"user"``; aggregate_id: the aggregate's UUID string.
+        aggregate_version: 1-based position of this event in the aggregate's history.
+        occurred_at: tz-aware UTC datetime, microsecond precision (Avro timestamp-micros).
+        producer: name of the emitting service/agent.
+        correlation_id: id shared by everything caused by one original request.
+        causation_id: id of the command (or event) that directly caused this event.
+        data: the event's fields as plain JSON/Avro-able values (str, int, None, ...); tz-aware
+            UTC datetimes are allowed for timestamp fields.
+    """
+
+    event_id: str
+    event_type: str
+    schema_version: int
+    aggregate_type: str
+    aggregate_id: str
+    aggregate_version: int
+    occurred_at: datetime
+    producer: str
+    correlation_id: str
+    causation_id: str
+    data: dict[str, Any]

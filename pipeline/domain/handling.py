@@ -1,0 +1,244 @@
+"""Generic, pure command handling: idempotency, optimistic concurrency, decide, envelopes,
+state folding.
+
+The Faust agent keeps one :class:`Snapshot` per aggregate id in a table, calls
+:func:`handle` for each command, stores ``Outcome.snapshot``, produces ``Outcome.envelopes``
+and replies with ``Outcome.result``. Everything here is deterministic: the same snapshot and
+command always give equal output, so a command replayed after a crash yields byte-identical
+events (same ids, same timestamps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pipeline.domain.envelope import Envelope, event_id_for
+from pipeline.domain.errors import InvalidValue
+from pipeline.domain.results import Rejection, RejectionReason
+
+__all__ = [
+    "AggregateSpec",
+    "CommandResult",
+    "Outcome",
+    "Snapshot",
+    "handle",
+    "snapshot_from_dict",
+    "snapshot_to_dict",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandResult:
+    """The answer to one command.
+
+    version: aggregate version after the command (unchanged if rejected or a no-op).
+    event_ids: ids of the events emitted, in order. reason/message/field: set when rejected
+    (``reason`` is a ``RejectionReason`` value).
+    """
+
+    command_id: str
+    status: Literal["accepted", "rejected"]
+    aggregate_type: str
+    aggregate_id: str
+    version: int
+    event_ids: tuple[str, ...] = ()
+    reason: str | None = None
+    message: str | None = None
+    field: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict (``event_ids`` as a list)."""
+        return {
+            "command_id": self.command_id,
+            "status": self.status,
+            "aggregate_type": self.aggregate_type,
+            "aggregate_id": self.aggregate_id,
+            "version": self.version,
+            "event_ids": list(self.event_ids),
+            "reason": self.reason,
+            "message": self.message,
+            "field": self.field,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CommandResult:
+        """Inverse of :meth:`to_dict`; optional keys may be absent."""
+        return cls(
+            command_id=d["command_id"],
+            status=d["status"],
+            aggregate_type=d["aggregate_type"],
+            aggregate_id=d["aggregate_id"],
+            version=int(d["version"]),
+            event_ids=tuple(d.get("event_ids") or ()),
+            reason=d.get("reason"),
+            message=d.get("message"),
+            field=d.get("field"),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """What the table stores per aggregate id.
+
+    state: the aggregate state (e.g. ``User``) or None if it does not exist yet.
+    version: number of events applied so far (0 = none).
+    recent: ``(command_id, result)`` pairs, oldest first, bounded by the handler's window;
+        the idempotency memory.
+    """
+
+    state: Any | None
+    version: int = 0
+    recent: tuple[tuple[str, CommandResult], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateSpec:
+    """The pure functions that define one aggregate type for :func:`handle`.
+
+    decide(state, command) -> events | Rejection; evolve(state, event, occurred_at) -> state;
+    to_data(event) -> Avro/JSON-able dict; state_to_dict/state_from_dict: JSON-safe table form.
+    Events must expose ``event_type`` and ``schema_version`` class attributes.
+    """
+
+    aggregate_type: str
+    decide: Callable[[Any, Any], list[Any] | Rejection]
+    evolve: Callable[[Any, Any, datetime], Any]
+    to_data: Callable[[Any], dict[str, Any]]
+    state_to_dict: Callable[[Any], dict[str, Any]]
+    state_from_dict: Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """Result of :func:`handle`.
+
+    snapshot: the snapshot to store (the same object when ``duplicate``).
+    result: the command's result (the ORIGINAL result when ``duplicate``).
+    envelopes: events to produce, in order; [] if rejected, no-op or duplicate.
+    duplicate: True when ``command_id`` was already in ``snapshot.recent``.
+    """
+
+    snapshot: Snapshot
+    result: CommandResult
+    envelopes: list[Envelope]
+    duplicate: bool
+
+
+def handle(
+    spec: AggregateSpec, snapshot: Snapshot, command: Any, *, producer: str, window: int
+) -> Outcome:
+    """Handle one command against ``snapshot``.
+
+    ``command`` needs ``command_id``, ``aggregate_id``, ``issued_at`` (tz-aware),
+    ``expected_version`` and ``correlation_id`` attributes. ``producer`` is stamped on
+    envelopes; ``window`` (>= 1) bounds how many recent command ids are remembered.
+
+    Order: duplicate command_id -> original result; expected_version mismatch -> CONFLICT;
+    naive ``issued_at`` -> INVALID; decide; fold events into the state. Accepted and rejected
+    results are both remembered. Raises ``InvalidValue("window", ...)`` if ``window`` < 1, and
+    propagates ``InvalidTransition`` from ``evolve`` (a bug: decide emitted an unfoldable event).
+    """
+    if window < 1:
+        raise InvalidValue("window", f"must be >= 1, got {window}")
+    for seen_id, seen_result in snapshot.recent:
+        if seen_id == command.command_id:
+            return Outcome(snapshot=snapshot, result=seen_result, envelopes=[], duplicate=True)
+
+    decision = _precheck(snapshot, command)
+    if decision is None:
+        decision = spec.decide(snapshot.state, command)
+    if isinstance(decision, Rejection):
+        result = CommandResult(
+            command_id=command.command_id,
+            status="rejected",
+            aggregate_type=spec.aggregate_type,
+            aggregate_id=command.aggregate_id,
+            version=snapshot.version,
+            reason=decision.reason.value,
+            message=decision.message,
+            field=decision.field,
+        )
+        return _remember(snapshot, snapshot.state, snapshot.version, result, [], window)
+
+    occurred_at = command.issued_at.astimezone(UTC)
+    state = snapshot.state
+    envelopes: list[Envelope] = []
+    for index, event in enumerate(decision):
+        envelope = Envelope(
+            event_id=event_id_for(command.command_id, index),
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            aggregate_type=spec.aggregate_type,
+            aggregate_id=command.aggregate_id,
+            aggregate_version=snapshot.version + index + 1,
+            occurred_at=occurred_at,
+            producer=producer,
+            correlation_id=command.correlation_id or command.command_id,
+            causation_id=command.command_id,
+            data=spec.to_data(event),
+        )
+        state = spec.evolve(state, event, occurred_at)
+        envelopes.append(envelope)
+    version = snapshot.version + len(envelopes)
+    result = CommandResult(
+        command_id=command.command_id,
+        status="accepted",
+        aggregate_type=spec.aggregate_type,
+        aggregate_id=command.aggregate_id,
+        version=version,
+        event_ids=tuple(e.event_id for e in envelopes),
+    )
+    return _remember(snapshot, state, version, result, envelopes, window)
+
+
+def _precheck(snapshot: Snapshot, command: Any) -> Rejection | None:
+    expected = command.expected_version
+    if expected is not None and expected != snapshot.version:
+        return Rejection(
+            RejectionReason.CONFLICT,
+            f"expected version {expected}, but the aggregate is at version {snapshot.version}",
+        )
+    issued_at = command.issued_at
+    if not isinstance(issued_at, datetime) or issued_at.tzinfo is None:
+        return Rejection(RejectionReason.INVALID, "must be a timezone-aware datetime", "issued_at")
+    return None
+
+
+def _remember(
+    snapshot: Snapshot,
+    state: Any,
+    version: int,
+    result: CommandResult,
+    envelopes: list[Envelope],
+    window: int,
+) -> Outcome:
+    recent = (*snapshot.recent, (result.command_id, result))[-window:]
+    new = Snapshot(state=state, version=version, recent=recent)
+    return Outcome(snapshot=new, result=result, envelopes=envelopes, duplicate=False)
+
+
+def snapshot_to_dict(spec: AggregateSpec, snapshot: Snapshot) -> dict[str, Any]:
+    """JSON-safe dict of ``snapshot`` for the table: ``{"state": dict | None, "version": int,
+    "recent": [[command_id, result_dict], ...]}``.
+    """
+    return {
+        "state": None if snapshot.state is None else spec.state_to_dict(snapshot.state),
+        "version": snapshot.version,
+        "recent": [[command_id, result.to_dict()] for command_id, result in snapshot.recent],
+    }
+
+
+def snapshot_from_dict(spec: AggregateSpec, d: dict[str, Any]) -> Snapshot:
+    """Inverse of :func:`snapshot_to_dict`."""
+    state = d.get("state")
+    return Snapshot(
+        state=None if state is None else spec.state_from_dict(state),
+        version=int(d.get("version", 0)),
+        recent=tuple(
+            (command_id, CommandResult.from_dict(result))
+            for command_id, result in d.get("recent", ())
+        ),
+    )

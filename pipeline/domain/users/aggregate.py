@@ -1,0 +1,392 @@
+"""The user aggregate: state, ``decide`` (command -> events | Rejection), ``evolve``
+(state + event -> state), table (de)serialisation and uniqueness claims.
+
+All functions are pure and deterministic: no clock, no randomness, no I/O. Time comes from the
+command (``issued_at``) or the event envelope (``occurred_at``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from functools import singledispatch
+from typing import Any, TypeVar
+
+from pipeline.domain.errors import InvalidTransition, InvalidValue
+from pipeline.domain.results import Rejection, RejectionReason
+from pipeline.domain.users.commands import (
+    Command,
+    CreateUser,
+    DeactivateUser,
+    DeleteUser,
+    ReactivateUser,
+    RecordLogin,
+    UpdateAccount,
+    UpdateUser,
+)
+from pipeline.domain.users.events import (
+    AccountUpdated,
+    UserCreated,
+    UserDeactivated,
+    UserDeleted,
+    UserEvent,
+    UserLastLoginUpdated,
+    UserReactivated,
+    UserUpdated,
+)
+from pipeline.domain.values import Email, HashedPassword, Phone, Username, parse_name, parse_role
+
+__all__ = [
+    "AGGREGATE_TYPE",
+    "User",
+    "UserStatus",
+    "claims_for",
+    "claims_held",
+    "decide",
+    "evolve",
+    "state_from_dict",
+    "state_to_dict",
+]
+
+AGGREGATE_TYPE = "user"
+
+_T = TypeVar("_T")
+
+
+class UserStatus(StrEnum):
+    """Lifecycle: ACTIVE <-> INACTIVE, either -> DELETED (terminal, soft delete)."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class User:
+    """Current state of one user, folded from its events.
+
+    All strings are normalised values (see ``pipeline.domain.values``); ``role`` is a
+    ``UserRole`` value; datetimes are tz-aware UTC.
+    """
+
+    user_id: str
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    role: str
+    status: UserStatus
+    password_hash: str
+    created_at: datetime
+    updated_at: datetime
+    last_login_at: datetime | None
+
+
+def decide(state: User | None, command: Command) -> list[UserEvent] | Rejection:
+    """Decide the events for ``command`` given ``state`` (None = user does not exist).
+
+    Returns a list of events (possibly empty: an accepted no-op) or a ``Rejection``:
+    ALREADY_EXISTS (create on existing), NOT_FOUND (anything else on None), DELETED (user is
+    soft-deleted), INVALID (bad input; ``field`` set), INVALID_STATE (lifecycle). Does not check
+    ``expected_version`` or idempotency; ``pipeline.domain.handling.handle`` does.
+    """
+    rejection = _precondition(command, state)
+    if rejection is not None:
+        return rejection
+    try:
+        return _decide(command, state)
+    except InvalidValue as exc:
+        return Rejection(RejectionReason.INVALID, exc.message, exc.field)
+
+
+@singledispatch
+def _precondition(command: Command, state: User | None) -> Rejection | None:
+    # Default for every command on an existing user; CreateUser overrides it below.
+    if state is None:
+        return Rejection(RejectionReason.NOT_FOUND, "user not found")
+    if state.status is UserStatus.DELETED:
+        return Rejection(RejectionReason.DELETED, "user is deleted")
+    return None
+
+
+@_precondition.register
+def _(command: CreateUser, state: User | None) -> Rejection | None:
+    # Also covers a DELETED user: the id stays taken after a soft delete.
+    if state is not None:
+        return Rejection(RejectionReason.ALREADY_EXISTS, "user already exists")
+    return None
+
+
+@singledispatch
+def _decide(command: Command, state: Any) -> list[UserEvent] | Rejection:
+    raise TypeError(f"no decide rule for {type(command).__name__}")
+
+
+def _optional(raw: str | None, parse: Callable[[str], _T]) -> _T | None:
+    return None if raw is None else parse(raw)
+
+
+def _utc(field: str, value: datetime) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidValue(field, "must be a timezone-aware datetime")
+    return value.astimezone(UTC)
+
+
+def _canonical_uuid(field: str, raw: str) -> str:
+    try:
+        canonical = str(uuid.UUID(raw))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidValue(field, "must be a UUID string") from exc
+    # The id is also the Kafka key: a non-canonical spelling would route to another partition.
+    if canonical != raw:
+        raise InvalidValue(field, f"must be a canonical lowercase UUID ({canonical})")
+    return canonical
+
+
+@_decide.register
+def _(command: CreateUser, state: None) -> list[UserEvent] | Rejection:
+    phone = _optional(command.phone, Phone.parse)
+    return [
+        UserCreated(
+            user_id=_canonical_uuid("aggregate_id", command.aggregate_id),
+            username=Username.parse(command.username).value,
+            email=Email.parse(command.email).value,
+            first_name=parse_name("first_name", command.first_name),
+            last_name=parse_name("last_name", command.last_name),
+            phone=phone.value if phone else None,
+            role=parse_role(command.role).value,
+            password_hash=HashedPassword.parse(command.password_hash).value,
+        )
+    ]
+
+
+@_decide.register
+def _(command: UpdateUser, state: User) -> list[UserEvent] | Rejection:
+    phone = _optional(command.phone, Phone.parse)
+    event = UserUpdated(
+        first_name=parse_name("first_name", command.first_name),
+        last_name=parse_name("last_name", command.last_name),
+        phone=phone.value if phone else None,
+        role=parse_role(command.role).value,
+    )
+    current = (state.first_name, state.last_name, state.phone, state.role)
+    if (event.first_name, event.last_name, event.phone, event.role) == current:
+        return []
+    return [event]
+
+
+@_decide.register
+def _(command: UpdateAccount, state: User) -> list[UserEvent] | Rejection:
+    if command.email is None and command.password_hash is None:
+        return Rejection(RejectionReason.INVALID, "give an email, a password_hash, or both")
+    email = _optional(command.email, Email.parse)
+    password_hash = _optional(command.password_hash, HashedPassword.parse)
+    new_email = email.value if email is not None and email.value != state.email else None
+    if new_email is None and password_hash is None:
+        return []
+    return [
+        AccountUpdated(
+            email=new_email,
+            password_hash=password_hash.value if password_hash else None,
+        )
+    ]
+
+
+@_decide.register
+def _(command: DeactivateUser, state: User) -> list[UserEvent] | Rejection:
+    if state.status is UserStatus.INACTIVE:
+        return Rejection(RejectionReason.INVALID_STATE, "user is already inactive")
+    return [UserDeactivated(reason=command.reason)]
+
+
+@_decide.register
+def _(command: ReactivateUser, state: User) -> list[UserEvent] | Rejection:
+    if state.status is UserStatus.ACTIVE:
+        return Rejection(RejectionReason.INVALID_STATE, "user is already active")
+    return [UserReactivated()]
+
+
+@_decide.register
+def _(command: DeleteUser, state: User) -> list[UserEvent] | Rejection:
+    return [UserDeleted()]
+
+
+@_decide.register
+def _(command: RecordLogin, state: User) -> list[UserEvent] | Rejection:
+    if state.status is UserStatus.INACTIVE:
+        return Rejection(RejectionReason.INVALID_STATE, "user is inactive")
+    return [UserLastLoginUpdated(logged_in_at=_utc("logged_in_at", command.logged_in_at))]
+
+
+def evolve(state: User | None, event: UserEvent, occurred_at: datetime) -> User:
+    """Apply ``event`` (which occurred at tz-aware ``occurred_at``) to ``state``.
+
+    ``occurred_at`` sets ``created_at``/``updated_at``; ``UserLastLoginUpdated`` changes only
+    ``last_login_at``. Raises :class:`InvalidTransition` when the event cannot apply (e.g. any
+    event but ``UserCreated`` on None, ``UserCreated`` on an existing user, naive time).
+    """
+    if not isinstance(occurred_at, datetime) or occurred_at.tzinfo is None:
+        raise InvalidTransition(f"{type(event).__name__}: occurred_at must be tz-aware")
+    return _evolve(event, state, occurred_at.astimezone(UTC))
+
+
+def _existing(state: User | None, event: UserEvent) -> User:
+    if state is None:
+        raise InvalidTransition(f"{type(event).__name__} before UserCreated")
+    return state
+
+
+@singledispatch
+def _evolve(event: UserEvent, state: User | None, at: datetime) -> User:
+    raise InvalidTransition(f"no evolve rule for {type(event).__name__}")
+
+
+@_evolve.register
+def _(event: UserCreated, state: User | None, at: datetime) -> User:
+    if state is not None:
+        raise InvalidTransition(f"UserCreated for existing user {state.user_id}")
+    return User(
+        user_id=event.user_id,
+        username=event.username,
+        email=event.email,
+        first_name=event.first_name,
+        last_name=event.last_name,
+        phone=event.phone,
+        role=event.role,
+        status=UserStatus.ACTIVE,
+        password_hash=event.password_hash,
+        created_at=at,
+        updated_at=at,
+        last_login_at=None,
+    )
+
+
+@_evolve.register
+def _(event: UserUpdated, state: User | None, at: datetime) -> User:
+    state = _existing(state, event)
+    return replace(
+        state,
+        first_name=event.first_name,
+        last_name=event.last_name,
+        phone=event.phone,
+        role=event.role,
+        updated_at=at,
+    )
+
+
+@_evolve.register
+def _(event: AccountUpdated, state: User | None, at: datetime) -> User:
+    state = _existing(state, event)
+    return replace(
+        state,
+        email=event.email if event.email is not None else state.email,
+        password_hash=(
+            event.password_hash if event.password_hash is not None else state.password_hash
+        ),
+        updated_at=at,
+    )
+
+
+@_evolve.register
+def _(event: UserDeactivated, state: User | None, at: datetime) -> User:
+    state = _existing(state, event)
+    return replace(state, status=UserStatus.INACTIVE, updated_at=at)
+
+
+@_evolve.register
+def _(event: UserReactivated, state: User | None, at: datetime) -> User:
+    state = _existing(state, event)
+    return replace(state, status=UserStatus.ACTIVE, updated_at=at)
+
+
+@_evolve.register
+def _(event: UserDeleted, state: User | None, at: datetime) -> User:
+    state = _existing(state, event)
+    return replace(state, status=UserStatus.DELETED, updated_at=at)
+
+
+@_evolve.register
+def _(event: UserLastLoginUpdated, state: User | None, at: datetime) -> User:
+    state = _existing(state, event)
+    # A login is activity, not a profile change, so updated_at is left alone.
+    return replace(state, last_login_at=event.logged_in_at.astimezone(UTC))
+
+
+def state_to_dict(user: User) -> dict[str, Any]:
+    """JSON-safe dict of ``user``: datetimes as ISO-8601 strings, status as its value."""
+    return {
+        "user_id": user.user_id,
+        "username": user.username,
+        "email": user.email,
+        "first_name": user.first_name,
+        "last_name": user.last_name,
+        "phone": user.phone,
+        "role": user.role,
+        "status": user.status.value,
+        "password_hash": user.password_hash,
+        "created_at": user.created_at.isoformat(),
+        "updated_at": user.updated_at.isoformat(),
+        "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+    }
+
+
+def state_from_dict(d: dict[str, Any]) -> User:
+    """Inverse of :func:`state_to_dict`. Raises ``KeyError``/``ValueError`` on malformed input."""
+    last_login = d["last_login_at"]
+    return User(
+        user_id=d["user_id"],
+        username=d["username"],
+        email=d["email"],
+        first_name=d["first_name"],
+        last_name=d["last_name"],
+        phone=d["phone"],
+        role=d["role"],
+        status=UserStatus(d["status"]),
+        password_hash=d["password_hash"],
+        created_at=datetime.fromisoformat(d["created_at"]),
+        updated_at=datetime.fromisoformat(d["updated_at"]),
+        last_login_at=datetime.fromisoformat(last_login) if last_login else None,
+    )
+
+
+@singledispatch
+def claims_for(command: Command) -> tuple[str, ...]:
+    """Unique values ``command`` must reserve before the aggregate sees it, as
+    ``"email:<normalised>"`` / ``"username:<normalised>"``. Returns () when nothing needs
+    reserving or a value is invalid (``decide`` will reject it).
+    """
+    return ()
+
+
+@claims_for.register
+def _(command: CreateUser) -> tuple[str, ...]:
+    try:
+        return (
+            f"email:{Email.parse(command.email).value}",
+            f"username:{Username.parse(command.username).value}",
+        )
+    except InvalidValue:
+        return ()
+
+
+@claims_for.register
+def _(command: UpdateAccount) -> tuple[str, ...]:
+    if command.email is None:
+        return ()
+    try:
+        return (f"email:{Email.parse(command.email).value}",)
+    except InvalidValue:
+        return ()
+
+
+def claims_held(state: User | None) -> frozenset[str]:
+    """Claims held by ``state``; a DELETED user keeps them (soft delete keeps e-mail and
+    username taken). Empty for None.
+    """
+    if state is None:
+        return frozenset()
+    return frozenset({f"email:{state.email}", f"username:{state.username}"})

@@ -1,0 +1,138 @@
+"""Commands (imperative requests) for the user aggregate.
+
+Commands carry raw strings exactly as sent; ``decide`` validates and normalises them and
+answers with events or a :class:`~pipeline.domain.results.Rejection`. Each concrete command
+has a ``type`` discriminator so that, outside the domain, pydantic can validate the
+:data:`UserCommand` union directly (``pydantic.TypeAdapter(UserCommand)``). The only pydantic
+import here is ``Field`` for the union's discriminator metadata; nothing else depends on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+__all__ = [
+    "COMMAND_TYPES",
+    "Command",
+    "CreateUser",
+    "DeactivateUser",
+    "DeleteUser",
+    "ReactivateUser",
+    "RecordLogin",
+    "UpdateAccount",
+    "UpdateUser",
+    "UserCommand",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    """Fields common to every command.
+
+    command_id: client-chosen unique id; the idempotency key (a retry reuses it).
+    aggregate_id: the target user's id (canonical UUID string).
+    issued_at: tz-aware datetime; becomes the events' ``occurred_at`` (in UTC).
+    expected_version: optimistic-concurrency guard; None means "any version".
+    correlation_id: request correlation id; defaults to ``command_id`` on events.
+    actor: user id of whoever issued the command (None for system/seed).
+    """
+
+    command_id: str
+    aggregate_id: str
+    issued_at: datetime
+    expected_version: int | None = None
+    correlation_id: str | None = None
+    actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateUser(Command):
+    """Register a new user. ``password_hash`` is an argon2id PHC string, hashed at the edge."""
+
+    type: Literal["CreateUser"] = "CreateUser"
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    role: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateUser(Command):
+    """Replace the user's profile fields (full replacement, not a patch)."""
+
+    type: Literal["UpdateUser"] = "UpdateUser"
+    first_name: str
+    last_name: str
+    phone: str | None
+    role: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateAccount(Command):
+    """Change e-mail and/or password hash; None leaves a field unchanged (one is required)."""
+
+    type: Literal["UpdateAccount"] = "UpdateAccount"
+    email: str | None = None
+    password_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeactivateUser(Command):
+    """Suspend an active user; ``reason`` is free text for the audit trail."""
+
+    type: Literal["DeactivateUser"] = "DeactivateUser"
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReactivateUser(Command):
+    """Re-enable an inactive user."""
+
+    type: Literal["ReactivateUser"] = "ReactivateUser"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeleteUser(Command):
+    """Soft-delete a user: the record (and its e-mail/username claims) is kept."""
+
+    type: Literal["DeleteUser"] = "DeleteUser"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordLogin(Command):
+    """Record a successful login at ``logged_in_at`` (tz-aware)."""
+
+    type: Literal["RecordLogin"] = "RecordLogin"
+    logged_in_at: datetime
+
+
+UserCommand = Annotated[
+    CreateUser
+    | UpdateUser
+    | UpdateAccount
+    | DeactivateUser
+    | ReactivateUser
+    | DeleteUser
+    | RecordLogin,
+    Field(discriminator="type"),
+]
+
+COMMAND_TYPES: dict[str, type[Command]] = {
+    cls.__name__: cls
+    for cls in (
+        CreateUser,
+        UpdateUser,
+        UpdateAccount,
+        DeactivateUser,
+        ReactivateUser,
+        DeleteUser,
+        RecordLogin,
+    )
+}

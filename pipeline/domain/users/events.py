@@ -1,0 +1,166 @@
+"""Events (past-tense facts) of the user aggregate.
+
+Each event's dataclass fields are exactly the fields of the ``data`` record of its Avro schema
+``schemas/avro/user/<event_type>.v<schema_version>.avsc``. Events are never changed once
+published: a change means a new schema version plus an upcaster (see ``schemas.upcasting``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pipeline.domain.errors import InvalidValue, UnknownEventType
+
+__all__ = [
+    "EVENT_TYPES",
+    "AccountUpdated",
+    "UserCreated",
+    "UserDeactivated",
+    "UserDeleted",
+    "UserEvent",
+    "UserLastLoginUpdated",
+    "UserReactivated",
+    "UserUpdated",
+    "from_data",
+    "to_data",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class UserCreated:
+    """A user was registered. Values are normalised (lowercase e-mail/username, E.164 phone,
+    role value); ``password_hash`` is an argon2id PHC string.
+    """
+
+    event_type: ClassVar[str] = "UserCreated"
+    schema_version: ClassVar[int] = 1
+
+    user_id: str
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    phone: str | None
+    role: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserUpdated:
+    """The user's profile was replaced with these values."""
+
+    event_type: ClassVar[str] = "UserUpdated"
+    schema_version: ClassVar[int] = 1
+
+    first_name: str
+    last_name: str
+    phone: str | None
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class AccountUpdated:
+    """The e-mail and/or password hash changed; None means that field is unchanged."""
+
+    event_type: ClassVar[str] = "AccountUpdated"
+    schema_version: ClassVar[int] = 1
+
+    email: str | None
+    password_hash: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserDeactivated:
+    """The user was suspended; ``reason`` is free audit text."""
+
+    event_type: ClassVar[str] = "UserDeactivated"
+    schema_version: ClassVar[int] = 1
+
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserReactivated:
+    """A suspended user was re-enabled."""
+
+    event_type: ClassVar[str] = "UserReactivated"
+    schema_version: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class UserDeleted:
+    """The user was soft-deleted (terminal)."""
+
+    event_type: ClassVar[str] = "UserDeleted"
+    schema_version: ClassVar[int] = 1
+
+
+@dataclass(frozen=True, slots=True)
+class UserLastLoginUpdated:
+    """The user logged in at ``logged_in_at`` (tz-aware UTC, microsecond precision)."""
+
+    event_type: ClassVar[str] = "UserLastLoginUpdated"
+    schema_version: ClassVar[int] = 1
+
+    logged_in_at: datetime
+
+
+UserEvent = (
+    UserCreated
+    | UserUpdated
+    | AccountUpdated
+    | UserDeactivated
+    | UserReactivated
+    | UserDeleted
+    | UserLastLoginUpdated
+)
+
+EVENT_TYPES: dict[str, type[UserEvent]] = {
+    cls.event_type: cls
+    for cls in (
+        UserCreated,
+        UserUpdated,
+        AccountUpdated,
+        UserDeactivated,
+        UserReactivated,
+        UserDeleted,
+        UserLastLoginUpdated,
+    )
+}
+
+# Field names whose value is a datetime; JSON transports carry them as ISO-8601 strings.
+# (Annotations are strings under `from __future__ import annotations`.)
+_DATETIME_FIELDS: dict[type[UserEvent], frozenset[str]] = {
+    cls: frozenset(f.name for f in dataclasses.fields(cls) if f.type == "datetime")
+    for cls in EVENT_TYPES.values()
+}
+
+
+def to_data(event: UserEvent) -> dict[str, Any]:
+    """The event's ``data`` dict: field name -> value (str, None, or tz-aware datetime)."""
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+
+
+def from_data(event_type: str, data: dict[str, Any]) -> UserEvent:
+    """Rebuild an event from its type name and ``data`` dict (inverse of :func:`to_data`).
+
+    Datetime fields may be datetimes or ISO-8601 strings. Extra keys are ignored (a reader may
+    see fields it does not know); missing keys raise ``InvalidValue(field, ...)``.
+    Raises :class:`UnknownEventType` for an unregistered ``event_type``.
+    """
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        raise UnknownEventType(event_type)
+    datetime_fields = _DATETIME_FIELDS[cls]
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            raise InvalidValue(f.name, f"missing from {event_type} data")
+        value = data[f.name]
+        if f.name in datetime_fields and isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)

@@ -1,0 +1,14 @@
+"""Read models: table definitions and the pure row-building of each projection."""
+
+from __future__ import annotations
+
+from connectors.clickhouse import ClickHouse
+from pipeline.projections import event_log, users
+
+ALL_DDL = (*users.DDL, *event_log.DDL)
+
+
+async def migrate(clickhouse: ClickHouse) -> None:
+    """Create every read-model table that is missing (idempotent, every start)."""
+    for ddl in ALL_DDL:
+        await clickhouse.command(ddl)

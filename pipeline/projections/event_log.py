@@ -1,0 +1,58 @@
+"""The ``event_log`` archive: every event of every aggregate topic, for audit and history.
+
+ReplacingMergeTree on (aggregate_type, aggregate_id, aggregate_version): an event that
+reaches the topic twice (a command replayed after a crash yields byte-identical events)
+or a full replay collapses to one row under ``FINAL``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.domain.envelope import Envelope
+from pipeline.projections.users import data_json
+
+DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS event_log (
+        event_id UUID,
+        event_type LowCardinality(String),
+        schema_version UInt16,
+        aggregate_type LowCardinality(String),
+        aggregate_id String,
+        aggregate_version UInt64,
+        occurred_at DateTime64(6, 'UTC'),
+        producer LowCardinality(String),
+        correlation_id String,
+        causation_id String,
+        data String,
+        topic LowCardinality(String),
+        partition UInt32,
+        offset UInt64
+    ) ENGINE = ReplacingMergeTree
+    PARTITION BY toYYYYMM(occurred_at)
+    ORDER BY (aggregate_type, aggregate_id, aggregate_version)
+    """,
+)
+
+COLUMNS = (
+    "event_id", "event_type", "schema_version", "aggregate_type", "aggregate_id",
+    "aggregate_version", "occurred_at", "producer", "correlation_id", "causation_id", "data",
+    "topic", "partition", "offset",
+)  # fmt: skip
+
+HISTORY_SQL = """
+    SELECT event_id, event_type, schema_version, aggregate_version, occurred_at, producer,
+           correlation_id, causation_id, data, topic, partition, offset
+    FROM event_log FINAL
+    WHERE aggregate_type = {aggregate_type:String} AND aggregate_id = {aggregate_id:String}
+    ORDER BY aggregate_version
+"""
+
+
+def row(env: Envelope, topic: str, partition: int, offset: int) -> list[Any]:
+    return [
+        env.event_id, env.event_type, env.schema_version, env.aggregate_type, env.aggregate_id,
+        env.aggregate_version, env.occurred_at, env.producer, env.correlation_id,
+        env.causation_id, data_json(env.data), topic, partition, offset,
+    ]  # fmt: skip

@@ -1,0 +1,152 @@
+"""The ``users`` and ``accounts`` read models: the User fold, one row per aggregate version.
+
+Both tables are ReplacingMergeTree on ``version``: a row is the whole state of a user
+at that aggregate version, and ``FINAL`` keeps the highest. The projection folds each
+batch with the domain's own ``evolve`` on top of the stored state and skips every event
+at or below the stored version, so duplicates and full replays leave the tables as they
+were (DESIGN.md, "Projections are idempotent").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pipeline.domain.envelope import Envelope
+from pipeline.domain.errors import DomainError
+from pipeline.domain.users.aggregate import User, UserStatus, evolve
+from pipeline.domain.users.events import from_data
+
+DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS users (
+        user_id String,
+        username String,
+        email String,
+        first_name String,
+        last_name String,
+        phone Nullable(String),
+        role LowCardinality(String),
+        status LowCardinality(String),
+        created_at DateTime64(6, 'UTC'),
+        updated_at DateTime64(6, 'UTC'),
+        last_login_at Nullable(DateTime64(6, 'UTC')),
+        version UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY user_id
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS accounts (
+        user_id String,
+        email String,
+        password_hash String,
+        last_login_at Nullable(DateTime64(6, 'UTC')),
+        version UInt64
+    ) ENGINE = ReplacingMergeTree(version) ORDER BY user_id
+    """,
+)
+
+USER_COLUMNS = (
+    "user_id", "username", "email", "first_name", "last_name", "phone", "role", "status",
+    "created_at", "updated_at", "last_login_at", "version",
+)  # fmt: skip
+ACCOUNT_COLUMNS = ("user_id", "email", "password_hash", "last_login_at", "version")
+
+LOAD_SQL = """
+    SELECT u.user_id AS user_id, u.username AS username, u.email AS email,
+           u.first_name AS first_name, u.last_name AS last_name, u.phone AS phone,
+           u.role AS role, u.status AS status, u.created_at AS created_at,
+           u.updated_at AS updated_at, u.last_login_at AS last_login_at,
+           u.version AS version, a.password_hash AS password_hash
+    FROM users AS u FINAL
+    INNER JOIN accounts AS a FINAL ON a.user_id = u.user_id
+    WHERE u.user_id IN {ids:Array(String)}
+"""
+
+Folded = dict[str, tuple[User, int]]
+"""aggregate id -> (state, aggregate version)."""
+
+
+def row_to_user(row: dict[str, Any]) -> tuple[User, int]:
+    """A row of LOAD_SQL back into the domain state and its version."""
+    user = User(
+        user_id=row["user_id"],
+        username=row["username"],
+        email=row["email"],
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        phone=row["phone"],
+        role=row["role"],
+        status=UserStatus(row["status"]),
+        password_hash=row["password_hash"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_login_at=row["last_login_at"],
+    )
+    return user, int(row["version"])
+
+
+@dataclass(frozen=True, slots=True)
+class FoldResult:
+    changed: Folded
+    """Aggregates whose state moved: their new (state, version)."""
+    skipped: int
+    """Envelopes at or below the stored version: already applied (duplicates, replays)."""
+    failed: list[tuple[int, str]]
+    """(index in the input, reason) of envelopes that cannot apply: dead-letter them."""
+
+
+def fold(current: Folded, envelopes: Sequence[Envelope]) -> FoldResult:
+    """Apply ``envelopes`` (in topic order) on top of ``current`` with the domain's evolve.
+
+    An envelope at or below an aggregate's version is skipped. One that skips a version
+    (a gap) or that evolve refuses is reported in ``failed`` and not applied.
+    """
+    changed: Folded = {}
+    skipped = 0
+    failed: list[tuple[int, str]] = []
+    for index, env in enumerate(envelopes):
+        state, version = changed.get(env.aggregate_id) or current.get(env.aggregate_id, (None, 0))
+        if env.aggregate_version <= version:
+            skipped += 1
+            continue
+        if env.aggregate_version != version + 1:
+            failed.append((index, f"gap: at version {version}, got {env.aggregate_version}"))
+            continue
+        try:
+            event = from_data(env.event_type, env.data)
+            new_state = evolve(state, event, env.occurred_at)
+        except DomainError as exc:
+            failed.append((index, f"cannot apply {env.event_type}: {exc}"))
+            continue
+        changed[env.aggregate_id] = (new_state, env.aggregate_version)
+    return FoldResult(changed, skipped, failed)
+
+
+def user_row(user: User, version: int) -> list[Any]:
+    return [
+        user.user_id, user.username, user.email, user.first_name, user.last_name, user.phone,
+        str(user.role), str(user.status), user.created_at, user.updated_at, user.last_login_at,
+        version,
+    ]  # fmt: skip
+
+
+def account_row(user: User, version: int) -> list[Any]:
+    return [user.user_id, user.email, user.password_hash, user.last_login_at, version]
+
+
+def public_user(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``users`` row as the API shows it (datetimes ISO-8601 UTC)."""
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
+
+
+def data_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, default=_json_default, sort_keys=True, separators=(",", ":"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")

@@ -1,0 +1,48 @@
+"""Topic names and their configuration: the event store's physical layout.
+
+One ``<aggregate>.events`` topic per aggregate type is the event store (key = aggregate id,
+kept forever); ``<aggregate>.commands`` feeds the command agent (key = aggregate id);
+``<aggregate>.reservations`` is keyed by the unique value a command reserves (DESIGN.md:
+cross-aggregate uniqueness is enforced by partitioning on that value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+USER_COMMANDS = "users.commands"
+USER_RESERVATIONS = "users.reservations"
+USER_EVENTS = "users.events"
+USER_DLQ = "users.dlq"
+COMMAND_RESULTS = "command.results"
+
+EVENT_TOPICS: dict[str, str] = {"user": USER_EVENTS}
+"""aggregate_type -> its event topic (the event_log archive reads all of them)."""
+
+_FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
+_WEEK_MS = str(7 * 24 * 3600 * 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic the project creates at start; partitions ``None`` = the settings' default."""
+
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None
+
+
+def project_topics() -> list[TopicSpec]:
+    """Every topic streamfold owns, with retention: events forever, the rest one week.
+
+    Faust creates its own changelog topics; everything else is declared here so that
+    partition counts match (Faust refuses a table whose changelog and source differ).
+    """
+    week = {"retention.ms": _WEEK_MS, "cleanup.policy": "delete"}
+    return [
+        *(TopicSpec(t, dict(_FOREVER)) for t in EVENT_TOPICS.values()),
+        TopicSpec(USER_COMMANDS, dict(week)),
+        TopicSpec(USER_RESERVATIONS, dict(week)),
+        TopicSpec(COMMAND_RESULTS, dict(week)),
+        TopicSpec(USER_DLQ, dict(_FOREVER)),
+    ]

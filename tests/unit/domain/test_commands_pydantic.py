@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pydantic
+import pytest
+
+from pipeline.domain.users.commands import (
+    COMMAND_TYPES,
+    Command,
+    CreateUser,
+    DeactivateUser,
+    DeleteUser,
+    ReactivateUser,
+    RecordLogin,
+    UpdateAccount,
+    UpdateUser,
+    UserCommand,
+)
+
+ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(UserCommand)
+USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+COMMON: dict[str, Any] = {
+    "command_id": "cmd-1",
+    "aggregate_id": USER_ID,
+    "issued_at": T0,
+    "expected_version": 3,
+    "correlation_id": "corr",
+    "actor": "admin-id",
+}
+
+EXAMPLES: list[Command] = [
+    CreateUser(
+        **COMMON,
+        username="jane",
+        email="jane@example.com",
+        first_name="Jane",
+        last_name="Doe",
+        phone="504-621-8927",
+        role="student",
+        password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
+    ),
+    UpdateUser(**COMMON, first_name="J", last_name="D", phone=None, role="admin"),
+    UpdateAccount(**COMMON, email="x@example.com"),
+    DeactivateUser(**COMMON, reason="left"),
+    ReactivateUser(**COMMON),
+    DeleteUser(**COMMON),
+    RecordLogin(**COMMON, logged_in_at=T0.astimezone(timezone(timedelta(hours=2)))),
+]
+
+
+def test_every_command_has_an_example() -> None:
+    assert {type(c).__name__ for c in EXAMPLES} == set(COMMAND_TYPES)
+    assert all(COMMAND_TYPES[c.type] is type(c) for c in EXAMPLES)
+
+
+@pytest.mark.parametrize("command", EXAMPLES, ids=lambda c: c.type)
+def test_type_adapter_round_trip(command: Command) -> None:
+    dumped = ADAPTER.dump_python(command, mode="json")
+    assert dumped["type"] == type(command).__name__
+    assert isinstance(dumped["issued_at"], str)
+    restored = ADAPTER.validate_python(dumped)
+    assert type(restored) is type(command)
+    assert restored == command
+
+
+def test_validates_minimal_payload_with_defaults() -> None:
+    command = ADAPTER.validate_python(
+        {
+            "type": "UpdateAccount",
+            "command_id": "c",
+            "aggregate_id": USER_ID,
+            "issued_at": "2024-05-01T12:00:00Z",
+            "password_hash": "$argon2id$...",
+        }
+    )
+    assert isinstance(command, UpdateAccount)
+    assert command.email is None and command.expected_version is None
+    assert command.issued_at == datetime(2024, 5, 1, 12, tzinfo=UTC)
+
+
+def test_unknown_type_is_rejected() -> None:
+    with pytest.raises(pydantic.ValidationError):
+        ADAPTER.validate_python({"type": "DropDatabase", "command_id": "c"})

@@ -1,0 +1,265 @@
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastavro.schema import parse_schema, to_parsing_canonical_form
+
+from pipeline.domain.envelope import Envelope, event_id_for
+from pipeline.domain.handling import Snapshot, handle
+from pipeline.domain.users import USER_SPEC
+from pipeline.domain.users.commands import (
+    CreateUser,
+    DeactivateUser,
+    DeleteUser,
+    ReactivateUser,
+    RecordLogin,
+    UpdateAccount,
+    UpdateUser,
+)
+from pipeline.domain.users.events import EVENT_TYPES
+from schemas.codec import HEADER_LENGTH, AvroCodec, fingerprint_of
+from schemas.exceptions import (
+    CorruptPayloadError,
+    DecodeError,
+    EncodeError,
+    SchemaError,
+    UnknownSchemaError,
+)
+from schemas.registry import SchemaRegistry, crc64_fingerprint
+
+REGISTRY = SchemaRegistry.load()
+CODEC = AvroCodec(REGISTRY)
+USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
+HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
+T0 = datetime(2024, 5, 1, 12, 0, 0, 654321, tzinfo=UTC)
+
+DATA: dict[str, dict[str, Any]] = {
+    "UserCreated": {
+        "user_id": USER_ID,
+        "username": "jane_doe",
+        "email": "jane@example.com",
+        "first_name": "Jäne",
+        "last_name": "Doe",
+        "phone": "+15046218927",
+        "role": "student",
+        "password_hash": HASH,
+    },
+    "UserUpdated": {"first_name": "J", "last_name": "D", "phone": None, "role": "admin"},
+    "AccountUpdated": {"email": None, "password_hash": HASH},
+    "UserDeactivated": {"reason": "left"},
+    "UserReactivated": {},
+    "UserDeleted": {},
+    "UserLastLoginUpdated": {"logged_in_at": datetime(2024, 5, 2, 1, 2, 3, 4, tzinfo=UTC)},
+}
+
+
+def envelope(event_type: str, **kw: Any) -> Envelope:
+    fields: dict[str, Any] = {
+        "event_id": event_id_for("cmd-1", 0),
+        "event_type": event_type,
+        "schema_version": 1,
+        "aggregate_type": "user",
+        "aggregate_id": USER_ID,
+        "aggregate_version": 7,
+        "occurred_at": T0,
+        "producer": "test",
+        "correlation_id": "corr",
+        "causation_id": "cmd-1",
+        "data": DATA[event_type],
+    }
+    return Envelope(**(fields | kw))
+
+
+def rabin64(data: bytes) -> int:
+    """Reference CRC-64-AVRO from the Avro specification, independent of fastavro."""
+    empty = 0xC15D213AA4D7A795
+    table = []
+    for i in range(256):
+        fp = i
+        for _ in range(8):
+            fp = (fp >> 1) ^ (empty & -(fp & 1))
+        table.append(fp)
+    fp = empty
+    for byte in data:
+        fp = (fp >> 8) ^ table[(fp ^ byte) & 0xFF]
+    return fp
+
+
+def test_registry_knows_every_domain_event() -> None:
+    assert REGISTRY.event_types() == sorted(EVENT_TYPES)
+    assert set(DATA) == set(EVENT_TYPES)
+    for event_type, cls in EVENT_TYPES.items():
+        assert REGISTRY.latest_version(event_type) == cls.schema_version
+
+
+def test_data_record_fields_match_event_dataclasses() -> None:
+    import dataclasses
+
+    for event_type, cls in EVENT_TYPES.items():
+        schema = REGISTRY.writer(event_type, 1)
+        [data_field] = [f for f in schema["fields"] if f["name"] == "data"]
+        names = [f["name"] for f in data_field["type"]["fields"]]
+        assert names == [f.name for f in dataclasses.fields(cls)], event_type
+
+
+@pytest.mark.parametrize("event_type", sorted(DATA))
+def test_round_trip(event_type: str) -> None:
+    original = envelope(event_type)
+    payload = CODEC.encode(original)
+    assert payload[:2] == b"\xc3\x01"
+    assert fingerprint_of(payload) == REGISTRY.fingerprint(event_type, 1)
+    decoded = CODEC.decode(payload)
+    assert decoded == original
+    assert decoded.occurred_at.tzinfo is not None
+    assert decoded.occurred_at.utcoffset() == timedelta(0)
+    assert isinstance(decoded.event_id, str)
+
+
+def test_non_utc_occurred_at_decodes_as_same_instant_in_utc() -> None:
+    local = T0.astimezone(timezone(timedelta(hours=5, minutes=30)))
+    decoded = CODEC.decode(CODEC.encode(envelope("UserDeleted", occurred_at=local)))
+    assert decoded.occurred_at == T0 and decoded.occurred_at.tzinfo is UTC
+
+
+def test_fingerprint_is_little_endian_rabin_of_canonical_form() -> None:
+    for event_type in REGISTRY.event_types():
+        parsed = REGISTRY.writer(event_type, 1)
+        canonical = to_parsing_canonical_form(parsed).encode()
+        expected = struct.pack("<Q", rabin64(canonical))
+        assert REGISTRY.fingerprint(event_type, 1) == expected
+        assert REGISTRY.by_fingerprint(expected)[:2] == (event_type, 1)
+
+
+def test_handled_commands_round_trip_through_avro() -> None:
+    t = T0
+    commands: list[Any] = [
+        CreateUser(
+            command_id="c0",
+            aggregate_id=USER_ID,
+            issued_at=t,
+            username="jane",
+            email="jane@example.com",
+            first_name="Jane",
+            last_name="Doe",
+            phone="504-621-8927",
+            role="student",
+            password_hash=HASH,
+        ),
+        UpdateUser(
+            command_id="c1",
+            aggregate_id=USER_ID,
+            issued_at=t,
+            first_name="J",
+            last_name="D",
+            phone=None,
+            role="teacher",
+        ),
+        UpdateAccount(command_id="c2", aggregate_id=USER_ID, issued_at=t, email="j@example.org"),
+        RecordLogin(command_id="c3", aggregate_id=USER_ID, issued_at=t, logged_in_at=t),
+        DeactivateUser(command_id="c4", aggregate_id=USER_ID, issued_at=t),
+        ReactivateUser(command_id="c5", aggregate_id=USER_ID, issued_at=t),
+        DeleteUser(command_id="c6", aggregate_id=USER_ID, issued_at=t),
+    ]
+    snapshot = Snapshot(state=None)
+    for command in commands:
+        outcome = handle(USER_SPEC, snapshot, command, producer="p", window=5)
+        snapshot = outcome.snapshot
+        [env] = outcome.envelopes
+        payload = CODEC.encode(env)
+        assert CODEC.decode(payload) == env
+        assert CODEC.encode(env) == payload  # deterministic bytes
+
+
+class TestDecodeErrors:
+    def test_unknown_fingerprint(self) -> None:
+        payload = bytearray(CODEC.encode(envelope("UserDeleted")))
+        payload[2:10] = b"\x00" * 8
+        with pytest.raises(UnknownSchemaError, match="0000000000000000"):
+            CODEC.decode(bytes(payload))
+
+    @pytest.mark.parametrize("length", [0, 1, 3, 9])
+    def test_shorter_than_header(self, length: int) -> None:
+        payload = CODEC.encode(envelope("UserCreated"))[:length]
+        with pytest.raises(CorruptPayloadError, match=f"payload is {length} bytes"):
+            CODEC.decode(payload)
+        assert fingerprint_of(payload) is None
+
+    def test_bad_magic(self) -> None:
+        payload = b"\x00\x01" + CODEC.encode(envelope("UserCreated"))[2:]
+        with pytest.raises(CorruptPayloadError, match="magic"):
+            CODEC.decode(payload)
+        assert fingerprint_of(payload) is None
+
+    def test_truncated_body(self) -> None:
+        payload = CODEC.encode(envelope("UserCreated"))
+        for cut in (HEADER_LENGTH, HEADER_LENGTH + 5, len(payload) - 1):
+            with pytest.raises(CorruptPayloadError):
+                CODEC.decode(payload[:cut])
+
+    def test_trailing_bytes(self) -> None:
+        with pytest.raises(CorruptPayloadError, match="trailing"):
+            CODEC.decode(CODEC.encode(envelope("UserDeleted")) + b"\x00")
+
+    def test_garbage_body(self) -> None:
+        header = CODEC.encode(envelope("UserCreated"))[:HEADER_LENGTH]
+        with pytest.raises(CorruptPayloadError):
+            CODEC.decode(header + b"\xff" * 40)
+
+    def test_hierarchy(self) -> None:
+        assert issubclass(CorruptPayloadError, DecodeError)
+        assert issubclass(UnknownSchemaError, DecodeError)
+        assert issubclass(DecodeError, SchemaError)
+
+
+class TestEncodeErrors:
+    def test_unknown_event_type_or_version(self) -> None:
+        with pytest.raises(UnknownSchemaError):
+            CODEC.encode(replace(envelope("UserDeleted"), event_type="UserExploded"))
+        with pytest.raises(UnknownSchemaError):
+            CODEC.encode(envelope("UserDeleted", schema_version=2))
+
+    def test_wrong_data(self) -> None:
+        with pytest.raises(EncodeError):
+            CODEC.encode(envelope("UserUpdated", data={"first_name": "only"}))
+        with pytest.raises(EncodeError):
+            CODEC.encode(envelope("UserDeleted", data={"unexpected": 1}))
+
+    def test_naive_datetimes(self) -> None:
+        with pytest.raises(EncodeError):
+            CODEC.encode(envelope("UserDeleted", occurred_at=datetime(2024, 1, 1)))
+        naive_login = {"logged_in_at": datetime(2024, 1, 1)}
+        with pytest.raises(EncodeError):
+            CODEC.encode(envelope("UserLastLoginUpdated", data=naive_login))
+
+
+def test_registry_rejects_badly_named_files(tmp_path: Path) -> None:
+    (tmp_path / "UserCreated.avsc").write_text("{}")
+    with pytest.raises(SchemaError, match="must be named"):
+        SchemaRegistry.load(tmp_path)
+
+
+def test_registry_rejects_invalid_json(tmp_path: Path) -> None:
+    (tmp_path / "Thing.v1.avsc").write_text("{nope")
+    with pytest.raises(SchemaError, match="cannot load"):
+        SchemaRegistry.load(tmp_path)
+
+
+def test_registry_rejects_non_envelope_record(tmp_path: Path) -> None:
+    schema = {"type": "record", "name": "T", "fields": [{"name": "x", "type": "int"}]}
+    (tmp_path / "Thing.v1.avsc").write_text(json.dumps(schema))
+    with pytest.raises(SchemaError, match="must be a record"):
+        SchemaRegistry.load(tmp_path)
+
+
+def test_crc64_fingerprint_helper_matches_reference() -> None:
+    parsed = parse_schema(
+        {"type": "record", "name": "a.B", "fields": [{"name": "x", "type": "long"}]}
+    )
+    canonical = to_parsing_canonical_form(parsed).encode()
+    assert crc64_fingerprint(parsed) == struct.pack("<Q", rabin64(canonical))
