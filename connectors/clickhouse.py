@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -18,6 +18,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from connectors.exceptions import ConnectorError, ReadOnlyQueryError
 
+T = TypeVar("T")
 _READ_ONLY_START = re.compile(r"^\s*(select|with|show|describe|desc|explain|exists)\b", re.I)
 
 
@@ -29,23 +30,34 @@ def connect(dsn: str) -> Client:
             another process (then go through the process that holds it).
     """
     try:
-        return clickhouse_connect.get_client(dsn=dsn)
+        # tz_mode="aware": DateTime64(6, 'UTC') comes back tz-aware, as the domain requires.
+        # No session id: a server refuses concurrent queries within one session, and the
+        # API and the projections share this client.
+        extra = {} if dsn.startswith("chdb:") else {"autogenerate_session_id": False}
+        return clickhouse_connect.get_client(dsn=dsn, tz_mode="aware", **extra)
     except Exception as exc:  # both drivers raise assorted types on connect
         raise ConnectorError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
 
 
 class ClickHouse:
-    """Async facade over one clickhouse-connect client shared by API and projections."""
+    """Async facade over one clickhouse-connect client shared by API and projections.
+
+    Calls run in a worker thread (both drivers block). The chdb backend serialises calls
+    on its engine handle itself; the HTTP driver runs them concurrently.
+    """
 
     def __init__(self, client: Client) -> None:
         self.client = client
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     @classmethod
     def open(cls, dsn: str) -> ClickHouse:
         return cls(connect(dsn))
 
     async def command(self, sql: str) -> None:
-        await asyncio.to_thread(self.client.command, sql)
+        await self._call(self.client.command, sql)
 
     async def insert(
         self,
@@ -64,7 +76,7 @@ class ClickHouse:
         if not rows:
             return
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
-        await asyncio.to_thread(
+        await self._call(
             self.client.insert, table, list(rows), column_names=list(columns), settings=settings
         )
 
@@ -72,7 +84,7 @@ class ClickHouse:
         self, sql: str, parameters: dict[str, Any] | None = None
     ) -> list[dict[str, Any]]:
         """Rows as dicts. ``parameters`` bind server-side as ``{name:Type}`` placeholders."""
-        result = await asyncio.to_thread(self.client.query, sql, parameters=parameters)
+        result = await self._call(self.client.query, sql, parameters=parameters)
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
     async def query_readonly(
@@ -87,9 +99,17 @@ class ClickHouse:
         """
         if not _READ_ONLY_START.match(sql):
             raise ReadOnlyQueryError("only SELECT, WITH, SHOW, DESCRIBE, EXPLAIN and EXISTS run")
-        settings = {"readonly": 2, "max_result_rows": max_rows, "result_overflow_mode": "break"}
+        # The limits go into the statement's own SETTINGS clause, not clickhouse-connect's
+        # per-call ``settings``: its chdb backend applies those with SET/restore around a
+        # streaming query, and a block of that bookkeeping leaks into the result stream
+        # (StreamFailureError carrying Native bytes; clickhouse-connect 1.12, chdb 4.4).
+        # A statement with a SETTINGS clause of its own then fails to parse: a 400.
+        statement = (
+            f"{sql.strip().rstrip(';')}\nSETTINGS readonly = 2, max_result_rows = {int(max_rows)}, "
+            "result_overflow_mode = 'break'"
+        )
         try:
-            result = await asyncio.to_thread(self.client.query, sql, settings=settings)
+            result = await self._call(self.client.query, statement)
         except ClickHouseError as exc:
             if "readonly" in str(exc).lower():
                 raise ReadOnlyQueryError(str(exc)) from exc
@@ -98,7 +118,7 @@ class ClickHouse:
 
     async def ping(self) -> bool:
         try:
-            await asyncio.to_thread(self.client.command, "SELECT 1")
+            await self._call(self.client.command, "SELECT 1")
         except Exception:
             return False
         return True

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import structlog
 from fastapi import APIRouter
 
 from api.deps import AdminDep, ServicesDep
@@ -14,6 +15,7 @@ from api.models import SqlQuery, SqlResult
 from api.problems import Problem
 from connectors.exceptions import ReadOnlyQueryError
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/admin/sql", tags=["analytics"])
 
 
@@ -34,5 +36,6 @@ async def run_sql(body: SqlQuery, services: ServicesDep, _admin: AdminDep) -> Sq
     except ReadOnlyQueryError as exc:
         raise Problem(403, "read-only", str(exc)) from exc
     except Exception as exc:  # ClickHouse's syntax/semantic errors: the analyst's to fix
+        log.info("analyst query refused", sql=body.sql[:500], error=repr(exc)[:2000])
         raise Problem(400, "bad-sql", str(exc).splitlines()[0][:2000]) from exc
     return SqlResult(columns=columns, rows=[[_cell(v) for v in row] for row in rows])

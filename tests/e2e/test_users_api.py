@@ -1,0 +1,256 @@
+"""Admin user management through the HTTP API, against a real serve process."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import ServeProcess, sql, wait_for
+
+pytestmark = pytest.mark.e2e
+
+PROBLEM = "application/problem+json"
+
+
+def person(**over: Any) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:10]
+    return {
+        "username": f"u_{tag}",
+        "email": f"{tag}@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "phone": "504-621-8927",
+        "role": "student",
+        "password": "correct horse battery",
+        **over,
+    }
+
+
+def create(admin: httpx.Client, **over: Any) -> dict[str, Any]:
+    response = admin.post("/api/admin/users", json=person(**over))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def visible(admin: httpx.Client, user_id: str, version: int) -> dict[str, Any]:
+    """The user as the read model shows it once it reached ``version``."""
+
+    def probe() -> dict[str, Any] | None:
+        response = admin.get(f"/api/admin/users/{user_id}")
+        if response.status_code == 200 and response.json()["version"] >= version:
+            return response.json()
+        return None
+
+    return wait_for(probe, timeout_s=20, what=f"user {user_id} at version {version}")
+
+
+def test_create_then_read_back(admin: httpx.Client) -> None:
+    body = person(email="  Grace.Hopper@Example.COM ", username="Grace_H_" + uuid.uuid4().hex[:6])
+    created = admin.post("/api/admin/users", json=body)
+    assert created.status_code == 201, created.text
+    outcome = created.json()
+    assert outcome["version"] == 1 and len(outcome["event_ids"]) == 1
+
+    user = visible(admin, outcome["id"], 1)
+    assert user["email"] == "grace.hopper@example.com"
+    assert user["username"] == body["username"].lower()
+    assert user["phone"] == "+15046218927"
+    assert user["status"] == "active" and user["role"] == "student"
+    assert datetime.fromisoformat(user["created_at"]).utcoffset() == timedelta(0)
+    assert "password" not in user and "password_hash" not in user
+
+    listed = admin.get("/api/admin/users", params={"search": "grace.hopper", "page_size": 5}).json()
+    assert [u["user_id"] for u in listed["items"]] == [outcome["id"]]
+    assert listed["total"] == 1
+
+
+def test_concurrent_creates_with_one_email_exactly_one_wins(admin: httpx.Client) -> None:
+    email = f"race-{uuid.uuid4().hex[:8]}@example.com"
+    bodies = [person(email=email) for _ in range(6)]
+    with concurrent.futures.ThreadPoolExecutor(len(bodies)) as pool:
+        responses = list(pool.map(lambda b: admin.post("/api/admin/users", json=b), bodies))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201, 409, 409, 409, 409, 409], [r.text for r in responses]
+    for r in responses:
+        if r.status_code == 409:
+            assert r.headers["content-type"] == PROBLEM
+            assert r.json()["reason"] == "duplicate_email"
+
+
+def test_username_is_unique_case_insensitively(admin: httpx.Client) -> None:
+    first = create(admin)
+    again = admin.post("/api/admin/users", json=person(username=first_username(admin, first)))
+    assert again.status_code == 409
+    assert again.json()["reason"] == "duplicate_username"
+
+
+def first_username(admin: httpx.Client, outcome: dict[str, Any]) -> str:
+    return visible(admin, outcome["id"], 1)["username"].upper()
+
+
+def test_failed_create_releases_its_email(admin: httpx.Client) -> None:
+    taken = create(admin)
+    name = visible(admin, taken["id"], 1)["username"]
+    email = f"free-{uuid.uuid4().hex[:8]}@example.com"
+    clash = admin.post("/api/admin/users", json=person(email=email, username=name))
+    assert clash.status_code == 409 and clash.json()["reason"] == "duplicate_username"
+    # the email reserved by the failed attempt was released: it can be used now
+    assert admin.post("/api/admin/users", json=person(email=email)).status_code == 201
+
+
+def test_expected_version_conflict(admin: httpx.Client) -> None:
+    uid = create(admin)["id"]
+    update = {"first_name": "Ada", "last_name": "Byron", "role": "teacher"}
+    stale = admin.put(f"/api/admin/users/{uid}", json={**update, "expected_version": 7})
+    assert stale.status_code == 409
+    assert stale.json()["reason"] == "conflict"
+    fresh = admin.put(f"/api/admin/users/{uid}", json={**update, "expected_version": 1})
+    assert fresh.status_code == 200 and fresh.json()["version"] == 2
+    assert visible(admin, uid, 2)["last_name"] == "Byron"
+
+
+def test_resubmitted_command_returns_same_result_and_emits_nothing(
+    admin: httpx.Client, server: ServeProcess
+) -> None:
+    key = str(uuid.uuid4())
+    body = person()
+    first = admin.post("/api/admin/users", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == 201
+    # a retry of the same request, even with a different password (hashed anew)
+    second = admin.post(
+        "/api/admin/users",
+        json={**body, "password": "another password"},
+        headers={"Idempotency-Key": key},
+    )
+    assert second.status_code == 201
+    assert second.json() == first.json()
+    uid = first.json()["id"]
+    visible(admin, uid, 1)
+    wait_for(server.drained, timeout_s=30, what="worker caught up")
+    history = admin.get(f"/api/admin/users/{uid}/history").json()
+    assert [e["event_type"] for e in history] == ["UserCreated"]
+
+
+def test_delete_then_update_is_rejected(admin: httpx.Client) -> None:
+    uid = create(admin)["id"]
+    assert admin.delete(f"/api/admin/users/{uid}").status_code == 200
+    update = admin.put(
+        f"/api/admin/users/{uid}", json={"first_name": "X", "last_name": "Y", "role": "student"}
+    )
+    assert update.status_code == 409 and update.json()["reason"] == "deleted"
+    user = visible(admin, uid, 2)
+    assert user["status"] == "deleted"
+    default_list = admin.get("/api/admin/users", params={"search": user["email"]}).json()
+    assert default_list["total"] == 0
+    deleted_list = admin.get(
+        "/api/admin/users", params={"search": user["email"], "status": "deleted"}
+    ).json()
+    assert deleted_list["total"] == 1
+
+
+def test_lifecycle_history_oldest_first_without_password_hashes(admin: httpx.Client) -> None:
+    uid = create(admin)["id"]
+    assert (
+        admin.post(f"/api/admin/users/{uid}/deactivate", json={"reason": "left"}).status_code == 200
+    )
+    again = admin.post(f"/api/admin/users/{uid}/deactivate")
+    assert again.status_code == 409 and again.json()["reason"] == "invalid_state"
+    assert admin.post(f"/api/admin/users/{uid}/reactivate").status_code == 200
+    new_email = f"moved-{uuid.uuid4().hex[:8]}@example.com"
+    account = admin.put(
+        f"/api/admin/users/{uid}/account", json={"email": new_email, "password": "new password 1"}
+    )
+    assert account.status_code == 200, account.text
+    user = visible(admin, uid, 4)
+    assert user["email"] == new_email
+
+    def full_history() -> list[dict[str, Any]] | None:
+        events = admin.get(f"/api/admin/users/{uid}/history").json()
+        return events if len(events) == 4 else None
+
+    events = wait_for(full_history, timeout_s=20, what="4 events in event_log")
+    assert [e["event_type"] for e in events] == [
+        "UserCreated", "UserDeactivated", "UserReactivated", "AccountUpdated",
+    ]  # fmt: skip
+    assert [e["aggregate_version"] for e in events] == [1, 2, 3, 4]
+    assert all(e["data"].get("password_hash") in (None, "[redacted]") for e in events)
+
+
+def test_login_with_new_password_records_last_login(
+    server: ServeProcess, admin: httpx.Client
+) -> None:
+    body = person(role="teacher")
+    uid = create(admin, **{k: body[k] for k in ("email", "username", "password", "role")})["id"]
+    visible(admin, uid, 1)
+    url = f"{server.settings.api_url}/api/auth/token"
+    bad = httpx.post(url, data={"username": body["email"], "password": "wrong password"})
+    assert bad.status_code == 401 and bad.headers["content-type"] == PROBLEM
+    good = httpx.post(url, data={"username": body["username"], "password": body["password"]})
+    assert good.status_code == 200
+    teacher = {"Authorization": f"Bearer {good.json()['access_token']}"}
+    # a teacher is not an admin
+    assert (
+        httpx.get(f"{server.settings.api_url}/api/admin/users", headers=teacher).status_code == 403
+    )
+    assert visible(admin, uid, 2)["last_login_at"] is not None
+
+
+def test_errors_are_problem_details(admin: httpx.Client, server: ServeProcess) -> None:
+    base = server.settings.api_url
+    assert httpx.get(f"{base}/api/admin/users").status_code == 401
+    forged = httpx.get(f"{base}/api/admin/users", headers={"Authorization": "Bearer x.y.z"})
+    assert forged.status_code == 401 and forged.headers["content-type"] == PROBLEM
+
+    malformed = admin.post(
+        "/api/admin/users", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert malformed.status_code == 400 and malformed.json()["type"] == "/problems/malformed-json"
+
+    invalid = admin.post("/api/admin/users", json=person(email="nope", phone="12", role="king"))
+    assert invalid.status_code == 422
+    assert {e["loc"][-1] for e in invalid.json()["errors"]} >= {"email", "phone", "role"}
+
+    huge = admin.post(
+        "/api/admin/users", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
+    )
+    assert huge.status_code == 413
+
+    missing = admin.put(
+        f"/api/admin/users/{uuid.uuid4()}", json={"first_name": "A", "last_name": "B"}
+    )
+    assert missing.status_code == 404 and missing.json()["reason"] == "not_found"
+    assert admin.get(f"/api/admin/users/{uuid.uuid4()}").status_code == 404
+
+
+def test_command_status_is_readable_after_the_fact(admin: httpx.Client) -> None:
+    outcome = create(admin)
+    status = wait_for(
+        lambda: (r := admin.get(f"/api/commands/{outcome['command_id']}")).status_code == 200 and r,
+        timeout_s=20,
+        what="command status in Redis",
+    ).json()
+    assert status["status"] == "accepted" and status["id"] == outcome["id"]
+    assert admin.get(f"/api/commands/{uuid.uuid4()}").status_code == 404
+
+
+def test_sql_is_read_only(admin: httpx.Client) -> None:
+    rows = sql(admin, "SELECT count() AS n FROM users FINAL")
+    assert rows[0]["n"] >= 1
+    write = admin.post("/api/admin/sql", json={"sql": "INSERT INTO users (user_id) VALUES ('x')"})
+    assert write.status_code == 403
+    sneaky = admin.post("/api/admin/sql", json={"sql": "SELECT 1; DROP TABLE users"})
+    assert sneaky.status_code in (400, 403)
+    assert sql(admin, "SELECT count() AS n FROM users FINAL")[0]["n"] >= 1
+
+
+def test_health_and_readiness(server: ServeProcess) -> None:
+    base = server.settings.api_url
+    assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{base}/readyz").json()
+    assert ready["status"] == "ready"
+    assert set(ready["checks"]["lag"]) >= {"users.commands", "users.events"}
