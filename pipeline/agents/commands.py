@@ -100,7 +100,15 @@ class CommandProcessor:
         await self.reply(outcome.result)
 
     async def reply(self, result: CommandResult) -> None:
-        await self.results.send(key=result.command_id.encode(), value=encode_result(result))
+        """Send ``result`` keyed by its aggregate id.
+
+        Keyed like the command, the result lands on the same partition number, and under
+        exactly_once faust-streaming 0.15 puts a send into the transaction of its
+        *destination* partition (``{app_id}-{group}-{partition}``): only outputs
+        co-partitioned with the input commit atomically with the input's offset.
+        """
+        key = result.aggregate_id or result.command_id
+        await self.results.send(key=key.encode(), value=encode_result(result))
 
     async def _release(self, command: Any, before: Any, outcome: Any) -> None:
         held_before = claims_held(before)
