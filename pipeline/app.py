@@ -57,7 +57,9 @@ def create_app(
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        broker_commit_interval=1.0,
+        # under exactly_once a commit ends the open transactions: read_committed readers
+        # (the API waiting for a result, projections) see output only after it.
+        broker_commit_interval=settings.commit_interval_ms / 1000,
         web_enabled=False,
         autodiscover=False,
         table_standby_replicas=0,
@@ -82,6 +84,7 @@ def create_app(
         codec=codec,
         producer=settings.producer_name,
         window=settings.recent_commands_per_aggregate,
+        await_acks=settings.processing_guarantee == "at_least_once",
     )
     reservations = ReservationProcessor(
         table=claims,

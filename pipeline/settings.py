@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
     processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    commit_interval_ms: int = Field(
+        default=100, ge=10, description="Offset commit (and, exactly_once, transaction) period."
+    )
     app_id: str = Field(default="streamfold", description="Faust app id = consumer group.")
     producer_name: str = "streamfold-pipeline"
 

@@ -129,7 +129,7 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
             phone=None,
             role="student",
             password_hash=hashed,
-        )  # fmt: skip
+        )
         for cid, uid in ids
     ]
     produce_commands(server, creates)
@@ -158,7 +158,7 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
                         last_name="Test",
                         phone=None,
                         role=("student", "teacher")[round_ % 2],
-                    )  # fmt: skip
+                    )
                 )
     our_ids = [uid for _, uid in ids]
     in_list = "', '".join(our_ids)

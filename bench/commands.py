@@ -1,0 +1,260 @@
+"""Command throughput and latency, on a stack this script starts and stops itself.
+
+Phases (each against one fresh ``streamfold serve``):
+1. api-create: N CreateUser through ``POST /api/admin/users`` with C concurrent clients;
+   a request returns when the command's result arrives, so its latency is command ->
+   result as a client sees it (argon2 hashing in the API included).
+2. api-update: N UpdateUser through ``PUT /api/admin/users/{id}``, same measure.
+3. kafka-update: M users x R rounds of UpdateUser produced straight to users.commands
+   (confluent-kafka, acks=all); command -> result from a tail of command.results, and
+   command -> visible from polling the users read model's versions every 50 ms.
+
+Usage: python bench/commands.py [--runs 3] [--n 400] [--users 200] [--rounds 10]
+Prints a table per run and the medians; writes bench/results/commands-<utc>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connectors.kafka import PARTITIONER  # noqa: E402
+from deploy.localstack import LocalStack  # noqa: E402
+from pipeline import topics  # noqa: E402
+from pipeline.codecs import decode_result  # noqa: E402
+from pipeline.domain.users.commands import UpdateUser  # noqa: E402
+from pipeline.routing import submission  # noqa: E402
+from tests.support import Endpoints, ServeProcess, admin_token, sql  # noqa: E402
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    if not samples_ms:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    q = statistics.quantiles(samples_ms, n=100, method="inclusive")
+    return {"p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1)}
+
+
+def person(i: int) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:12]
+    return {
+        "username": f"b_{tag}",
+        "email": f"bench-{tag}@example.com",
+        "first_name": "Bench",
+        "last_name": f"User{i}",
+        "password": "benchmark password",
+    }
+
+
+async def api_phase(
+    base: str, token: str, bodies: list[tuple[str, str, dict]], concurrency: int
+) -> tuple[dict[str, Any], list[dict]]:
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    replies: list[dict] = []
+    gate = asyncio.Semaphore(concurrency)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as client:
+
+        async def one(method: str, path: str, body: dict) -> None:
+            async with gate:
+                t0 = time.perf_counter()
+                response = await client.request(method, path, json=body)
+                latencies.append((time.perf_counter() - t0) * 1000)
+            codes[response.status_code] = codes.get(response.status_code, 0) + 1
+            replies.append(response.json())
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(*b) for b in bodies))
+        wall = time.perf_counter() - t0
+    return {
+        "commands": len(bodies),
+        "seconds": round(wall, 3),
+        "commands_per_s": round(len(bodies) / wall, 1),
+        "command_to_result_ms": percentiles(latencies),
+        "status_codes": codes,
+    }, replies
+
+
+def kafka_phase(
+    server: ServeProcess, admin: httpx.Client, user_ids: list[str], rounds: int
+) -> dict:
+    bootstrap = server.settings.kafka_bootstrap
+    versions = {r["user_id"]: r["version"] for r in sql(admin, _versions_sql(user_ids))}
+    sent: dict[str, float] = {}
+    answered: dict[str, float] = {}
+    target: dict[tuple[str, int], str] = {}
+    visible: dict[str, float] = {}
+    commands = []
+    for r in range(rounds):
+        for uid in user_ids:
+            cmd = UpdateUser(
+                command_id=str(uuid.uuid4()),
+                aggregate_id=uid,
+                issued_at=datetime.now(UTC),
+                first_name=f"Round{r}",
+                last_name="Bench",
+                phone=None,
+                role="student",
+            )
+            commands.append(cmd)
+            target[(uid, versions[uid] + r + 1)] = cmd.command_id
+
+    stop = threading.Event()
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})  # fmt: skip
+    meta = consumer.list_topics(topics.COMMAND_RESULTS, timeout=10).topics[topics.COMMAND_RESULTS]
+    parts = []
+    for p in meta.partitions:
+        high = consumer.get_watermark_offsets(TopicPartition(topics.COMMAND_RESULTS, p), 10)[1]
+        parts.append(TopicPartition(topics.COMMAND_RESULTS, p, high))
+    consumer.assign(parts)
+
+    def tail() -> None:
+        while not stop.is_set():
+            msg = consumer.poll(0.05)
+            if msg is not None and not msg.error():
+                answered.setdefault(decode_result(msg.value()).command_id, time.perf_counter())
+
+    def watch() -> None:
+        while not stop.is_set() and len(visible) < len(commands):
+            now = time.perf_counter()
+            for row in sql(admin, _versions_sql(user_ids)):
+                for v in range(versions[row["user_id"]] + 1, row["version"] + 1):
+                    cid = target.get((row["user_id"], v))
+                    if cid and cid not in visible:
+                        visible[cid] = now
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=tail), threading.Thread(target=watch)]
+    for t in threads:
+        t.start()
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                         "partitioner": PARTITIONER, "linger.ms": 5})  # fmt: skip
+    t0 = time.perf_counter()
+    for cmd in commands:
+        topic, key, value = submission(cmd)
+        sent[cmd.command_id] = time.perf_counter()
+        producer.produce(topic, value=value, key=key)
+        producer.poll(0)
+    producer.flush(60)
+    deadline = time.monotonic() + 300
+    while (
+        len(answered) < len(commands) or len(visible) < len(commands)
+    ) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    for t in threads:
+        t.join()
+    consumer.close()
+    done = [c.command_id for c in commands if c.command_id in answered]
+    last = max((answered[c] for c in done), default=t0)
+    seen = [c.command_id for c in commands if c.command_id in visible]
+    return {
+        "commands": len(commands),
+        "answered": len(done),
+        "visible": len(seen),
+        "seconds": round(last - t0, 3),
+        "commands_per_s": round(len(done) / (last - t0), 1) if done else 0.0,
+        "command_to_result_ms": percentiles([(answered[c] - sent[c]) * 1000 for c in done]),
+        "command_to_visible_ms": percentiles([(visible[c] - sent[c]) * 1000 for c in seen]),
+    }
+
+
+def _versions_sql(ids: list[str]) -> str:
+    return "SELECT user_id, version FROM users FINAL WHERE user_id IN ('" + "', '".join(ids) + "')"
+
+
+def one_run(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="streamfold-bench-") as tmp:
+        home = Path(tmp)
+        stack = LocalStack.start(home / "stack")
+        server = ServeProcess(
+            Endpoints(stack.kafka_bootstrap, stack.redis_url),
+            home / "serve",
+            processing_guarantee=args.guarantee,
+        )
+        (home / "serve").mkdir()
+        try:
+            server.start()
+            server.create_admin()
+            token = admin_token(server)
+            base = server.settings.api_url
+            creates = [("POST", "/api/admin/users", person(i)) for i in range(args.n)]
+            create_stats, replies = asyncio.run(api_phase(base, token, creates, args.concurrency))
+            ids = [r["id"] for r in replies if "id" in r and "version" in r]
+            updates = [
+                ("PUT", f"/api/admin/users/{ids[i % len(ids)]}",
+                 {"first_name": "Upd", "last_name": f"N{i}", "role": "teacher"})
+                for i in range(args.n)
+            ]  # fmt: skip
+            update_stats, _ = asyncio.run(api_phase(base, token, updates, args.concurrency))
+            with httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            ) as admin:
+                time.sleep(1.0)
+                kafka_stats = kafka_phase(server, admin, ids[: args.users], args.rounds)
+            return {
+                "api_create": create_stats,
+                "api_update": update_stats,
+                "kafka_update": kafka_stats,
+            }
+        finally:
+            server.stop()
+            stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--n", type=int, default=400, help="API commands per phase")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument(
+        "--guarantee", choices=["exactly_once", "at_least_once"], default="exactly_once"
+    )
+    args = parser.parse_args()
+
+    runs = []
+    for i in range(args.runs):
+        run = one_run(args)
+        runs.append(run)
+        print(f"run {i + 1}: " + json.dumps(run, indent=1))
+    medians: dict[str, Any] = {}
+    for phase in runs[0]:
+        medians[phase] = {
+            "commands_per_s": statistics.median(r[phase]["commands_per_s"] for r in runs)
+        }
+        for key in ("command_to_result_ms", "command_to_visible_ms"):
+            if key in runs[0][phase]:
+                medians[phase][key] = {
+                    p: statistics.median(r[phase][key][p] for r in runs)
+                    for p in ("p50", "p95", "p99")
+                }
+    print("medians: " + json.dumps(medians, indent=1))
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out / f"commands-{args.guarantee}-{stamp}.json"
+    path.write_text(json.dumps({"args": vars(args), "runs": runs, "medians": medians}, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
