@@ -37,7 +37,6 @@ run: up
 	@echo
 	@echo "API docs:   $(API)/docs"
 	@echo "Readiness:  curl -s $(API)/readyz"
-	@echo "Admin:      $$(cat .local/admin-password 2>/dev/null || echo '$$STREAMFOLD_ADMIN_PASSWORD') (admin@example.com)"
 	@echo "Token:      TOKEN=\$$(curl -s -X POST $(API)/api/auth/token -d username=admin@example.com -d password=\$$(cat .local/admin-password) | python3 -c 'import sys,json;print(json.load(sys.stdin)[\"access_token\"])')"
 	@echo "Users:      curl -s -H \"Authorization: Bearer \$$TOKEN\" '$(API)/api/admin/users?page_size=5&search=gmail'"
 	@echo "SQL:        $(BIN)/streamfold sql \"SELECT role, status, count() FROM users FINAL GROUP BY role, status\""
