@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from api import problems
 from api.deps import Services
-from api.routes import auth, commands, health, sql, users
+from api.routes import analytics, auth, commands, dashboard, health, ingest, partners, sql, users
 
 
 class BodyLimit(BaseHTTPMiddleware):
@@ -38,6 +39,8 @@ def create_api(services: Services) -> FastAPI:
     app.state.services = services
     app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
     problems.install(app)
-    for module in (health, auth, users, commands, sql):
+    for module in (health, auth, users, partners, commands, ingest, sql, analytics, dashboard):
         app.include_router(module.router)
+    # The dashboard's script, styles and vendored Chart.js: same origin, no CDN.
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -11,6 +12,7 @@ from api.problems import Problem
 from connectors.exceptions import KafkaDeliveryError
 from pipeline.domain.handling import CommandResult
 from pipeline.domain.results import RejectionReason
+from pipeline.routing import command_id_for, new_aggregate_id
 
 STATUS_FOR_REASON = {
     RejectionReason.INVALID: 422,
@@ -22,6 +24,21 @@ STATUS_FOR_REASON = {
     RejectionReason.DUPLICATE_EMAIL: 409,
     RejectionReason.DUPLICATE_USERNAME: 409,
 }
+
+
+def command_fields(
+    idempotency_key: str | None, aggregate_id: str, actor: str, expected: int | None = None
+) -> dict[str, Any]:
+    """The fields every command carries, for a route building one."""
+    command_id = command_id_for(idempotency_key)
+    return {
+        "command_id": command_id,
+        "aggregate_id": aggregate_id or new_aggregate_id(command_id),
+        "issued_at": datetime.now(UTC),
+        "expected_version": expected,
+        "correlation_id": command_id,
+        "actor": actor,
+    }
 
 
 def outcome_body(result: CommandResult) -> dict[str, Any]:
@@ -50,6 +67,23 @@ def raise_rejection(result: CommandResult) -> None:
     )
 
 
+async def submit(services: Services, command: Any) -> CommandResult | None:
+    """Submit and wait; None when no result came in time. Raises Problem 503 if Kafka did
+    not take the command."""
+    try:
+        return await services.bus.submit(command)
+    except (KafkaDeliveryError, BufferError) as exc:
+        raise Problem(503, "kafka-unavailable", f"the command was not queued: {exc}") from exc
+
+
+def pending(command: Any) -> JSONResponse:
+    return JSONResponse(
+        {"command_id": command.command_id, "status": "pending", "id": command.aggregate_id},
+        status_code=202,
+        headers={"Location": f"/api/commands/{command.command_id}"},
+    )
+
+
 async def run_command(
     services: Services, command: Any, *, success_status: int = 200
 ) -> JSONResponse:
@@ -59,16 +93,8 @@ async def run_command(
     /api/commands/{command_id}`` when no result came in time (the command is durably in
     Kafka and will be processed); 503 if Kafka did not take the command.
     """
-    try:
-        result = await services.bus.submit(command)
-    except (KafkaDeliveryError, BufferError) as exc:
-        raise Problem(503, "kafka-unavailable", f"the command was not queued: {exc}") from exc
+    result = await submit(services, command)
     if result is None:
-        location = f"/api/commands/{command.command_id}"
-        return JSONResponse(
-            {"command_id": command.command_id, "status": "pending", "id": command.aggregate_id},
-            status_code=202,
-            headers={"Location": location},
-        )
+        return pending(command)
     raise_rejection(result)
     return JSONResponse(outcome_body(result), status_code=success_status)

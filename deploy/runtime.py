@@ -18,9 +18,12 @@ import uvicorn
 
 from api.app import create_api
 from api.deps import Services
+from api.routes.ingest import Ingest
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
-from connectors.kafka import ensure_topics
+from connectors.kafka import AsyncProducer, ensure_topics
+from connectors.keys import KeyResolver
+from connectors.ratelimit import TokenBuckets
 from connectors.redis import open_redis
 from pipeline.app import create_app
 from pipeline.projections import migrate
@@ -72,6 +75,7 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     codec = AvroCodec(SchemaRegistry.load())
     pipeline = None
     bus = None
+    ingest_producer = None
     try:
         if worker:
             pipeline = create_app(settings, codec=codec, clickhouse=clickhouse, redis=redis)
@@ -84,9 +88,21 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
                 timeout_s=settings.command_timeout_s,
             )
             await bus.start()
-            app = create_api(
-                Services(settings=settings, clickhouse=clickhouse, redis=redis, bus=bus)
+            ingest_producer = AsyncProducer(
+                settings.kafka_bootstrap, client_id="streamfold-ingest", **{"linger.ms": 10}
             )
+            buckets = TokenBuckets(
+                redis, rate_per_s=settings.ingest_rate_per_s, burst=settings.ingest_burst
+            )
+            services = Services(
+                settings=settings,
+                clickhouse=clickhouse,
+                redis=redis,
+                bus=bus,
+                keys=KeyResolver(redis, ttl_s=settings.key_cache_ttl_s),
+                ingest=Ingest(ingest_producer, buckets),
+            )
+            app = create_api(services)
             config = uvicorn.Config(
                 app,
                 host=settings.api_host,
@@ -102,6 +118,8 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     finally:
         if bus is not None:
             await bus.stop()
+        if ingest_producer is not None:
+            ingest_producer.close()
         if pipeline is not None:
             await pipeline.app.stop()
         await redis.aclose()

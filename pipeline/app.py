@@ -5,7 +5,8 @@ No module-level app: each entrypoint (serve, worker, tests) builds its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from redis.asyncio import Redis
@@ -17,31 +18,31 @@ from pipeline.agents.deadletter import DeadLetters
 from pipeline.agents.projections import (
     CommandStatusProjection,
     EventLogProjection,
+    PartnerKeysReadModel,
+    Projection,
     Projector,
     UsersReadModel,
 )
 from pipeline.agents.reservations import ReservationProcessor
-from pipeline.domain.users import USER_SPEC
+from pipeline.agents.tracking import RejectionSink, Structures, TrackingSink, Validation
+from pipeline.aggregates import AGGREGATES, PARTNERS, USERS, Aggregate
 from pipeline.settings import Settings
 from schemas.codec import AvroCodec
 
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
-USER_STATE_TABLE = "users-state"
-USER_CLAIMS_TABLE = "users-claims"
 
-
-@dataclass(frozen=True)
+@dataclass
 class Pipeline:
     app: faust.App
-    commands: CommandProcessor
-    reservations: ReservationProcessor
+    commands: dict[str, CommandProcessor] = field(default_factory=dict)
 
 
 def create_app(
     settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, redis: Redis
 ) -> Pipeline:
-    """Build the worker: command + reservation agents and the projection agents.
+    """Build the worker: command (+ reservation) agents per aggregate, projection agents
+    per event topic, and the tracking agents.
 
     Topics must already exist (``connectors.kafka.ensure_topics``); Faust creates only its
     changelog topics, with the same partition count as their source topics.
@@ -65,60 +66,124 @@ def create_app(
         table_standby_replicas=0,
     )
     p = settings.topic_partitions
-    t_commands = app.topic(topics.USER_COMMANDS, partitions=p, **RAW)
-    t_reservations = app.topic(topics.USER_RESERVATIONS, partitions=p, **RAW)
-    t_events = app.topic(topics.USER_EVENTS, partitions=p, **RAW)
-    t_results = app.topic(topics.COMMAND_RESULTS, partitions=p, **RAW)
-    t_dlq = app.topic(topics.USER_DLQ, partitions=p, **RAW)
+    topic_cache: dict[str, Any] = {}
 
-    state = app.Table(USER_STATE_TABLE, default=None, partitions=p)
-    claims = app.Table(USER_CLAIMS_TABLE, default=None, partitions=p)
+    def topic(name: str) -> Any:
+        if name not in topic_cache:
+            topic_cache[name] = app.topic(name, partitions=p, **RAW)
+        return topic_cache[name]
 
+    pipeline = Pipeline(app=app)
+    results = topic(topics.COMMAND_RESULTS)
+    for aggregate in AGGREGATES:
+        pipeline.commands[aggregate.spec.aggregate_type] = _command_agents(
+            app, settings, aggregate, topic, results, codec
+        )
+
+    batch_rows, within_s = settings.projection_batch_rows, settings.projection_batch_ms / 1000
+    read_models: dict[Aggregate, list[Projection]] = {
+        USERS: [EventLogProjection(clickhouse), UsersReadModel(clickhouse)],
+        PARTNERS: [EventLogProjection(clickhouse), PartnerKeysReadModel(redis)],
+    }
+    for aggregate, projections in read_models.items():
+        projector = Projector(
+            codec=codec,
+            projections=projections,
+            dead_letters=DeadLetters(
+                topic(aggregate.dlq_topic), agent=f"{aggregate.events_topic}-projections"
+            ),
+        )
+        _batch_agent(app, topic(aggregate.events_topic), projector.run_batch, batch_rows, within_s)
+
+    status = CommandStatusProjection(
+        redis, DeadLetters(topic(topics.USER_DLQ), agent="command-status")
+    )
+    _batch_agent(app, results, status.run_batch, batch_rows, within_s)
+
+    _tracking_agents(app, settings, topic, codec, clickhouse, redis)
+    return pipeline
+
+
+def _command_agents(
+    app: faust.App,
+    settings: Settings,
+    aggregate: Aggregate,
+    topic: Any,
+    results: Any,
+    codec: AvroCodec,
+) -> CommandProcessor:
+    name = aggregate.spec.aggregate_type
+    reservations = topic(aggregate.reservations_topic) if aggregate.reservations_topic else None
+    dlq = topic(aggregate.dlq_topic)
     commands = CommandProcessor(
-        spec=USER_SPEC,
-        table=state,
-        events=t_events,
-        results=t_results,
-        reservations=t_reservations,
-        dead_letters=DeadLetters(t_dlq, agent="user-commands"),
+        aggregate=aggregate,
+        table=app.Table(aggregate.state_table, default=None, partitions=settings.topic_partitions),
+        events=topic(aggregate.events_topic),
+        results=results,
+        reservations=reservations,
+        dead_letters=DeadLetters(dlq, agent=f"{name}-commands"),
         codec=codec,
         producer=settings.producer_name,
         window=settings.recent_commands_per_aggregate,
         await_acks=settings.processing_guarantee == "at_least_once",
     )
-    reservations = ReservationProcessor(
-        table=claims,
-        reservations=t_reservations,
-        commands=t_commands,
-        dead_letters=DeadLetters(t_dlq, agent="user-reservations"),
-        replies=commands,
-    )
-    projector = Projector(
+    _event_agent(app, topic(aggregate.commands_topic), commands.process, f"{name}-commands")
+    if reservations is not None:
+        claims = ReservationProcessor(
+            table=app.Table(f"{name}-claims", default=None, partitions=settings.topic_partitions),
+            reservations=reservations,
+            commands=topic(aggregate.commands_topic),
+            dead_letters=DeadLetters(dlq, agent=f"{name}-reservations"),
+            replies=commands,
+        )
+        _event_agent(app, reservations, claims.process, f"{name}-reservations")
+    return commands
+
+
+def _tracking_agents(
+    app: faust.App,
+    settings: Settings,
+    topic: Any,
+    codec: AvroCodec,
+    clickhouse: ClickHouse,
+    redis: Redis,
+) -> None:
+    dlq = topic(topics.TRACKING_DLQ)
+    validation = Validation(
+        structures=Structures(redis, ttl_s=settings.key_cache_ttl_s),
+        seen=app.Table("tracking-seen", default=None, partitions=settings.topic_partitions),
+        events=topic(topics.TRACKING_EVENTS),
+        dlq=dlq,
+        dead_letters=DeadLetters(dlq, agent="tracking-validation"),
         codec=codec,
-        projections=[EventLogProjection(clickhouse), UsersReadModel(clickhouse)],
-        dead_letters=DeadLetters(t_dlq, agent="users-projections"),
+        producer=settings.producer_name,
+        dedup_window_s=settings.dedup_window_s,
     )
-    status = CommandStatusProjection(redis, DeadLetters(t_dlq, agent="command-status"))
-    batch_rows, within_s = settings.projection_batch_rows, settings.projection_batch_ms / 1000
+    _event_agent(app, topic(topics.TRACKING_RAW), validation.process, "tracking-validation")
 
-    @app.agent(t_commands, name="user-commands")
-    async def user_commands(stream: faust.StreamT) -> None:
+    sink = TrackingSink(clickhouse, DeadLetters(dlq, agent="tracking-sink"), codec)
+
+    @app.on_partitions_revoked.connect
+    async def _forget_stored_offsets(_app: Any, revoked: Any, **_: Any) -> None:
+        sink.forget()
+
+    rows, within_s = settings.tracking_batch_rows, settings.tracking_batch_ms / 1000
+    _batch_agent(app, topic(topics.TRACKING_EVENTS), sink.run_batch, rows, within_s)
+    rejections = RejectionSink(clickhouse)
+    _batch_agent(app, dlq, rejections.run_batch, rows, within_s)
+
+
+def _event_agent(app: faust.App, source: Any, handle: Any, name: str) -> None:
+    async def agent(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await commands.process(event)
+            await handle(event)
 
-    @app.agent(t_reservations, name="user-reservations")
-    async def user_reservations(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await reservations.process(event)
+    app.agent(source, name=name)(agent)
 
-    @app.agent(t_events, name="users-projections")
-    async def users_projections(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(batch_rows, within=within_s):
-            await projector.run_batch(batch)
 
-    @app.agent(t_results, name="command-status")
-    async def command_status(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(batch_rows, within=within_s):
-            await status.run_batch(batch)
+def _batch_agent(app: faust.App, source: Any, handle: Any, rows: int, within_s: float) -> None:
+    async def agent(stream: faust.StreamT) -> None:
+        async for batch in stream.take_events(rows, within=within_s):
+            await handle(batch)
 
-    return Pipeline(app=app, commands=commands, reservations=reservations)
+    app.agent(source, name=f"{source.get_topic_name()}-sink")(agent)

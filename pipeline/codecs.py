@@ -13,10 +13,8 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
+from pipeline.aggregates import Aggregate, aggregate_of
 from pipeline.domain.handling import CommandResult
-from pipeline.domain.users.commands import UserCommand
-
-_USER_COMMAND = TypeAdapter(UserCommand)
 
 
 class MalformedMessage(ValueError):
@@ -24,25 +22,29 @@ class MalformedMessage(ValueError):
 
 
 def encode_command(command: Any) -> bytes:
-    return _USER_COMMAND.dump_json(command)
+    return aggregate_of(command).commands.dump_json(command)
 
 
-def decode_command(payload: bytes) -> Any:
-    """bytes -> a user command dataclass. Raises MalformedMessage with pydantic's reasons."""
+def decode_command(aggregate: Aggregate, payload: bytes) -> Any:
+    """bytes -> one of ``aggregate``'s command dataclasses.
+
+    Raises:
+        MalformedMessage: with pydantic's reasons.
+    """
     try:
-        return _USER_COMMAND.validate_json(payload)
+        return aggregate.commands.validate_json(payload)
     except ValidationError as exc:
-        raise MalformedMessage(
-            f"not a valid user command: {exc.errors(include_url=False)}"
-        ) from exc
+        errors = exc.errors(include_url=False)
+        kind = aggregate.spec.aggregate_type
+        raise MalformedMessage(f"not a valid {kind} command: {errors}") from exc
 
 
 def command_dict(command: Any) -> dict[str, Any]:
-    return _USER_COMMAND.dump_python(command, mode="json")
+    return aggregate_of(command).commands.dump_python(command, mode="json")
 
 
-def command_from_dict(data: dict[str, Any]) -> Any:
-    return _USER_COMMAND.validate_python(data)
+def command_from_dict(aggregate: Aggregate, data: dict[str, Any]) -> Any:
+    return aggregate.commands.validate_python(data)
 
 
 def encode_result(result: CommandResult) -> bytes:

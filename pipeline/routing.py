@@ -1,8 +1,8 @@
 """Where a command enters the write side: one rule, shared by the API and the CLI.
 
-A command that must reserve unique values enters at ``users.reservations`` keyed by its
-first claim; every other command goes straight to ``users.commands`` keyed by its
-aggregate id (DESIGN.md: key = aggregate id, or the unique value it reserves).
+A command that must reserve unique values enters at its aggregate's reservations topic
+keyed by its first claim; every other command goes straight to ``<aggregate>.commands``
+keyed by its aggregate id (DESIGN.md: key = aggregate id, or the unique value it reserves).
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pipeline import topics
+from pipeline.aggregates import aggregate_of
 from pipeline.codecs import Reservation, command_dict, encode_command, encode_reservation
-from pipeline.domain.users.aggregate import claims_for
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c5a2e-3b7d-5e2f-9a41-2d7c1e0b9f55")
 _AGGREGATE_NAMESPACE = uuid.UUID("0b8e4f61-92c3-5d1a-8f27-5c4b3a6e1d09")
@@ -39,10 +38,11 @@ def new_aggregate_id(command_id: str) -> str:
 
 def submission(command: Any) -> tuple[str, bytes, bytes]:
     """(topic, key, value) to produce for ``command``."""
-    claims = claims_for(command)
-    if claims:
+    aggregate = aggregate_of(command)
+    claims = aggregate.claims_for(command)
+    if claims and aggregate.reservations_topic:
         message = Reservation(
             op="reserve", owner=command.aggregate_id, claims=claims, command=command_dict(command)
         )
-        return topics.USER_RESERVATIONS, message.key.encode(), encode_reservation(message)
-    return topics.USER_COMMANDS, command.aggregate_id.encode(), encode_command(command)
+        return aggregate.reservations_topic, message.key.encode(), encode_reservation(message)
+    return aggregate.commands_topic, command.aggregate_id.encode(), encode_command(command)

@@ -14,9 +14,18 @@ USER_COMMANDS = "users.commands"
 USER_RESERVATIONS = "users.reservations"
 USER_EVENTS = "users.events"
 USER_DLQ = "users.dlq"
+PARTNER_COMMANDS = "partners.commands"
+PARTNER_EVENTS = "partners.events"
+PARTNER_DLQ = "partners.dlq"
 COMMAND_RESULTS = "command.results"
+TRACKING_RAW = "tracking.raw"
+"""SDK events as received (JSON, key = system id), before schema validation."""
+TRACKING_EVENTS = "tracking.events"
+"""Validated events (Avro TrackingEventRecorded, key = system id)."""
+TRACKING_DLQ = "tracking.dlq"
+"""Events that failed validation, with the reasons (JSON), and poison records."""
 
-EVENT_TOPICS: dict[str, str] = {"user": USER_EVENTS}
+EVENT_TOPICS: dict[str, str] = {"user": USER_EVENTS, "partner": PARTNER_EVENTS}
 """aggregate_type -> its event topic (the event_log archive reads all of them)."""
 
 _FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
@@ -43,6 +52,11 @@ def project_topics() -> list[TopicSpec]:
         *(TopicSpec(t, dict(_FOREVER)) for t in EVENT_TOPICS.values()),
         TopicSpec(USER_COMMANDS, dict(week)),
         TopicSpec(USER_RESERVATIONS, dict(week)),
+        TopicSpec(PARTNER_COMMANDS, dict(week)),
         TopicSpec(COMMAND_RESULTS, dict(week)),
         TopicSpec(USER_DLQ, dict(_FOREVER)),
+        TopicSpec(PARTNER_DLQ, dict(_FOREVER)),
+        TopicSpec(TRACKING_RAW, dict(week)),
+        TopicSpec(TRACKING_EVENTS, dict(_FOREVER)),
+        TopicSpec(TRACKING_DLQ, dict(_FOREVER)),
     ]

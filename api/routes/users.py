@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query
@@ -22,7 +21,7 @@ from api.models import (
     UserUpdate,
 )
 from api.problems import Problem
-from api.replies import run_command
+from api.replies import command_fields, run_command
 from pipeline.domain.users.commands import (
     CreateUser,
     DeactivateUser,
@@ -33,7 +32,6 @@ from pipeline.domain.users.commands import (
 )
 from pipeline.domain.values import hash_password
 from pipeline.projections import event_log
-from pipeline.routing import command_id_for, new_aggregate_id
 
 router = APIRouter(prefix="/api/admin/users", tags=["admin: users"])
 
@@ -55,28 +53,14 @@ _COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
 _SENSITIVE = ("password_hash",)
 
 
-def _base(key: str | None, aggregate_id: str, actor: str, expected: int | None = None) -> dict:
-    command_id = command_id_for(key)
-    return {
-        "command_id": command_id,
-        "aggregate_id": aggregate_id,
-        "issued_at": datetime.now(UTC),
-        "expected_version": expected,
-        "correlation_id": command_id,
-        "actor": actor,
-    }
-
-
 @router.post("", status_code=201, response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
 async def create_user(
     body: UserCreate, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
     """CreateUser. 201 with the new id; 409 duplicate email/username; 422 invalid."""
     hashed = await asyncio.to_thread(hash_password, body.password.get_secret_value())
-    base = _base(key, "", admin.user_id)
-    base["aggregate_id"] = new_aggregate_id(base["command_id"])
     command = CreateUser(
-        **base,
+        **command_fields(key, "", admin.user_id),
         username=body.username,
         email=body.email,
         first_name=body.first_name,
@@ -98,7 +82,7 @@ async def update_user(
 ) -> JSONResponse:
     """UpdateUser: names, phone, role. ``expected_version`` enables optimistic concurrency."""
     command = UpdateUser(
-        **_base(key, user_id, admin.user_id, body.expected_version),
+        **command_fields(key, user_id, admin.user_id, body.expected_version),
         first_name=body.first_name,
         last_name=body.last_name,
         phone=body.phone,
@@ -122,7 +106,7 @@ async def update_account(
     if body.password is not None:
         hashed = (await asyncio.to_thread(hash_password, body.password.get_secret_value())).value
     command = UpdateAccount(
-        **_base(key, user_id, admin.user_id, body.expected_version),
+        **command_fields(key, user_id, admin.user_id, body.expected_version),
         email=body.email,
         password_hash=hashed,
     )
@@ -139,7 +123,7 @@ async def deactivate_user(
 ) -> JSONResponse:
     body = body or Deactivate()
     command = DeactivateUser(
-        **_base(key, user_id, admin.user_id, body.expected_version), reason=body.reason
+        **command_fields(key, user_id, admin.user_id, body.expected_version), reason=body.reason
     )
     return await run_command(services, command)
 
@@ -148,7 +132,9 @@ async def deactivate_user(
 async def reactivate_user(
     user_id: str, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
-    return await run_command(services, ReactivateUser(**_base(key, user_id, admin.user_id)))
+    return await run_command(
+        services, ReactivateUser(**command_fields(key, user_id, admin.user_id))
+    )
 
 
 @router.delete("/{user_id}", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
@@ -156,7 +142,7 @@ async def delete_user(
     user_id: str, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Soft delete: the user stays readable with status ``deleted``; email stays taken."""
-    return await run_command(services, DeleteUser(**_base(key, user_id, admin.user_id)))
+    return await run_command(services, DeleteUser(**command_fields(key, user_id, admin.user_id)))
 
 
 @router.get("", response_model=UserPage)

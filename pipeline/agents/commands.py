@@ -12,7 +12,8 @@ Per command, in this order (the order is what makes a crash at any point harmles
 
 Under exactly_once the sends, the changelog write and the offset commit are one Kafka
 transaction, so nothing waits for acks: read_committed readers see all of it or none.
-Under at_least_once the acks of step 3 are awaited before step 4, and a crash between 3 and the offset commit replays the
+Under at_least_once the acks of step 3 are awaited before step 4, and a crash between 3
+and the offset commit replays the
 command: if 4 did not happen the replay yields byte-identical envelopes (event ids and
 versions are deterministic) that idempotent projections ignore; if it did, step 2 answers
 with the stored result.
@@ -21,12 +22,14 @@ with the stored result.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import structlog
 from faust.types import EventT, TableT, TopicT
 
 from pipeline.agents.deadletter import DeadLetters
+from pipeline.aggregates import Aggregate
 from pipeline.codecs import (
     MalformedMessage,
     Reservation,
@@ -35,7 +38,6 @@ from pipeline.codecs import (
     encode_result,
 )
 from pipeline.domain.handling import (
-    AggregateSpec,
     CommandResult,
     Snapshot,
     handle,
@@ -43,7 +45,6 @@ from pipeline.domain.handling import (
     snapshot_to_dict,
 )
 from pipeline.domain.results import RejectionReason
-from pipeline.domain.users.aggregate import claims_for, claims_held
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)
@@ -55,18 +56,19 @@ class CommandProcessor:
     def __init__(
         self,
         *,
-        spec: AggregateSpec,
+        aggregate: Aggregate,
         table: TableT,
         events: TopicT,
         results: TopicT,
-        reservations: TopicT,
+        reservations: TopicT | None,
         dead_letters: DeadLetters,
         codec: AvroCodec,
         producer: str,
         window: int,
         await_acks: bool,
     ) -> None:
-        self.spec = spec
+        self.aggregate = aggregate
+        self.spec = aggregate.spec
         self.table = table
         self.events = events
         self.results = results
@@ -79,7 +81,7 @@ class CommandProcessor:
 
     async def process(self, event: EventT) -> None:
         try:
-            command = decode_command(event.message.value)
+            command = decode_command(self.aggregate, event.message.value)
         except MalformedMessage as exc:
             await self.dead_letters.send(event, str(exc))
             await self._answer_malformed(event, str(exc))
@@ -97,9 +99,11 @@ class CommandProcessor:
         if self.await_acks:
             for ack in acks:
                 await ack
-        if not outcome.duplicate:
-            self.table[key] = snapshot_to_dict(self.spec, outcome.snapshot)
-            await self._release(command, snapshot.state, outcome)
+        if outcome.duplicate:
+            await self.reply(replace(outcome.result, duplicate=True))
+            return
+        self.table[key] = snapshot_to_dict(self.spec, outcome.snapshot)
+        await self._release(command, snapshot.state, outcome)
         await self.reply(outcome.result)
 
     async def reply(self, result: CommandResult) -> None:
@@ -114,12 +118,15 @@ class CommandProcessor:
         await self.results.send(key=key.encode(), value=encode_result(result))
 
     async def _release(self, command: Any, before: Any, outcome: Any) -> None:
+        claims_for, claims_held = self.aggregate.claims_for, self.aggregate.claims_held
         held_before = claims_held(before)
         if outcome.result.status == "rejected":
             release = set(claims_for(command)) - held_before
         else:
             release = held_before - claims_held(outcome.snapshot.state)
         owner = command.aggregate_id
+        if self.reservations is None:
+            return
         for claim in sorted(release):
             message = Reservation(op="release", owner=owner, claim=claim)
             await self.reservations.send(key=claim.encode(), value=encode_reservation(message))

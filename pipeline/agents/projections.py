@@ -15,6 +15,7 @@ changes nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,11 +25,13 @@ from faust.types import EventT
 from redis.asyncio import Redis
 
 from connectors.clickhouse import ClickHouse
+from connectors.keys import PARTNER
 from connectors.redis import put_command_results
 from pipeline.agents.deadletter import DeadLetters
 from pipeline.codecs import MalformedMessage, decode_result
+from pipeline.domain import partners
 from pipeline.domain.envelope import Envelope
-from pipeline.projections import event_log, users
+from pipeline.projections import event_log, folding, partner_keys, users
 from schemas.codec import AvroCodec
 from schemas.exceptions import DecodeError
 
@@ -154,6 +157,54 @@ class UsersReadModel:
                 await self.clickhouse.insert("users", user_rows, users.USER_COLUMNS)
 
             await until_stored("users", write)
+        return [(mine[i], reason) for i, reason in result.failed]
+
+
+class PartnerKeysReadModel:
+    """Folds partner events onto the partner states stored in Redis and keeps the API-key
+    and system lookups in step (``pipeline/projections/partner_keys.py``)."""
+
+    name = "partner_keys"
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def apply(self, records: Sequence[Decoded]) -> list[tuple[Decoded, str]]:
+        mine = [r for r in records if r.envelope.aggregate_type == "partner"]
+        if not mine:
+            return []
+        ids = sorted({r.envelope.aggregate_id for r in mine})
+        current: folding.Folded = {}
+
+        async def load() -> None:
+            stored = await self.redis.mget([PARTNER.format(partner_id=i) for i in ids])
+            for raw in stored:
+                if raw is not None:
+                    d = json.loads(raw)
+                    state = partners.state_from_dict(d["state"])
+                    current[state.partner_id] = (state, int(d["version"]))
+
+        await until_stored("partners load", load)
+        result = folding.fold(
+            current,
+            [r.envelope for r in mine],
+            evolve=partners.evolve,
+            from_data=partners.from_data,
+        )
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for pid, (state, version) in result.changed.items():
+                    sets, deletes = partner_keys.writes(
+                        current.get(pid, (None, 0))[0], state, version
+                    )
+                    pipe.mset(sets)
+                    if deletes:
+                        pipe.delete(*deletes)
+                await pipe.execute()
+
+        if result.changed:
+            await until_stored("partner keys", write)
         return [(mine[i], reason) for i, reason in result.failed]
 
 

@@ -88,7 +88,7 @@ class ReservationProcessor:
             )
             await self.reservations.send(key=onward.key.encode(), value=encode_reservation(onward))
             return
-        command = command_from_dict(message.command or {})
+        command = command_from_dict(self.replies.aggregate, message.command or {})
         await self.commands.send(key=command.aggregate_id.encode(), value=encode_command(command))
 
     async def _reject(self, message: Reservation, claim: str) -> None:

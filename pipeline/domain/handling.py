@@ -48,6 +48,8 @@ class CommandResult:
     reason: str | None = None
     message: str | None = None
     field: str | None = None
+    duplicate: bool = False
+    """True on a repeated answer to a command id seen before (the original result)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (``event_ids`` as a list)."""
@@ -61,6 +63,7 @@ class CommandResult:
             "reason": self.reason,
             "message": self.message,
             "field": self.field,
+            "duplicate": self.duplicate,
         }
 
     @classmethod
@@ -76,6 +79,7 @@ class CommandResult:
             reason=d.get("reason"),
             message=d.get("message"),
             field=d.get("field"),
+            duplicate=bool(d.get("duplicate", False)),
         )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from connectors.clickhouse import ClickHouse
-from pipeline.projections import event_log, users
+from pipeline.projections import event_log, tracking, users
 
-ALL_DDL = (*users.DDL, *event_log.DDL)
+ALL_DDL = (*users.DDL, *event_log.DDL, *tracking.DDL)
 
 
 async def migrate(clickhouse: ClickHouse) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pipeline.domain.envelope import Envelope
-from pipeline.domain.errors import DomainError
 from pipeline.domain.users.aggregate import User, UserStatus, evolve
 from pipeline.domain.users.events import from_data
+from pipeline.projections import folding
+from pipeline.projections.folding import FoldResult
 
 DDL = (
     """
@@ -69,6 +69,11 @@ Folded = dict[str, tuple[User, int]]
 """aggregate id -> (state, aggregate version)."""
 
 
+def fold(current: Folded, envelopes: Sequence[Envelope]) -> FoldResult:
+    """The user fold: ``folding.fold`` with the user domain's evolve."""
+    return folding.fold(current, envelopes, evolve=evolve, from_data=from_data)
+
+
 def row_to_user(row: dict[str, Any]) -> tuple[User, int]:
     """A row of LOAD_SQL back into the domain state and its version."""
     user = User(
@@ -86,43 +91,6 @@ def row_to_user(row: dict[str, Any]) -> tuple[User, int]:
         last_login_at=row["last_login_at"],
     )
     return user, int(row["version"])
-
-
-@dataclass(frozen=True, slots=True)
-class FoldResult:
-    changed: Folded
-    """Aggregates whose state moved: their new (state, version)."""
-    skipped: int
-    """Envelopes at or below the stored version: already applied (duplicates, replays)."""
-    failed: list[tuple[int, str]]
-    """(index in the input, reason) of envelopes that cannot apply: dead-letter them."""
-
-
-def fold(current: Folded, envelopes: Sequence[Envelope]) -> FoldResult:
-    """Apply ``envelopes`` (in topic order) on top of ``current`` with the domain's evolve.
-
-    An envelope at or below an aggregate's version is skipped. One that skips a version
-    (a gap) or that evolve refuses is reported in ``failed`` and not applied.
-    """
-    changed: Folded = {}
-    skipped = 0
-    failed: list[tuple[int, str]] = []
-    for index, env in enumerate(envelopes):
-        state, version = changed.get(env.aggregate_id) or current.get(env.aggregate_id, (None, 0))
-        if env.aggregate_version <= version:
-            skipped += 1
-            continue
-        if env.aggregate_version != version + 1:
-            failed.append((index, f"gap: at version {version}, got {env.aggregate_version}"))
-            continue
-        try:
-            event = from_data(env.event_type, env.data)
-            new_state = evolve(state, event, env.occurred_at)
-        except DomainError as exc:
-            failed.append((index, f"cannot apply {env.event_type}: {exc}"))
-            continue
-        changed[env.aggregate_id] = (new_state, env.aggregate_version)
-    return FoldResult(changed, skipped, failed)
 
 
 def user_row(user: User, version: int) -> list[Any]:

@@ -15,6 +15,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+# Re-exported: the base class moved to pipeline.domain.command, callers still import it here.
+from pipeline.domain.command import Command
+
 __all__ = [
     "COMMAND_TYPES",
     "Command",
@@ -27,26 +30,6 @@ __all__ = [
     "UpdateUser",
     "UserCommand",
 ]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Command:
-    """Fields common to every command.
-
-    command_id: client-chosen unique id; the idempotency key (a retry reuses it).
-    aggregate_id: the target user's id (canonical UUID string).
-    issued_at: tz-aware datetime; becomes the events' ``occurred_at`` (in UTC).
-    expected_version: optimistic-concurrency guard; None means "any version".
-    correlation_id: request correlation id; defaults to ``command_id`` on events.
-    actor: user id of whoever issued the command (None for system/seed).
-    """
-
-    command_id: str
-    aggregate_id: str
-    issued_at: datetime
-    expected_version: int | None = None
-    correlation_id: str | None = None
-    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

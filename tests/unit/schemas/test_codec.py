@@ -10,8 +10,12 @@ from typing import Any
 import pytest
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 
+from pipeline.domain import tracking
 from pipeline.domain.envelope import Envelope, event_id_for
 from pipeline.domain.handling import Snapshot, handle
+from pipeline.domain.partners import PARTNER_SPEC
+from pipeline.domain.partners import commands as pc
+from pipeline.domain.partners.events import EVENT_TYPES as PARTNER_EVENT_TYPES
 from pipeline.domain.users import USER_SPEC
 from pipeline.domain.users.commands import (
     CreateUser,
@@ -22,7 +26,7 @@ from pipeline.domain.users.commands import (
     UpdateAccount,
     UpdateUser,
 )
-from pipeline.domain.users.events import EVENT_TYPES
+from pipeline.domain.users.events import EVENT_TYPES as USER_EVENT_TYPES
 from schemas.codec import HEADER_LENGTH, AvroCodec, fingerprint_of
 from schemas.exceptions import (
     CorruptPayloadError,
@@ -38,6 +42,28 @@ CODEC = AvroCodec(REGISTRY)
 USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 T0 = datetime(2024, 5, 1, 12, 0, 0, 654321, tzinfo=UTC)
+SYSTEM_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
+KEY = "a" * 64
+KEY2 = "b" * 64
+# Aggregate (domain) events by type; TrackingEventRecorded has no aggregate class.
+EVENT_TYPES: dict[str, Any] = {**USER_EVENT_TYPES, **PARTNER_EVENT_TYPES}
+AGGREGATE_TYPES = {
+    **dict.fromkeys(USER_EVENT_TYPES, "user"),
+    **dict.fromkeys(PARTNER_EVENT_TYPES, "partner"),
+    tracking.RECORDED_EVENT_TYPE: tracking.RECORDED_AGGREGATE_TYPE,
+}
+TRACKED = tracking.TrackedEvent(
+    message_id="m-1",
+    event="Order Completed",
+    user_id=None,
+    anonymous_id="anon-ü",
+    timestamp=datetime(2024, 4, 30, 23, 59, 59, 999999, tzinfo=UTC),
+    received_at=T0,
+    properties={"total": 9.5, "items": [{"sku": "x"}]},
+    context={},
+    system_id=SYSTEM_ID,
+    partner_id=USER_ID,
+)
 
 DATA: dict[str, dict[str, Any]] = {
     "UserCreated": {
@@ -56,6 +82,42 @@ DATA: dict[str, dict[str, Any]] = {
     "UserReactivated": {},
     "UserDeleted": {},
     "UserLastLoginUpdated": {"logged_in_at": datetime(2024, 5, 2, 1, 2, 3, 4, tzinfo=UTC)},
+    "PartnerCreated": {
+        "partner_id": USER_ID,
+        "name": "Acme",
+        "email": "ops@acme.example",
+        "contact_person": None,
+        "max_systems": 10,
+    },
+    "SystemAdded": {
+        "system_id": SYSTEM_ID,
+        "name": "Web",
+        "description": "Ünïcode site",
+        "key_hash": KEY,
+        "key_prefix": "sk_live_AbCd",
+        "unknown_events": "reject",
+    },
+    "ApiKeyRotated": {
+        "system_id": SYSTEM_ID,
+        "key_hash": KEY2,
+        "key_prefix": "sk_live_EfGh",
+        "previous_key_hash": KEY,
+    },
+    "SystemDeactivated": {"system_id": SYSTEM_ID, "key_hash": KEY},
+    "SystemReactivated": {"system_id": SYSTEM_ID, "key_hash": KEY},
+    "UnknownEventPolicySet": {"system_id": SYSTEM_ID, "policy": "accept"},
+    "EventStructureDefined": {
+        "system_id": SYSTEM_ID,
+        "event_name": "Order Completed",
+        "json_schema": '{"type": "object"}',
+        "required": True,
+        "structure_version": 2,
+    },
+    "EventStructureRemoved": {"system_id": SYSTEM_ID, "event_name": "Order Completed"},
+    "PartnerDeactivated": {},
+    "TrackingEventRecorded": tracking.recorded_data(
+        TRACKED, schema_valid=False, structure_version=None
+    ),
 }
 
 
@@ -64,7 +126,7 @@ def envelope(event_type: str, **kw: Any) -> Envelope:
         "event_id": event_id_for("cmd-1", 0),
         "event_type": event_type,
         "schema_version": 1,
-        "aggregate_type": "user",
+        "aggregate_type": AGGREGATE_TYPES[event_type],
         "aggregate_id": USER_ID,
         "aggregate_version": 7,
         "occurred_at": T0,
@@ -92,8 +154,9 @@ def rabin64(data: bytes) -> int:
 
 
 def test_registry_knows_every_domain_event() -> None:
-    assert REGISTRY.event_types() == sorted(EVENT_TYPES)
-    assert set(DATA) == set(EVENT_TYPES)
+    assert REGISTRY.event_types() == sorted([*EVENT_TYPES, tracking.RECORDED_EVENT_TYPE])
+    assert set(DATA) == set(REGISTRY.event_types()) == set(AGGREGATE_TYPES)
+    assert REGISTRY.latest_version(tracking.RECORDED_EVENT_TYPE) == 1
     for event_type, cls in EVENT_TYPES.items():
         assert REGISTRY.latest_version(event_type) == cls.schema_version
 
@@ -106,6 +169,29 @@ def test_data_record_fields_match_event_dataclasses() -> None:
         [data_field] = [f for f in schema["fields"] if f["name"] == "data"]
         names = [f["name"] for f in data_field["type"]["fields"]]
         assert names == [f.name for f in dataclasses.fields(cls)], event_type
+
+
+def test_tracking_record_fields_match_recorded_data() -> None:
+    schema = REGISTRY.writer(tracking.RECORDED_EVENT_TYPE, tracking.RECORDED_SCHEMA_VERSION)
+    [data_field] = [f for f in schema["fields"] if f["name"] == "data"]
+    names = [f["name"] for f in data_field["type"]["fields"]]
+    assert names == list(DATA[tracking.RECORDED_EVENT_TYPE])
+
+
+@pytest.mark.parametrize("structure_version", [None, 1])
+def test_tracking_event_round_trip(structure_version: int | None) -> None:
+    original = envelope(
+        tracking.RECORDED_EVENT_TYPE,
+        event_id=tracking.event_id_for(SYSTEM_ID, TRACKED.message_id),
+        aggregate_id=SYSTEM_ID,
+        aggregate_version=0,
+        data=tracking.recorded_data(
+            TRACKED, schema_valid=True, structure_version=structure_version
+        ),
+    )
+    decoded = CODEC.decode(CODEC.encode(original))
+    assert decoded == original
+    assert json.loads(decoded.data["properties"]) == TRACKED.properties
 
 
 @pytest.mark.parametrize("event_type", sorted(DATA))
@@ -174,6 +260,41 @@ def test_handled_commands_round_trip_through_avro() -> None:
         payload = CODEC.encode(env)
         assert CODEC.decode(payload) == env
         assert CODEC.encode(env) == payload  # deterministic bytes
+
+
+def test_handled_partner_commands_round_trip_through_avro() -> None:
+    def base(command_id: str) -> dict[str, Any]:
+        return {"command_id": command_id, "aggregate_id": USER_ID, "issued_at": T0}
+
+    commands: list[Any] = [
+        pc.CreatePartner(**base("p0"), name="Acme", email="ops@acme.example"),
+        pc.AddSystem(
+            **base("p1"), system_id=SYSTEM_ID, name="Web", key_hash=KEY, key_prefix="sk_live_Ab12"
+        ),
+        pc.RotateApiKey(
+            **base("p2"), system_id=SYSTEM_ID, key_hash=KEY2, key_prefix="sk_live_Cd34"
+        ),
+        pc.SetUnknownEventPolicy(**base("p3"), system_id=SYSTEM_ID, policy="reject"),
+        pc.DefineEventStructure(
+            **base("p4"), system_id=SYSTEM_ID, event_name="A", json_schema="{}", required=True
+        ),
+        pc.RemoveEventStructure(**base("p5"), system_id=SYSTEM_ID, event_name="A"),
+        pc.DeactivateSystem(**base("p6"), system_id=SYSTEM_ID),
+        pc.ReactivateSystem(**base("p7"), system_id=SYSTEM_ID),
+        pc.DeactivatePartner(**base("p8")),
+    ]
+    snapshot = Snapshot(state=None)
+    seen: set[str] = set()
+    for command in commands:
+        outcome = handle(PARTNER_SPEC, snapshot, command, producer="p", window=5)
+        assert outcome.result.status == "accepted", outcome.result
+        snapshot = outcome.snapshot
+        for env in outcome.envelopes:
+            seen.add(env.event_type)
+            payload = CODEC.encode(env)
+            assert CODEC.decode(payload) == env
+            assert CODEC.encode(env) == payload
+    assert seen == set(PARTNER_EVENT_TYPES)
 
 
 class TestDecodeErrors:

@@ -1,0 +1,254 @@
+"""Tracking analytics read from ClickHouse: raw events, stats, time series, funnels and
+rejections.
+
+Every route takes the caller's scope: an admin JWT sees every system, an API key the
+systems of its partner; asking for a system outside the scope is a 403. Time ranges are
+half-open ``[start, end)`` in ISO-8601 (naive = UTC); ``start >= end`` is a 422.
+The SQL lives in ``api.analytics_sql``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field, StringConstraints
+
+from api import analytics_sql as q
+from api.deps import ScopeDep, ServicesDep
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+EventName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+SystemParam = Annotated[
+    str | None, Query(max_length=200, description="One system id; default: all in scope.")
+]
+StartParam = Annotated[
+    datetime | None, Query(description="Inclusive lower bound (ISO-8601; naive = UTC).")
+]
+EndParam = Annotated[
+    datetime | None, Query(description="Exclusive upper bound (ISO-8601; naive = UTC).")
+]
+CursorParam = Annotated[
+    str | None, Query(max_length=500, description="The next_cursor of the previous page.")
+]
+EventParam = Annotated[str | None, Query(min_length=1, max_length=200, description="Event name.")]
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Bad cursor (problem+json)."},
+    401: {"description": "No or bad credentials (problem+json)."},
+    403: {"description": "System outside the caller's scope (problem+json)."},
+    422: {"description": "Invalid parameters (problem+json)."},
+}
+
+
+class TrackedEvent(BaseModel):
+    event_id: UUID
+    system_id: str
+    event: str
+    message_id: str
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: datetime = Field(description="When it happened, per the sender (UTC).")
+    received_at: datetime = Field(description="When the API accepted it (UTC).")
+    properties: dict[str, Any]
+    context: dict[str, Any]
+    schema_valid: bool
+
+
+class EventPage(BaseModel):
+    items: list[TrackedEvent]
+    next_cursor: str | None = Field(
+        description="Pass as ``cursor`` for the next page; null on the last page."
+    )
+
+
+class EventStat(BaseModel):
+    event: str
+    events: int
+    unique_users: int = Field(description="Exact count of distinct user/anonymous ids.")
+
+
+class StatsTotals(BaseModel):
+    events: int
+    unique_users: int = Field(description="Distinct ids over all names (not a sum).")
+    first_at: datetime | None = Field(description="Earliest event timestamp; null if none.")
+    last_at: datetime | None = Field(description="Latest event timestamp; null if none.")
+
+
+class Stats(BaseModel):
+    items: list[EventStat] = Field(description="Per event name, most frequent first.")
+    totals: StatsTotals
+
+
+class TimeseriesPoint(BaseModel):
+    bucket: datetime = Field(description="Bucket start (UTC).")
+    events: int
+    unique_users: int = Field(description="Approximate (ClickHouse uniq), exact when small.")
+
+
+class FunnelStep(BaseModel):
+    event: str
+    users: int = Field(description="Distinct ids that reached this step or a later one.")
+
+
+class Funnel(BaseModel):
+    steps: list[FunnelStep]
+
+
+class Rejection(BaseModel):
+    system_id: str
+    event: str
+    message_id: str
+    reasons: list[str]
+    received_at: datetime
+
+
+class RejectionPage(BaseModel):
+    items: list[Rejection] = Field(description="Newest first.")
+    total: int = Field(description="All rejections in scope.")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    # Ingestion stores objects; an empty column (older rows) reads as no properties.
+    return json.loads(text) if text else {}
+
+
+@router.get("/events", response_model=EventPage, responses=_RESPONSES)
+async def list_events(
+    services: ServicesDep,
+    scope: ScopeDep,
+    system: SystemParam = None,
+    event: EventParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    user_id: Annotated[str | None, Query(max_length=200)] = None,
+    anonymous_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: CursorParam = None,
+) -> EventPage:
+    """Raw tracked events ordered by ``(timestamp, event_id)``, keyset-paginated.
+
+    400 ``bad-cursor`` for a cursor this API did not hand out; 422 when start >= end.
+    """
+    q.check_range(start, end)
+    after = q.decode_cursor(cursor) if cursor is not None else None
+    sql, params = q.events_query(
+        scope.restrict(system), event=event, start=start, end=end, user_id=user_id,
+        anonymous_id=anonymous_id, after=after, limit=limit,
+    )  # fmt: skip
+    rows = await services.clickhouse.query(sql, params)
+    page = rows[:limit]
+    items = [
+        TrackedEvent(
+            **{
+                **r,
+                "properties": _json_object(r["properties"]),
+                "context": _json_object(r["context"]),
+            }
+        )
+        for r in page
+    ]
+    # events_query fetched one row past the page: its presence is the "more" signal.
+    next_cursor = (
+        q.encode_cursor(page[-1]["timestamp"], page[-1]["event_id"]) if len(rows) > limit else None
+    )
+    return EventPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/stats", response_model=Stats, responses=_RESPONSES)
+async def stats(
+    services: ServicesDep,
+    scope: ScopeDep,
+    system: SystemParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+) -> Stats:
+    """Events and exact unique users per event name, plus totals (with the first and last
+    event timestamps, so a client can find where historical data ends)."""
+    q.check_range(start, end)
+    systems = scope.restrict(system)
+    rows, totals = await asyncio.gather(
+        services.clickhouse.query(*q.stats_query(systems, start, end)),
+        services.clickhouse.query(*q.stats_totals_query(systems, start, end)),
+    )
+    return Stats(items=[EventStat(**r) for r in rows], totals=StatsTotals(**totals[0]))
+
+
+@router.get("/timeseries", response_model=list[TimeseriesPoint], responses=_RESPONSES)
+async def timeseries(
+    services: ServicesDep,
+    scope: ScopeDep,
+    system: SystemParam = None,
+    event: EventParam = None,
+    start: StartParam = None,
+    end: EndParam = None,
+    bucket: Annotated[q.Bucket, Query(description="Bucket width.")] = "hour",
+) -> list[TimeseriesPoint]:
+    """Events and unique users per bucket from the per-minute rollup; empty buckets are
+    absent. A minute counts when its start is in ``[start, end)``.
+
+    422 when start >= end, or when the range (the data's own first/last minute standing in
+    for a missing bound) would exceed 10,000 buckets.
+    """
+    q.check_range(start, end)
+    systems = scope.restrict(system)
+    if start is None or end is None:
+        span = (
+            await services.clickhouse.query(
+                *q.timeseries_span_query(systems, event=event, start=start, end=end)
+            )
+        )[0]
+        if span["lo"] is None:
+            return []
+        first = start or span["lo"]
+        stop = end or span["hi"] + timedelta(minutes=1)
+    else:
+        first, stop = start, end
+    q.check_buckets(first, stop, bucket)
+    sql, params = q.timeseries_query(systems, bucket, event=event, start=start, end=end)
+    return [TimeseriesPoint(**r) for r in await services.clickhouse.query(sql, params)]
+
+
+@router.get("/funnel", response_model=Funnel, responses=_RESPONSES)
+async def funnel(
+    services: ServicesDep,
+    scope: ScopeDep,
+    system: Annotated[str, Query(min_length=1, max_length=200)],
+    steps: Annotated[
+        list[EventName],
+        Query(min_length=2, max_length=10, description="Event names in order: steps=a&steps=b"),
+    ],
+    window_s: Annotated[
+        int, Query(ge=1, le=30 * 86_400, description="Seconds from the first step.")
+    ] = 86_400,
+    start: StartParam = None,
+    end: EndParam = None,
+) -> Funnel:
+    """How many distinct ids did the steps in order, each within ``window_s`` seconds of
+    their first step (ClickHouse ``windowFunnel``, whole seconds). Step k counts the ids
+    that got at least that far, so the counts never increase."""
+    q.check_range(start, end)
+    sql, params = q.funnel_query(scope.restrict(system), steps, window_s, start=start, end=end)
+    levels = await services.clickhouse.query(sql, params)
+    return Funnel(steps=[FunnelStep(**s) for s in q.funnel_steps(steps, levels)])
+
+
+@router.get("/rejections", response_model=RejectionPage, responses=_RESPONSES)
+async def rejections(
+    services: ServicesDep,
+    scope: ScopeDep,
+    system: SystemParam = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> RejectionPage:
+    """The latest events ingestion refused, with its reasons, and how many there are."""
+    systems = scope.restrict(system)
+    rows, total = await asyncio.gather(
+        services.clickhouse.query(*q.rejections_query(systems, limit)),
+        services.clickhouse.query(*q.rejections_total_query(systems)),
+    )
+    return RejectionPage(items=[Rejection(**r) for r in rows], total=total[0]["total"])

@@ -1,0 +1,38 @@
+"""``GET /dashboard``: the analytics dashboard page.
+
+The page itself is public and carries no data: a browser cannot attach a bearer header to
+a navigation, so the page's script asks for the admin token (or takes ``?token=``), keeps
+it in ``sessionStorage`` and calls ``/v1/analytics/*`` with ``Authorization: Bearer``;
+those routes do the authorisation. Script, styles and Chart.js come from ``/static``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+router = APIRouter(tags=["dashboard"])
+
+PAGE = Path(__file__).resolve().parent.parent / "templates" / "dashboard.html"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+_HEADERS = {
+    # Same-origin scripts only (no inline script): an injected string cannot run and read
+    # the token in sessionStorage. Chart.js styles its canvas through the CSSOM, which
+    # style-src does not restrict.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    ),
+    # A ?token= in the address must not leak to other sites through Referer.
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+@router.get("/dashboard", response_class=FileResponse, include_in_schema=False)
+async def dashboard() -> FileResponse:
+    """The static dashboard HTML (no data; see the module docstring)."""
+    return FileResponse(PAGE, media_type="text/html", headers=_HEADERS)

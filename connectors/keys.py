@@ -1,0 +1,75 @@
+"""The API-key read model in Redis: key hash -> system, kept by a projection of partner
+events (``pipeline/agents/partner_keys.py``), read on every SDK request.
+
+Redis layout (all JSON):
+- ``streamfold:key:<sha256 hex>`` -> {"system_id", "partner_id", "active"}
+- ``streamfold:system:<system id>`` -> {"partner_id", "active", "unknown_events",
+  "structures": {event name: {"json_schema", "required", "version"}}}
+- ``streamfold:partner:<partner id>`` -> {"version": aggregate version, "state": ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import TTLCache
+from redis.asyncio import Redis
+
+KEY = "streamfold:key:{key_hash}"
+SYSTEM = "streamfold:system:{system_id}"
+PARTNER = "streamfold:partner:{partner_id}"
+API_KEY_PREFIX = "sk_live_"
+
+
+def hash_key(api_key: str) -> str:
+    """SHA-256 hex of the API key: what events and read models store instead of the key."""
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class SystemKey:
+    system_id: str
+    partner_id: str
+    active: bool
+
+
+class KeyResolver:
+    """api key -> SystemKey, through a small in-process TTL cache in front of Redis.
+
+    A revoked or rotated key stops working on every API instance within ``ttl_s``
+    seconds (the cache's lifetime) plus the projection's lag; there is never a call to
+    Kafka per request.
+    """
+
+    def __init__(self, redis: Redis, *, ttl_s: float = 2.0, max_entries: int = 100_000) -> None:
+        self.redis = redis
+        self._cache: TTLCache[str, SystemKey | None] = TTLCache(maxsize=max_entries, ttl=ttl_s)
+
+    async def resolve(self, api_key: str) -> SystemKey | None:
+        if not api_key.startswith(API_KEY_PREFIX):
+            return None
+        digest = hash_key(api_key)
+        if digest in self._cache:
+            return self._cache[digest]
+        raw = await self.redis.get(KEY.format(key_hash=digest))
+        found = None
+        if raw is not None:
+            d = json.loads(raw)
+            found = SystemKey(d["system_id"], d["partner_id"], bool(d["active"]))
+        self._cache[digest] = found
+        return found
+
+
+async def get_json(redis: Redis, key: str) -> dict[str, Any] | None:
+    raw = await redis.get(key)
+    return None if raw is None else json.loads(raw)
+
+
+async def partner_systems(redis: Redis, partner_id: str) -> list[str]:
+    stored = await get_json(redis, PARTNER.format(partner_id=partner_id))
+    if not stored:
+        return []
+    return [s["system_id"] for s in stored["state"].get("systems", [])]

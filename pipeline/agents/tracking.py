@@ -1,0 +1,272 @@
+"""Tracking agents: validation (raw -> events | dlq) and the ClickHouse sinks.
+
+Validation, per record of ``tracking.raw`` (key = system id):
+
+1. Decode the SDK event; a record that is not one is dead-lettered.
+2. Drop a message id already seen for the system within the dedup window (24 h by
+   default); the table that remembers ids is partitioned like ``tracking.raw``.
+3. Look up the system's structures (Redis read model of partner events, cached for a
+   couple of seconds, compiled once per structure version with fastjsonschema).
+4. Valid, or invalid against a structure that is not ``required``, or no structure and
+   the system accepts unknown names: emit ``TrackingEventRecorded`` to
+   ``tracking.events`` (same key, so under exactly_once it commits with the input).
+   Otherwise: ``tracking.dlq`` with the reasons.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import fastjsonschema
+import structlog
+from cachetools import TTLCache
+from faust.types import EventT, TableT, TopicT
+from redis.asyncio import Redis
+
+from connectors.clickhouse import ClickHouse
+from connectors.keys import SYSTEM
+from pipeline.agents.deadletter import DeadLetters
+from pipeline.agents.projections import until_stored
+from pipeline.domain.envelope import Envelope
+from pipeline.domain.tracking import (
+    RECORDED_AGGREGATE_TYPE,
+    RECORDED_EVENT_TYPE,
+    RECORDED_SCHEMA_VERSION,
+    TrackedEvent,
+    event_id_for,
+    recorded_data,
+)
+from pipeline.projections import tracking as tracking_tables
+from schemas.codec import AvroCodec
+from schemas.exceptions import DecodeError
+
+log = structlog.get_logger(__name__)
+
+Validator = Callable[[Any], Any]
+
+
+class Structures:
+    """system id -> its view (policy, structures), from Redis, cached ``ttl_s`` seconds;
+    compiled validators are cached per (system, event name, structure version)."""
+
+    def __init__(self, redis: Redis, *, ttl_s: float = 2.0) -> None:
+        self.redis = redis
+        self._views: TTLCache[str, dict[str, Any] | None] = TTLCache(maxsize=50_000, ttl=ttl_s)
+        self._compiled: dict[tuple[str, str, int], Validator] = {}
+
+    async def view(self, system_id: str) -> dict[str, Any] | None:
+        if system_id not in self._views:
+            raw = await self.redis.get(SYSTEM.format(system_id=system_id))
+            self._views[system_id] = None if raw is None else json.loads(raw)
+        return self._views[system_id]
+
+    def validator(self, system_id: str, name: str, structure: dict[str, Any]) -> Validator:
+        key = (system_id, name, int(structure["version"]))
+        if key not in self._compiled:
+            self._compiled[key] = fastjsonschema.compile(json.loads(structure["json_schema"]))
+        return self._compiled[key]
+
+
+class Validation:
+    """The validation agent's per-record work (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        structures: Structures,
+        seen: TableT,
+        events: TopicT,
+        dlq: TopicT,
+        dead_letters: DeadLetters,
+        codec: AvroCodec,
+        producer: str,
+        dedup_window_s: int,
+    ) -> None:
+        self.structures = structures
+        self.seen = seen
+        self.events = events
+        self.dlq = dlq
+        self.dead_letters = dead_letters
+        self.codec = codec
+        self.producer = producer
+        self.window = timedelta(seconds=dedup_window_s)
+
+    async def process(self, event: EventT) -> None:
+        try:
+            tracked = TrackedEvent.from_json_dict(json.loads(event.message.value))
+        except (ValueError, KeyError, TypeError) as exc:
+            await self.dead_letters.send(event, f"not an SDK event: {exc}")
+            return
+        dedup_key = f"{tracked.system_id}:{tracked.message_id}"
+        first_seen = self.seen.get(dedup_key)
+        received = tracked.received_at.timestamp()
+        if first_seen is not None and received - first_seen < self.window.total_seconds():
+            return  # the same message again within the window: recorded once
+        view = await self.structures.view(tracked.system_id)
+        reasons, schema_valid, version = self._check(tracked, view)
+        if reasons:
+            await self._reject(event, tracked, reasons)
+        else:
+            await self._record(tracked, schema_valid, version)
+        self.seen[dedup_key] = received
+
+    def _check(
+        self, tracked: TrackedEvent, view: dict[str, Any] | None
+    ) -> tuple[list[str], bool, int | None]:
+        """(reasons to reject, schema_valid, structure version)."""
+        if view is None:
+            return [f"unknown system {tracked.system_id}"], False, None
+        structure = view["structures"].get(tracked.event)
+        if structure is None:
+            if view["unknown_events"] == "reject":
+                return [f"no structure for event {tracked.event!r}"], False, None
+            return [], True, None
+        try:
+            self.structures.validator(tracked.system_id, tracked.event, structure)(
+                tracked.properties
+            )
+        except fastjsonschema.JsonSchemaException as exc:
+            if structure["required"]:
+                return [f"properties: {exc.message}"], False, structure["version"]
+            return [], False, structure["version"]
+        return [], True, structure["version"]
+
+    async def _record(self, tracked: TrackedEvent, schema_valid: bool, version: int | None) -> None:
+        envelope = Envelope(
+            event_id=event_id_for(tracked.system_id, tracked.message_id),
+            event_type=RECORDED_EVENT_TYPE,
+            schema_version=RECORDED_SCHEMA_VERSION,
+            aggregate_type=RECORDED_AGGREGATE_TYPE,
+            aggregate_id=tracked.system_id,
+            aggregate_version=0,
+            occurred_at=tracked.timestamp,
+            producer=self.producer,
+            correlation_id=tracked.message_id,
+            causation_id=tracked.message_id,
+            data=recorded_data(tracked, schema_valid=schema_valid, structure_version=version),
+        )
+        await self.events.send(key=tracked.system_id.encode(), value=self.codec.encode(envelope))
+
+    async def _reject(self, event: EventT, tracked: TrackedEvent, reasons: list[str]) -> None:
+        body = {
+            "reasons": reasons,
+            "system_id": tracked.system_id,
+            "partner_id": tracked.partner_id,
+            "event": tracked.to_json_dict(),
+        }
+        msg = event.message
+        headers = [
+            ("reason", "; ".join(reasons).encode()[:4000]),
+            ("source.topic", msg.topic.encode()),
+            ("source.partition", str(msg.partition).encode()),
+            ("source.offset", str(msg.offset).encode()),
+        ]
+        await self.dlq.send(key=msg.key, value=json.dumps(body).encode(), headers=headers)
+
+
+class TrackingSink:
+    """``tracking.events`` -> ``tracking_events``, exactly once.
+
+    Commit order for one batch:
+    1. For partitions not seen since the last rebalance, read the highest stored offset
+       from ``tracking_events`` itself (so the rows and their offsets are one write).
+    2. Drop records at or below it: they were inserted before a crash.
+    3. Insert the rest in one INSERT (retried until ClickHouse takes it).
+    4. Remember the new highest offsets; return, and Faust acks the batch.
+    """
+
+    def __init__(self, clickhouse: ClickHouse, dead_letters: DeadLetters, codec: AvroCodec) -> None:
+        self.clickhouse = clickhouse
+        self.dead_letters = dead_letters
+        self.codec = codec
+        self.stored: dict[tuple[str, int], int] = {}
+
+    def forget(self) -> None:
+        """Partitions moved (rebalance): stored offsets must be read again."""
+        self.stored.clear()
+
+    async def _load(self, topic: str, partitions: Sequence[int]) -> None:
+        missing = [p for p in partitions if (topic, p) not in self.stored]
+        if not missing:
+            return
+        rows: list[dict[str, Any]] = []
+
+        async def read() -> None:
+            rows.extend(
+                await self.clickhouse.query(
+                    tracking_tables.STORED_OFFSETS_SQL, {"topic": topic, "partitions": missing}
+                )
+            )
+
+        await until_stored("tracking offsets", read)
+        found = {int(r["partition"]): int(r["offset"]) for r in rows}
+        for p in missing:
+            self.stored[(topic, p)] = found.get(p, -1)
+
+    async def run_batch(self, events: Sequence[EventT]) -> None:
+        by_topic: dict[str, set[int]] = {}
+        for e in events:
+            by_topic.setdefault(e.message.topic, set()).add(e.message.partition)
+        for topic, partitions in by_topic.items():
+            await self._load(topic, sorted(partitions))
+        rows = []
+        high: dict[tuple[str, int], int] = {}
+        for e in events:
+            msg = e.message
+            tp = (msg.topic, msg.partition)
+            if msg.offset <= self.stored[tp]:
+                continue  # inserted before a crash
+            try:
+                envelope = self.codec.decode(msg.value)
+                rows.append(tracking_tables.row(envelope, msg.topic, msg.partition, msg.offset))
+            except (DecodeError, KeyError) as exc:
+                await self.dead_letters.send(e, f"undecodable tracking event: {exc}")
+            high[tp] = max(high.get(tp, -1), msg.offset)
+        if rows:
+            await until_stored(
+                "tracking_events",
+                lambda: self.clickhouse.insert("tracking_events", rows, tracking_tables.COLUMNS),
+            )
+        self.stored.update(high)
+
+
+class RejectionSink:
+    """``tracking.dlq`` -> ``tracking_rejections`` (ReplacingMergeTree on the source
+    position: a replay of the dead-letter topic stores each rejection once)."""
+
+    def __init__(self, clickhouse: ClickHouse) -> None:
+        self.clickhouse = clickhouse
+
+    async def run_batch(self, events: Sequence[EventT]) -> None:
+        rows = []
+        for e in events:
+            msg = e.message
+            try:
+                body = json.loads(msg.value)
+                raw = body["event"]
+                received = datetime.fromisoformat(raw["received_at"])
+                reasons = [str(r) for r in body["reasons"]]
+                system_id, partner_id = str(body["system_id"]), str(body["partner_id"])
+                name, message_id = str(raw.get("event", "")), str(raw.get("message_id", ""))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                # poison records also land here (headers say why); keep what is known
+                headers = {k: v.decode(errors="replace") for k, v in (msg.headers or [])}
+                received = datetime.now(UTC)
+                reasons = [headers.get("reason", "undecodable record")]
+                system_id = (msg.key or b"").decode(errors="replace")
+                partner_id, name, message_id = "", "", ""
+            rows.append(
+                [system_id, partner_id, name, message_id, reasons,
+                 (msg.value or b"").decode(errors="replace")[:65536], received,
+                 msg.topic, msg.partition, msg.offset]
+            )  # fmt: skip
+        if rows:
+            await until_stored(
+                "tracking_rejections",
+                lambda: self.clickhouse.insert(
+                    "tracking_rejections", rows, tracking_tables.REJECTION_COLUMNS
+                ),
+            )

@@ -1,0 +1,67 @@
+"""The aggregate types the write side runs, and the topics and tables of each.
+
+One ``Aggregate`` per type wires the pure domain (``AggregateSpec``, commands, uniqueness
+claims) to its Kafka topics and Faust table; the command agent, the codec and the
+routing are the same code for every type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from pipeline import topics
+from pipeline.domain import partners, users
+from pipeline.domain.handling import AggregateSpec
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    spec: AggregateSpec
+    commands: TypeAdapter[Any]
+    """Validates and serialises this type's commands (a discriminated union on ``type``)."""
+    command_types: frozenset[type]
+    commands_topic: str
+    events_topic: str
+    dlq_topic: str
+    state_table: str
+    reservations_topic: str | None = None
+    claims_for: Callable[[Any], tuple[str, ...]] = lambda _command: ()
+    claims_held: Callable[[Any], frozenset[str]] = lambda _state: frozenset()
+
+
+USERS = Aggregate(
+    spec=users.USER_SPEC,
+    commands=TypeAdapter(users.UserCommand),
+    command_types=frozenset(users.COMMAND_TYPES.values()),
+    commands_topic=topics.USER_COMMANDS,
+    events_topic=topics.USER_EVENTS,
+    dlq_topic=topics.USER_DLQ,
+    state_table="users-state",
+    reservations_topic=topics.USER_RESERVATIONS,
+    claims_for=users.claims_for,
+    claims_held=users.claims_held,
+)
+
+PARTNERS = Aggregate(
+    spec=partners.PARTNER_SPEC,
+    commands=TypeAdapter(partners.PartnerCommand),
+    command_types=frozenset(partners.COMMAND_TYPES.values()),
+    commands_topic=topics.PARTNER_COMMANDS,
+    events_topic=topics.PARTNER_EVENTS,
+    dlq_topic=topics.PARTNER_DLQ,
+    state_table="partners-state",
+)
+
+AGGREGATES = (USERS, PARTNERS)
+
+
+def aggregate_of(command: Any) -> Aggregate:
+    """The aggregate a command belongs to. Raises KeyError for a foreign object."""
+    for aggregate in AGGREGATES:
+        if type(command) in aggregate.command_types:
+            return aggregate
+    raise KeyError(f"no aggregate handles {type(command).__name__}")

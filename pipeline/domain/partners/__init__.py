@@ -1,0 +1,52 @@
+"""The partner aggregate (partner tracking): a partner owns systems, each with one API key
+(held only as a SHA-256 hash) and per-event-name JSON Schema structures. Commands, events,
+state, decide/evolve and :data:`PARTNER_SPEC` for the generic handler
+(``pipeline.domain.handling.handle``). Partners need no uniqueness claims.
+"""
+
+from __future__ import annotations
+
+from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.partners.aggregate import AGGREGATE_TYPE, decide, evolve
+from pipeline.domain.partners.commands import COMMAND_TYPES, PartnerCommand
+from pipeline.domain.partners.events import EVENT_TYPES, PartnerEvent, from_data, to_data
+from pipeline.domain.partners.state import (
+    EventStructure,
+    Partner,
+    PartnerStatus,
+    PartnerSystem,
+    SystemStatus,
+    UnknownEventPolicy,
+    state_from_dict,
+    state_to_dict,
+)
+
+__all__ = [
+    "AGGREGATE_TYPE",
+    "COMMAND_TYPES",
+    "EVENT_TYPES",
+    "PARTNER_SPEC",
+    "EventStructure",
+    "Partner",
+    "PartnerCommand",
+    "PartnerEvent",
+    "PartnerStatus",
+    "PartnerSystem",
+    "SystemStatus",
+    "UnknownEventPolicy",
+    "decide",
+    "evolve",
+    "from_data",
+    "state_from_dict",
+    "state_to_dict",
+    "to_data",
+]
+
+PARTNER_SPEC = AggregateSpec(
+    aggregate_type=AGGREGATE_TYPE,
+    decide=decide,
+    evolve=evolve,
+    to_data=to_data,
+    state_to_dict=state_to_dict,
+    state_from_dict=state_from_dict,
+)

@@ -1,0 +1,406 @@
+"""The partner aggregate: ``decide`` (command -> events | Rejection) and ``evolve``
+(state + event -> state). The state types and their table form live in
+``pipeline.domain.partners.state`` and are re-exported here.
+
+All functions are pure and deterministic: no clock, no randomness, no I/O. Time comes from the
+command (``issued_at``) or the event envelope (``occurred_at``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from functools import singledispatch
+from typing import Any
+
+from pipeline.domain.command import Command
+from pipeline.domain.errors import InvalidTransition, InvalidValue
+from pipeline.domain.partners import rules
+from pipeline.domain.partners.commands import (
+    AddSystem,
+    CreatePartner,
+    DeactivatePartner,
+    DeactivateSystem,
+    DefineEventStructure,
+    ReactivateSystem,
+    RemoveEventStructure,
+    RotateApiKey,
+    SetUnknownEventPolicy,
+)
+from pipeline.domain.partners.events import (
+    ApiKeyRotated,
+    EventStructureDefined,
+    EventStructureRemoved,
+    PartnerCreated,
+    PartnerDeactivated,
+    PartnerEvent,
+    SystemAdded,
+    SystemDeactivated,
+    SystemReactivated,
+    UnknownEventPolicySet,
+)
+from pipeline.domain.partners.state import (
+    EventStructure,
+    Partner,
+    PartnerStatus,
+    PartnerSystem,
+    SystemStatus,
+    UnknownEventPolicy,
+    state_from_dict,
+    state_to_dict,
+)
+from pipeline.domain.results import Rejection, RejectionReason
+from pipeline.domain.values import Email
+
+__all__ = [
+    "AGGREGATE_TYPE",
+    "EventStructure",
+    "Partner",
+    "PartnerStatus",
+    "PartnerSystem",
+    "SystemStatus",
+    "UnknownEventPolicy",
+    "decide",
+    "evolve",
+    "state_from_dict",
+    "state_to_dict",
+]
+
+AGGREGATE_TYPE = "partner"
+
+
+class _Refused(Exception):
+    # Lets the lookup helpers below end a decide rule with a non-INVALID rejection.
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.message)
+        self.rejection = rejection
+
+
+def _refuse(reason: RejectionReason, message: str, field: str | None = None) -> _Refused:
+    return _Refused(Rejection(reason, message, field))
+
+
+def decide(state: Partner | None, command: Command) -> list[PartnerEvent] | Rejection:
+    """Decide the events for ``command`` given ``state`` (None = partner does not exist).
+
+    Returns a list of events (possibly empty: an accepted no-op) or a ``Rejection``:
+    ALREADY_EXISTS (create on existing; duplicate system id, name or key), NOT_FOUND (anything
+    else on None; unknown ``system_id`` or ``event_name``, ``field`` set), INVALID_STATE
+    (deactivated partner; inactive system; system limit, ``field="max_systems"``), INVALID
+    (bad input; ``field`` set). Does not check ``expected_version`` or idempotency;
+    ``pipeline.domain.handling.handle`` does.
+    """
+    rejection = _precondition(command, state)
+    if rejection is not None:
+        return rejection
+    try:
+        return _decide(command, state)
+    except InvalidValue as exc:
+        return Rejection(RejectionReason.INVALID, exc.message, exc.field)
+    except _Refused as exc:
+        return exc.rejection
+
+
+@singledispatch
+def _precondition(command: Command, state: Partner | None) -> Rejection | None:
+    # Default for every command on an existing partner; CreatePartner overrides it below.
+    if state is None:
+        return Rejection(RejectionReason.NOT_FOUND, "partner not found")
+    if state.status is PartnerStatus.INACTIVE:
+        return Rejection(RejectionReason.INVALID_STATE, "partner is deactivated")
+    return None
+
+
+@_precondition.register
+def _(command: CreatePartner, state: Partner | None) -> Rejection | None:
+    if state is not None:
+        return Rejection(RejectionReason.ALREADY_EXISTS, "partner already exists")
+    return None
+
+
+@singledispatch
+def _decide(command: Command, state: Any) -> list[PartnerEvent]:
+    raise TypeError(f"no decide rule for {type(command).__name__}")
+
+
+def _system(state: Partner, raw_id: Any) -> PartnerSystem:
+    system_id = rules.require_str("system_id", raw_id)
+    system = state.systems.get(system_id)
+    if system is None:
+        raise _refuse(RejectionReason.NOT_FOUND, f"system {system_id} not found", "system_id")
+    return system
+
+
+def _active_system(state: Partner, raw_id: Any) -> PartnerSystem:
+    system = _system(state, raw_id)
+    if system.status is SystemStatus.INACTIVE:
+        raise _refuse(RejectionReason.INVALID_STATE, f"system {system.system_id} is inactive")
+    return system
+
+
+def _key_not_in_use(state: Partner, key_hash: str) -> None:
+    # Two systems sharing a key would make key -> system lookups ambiguous.
+    for other in state.systems.values():
+        if other.key_hash == key_hash:
+            message = f"key_hash is already the key of system {other.system_id}"
+            raise _refuse(RejectionReason.ALREADY_EXISTS, message, "key_hash")
+
+
+@_decide.register
+def _(command: CreatePartner, state: None) -> list[PartnerEvent]:
+    return [
+        PartnerCreated(
+            partner_id=rules.canonical_uuid("aggregate_id", command.aggregate_id),
+            name=rules.text("name", command.name, rules.PARTNER_NAME_MAX_LENGTH),
+            email=Email.parse(command.email).value,
+            contact_person=rules.optional_text(
+                "contact_person", command.contact_person, rules.CONTACT_PERSON_MAX_LENGTH
+            ),
+            max_systems=rules.max_systems(command.max_systems),
+        )
+    ]
+
+
+@_decide.register
+def _(command: AddSystem, state: Partner) -> list[PartnerEvent]:
+    event = SystemAdded(
+        system_id=rules.canonical_uuid("system_id", command.system_id),
+        name=rules.text("name", command.name, rules.SYSTEM_NAME_MAX_LENGTH),
+        description=rules.optional_text(
+            "description", command.description, rules.DESCRIPTION_MAX_LENGTH
+        ),
+        key_hash=rules.key_hash(command.key_hash),
+        key_prefix=rules.key_prefix(command.key_prefix),
+        unknown_events=_policy("unknown_events", command.unknown_events).value,
+    )
+    if event.system_id in state.systems:
+        message = f"system {event.system_id} already exists"
+        raise _refuse(RejectionReason.ALREADY_EXISTS, message, "system_id")
+    folded = event.name.casefold()
+    if any(s.name.casefold() == folded for s in state.systems.values()):
+        message = f"a system named {event.name!r} already exists"
+        raise _refuse(RejectionReason.ALREADY_EXISTS, message, "name")
+    _key_not_in_use(state, event.key_hash)
+    if len(state.systems) >= state.max_systems:
+        message = f"the partner already has {state.max_systems} systems, its limit (max_systems)"
+        raise _refuse(RejectionReason.INVALID_STATE, message, "max_systems")
+    return [event]
+
+
+@_decide.register
+def _(command: RotateApiKey, state: Partner) -> list[PartnerEvent]:
+    system = _active_system(state, command.system_id)
+    key_hash = rules.key_hash(command.key_hash)
+    key_prefix = rules.key_prefix(command.key_prefix)
+    if key_hash == system.key_hash:
+        # A read model applies "revoke previous, allow new": equal hashes would revoke the key.
+        raise InvalidValue("key_hash", "must differ from the current key")
+    _key_not_in_use(state, key_hash)
+    return [
+        ApiKeyRotated(
+            system_id=system.system_id,
+            key_hash=key_hash,
+            key_prefix=key_prefix,
+            previous_key_hash=system.key_hash,
+        )
+    ]
+
+
+@_decide.register
+def _(command: DeactivateSystem, state: Partner) -> list[PartnerEvent]:
+    system = _system(state, command.system_id)
+    if system.status is SystemStatus.INACTIVE:
+        raise _refuse(RejectionReason.INVALID_STATE, "system is already inactive")
+    return [SystemDeactivated(system_id=system.system_id, key_hash=system.key_hash)]
+
+
+@_decide.register
+def _(command: ReactivateSystem, state: Partner) -> list[PartnerEvent]:
+    system = _system(state, command.system_id)
+    if system.status is SystemStatus.ACTIVE:
+        raise _refuse(RejectionReason.INVALID_STATE, "system is already active")
+    return [SystemReactivated(system_id=system.system_id, key_hash=system.key_hash)]
+
+
+def _policy(name: str, raw: Any) -> UnknownEventPolicy:
+    try:
+        return UnknownEventPolicy(raw)
+    except ValueError as exc:
+        allowed = ", ".join(p.value for p in UnknownEventPolicy)
+        raise InvalidValue(name, f"must be one of: {allowed}") from exc
+
+
+@_decide.register
+def _(command: SetUnknownEventPolicy, state: Partner) -> list[PartnerEvent]:
+    system = _system(state, command.system_id)
+    policy = _policy("policy", command.policy)
+    if policy is system.unknown_events:
+        return []
+    return [UnknownEventPolicySet(system_id=system.system_id, policy=policy.value)]
+
+
+@_decide.register
+def _(command: DefineEventStructure, state: Partner) -> list[PartnerEvent]:
+    system = _active_system(state, command.system_id)
+    event_name = rules.event_name(command.event_name)
+    json_schema = rules.json_schema(command.json_schema)
+    required = rules.boolean("required", command.required)
+    current = system.structures.get(event_name)
+    if current is not None and (current.json_schema, current.required) == (json_schema, required):
+        return []
+    return [
+        EventStructureDefined(
+            system_id=system.system_id,
+            event_name=event_name,
+            json_schema=json_schema,
+            required=required,
+            structure_version=system.structure_versions.get(event_name, 0) + 1,
+        )
+    ]
+
+
+@_decide.register
+def _(command: RemoveEventStructure, state: Partner) -> list[PartnerEvent]:
+    system = _system(state, command.system_id)
+    event_name = rules.event_name(command.event_name)
+    if event_name not in system.structures:
+        message = f"no structure for event {event_name!r}"
+        raise _refuse(RejectionReason.NOT_FOUND, message, "event_name")
+    return [EventStructureRemoved(system_id=system.system_id, event_name=event_name)]
+
+
+@_decide.register
+def _(command: DeactivatePartner, state: Partner) -> list[PartnerEvent]:
+    # Each active system is deactivated explicitly so key read models only need
+    # SystemDeactivated to revoke keys.
+    events: list[PartnerEvent] = [
+        SystemDeactivated(system_id=s.system_id, key_hash=s.key_hash)
+        for s in state.systems.values()
+        if s.status is SystemStatus.ACTIVE
+    ]
+    events.append(PartnerDeactivated())
+    return events
+
+
+def evolve(state: Partner | None, event: PartnerEvent, occurred_at: datetime) -> Partner:
+    """Apply ``event`` (which occurred at tz-aware ``occurred_at``) to ``state``.
+
+    ``occurred_at`` sets ``created_at``/``updated_at``. Raises :class:`InvalidTransition` when
+    the event cannot apply (any event but ``PartnerCreated`` on None, ``PartnerCreated`` on an
+    existing partner, an unknown system or structure, a duplicate system, naive time).
+    """
+    if not isinstance(occurred_at, datetime) or occurred_at.tzinfo is None:
+        raise InvalidTransition(f"{type(event).__name__}: occurred_at must be tz-aware")
+    return _evolve(event, state, occurred_at.astimezone(UTC))
+
+
+def _existing(state: Partner | None, event: PartnerEvent) -> Partner:
+    if state is None:
+        raise InvalidTransition(f"{type(event).__name__} before PartnerCreated")
+    return state
+
+
+def _known_system(state: Partner | None, event: Any) -> tuple[Partner, PartnerSystem]:
+    partner = _existing(state, event)
+    system = partner.systems.get(event.system_id)
+    if system is None:
+        raise InvalidTransition(f"{type(event).__name__} for unknown system {event.system_id}")
+    return partner, system
+
+
+def _with_system(state: Partner, system: PartnerSystem, at: datetime) -> Partner:
+    return replace(state, systems={**state.systems, system.system_id: system}, updated_at=at)
+
+
+@singledispatch
+def _evolve(event: PartnerEvent, state: Partner | None, at: datetime) -> Partner:
+    raise InvalidTransition(f"no evolve rule for {type(event).__name__}")
+
+
+@_evolve.register
+def _(event: PartnerCreated, state: Partner | None, at: datetime) -> Partner:
+    if state is not None:
+        raise InvalidTransition(f"PartnerCreated for existing partner {state.partner_id}")
+    return Partner(
+        partner_id=event.partner_id,
+        name=event.name,
+        email=event.email,
+        contact_person=event.contact_person,
+        max_systems=event.max_systems,
+        status=PartnerStatus.ACTIVE,
+        systems={},
+        created_at=at,
+        updated_at=at,
+    )
+
+
+@_evolve.register
+def _(event: SystemAdded, state: Partner | None, at: datetime) -> Partner:
+    partner = _existing(state, event)
+    if event.system_id in partner.systems:
+        raise InvalidTransition(f"SystemAdded for existing system {event.system_id}")
+    system = PartnerSystem(
+        system_id=event.system_id,
+        name=event.name,
+        description=event.description,
+        key_hash=event.key_hash,
+        key_prefix=event.key_prefix,
+        status=SystemStatus.ACTIVE,
+        unknown_events=UnknownEventPolicy(event.unknown_events),
+    )
+    return _with_system(partner, system, at)
+
+
+@_evolve.register
+def _(event: ApiKeyRotated, state: Partner | None, at: datetime) -> Partner:
+    partner, system = _known_system(state, event)
+    system = replace(system, key_hash=event.key_hash, key_prefix=event.key_prefix)
+    return _with_system(partner, system, at)
+
+
+@_evolve.register
+def _(event: SystemDeactivated, state: Partner | None, at: datetime) -> Partner:
+    partner, system = _known_system(state, event)
+    return _with_system(partner, replace(system, status=SystemStatus.INACTIVE), at)
+
+
+@_evolve.register
+def _(event: SystemReactivated, state: Partner | None, at: datetime) -> Partner:
+    partner, system = _known_system(state, event)
+    return _with_system(partner, replace(system, status=SystemStatus.ACTIVE), at)
+
+
+@_evolve.register
+def _(event: UnknownEventPolicySet, state: Partner | None, at: datetime) -> Partner:
+    partner, system = _known_system(state, event)
+    policy = UnknownEventPolicy(event.policy)
+    return _with_system(partner, replace(system, unknown_events=policy), at)
+
+
+@_evolve.register
+def _(event: EventStructureDefined, state: Partner | None, at: datetime) -> Partner:
+    partner, system = _known_system(state, event)
+    structure = EventStructure(
+        json_schema=event.json_schema, required=event.required, version=event.structure_version
+    )
+    system = replace(
+        system,
+        structures={**system.structures, event.event_name: structure},
+        structure_versions={**system.structure_versions, event.event_name: structure.version},
+    )
+    return _with_system(partner, system, at)
+
+
+@_evolve.register
+def _(event: EventStructureRemoved, state: Partner | None, at: datetime) -> Partner:
+    partner, system = _known_system(state, event)
+    if event.event_name not in system.structures:
+        raise InvalidTransition(f"EventStructureRemoved for unknown event {event.event_name!r}")
+    structures = {k: v for k, v in system.structures.items() if k != event.event_name}
+    return _with_system(partner, replace(system, structures=structures), at)
+
+
+@_evolve.register
+def _(event: PartnerDeactivated, state: Partner | None, at: datetime) -> Partner:
+    partner = _existing(state, event)
+    return replace(partner, status=PartnerStatus.INACTIVE, updated_at=at)

@@ -1,0 +1,199 @@
+"""Events (past-tense facts) of the partner aggregate.
+
+Each event's dataclass fields are exactly the fields of the ``data`` record of its Avro schema
+``schemas/avro/partner/<event_type>.v<schema_version>.avsc``. Events are never changed once
+published: a change means a new schema version plus an upcaster (see ``schemas.upcasting``).
+Key material appears only as SHA-256 hex hashes and display prefixes, never as plain keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pipeline.domain.errors import InvalidValue, UnknownEventType
+
+__all__ = [
+    "EVENT_TYPES",
+    "ApiKeyRotated",
+    "EventStructureDefined",
+    "EventStructureRemoved",
+    "PartnerCreated",
+    "PartnerDeactivated",
+    "PartnerEvent",
+    "SystemAdded",
+    "SystemDeactivated",
+    "SystemReactivated",
+    "UnknownEventPolicySet",
+    "from_data",
+    "to_data",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerCreated:
+    """A partner was registered. ``email`` is lowercased; ``max_systems`` is 1-100."""
+
+    event_type: ClassVar[str] = "PartnerCreated"
+    schema_version: ClassVar[int] = 1
+
+    partner_id: str
+    name: str
+    email: str
+    contact_person: str | None
+    max_systems: int
+
+
+@dataclass(frozen=True, slots=True)
+class SystemAdded:
+    """A system was added with its first API key (``key_hash``: SHA-256, 64 lowercase hex)
+    and unknown-event policy ``"accept"`` or ``"reject"``.
+    """
+
+    event_type: ClassVar[str] = "SystemAdded"
+    schema_version: ClassVar[int] = 1
+
+    system_id: str
+    name: str
+    description: str | None
+    key_hash: str
+    key_prefix: str
+    unknown_events: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRotated:
+    """A system's key was replaced; ``previous_key_hash`` lets read models revoke the old one."""
+
+    event_type: ClassVar[str] = "ApiKeyRotated"
+    schema_version: ClassVar[int] = 1
+
+    system_id: str
+    key_hash: str
+    key_prefix: str
+    previous_key_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SystemDeactivated:
+    """A system was disabled; ``key_hash`` is the key that stops working."""
+
+    event_type: ClassVar[str] = "SystemDeactivated"
+    schema_version: ClassVar[int] = 1
+
+    system_id: str
+    key_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SystemReactivated:
+    """A system was re-enabled; ``key_hash`` is the key that works again."""
+
+    event_type: ClassVar[str] = "SystemReactivated"
+    schema_version: ClassVar[int] = 1
+
+    system_id: str
+    key_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownEventPolicySet:
+    """A system's policy for events without a structure changed to ``"accept"``/``"reject"``."""
+
+    event_type: ClassVar[str] = "UnknownEventPolicySet"
+    schema_version: ClassVar[int] = 1
+
+    system_id: str
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventStructureDefined:
+    """The structure of ``event_name`` was (re)defined.
+
+    json_schema: JSON Schema text for the event's ``properties``. required: reject (True) or
+    flag (False) non-conforming events. structure_version: 1 on the first definition of the
+    name in this system, +1 on each redefinition (also after a removal: never reused).
+    """
+
+    event_type: ClassVar[str] = "EventStructureDefined"
+    schema_version: ClassVar[int] = 1
+
+    system_id: str
+    event_name: str
+    json_schema: str
+    required: bool
+    structure_version: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventStructureRemoved:
+    """The structure of ``event_name`` was removed from the system."""
+
+    event_type: ClassVar[str] = "EventStructureRemoved"
+    schema_version: ClassVar[int] = 1
+
+    system_id: str
+    event_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerDeactivated:
+    """The partner was deactivated (terminal). Its systems' ``SystemDeactivated`` events
+    precede this one in the same command.
+    """
+
+    event_type: ClassVar[str] = "PartnerDeactivated"
+    schema_version: ClassVar[int] = 1
+
+
+PartnerEvent = (
+    PartnerCreated
+    | SystemAdded
+    | ApiKeyRotated
+    | SystemDeactivated
+    | SystemReactivated
+    | UnknownEventPolicySet
+    | EventStructureDefined
+    | EventStructureRemoved
+    | PartnerDeactivated
+)
+
+EVENT_TYPES: dict[str, type[PartnerEvent]] = {
+    cls.event_type: cls
+    for cls in (
+        PartnerCreated,
+        SystemAdded,
+        ApiKeyRotated,
+        SystemDeactivated,
+        SystemReactivated,
+        UnknownEventPolicySet,
+        EventStructureDefined,
+        EventStructureRemoved,
+        PartnerDeactivated,
+    )
+}
+
+
+def to_data(event: PartnerEvent) -> dict[str, Any]:
+    """The event's ``data`` dict: field name -> value (str, int, bool or None)."""
+    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+
+
+def from_data(event_type: str, data: dict[str, Any]) -> PartnerEvent:
+    """Rebuild an event from its type name and ``data`` dict (inverse of :func:`to_data`).
+
+    Extra keys are ignored (a reader may see fields it does not know); missing keys raise
+    ``InvalidValue(field, ...)``. Raises :class:`UnknownEventType` for an unregistered
+    ``event_type``.
+    """
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        raise UnknownEventType(event_type)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            raise InvalidValue(f.name, f"missing from {event_type} data")
+        kwargs[f.name] = data[f.name]
+    return cls(**kwargs)

@@ -1,0 +1,51 @@
+"""The partner read model in Redis: each partner's folded state, and what the hot paths
+look up from it (API key -> system for ingestion; system -> structures for validation).
+
+Derived from the old and new state of a partner, so a rotated or revoked key disappears
+or turns inactive in the same MULTI that stores the new state; the stored ``version``
+makes replays and duplicates no-ops (DESIGN.md: projections are idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from connectors.keys import KEY, PARTNER, SYSTEM
+from pipeline.domain.partners import Partner, state_to_dict
+from pipeline.domain.partners.state import PartnerStatus, SystemStatus
+
+
+def writes(
+    before: Partner | None, after: Partner, version: int
+) -> tuple[dict[str, str], list[str]]:
+    """(keys to set -> JSON, keys to delete) that move Redis from ``before`` to ``after``."""
+    sets: dict[str, str] = {
+        PARTNER.format(partner_id=after.partner_id): json.dumps(
+            {"version": version, "state": state_to_dict(after)}
+        )
+    }
+    partner_active = after.status == PartnerStatus.ACTIVE
+    for system in after.systems.values():
+        active = partner_active and system.status == SystemStatus.ACTIVE
+        sets[KEY.format(key_hash=system.key_hash)] = json.dumps(
+            {"system_id": system.system_id, "partner_id": after.partner_id, "active": active}
+        )
+        sets[SYSTEM.format(system_id=system.system_id)] = json.dumps(system_view(after, system))
+    old = {s.key_hash for s in before.systems.values()} if before else set()
+    new = {s.key_hash for s in after.systems.values()}
+    return sets, [KEY.format(key_hash=h) for h in sorted(old - new)]
+
+
+def system_view(partner: Partner, system: Any) -> dict[str, Any]:
+    return {
+        "system_id": system.system_id,
+        "partner_id": partner.partner_id,
+        "name": system.name,
+        "active": partner.status == PartnerStatus.ACTIVE and system.status == SystemStatus.ACTIVE,
+        "unknown_events": str(system.unknown_events),
+        "structures": {
+            name: {"json_schema": s.json_schema, "required": s.required, "version": s.version}
+            for name, s in system.structures.items()
+        },
+    }
