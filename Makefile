@@ -34,12 +34,14 @@ up: $(STAMP)
 run: up
 	$(BIN)/streamfold create-admin
 	$(BIN)/streamfold load-users deploy/data/us-500.csv
+	$(BIN)/streamfold load-weblogs
 	@echo
 	@echo "API docs:   $(API)/docs"
 	@echo "Readiness:  curl -s $(API)/readyz"
 	@echo "Token:      TOKEN=\$$(curl -s -X POST $(API)/api/auth/token -d username=admin@example.com -d password=\$$(cat .local/admin-password) | python3 -c 'import sys,json;print(json.load(sys.stdin)[\"access_token\"])')"
 	@echo "Users:      curl -s -H \"Authorization: Bearer \$$TOKEN\" '$(API)/api/admin/users?page_size=5&search=gmail'"
 	@echo "SQL:        $(BIN)/streamfold sql \"SELECT role, status, count() FROM users FINAL GROUP BY role, status\""
+	@echo "Dashboard:  $(API)/dashboard"
 	@echo "Status:     $(BIN)/streamfold status      Stop: make down"
 
 down:
@@ -55,7 +57,7 @@ test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 bench: $(STAMP)
-	$(BIN)/python bench/commands.py
+	$(BIN)/python bench/commands.py && $(BIN)/python bench/ingest.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -226,9 +226,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument(
-        "--guarantee", choices=["exactly_once", "at_least_once"], default="exactly_once"
-    )
+    parser.add_argument("--guarantee", choices=["at_least_once"], default="at_least_once")
     args = parser.parse_args()
 
     runs = []

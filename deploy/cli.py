@@ -2,7 +2,8 @@
 
 Processes: ``serve`` (API + agents, one process: the embedded ClickHouse default),
 ``worker`` and ``api`` (separate, with a ClickHouse server DSN). Local stack: ``up``,
-``down``, ``status``. Operators and analysts: ``create-admin``, ``load-users``, ``sql``.
+``down``, ``status``. Operators and analysts: ``create-admin``, ``load-users``,
+``load-weblogs``, ``sql``.
 """
 
 from __future__ import annotations
@@ -281,6 +282,89 @@ def load_users(
 
     settings = _settings()
     load_people(settings, admin_token(settings), csv_path, concurrency=concurrency)
+
+
+@app.command("load-weblogs")
+def load_weblogs(
+    nasa: Annotated[Path, typer.Option(help="NASA TSV log.")] = Path(
+        "deploy/data/nasa_19950801.tsv"
+    ),
+    apache: Annotated[Path, typer.Option(help="Apache combined log.")] = Path(
+        "deploy/data/apache_logs.log"
+    ),
+    concurrency: Annotated[int, typer.Option(min=1, max=32)] = 4,
+    wait_s: Annotated[float, typer.Option(help="How long to wait for the pipeline.")] = 120,
+) -> None:
+    """Send two web server logs as ``page_view`` events of a demo partner system through
+    ``POST /v1/batch``; wait until they are queryable and show an example query."""
+    from collections import Counter
+
+    from deploy import weblogs
+
+    settings = _settings()
+    out = Console()
+    token = admin_token(settings)
+    state_path = settings.home.resolve() / "weblogs-partner.json"
+    try:
+        partner_id, system_id, api_key = weblogs.setup_partner(settings.api_url, token, state_path)
+    except weblogs.WeblogsSetupError as exc:
+        raise typer.Exit(_fail(str(exc))) from exc
+    out.print(f"partner {partner_id}, system {system_id} (key in {state_path})")
+    totals: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    started = time.monotonic()
+    for label, events in (
+        (f"nasa   {nasa.name}", list(weblogs.parse_nasa(nasa, skipped))),
+        (f"apache {apache.name}", list(weblogs.parse_apache(apache, skipped))),
+    ):
+        totals += asyncio.run(
+            weblogs.send_events(
+                settings.api_url, api_key, events, concurrency=concurrency, progress_label=label
+            )
+        )
+    sent_s = time.monotonic() - started
+    accepted = totals.get("accepted", 0)
+    sent = sum(totals.values())
+    out.print(
+        f"page views: {accepted} accepted, {sent - accepted} refused, "
+        f"{sum(skipped.values())} log lines skipped; {sent / sent_s:,.0f} events/s "
+        f"({sent_s:.1f} s)"
+    )
+    for outcome, count in [*totals.most_common(), *skipped.most_common()]:
+        if outcome != "accepted":
+            out.print(f"  {count:6d}  {outcome}")
+    events_n, rejected_n, done = weblogs.wait_for_pipeline(
+        settings.api_url, token, partner_id, system_id, accepted, timeout_s=wait_s
+    )
+    waited_s = time.monotonic() - started - sent_s
+    state = "in ClickHouse" if done else f"[yellow]still arriving after {wait_s:.0f} s[/yellow]"
+    out.print(
+        f"pipeline: {events_n} stored, {rejected_n} rejected by the page_view schema "
+        f"({state}; waited {waited_s:.1f} s)"
+    )
+    query = (
+        "SELECT JSONExtractString(properties, 'path') AS path, count() AS views "
+        f"FROM tracking_events WHERE system_id = '{system_id}' AND event = 'page_view' "
+        "GROUP BY path ORDER BY views DESC LIMIT 10"
+    )
+    out.print("\nTop 10 paths by views:")
+    out.print(f'  streamfold sql "{query}"', soft_wrap=True, highlight=False)
+    response = httpx.post(
+        f"{settings.api_url}/api/admin/sql",
+        json={"sql": query, "max_rows": 10},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
+    )
+    if response.status_code != 200:
+        raise typer.Exit(_fail(f"example query: {response.status_code} {response.text[:500]}"))
+    body = response.json()
+    table = Table(*body["columns"])
+    for row in body["rows"]:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    out.print(table)
+    out.print(f"Dashboard: {settings.api_url}/dashboard")
+    if any(k.startswith(("gave up", "http ")) for k in totals):
+        raise typer.Exit(_fail("some batches were not delivered (see above)"))
 
 
 @app.command()

@@ -41,7 +41,11 @@ class Settings(BaseSettings):
 
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
-    processing_guarantee: Literal["exactly_once", "at_least_once"] = "exactly_once"
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="exactly_once is refused: see the validator. Deterministic event ids "
+        "and idempotent projections make at_least_once replays harmless.",
+    )
     commit_interval_ms: int = Field(
         default=100, ge=10, description="Offset commit (and, exactly_once, transaction) period."
     )
@@ -79,6 +83,16 @@ class Settings(BaseSettings):
             # frozen model: set the derived default through object.__setattr__ once.
             dsn = f"chdb://{(self.home / 'clickhouse').resolve()}"
             object.__setattr__(self, "clickhouse_dsn", dsn)
+        if self.processing_guarantee == "exactly_once":
+            # Measured with faust-streaming 0.15 / aiokafka 0.14 / Kafka 3.9.1: Faust puts a
+            # send into the transaction of its *destination* partition and commits only the
+            # transactions of partitions with offsets to commit. Our reservation chain and
+            # replies cross partitions, so such a transaction stays open and its partition's
+            # last stable offset stops every read_committed reader (create-admin hung).
+            raise ValueError(
+                "processing_guarantee=exactly_once is not supported: Faust's transactions "
+                "stall on this topology (see NOTES.md); use at_least_once"
+            )
         if self.env == "production" and self.jwt_secret.get_secret_value() == _DEV_JWT_SECRET:
             raise ValueError("set STREAMFOLD_JWT_SECRET: the development secret is refused")
         return self

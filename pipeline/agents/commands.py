@@ -5,18 +5,17 @@ Per command, in this order (the order is what makes a crash at any point harmles
 1. Decode; a malformed record is dead-lettered (and answered if it has a command id).
 2. ``handle(snapshot, command)``: a command id seen before returns its original result
    and emits nothing; otherwise decide + evolve give the envelopes and the new snapshot.
-3. Send the envelopes to ``<aggregate>.events`` (at_least_once: and wait for the acks).
+3. Send the envelopes to ``<aggregate>.events`` and wait for the brokers' acks.
 4. Store the new snapshot in the table (changelog-backed).
 5. Release uniqueness claims the command no longer needs.
 6. Send the result to ``command.results``.
 
-Under exactly_once the sends, the changelog write and the offset commit are one Kafka
-transaction, so nothing waits for acks: read_committed readers see all of it or none.
-Under at_least_once the acks of step 3 are awaited before step 4, and a crash between 3
-and the offset commit replays the
-command: if 4 did not happen the replay yields byte-identical envelopes (event ids and
-versions are deterministic) that idempotent projections ignore; if it did, step 2 answers
-with the stored result.
+A crash at any point replays the command from the last committed offset (Faust flushes
+its producer before it commits offsets, so nothing sent is lost behind a commit). If 4
+did not reach the changelog, the replay yields byte-identical envelopes (event ids,
+versions and times are deterministic) that idempotent projections ignore; if it did,
+step 2 answers with the stored result, marked ``duplicate``. Step 3 waits for the acks
+so that 4 can never be durable while the events are not.
 """
 
 from __future__ import annotations
@@ -65,7 +64,6 @@ class CommandProcessor:
         codec: AvroCodec,
         producer: str,
         window: int,
-        await_acks: bool,
     ) -> None:
         self.aggregate = aggregate
         self.spec = aggregate.spec
@@ -77,7 +75,6 @@ class CommandProcessor:
         self.codec = codec
         self.producer = producer
         self.window = window
-        self.await_acks = await_acks
 
     async def process(self, event: EventT) -> None:
         try:
@@ -96,9 +93,8 @@ class CommandProcessor:
             await self.events.send(key=key.encode(), value=self.codec.encode(env))
             for env in outcome.envelopes
         ]
-        if self.await_acks:
-            for ack in acks:
-                await ack
+        for ack in acks:
+            await ack
         if outcome.duplicate:
             await self.reply(replace(outcome.result, duplicate=True))
             return

@@ -6,11 +6,12 @@ Two materialized views roll it up per minute on insert: ``tracking_minute`` (eve
 and ``uniq`` states of distinct users, AggregatingMergeTree) for time series, stats and
 the dashboard.
 
-Exactly-once into ClickHouse: each row carries its source topic/partition/offset. Before a
-batch is inserted, the sink drops every record at or below the highest offset already
-stored for its partition (read from the table itself once per partition assignment), so
-a batch replayed after a crash is never inserted twice; one INSERT is one atomic part per
-month partition. ``SELECT count(), uniqExact(event_id)`` agree.
+Exactly-once into ClickHouse: the event id is deterministic (uuid5 of system and message
+id) and the sink inserts an id only if the table does not hold it yet, received within the
+dedup window; a bloom-filter index on event_id keeps that check cheap. So SDK retries,
+replays and re-delivered batches are stored once, and ``SELECT count(), uniqExact(event_id)``
+agree. ``tracking_rejections`` is a ReplacingMergeTree on (system, received_at, message
+id): a replayed rejection collapses under FINAL.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ DDL = (
         structure_version Nullable(UInt32),
         topic LowCardinality(String),
         partition UInt32,
-        offset UInt64
+        offset UInt64,
+        INDEX event_id_bloom event_id TYPE bloom_filter GRANULARITY 1
     ) ENGINE = MergeTree
     PARTITION BY toYYYYMM(timestamp)
     ORDER BY (system_id, event, timestamp)
@@ -75,7 +77,7 @@ DDL = (
         offset UInt64
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(received_at)
-    ORDER BY (system_id, received_at, partition, offset)
+    ORDER BY (system_id, received_at, message_id)
     """,
 )
 
@@ -90,10 +92,11 @@ REJECTION_COLUMNS = (
     "topic", "partition", "offset",
 )  # fmt: skip
 
-STORED_OFFSETS_SQL = """
-    SELECT partition, max(offset) AS offset FROM tracking_events
-    WHERE topic = {topic:String} AND partition IN {partitions:Array(UInt32)}
-    GROUP BY partition
+STORED_IDS_SQL = """
+    SELECT DISTINCT event_id FROM tracking_events
+    WHERE system_id IN {systems:Array(String)}
+      AND event_id IN {ids:Array(UUID)}
+      AND received_at >= {since:DateTime64(3, 'UTC')}
 """
 
 

@@ -1,0 +1,630 @@
+"""Partner ingestion throughput and latency, on a stack this script starts and stops itself.
+
+Per run (one fresh Kafka + Redis + ``streamfold serve``):
+1. setup: admin token, a partner, a system (API key) and a required ``page_view`` structure.
+2. batch-B for B in ``--batches`` (default 100 and 1000): ``bench/loadgen.py`` (its own
+   process) posts ``/v1/batch`` for ``--seconds`` s over C connections: accepted events/s,
+   request p50/p99 (ms; a 202 means every event is acked by Kafka).
+3. pipeline, per batch phase: a monitor polls ClickHouse ``count()`` and the Faust group's
+   committed offsets on ``tracking.raw`` every ``--poll`` s, then waits until ClickHouse
+   holds every accepted event. events/s = events / (last visible - first post); also the
+   rate while only draining the backlog (after the last post) and the validation agent's
+   rate (committed offsets of ``tracking.raw``), overall and while draining.
+4. probe: ``--probes`` single-event ``/v1/track`` posts at ``--probe-rate``/s on the idle
+   system; ClickHouse is polled every 50 ms for their message ids: ingest -> queryable p50/p99
+   (ms; seen = when the poll that found the row returned, an upper bound).
+5. ceiling: the same ``tracking.raw`` JSON payloads produced by confluent-kafka alone (one
+   process, acks=all, idempotence, linger 10 ms, lz4, key = system id) to a fresh topic,
+   events/s counted by delivery callbacks; ratio = /v1/batch events/s / ceiling.
+6. plain: a plain confluent-kafka batch consumer (``consume(1000)``, own group) does the
+   validation agent's work on the filled ``tracking.raw`` (JSON -> TrackedEvent, dedup dict,
+   fastjsonschema against the same structure, Avro envelope via AvroCodec, produce to a scratch
+   topic, flush + commit per batch): events/s, to compare with the Faust agent's rate.
+
+Usage: python bench/ingest.py [--runs 3] [--seconds 8] [--concurrency 8] [--probes 100]
+Prints a table of medians; writes bench/results/ingest-<utc>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import httpx
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.loadgen import EventFactory, percentiles  # noqa: E402
+from connectors.kafka import PARTITIONER, admin, base_config  # noqa: E402
+from deploy.localstack import LocalStack  # noqa: E402
+from pipeline import topics  # noqa: E402
+from pipeline.domain.envelope import Envelope  # noqa: E402
+from pipeline.domain.tracking import (  # noqa: E402
+    RECORDED_AGGREGATE_TYPE,
+    RECORDED_EVENT_TYPE,
+    RECORDED_SCHEMA_VERSION,
+    TrackedEvent,
+    event_id_for,
+    parse_sdk_event,
+    recorded_data,
+)
+from schemas.codec import AvroCodec  # noqa: E402
+from schemas.registry import SchemaRegistry  # noqa: E402
+from tests.support import Endpoints, ServeProcess, admin_token, sql, wait_for  # noqa: E402
+
+PAGE_VIEW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "path": {"type": "string", "minLength": 1, "maxLength": 2000},
+        "title": {"type": "string", "maxLength": 500},
+        "url": {"type": "string", "maxLength": 2000},
+        "referrer": {"type": "string", "maxLength": 2000},
+    },
+    "required": ["path", "url"],
+}
+PRODUCER_CONFIG: dict[str, Any] = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "partitioner": PARTITIONER,
+    "compression.type": "lz4",
+}
+
+
+# --------------------------------------------------------------------------- setup
+
+
+def setup_system(admin_client: httpx.Client, base: str) -> dict[str, str]:
+    """Partner + system + required ``page_view`` structure; returns ids and the API key once
+    an event posted with the key is accepted (the key read model has caught up)."""
+    partner = admin_client.post(
+        "/api/admin/partners", json={"name": "Bench Partner", "email": "bench@example.com"}
+    )
+    assert partner.status_code in (200, 201), partner.text
+    pid = partner.json()["id"]
+    system = admin_client.post(f"/api/admin/partners/{pid}/systems", json={"name": "web"})
+    assert system.status_code == 201, system.text
+    sid, key = system.json()["system_id"], system.json()["api_key"]
+    structure = admin_client.put(
+        f"/api/admin/partners/{pid}/systems/{sid}/event-structures/page_view",
+        json={"json_schema": PAGE_VIEW_SCHEMA, "required": True},
+    )
+    assert structure.status_code == 200, structure.text
+
+    def structure_visible() -> bool:
+        r = admin_client.get(f"/api/admin/partners/{pid}")
+        if r.status_code != 200:
+            return False
+        return any("page_view" in s["structures"] for s in r.json()["systems"])
+
+    wait_for(structure_visible, timeout_s=60, what="page_view structure in the read model")
+    warm = {
+        "event": "page_view",
+        "message_id": f"warmup-{uuid.uuid4()}",
+        "anonymous_id": "warmup",
+        "properties": {"path": "/", "url": "https://www.example.com/"},
+    }
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def accepted() -> bool:
+        return (
+            httpx.post(f"{base}/v1/track", json=warm, headers=headers, timeout=30).status_code
+            == 202
+        )
+
+    wait_for(accepted, timeout_s=60, what="API key accepted", every_s=0.5)
+    rows = wait_for(
+        lambda: sql(admin_client, f"SELECT count() AS n FROM tracking_events "
+                                  f"WHERE message_id = '{warm['message_id']}'")[0]["n"],
+        timeout_s=60, what="warm-up event in ClickHouse", every_s=0.2,
+    )  # fmt: skip
+    assert rows == 1
+    return {"partner_id": pid, "system_id": sid, "api_key": key}
+
+
+# --------------------------------------------------------------------------- monitor
+
+
+class Monitor:
+    """Samples (wall time s, ClickHouse rows, Faust-committed offsets of tracking.raw) every
+    ``every_s`` seconds in a thread."""
+
+    def __init__(self, admin_client: httpx.Client, bootstrap: str, group: str, every_s: float):
+        self.admin = admin_client
+        self.every_s = every_s
+        self.samples: list[tuple[float, int, int]] = []
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {**base_config(bootstrap), "group.id": group, "enable.auto.commit": False}
+        )
+        meta = self._consumer.list_topics(topics.TRACKING_RAW, timeout=10)
+        self._parts = [
+            TopicPartition(topics.TRACKING_RAW, p)
+            for p in meta.topics[topics.TRACKING_RAW].partitions
+        ]
+        self._lock = threading.Lock()  # the consumer is shared with the caller's thread
+        self._thread = threading.Thread(target=self._run, name="monitor", daemon=True)
+
+    def sample(self) -> tuple[float, int, int]:
+        rows = int(sql(self.admin, "SELECT count() AS n FROM tracking_events")[0]["n"])
+        with self._lock:
+            committed = self._consumer.committed(self._parts, timeout=10)
+        offsets = sum(max(tp.offset, 0) for tp in committed)
+        return time.time(), rows, offsets
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(self.sample())
+            self._stop.wait(self.every_s)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+    def raw_end(self) -> int:
+        """Sum of the high watermarks of tracking.raw (records produced so far)."""
+        with self._lock:
+            return sum(
+                self._consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self._parts
+            )
+
+    def wait_until(self, rows: int, offsets: int, timeout_s: float) -> bool:
+        """Until ClickHouse holds ``rows`` rows and the agent committed ``offsets``; False
+        if that did not happen within ``timeout_s`` seconds."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.samples and self.samples[-1][1] >= rows and self.samples[-1][2] >= offsets:
+                return True
+            time.sleep(self.every_s / 2)
+        return False
+
+
+def first_at_or_above(
+    samples: list[tuple[float, int, int]], index: int, value: int
+) -> tuple[float, int]:
+    """(wall time s, value) of the first sample whose field ``index`` reached ``value``, or
+    of the last sample if none did (a drain cut short by the timeout)."""
+    hit = next((s for s in samples if s[index] >= value), samples[-1])
+    return hit[0], hit[index]
+
+
+def value_at(samples: list[tuple[float, int, int]], index: int, when: float) -> int:
+    """Field ``index`` of the last sample taken at or before ``when`` (wall time, s)."""
+    before = [s for s in samples if s[0] <= when]
+    return before[-1][index] if before else samples[0][index]
+
+
+def pipeline_stats(
+    monitor: Monitor, load: dict[str, Any], rows0: int, offsets0: int, offsets1: int
+) -> dict[str, Any]:
+    """Rates for one batch phase from the monitor's samples (all events/s)."""
+    s = monitor.samples
+    n = load["events_accepted"]
+    t0, t_end = load["t_first_post"], load["t_last_done"]
+    t_visible, rows1 = first_at_or_above(s, 1, rows0 + n)
+    t_validated, validated1 = first_at_or_above(s, 2, offsets1)
+    rows_at_end = value_at(s, 1, t_end)
+    offsets_at_end = value_at(s, 2, t_end)
+    drain_rows = rows1 - rows_at_end
+    drain_offsets = validated1 - offsets_at_end
+
+    def rate(count: int, seconds: float) -> float | None:
+        return round(count / seconds, 1) if seconds > 0 and count > 0 else None
+
+    return {
+        "events": n,
+        "drained": rows1 >= rows0 + n,
+        "visible": rows1 - rows0,
+        "seconds_to_visible": round(t_visible - t0, 2),
+        "events_per_s": rate(rows1 - rows0, t_visible - t0),
+        "backlog_at_last_post": rows0 + n - rows_at_end,
+        "drain_events_per_s": rate(drain_rows, t_visible - t_end),
+        "validation_events_per_s": rate(validated1 - offsets0, t_validated - t0),
+        "validation_backlog_at_last_post": offsets1 - offsets_at_end,
+        "validation_drain_events_per_s": rate(drain_offsets, t_validated - t_end),
+    }
+
+
+# --------------------------------------------------------------------------- load phases
+
+
+def load_phase(base: str, key: str, batch: int, args: argparse.Namespace, tag: str) -> dict:
+    """Run bench/loadgen.py as a subprocess; returns its JSON summary."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--base", base, "--key", key,
+         "--batch", str(batch), "--seconds", str(args.seconds),
+         "--concurrency", str(args.concurrency), "--anonymous", str(args.anonymous),
+         "--prefix", tag],
+        capture_output=True, text=True, timeout=args.seconds + 300, cwd=ROOT,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise AssertionError(f"loadgen failed: {done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def probe_phase(
+    base: str, key: str, admin_client: httpx.Client, count: int, rate_per_s: float
+) -> dict[str, Any]:
+    """Single /v1/track posts at ``rate_per_s``; ClickHouse polled every 50 ms for the ids."""
+    posted: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    ack_ms: list[float] = []
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def poll() -> None:
+        while not (finished.is_set() and len(seen) >= len(posted)):
+            with lock:
+                pending = [m for m in posted if m not in seen]
+            if pending:
+                ids = "', '".join(pending)
+                rows = sql(
+                    admin_client,
+                    f"SELECT message_id FROM tracking_events WHERE message_id IN ('{ids}')",
+                )
+                now = time.perf_counter()  # fmt: skip
+                for r in rows:
+                    seen.setdefault(r["message_id"], now)
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll, name="probe-poll", daemon=True)
+    poller.start()
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+        t_next = time.perf_counter()
+        for i in range(count):
+            mid = f"probe-{uuid.uuid4()}"
+            event = {
+                "event": "page_view", "message_id": mid, "anonymous_id": f"anon-{i % 300:05d}",
+                "properties": {"path": "/probe", "url": "https://www.example.com/probe",
+                               "title": "Probe", "referrer": ""},
+                "context": {"locale": "en-US"},
+            }  # fmt: skip
+            t0 = time.perf_counter()
+            with lock:
+                posted[mid] = t0
+            response = client.post("/v1/track", json=event)
+            ack_ms.append((time.perf_counter() - t0) * 1000)
+            assert response.status_code == 202, response.text
+            t_next += 1 / rate_per_s
+            time.sleep(max(0.0, t_next - time.perf_counter()))
+    finished.set()
+    poller.join(timeout=120)
+    latencies = [(seen[m] - posted[m]) * 1000 for m in posted if m in seen]
+    return {
+        "probes": count,
+        "seen": len(latencies),
+        "ack_ms": percentiles(ack_ms),
+        "to_queryable_ms": percentiles(latencies),
+    }
+
+
+# --------------------------------------------------------------------------- kafka-only phases
+
+
+def raw_payloads(system_id: str, partner_id: str, n: int, prefix: str) -> list[bytes]:
+    """``n`` tracking.raw records (TrackedEvent JSON, as the API writes them), unique ids."""
+    factory = EventFactory(prefix, 300)
+    now = datetime.now(UTC)
+    stamp = now.isoformat(timespec="milliseconds")
+    templates = []
+    for _ in range(len(factory.fragments)):
+        raw = json.loads(factory.event(stamp))
+        raw["message_id"] = "@@MID@@"
+        tracked = parse_sdk_event(raw, system_id=system_id, partner_id=partner_id,
+                                  received_at=now, raw_size=300)  # fmt: skip
+        assert isinstance(tracked, TrackedEvent)
+        text = json.dumps(tracked.to_json_dict(), separators=(",", ":"))
+        templates.append(text.split("@@MID@@"))
+    return [
+        f"{head}{prefix}-{i:010d}{tail}".encode()
+        for i, (head, tail) in ((i, templates[i % len(templates)]) for i in range(n))
+    ]
+
+
+def new_topic(bootstrap: str, name: str, partitions: int) -> None:
+    client = admin(bootstrap)  # keep a reference: a collected client cancels the futures
+    for future in client.create_topics([NewTopic(name, partitions, 1)]).values():
+        future.result()
+
+
+def ceiling_phase(bootstrap: str, system_id: str, partner_id: str, n: int, parts: int) -> dict:
+    """confluent-kafka alone: produce ``n`` payloads as fast as possible, count deliveries."""
+    topic = f"bench.ceiling-{uuid.uuid4().hex[:8]}"
+    new_topic(bootstrap, topic, parts)
+    payloads = raw_payloads(system_id, partner_id, n, f"ceil-{uuid.uuid4().hex[:6]}")
+    producer = Producer({**base_config(bootstrap), **PRODUCER_CONFIG, "linger.ms": 10})
+    delivered = 0
+    failed = 0
+
+    def on_delivery(err: Any, _msg: Any) -> None:
+        nonlocal delivered, failed
+        if err is None:
+            delivered += 1
+        else:
+            failed += 1
+
+    key = system_id.encode()
+    t0 = time.perf_counter()
+    for value in payloads:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(120)
+    wall = time.perf_counter() - t0
+    return {
+        "events": n,
+        "delivered": delivered,
+        "failed": failed,
+        "bytes_per_event": round(sum(map(len, payloads)) / n, 1),
+        "seconds": round(wall, 3),
+        "events_per_s": round(delivered / wall, 1),
+    }
+
+
+def plain_consumer_phase(bootstrap: str, producer_name: str, parts: int) -> dict[str, Any]:
+    """The validation agent's work in a plain confluent-kafka batch consumer (see module doc)."""
+    codec = AvroCodec(SchemaRegistry.load())
+    validate = fastjsonschema.compile(PAGE_VIEW_SCHEMA)
+    scratch = f"bench.plain-{uuid.uuid4().hex[:8]}"
+    new_topic(bootstrap, scratch, parts)
+    consumer = Consumer({**base_config(bootstrap), "group.id": f"bench-plain-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})  # fmt: skip
+    producer = Producer({**base_config(bootstrap), **PRODUCER_CONFIG, "linger.ms": 5})
+    meta = consumer.list_topics(topics.TRACKING_RAW, timeout=10).topics[topics.TRACKING_RAW]
+    target = 0
+    assignment = []
+    for p in meta.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topics.TRACKING_RAW, p), 10)
+        target += high - low
+        assignment.append(TopicPartition(topics.TRACKING_RAW, p, OFFSET_BEGINNING))
+    consumer.assign(assignment)
+    seen: dict[str, float] = {}
+    consumed = recorded = rejected = 0
+    t0: float | None = None
+    deadline = time.monotonic() + 600
+    while consumed < target and time.monotonic() < deadline:
+        batch = consumer.consume(num_messages=1000, timeout=0.5)
+        if not batch:
+            continue
+        if t0 is None:
+            t0 = time.perf_counter()
+        for msg in batch:
+            if msg.error():
+                continue
+            consumed += 1
+            try:
+                tracked = TrackedEvent.from_json_dict(json.loads(msg.value()))
+            except (ValueError, KeyError, TypeError):
+                rejected += 1
+                continue
+            dedup_key = f"{tracked.system_id}:{tracked.message_id}"
+            received = tracked.received_at.timestamp()
+            if dedup_key in seen:
+                continue
+            try:
+                validate(tracked.properties)
+                valid = True
+            except fastjsonschema.JsonSchemaException:
+                rejected += 1  # required structure: the agent would dead-letter it
+                seen[dedup_key] = received
+                continue
+            envelope = Envelope(
+                event_id=event_id_for(tracked.system_id, tracked.message_id),
+                event_type=RECORDED_EVENT_TYPE,
+                schema_version=RECORDED_SCHEMA_VERSION,
+                aggregate_type=RECORDED_AGGREGATE_TYPE,
+                aggregate_id=tracked.system_id,
+                aggregate_version=0,
+                occurred_at=tracked.timestamp,
+                producer=producer_name,
+                correlation_id=tracked.message_id,
+                causation_id=tracked.message_id,
+                data=recorded_data(tracked, schema_valid=valid, structure_version=1),
+            )
+            value = codec.encode(envelope)
+            while True:
+                try:
+                    producer.produce(scratch, value=value, key=msg.key())
+                    break
+                except BufferError:
+                    producer.poll(0.01)
+            recorded += 1
+            seen[dedup_key] = received
+        producer.flush(60)  # every output acked before the input offsets are committed
+        consumer.commit(asynchronous=False)
+    wall = time.perf_counter() - (t0 or time.perf_counter())
+    consumer.close()
+    return {
+        "events": consumed,
+        "recorded": recorded,
+        "rejected": rejected,
+        "seconds": round(wall, 3),
+        "events_per_s": round(consumed / wall, 1) if wall > 0 else None,
+    }
+
+
+# --------------------------------------------------------------------------- run
+
+
+def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="streamfold-bench-") as tmp:
+        home = Path(tmp)
+        stack = LocalStack.start(home / "stack")
+        server = ServeProcess(
+            Endpoints(stack.kafka_bootstrap, stack.redis_url),
+            home / "serve",
+            processing_guarantee=args.guarantee,
+            ingest_rate_per_s="1000000",
+            ingest_burst="10000000",
+        )
+        (home / "serve").mkdir()
+        try:
+            server.start()
+            server.create_admin()
+            token = admin_token(server)
+            base = server.settings.api_url
+            bootstrap = server.settings.kafka_bootstrap
+            parts = server.settings.topic_partitions
+            result: dict[str, Any] = {}
+            with httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            ) as admin_client:
+                ids = setup_system(admin_client, base)
+                monitor = Monitor(admin_client, bootstrap, server.settings.app_id, args.poll)
+                monitor.start()
+                try:
+                    for batch in args.batches:
+                        _, rows0, offsets0 = monitor.sample()  # drained: stable values
+                        tag = f"r{run_index}-b{batch}-{uuid.uuid4().hex[:6]}"
+                        load = load_phase(base, ids["api_key"], batch, args, tag)
+                        offsets1 = monitor.raw_end()
+                        monitor.wait_until(
+                            rows0 + load["events_accepted"], offsets1, args.drain_timeout
+                        )
+                        result[f"batch_{batch}"] = {
+                            "load": load,
+                            "pipeline": pipeline_stats(monitor, load, rows0, offsets0, offsets1),
+                        }
+                        print(f"  batch {batch}: {json.dumps(result[f'batch_{batch}'])}",
+                              flush=True)  # fmt: skip
+                finally:
+                    monitor.stop()
+                time.sleep(1.0)
+                result["probe"] = probe_phase(
+                    base, ids["api_key"], admin_client, args.probes, args.probe_rate
+                )
+                print(f"  probe: {json.dumps(result['probe'])}", flush=True)
+            result["ceiling"] = ceiling_phase(
+                bootstrap, ids["system_id"], ids["partner_id"], args.ceiling_events, parts
+            )
+            for batch in args.batches:
+                result[f"batch_{batch}"]["ratio_to_ceiling"] = round(
+                    result[f"batch_{batch}"]["load"]["events_per_s"]
+                    / result["ceiling"]["events_per_s"],
+                    3,
+                )
+            print(f"  ceiling: {json.dumps(result['ceiling'])}", flush=True)
+            result["plain_consumer"] = plain_consumer_phase(
+                bootstrap, server.settings.producer_name, parts
+            )
+            print(f"  plain consumer: {json.dumps(result['plain_consumer'])}", flush=True)
+            return result
+        finally:
+            server.stop()
+            stack.stop()
+
+
+# --------------------------------------------------------------------------- report
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of ``d`` as ``a.b.c`` -> value."""
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{path}."))
+        elif isinstance(v, int | float) and not isinstance(v, bool) and not k.startswith("t_"):
+            out[path] = v
+    return out
+
+
+def medians_of(runs: list[dict[str, Any]]) -> dict[str, float]:
+    flat = [flatten(r) for r in runs]
+    keys = [k for k in flat[0] if all(k in f for f in flat)]
+    return {k: round(statistics.median(f[k] for f in flat), 3) for k in keys}
+
+
+def summary(medians: dict[str, float], batches: list[int]) -> str:
+    def g(key: str) -> str:
+        value = medians.get(key)
+        return "-" if value is None else f"{value:,.1f}"
+
+    lines = ["", "medians over runs", f"{'metric':<58}{'value':>14}"]
+    rows: list[tuple[str, str]] = []
+    for b in batches:
+        p = f"batch_{b}"
+        rows += [
+            (f"/v1/batch B={b}: accepted events/s", g(f"{p}.load.events_per_s")),
+            (f"/v1/batch B={b}: request p50 ms", g(f"{p}.load.latency_ms.p50")),
+            (f"/v1/batch B={b}: request p99 ms", g(f"{p}.load.latency_ms.p99")),
+            (f"/v1/batch B={b}: ratio to confluent-kafka ceiling", g(f"{p}.ratio_to_ceiling")),
+            (f"pipeline B={b}: into ClickHouse events/s (first post..)",
+             g(f"{p}.pipeline.events_per_s")),
+            (f"pipeline B={b}: into ClickHouse events/s, drain only",
+             g(f"{p}.pipeline.drain_events_per_s")),
+            (f"pipeline B={b}: Faust validation events/s",
+             g(f"{p}.pipeline.validation_events_per_s")),
+            (f"pipeline B={b}: Faust validation events/s, drain only",
+             g(f"{p}.pipeline.validation_drain_events_per_s")),
+        ]  # fmt: skip
+    rows += [
+        ("ingest -> queryable p50 ms", g("probe.to_queryable_ms.p50")),
+        ("ingest -> queryable p99 ms", g("probe.to_queryable_ms.p99")),
+        ("/v1/track ack p50 ms (idle)", g("probe.ack_ms.p50")),
+        ("confluent-kafka producer ceiling events/s", g("ceiling.events_per_s")),
+        ("plain confluent-kafka validation consumer events/s", g("plain_consumer.events_per_s")),
+    ]
+    lines += [f"{name:<58}{value:>14}" for name, value in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=8.0, help="posting time per batch size")
+    parser.add_argument("--batches", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--anonymous", type=int, default=300, help="distinct anonymous ids")
+    parser.add_argument("--poll", type=float, default=0.5, help="monitor period, s")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=180, help="longest wait for ClickHouse, s"
+    )
+    parser.add_argument("--probes", type=int, default=100)
+    parser.add_argument("--probe-rate", type=float, default=5.0, help="probes per second")
+    parser.add_argument("--ceiling-events", type=int, default=200_000)
+    parser.add_argument(
+        "--guarantee", choices=["exactly_once", "at_least_once"], default="exactly_once"
+    )
+    args = parser.parse_args()
+
+    runs = []
+    for i in range(args.runs):
+        t0 = time.monotonic()
+        print(f"run {i + 1}/{args.runs}", flush=True)
+        runs.append(one_run(args, i + 1))
+        print(f"run {i + 1} took {time.monotonic() - t0:.0f} s", flush=True)
+    medians = medians_of(runs)
+    print(summary(medians, args.batches))
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out / f"ingest-{stamp}.json"
+    path.write_text(json.dumps({"args": vars(args), "runs": runs, "medians": medians}, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
