@@ -8,6 +8,7 @@ Calls are blocking in both drivers, so the async methods run them in a worker th
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -99,22 +100,25 @@ class ClickHouse:
         """
         if not _READ_ONLY_START.match(sql):
             raise ReadOnlyQueryError("only SELECT, WITH, SHOW, DESCRIBE, EXPLAIN and EXISTS run")
-        # The limits go into the statement's own SETTINGS clause, not clickhouse-connect's
-        # per-call ``settings``: its chdb backend applies those with SET/restore around a
-        # streaming query, and a block of that bookkeeping leaks into the result stream
-        # (StreamFailureError carrying Native bytes; clickhouse-connect 1.12, chdb 4.4).
+        # One non-streaming JSONCompact call, with the limits in the statement's own SETTINGS
+        # clause. clickhouse-connect 1.12's chdb backend streams Native results (chdb
+        # send_query), and under the serve process's concurrent load that stream now and
+        # then raised StreamFailureError carrying the bytes of another query's block (a
+        # /readyz "SELECT 1"): seen twice in e2e runs, not reproduced in isolation. The
+        # backend materialises JSON formats in a single call, which avoids the stream.
         # A statement with a SETTINGS clause of its own then fails to parse: a 400.
         statement = (
             f"{sql.strip().rstrip(';')}\nSETTINGS readonly = 2, max_result_rows = {int(max_rows)}, "
-            "result_overflow_mode = 'break'"
+            "result_overflow_mode = 'break', output_format_json_quote_64bit_integers = 0"
         )
         try:
-            result = await self._call(self.client.query, statement)
+            raw = await self._call(self.client.raw_query, statement, fmt="JSONCompact")
         except ClickHouseError as exc:
             if "readonly" in str(exc).lower():
                 raise ReadOnlyQueryError(str(exc)) from exc
             raise
-        return list(result.column_names), [tuple(r) for r in result.result_rows]
+        body = json.loads(raw)
+        return [m["name"] for m in body["meta"]], [tuple(r) for r in body["data"]]
 
     async def ping(self) -> bool:
         try:

@@ -194,7 +194,11 @@ def test_key_is_shown_once_and_the_system_limit_holds(admin: httpx.Client) -> No
     assert again.status_code == 409 and again.json()["type"] == "/problems/key-already-issued"
     over = admin.post(f"/api/admin/partners/{pid}/systems", json={"name": "b"})
     assert over.status_code == 409 and over.json()["reason"] == "invalid_state"
-    partner = admin.get(f"/api/admin/partners/{pid}").json()
+    partner = wait_for(
+        lambda: (p := admin.get(f"/api/admin/partners/{pid}").json()).get("systems") and p,
+        timeout_s=20,
+        what="the system in the partner read model",
+    )
     assert [s["key_prefix"] for s in partner["systems"]] == [first.json()["key_prefix"]]
     assert "key_hash" not in partner["systems"][0] and "api_key" not in str(partner)
 
