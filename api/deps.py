@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
@@ -13,6 +13,7 @@ from api.problems import Problem
 from api.security import InvalidToken, Principal, read_token
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
+from connectors.ingest import Ingest
 from connectors.keys import API_KEY_PREFIX, KeyResolver, SystemKey, partner_systems
 from pipeline.settings import Settings
 
@@ -26,8 +27,7 @@ class Services:
     redis: Redis
     bus: CommandBus
     keys: KeyResolver
-    ingest: Any = None
-    """The tracking ingestion service (``api.ingest.Ingest``), when the API has one."""
+    ingest: Ingest
 
 
 def _services(request: Request) -> Services:

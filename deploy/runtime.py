@@ -18,9 +18,9 @@ import uvicorn
 
 from api.app import create_api
 from api.deps import Services
-from api.routes.ingest import Ingest
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
+from connectors.ingest import Ingest
 from connectors.kafka import AsyncProducer, ensure_topics
 from connectors.keys import KeyResolver
 from connectors.ratelimit import TokenBuckets

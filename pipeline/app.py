@@ -5,7 +5,7 @@ No module-level app: each entrypoint (serve, worker, tests) builds its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -32,10 +32,9 @@ from schemas.codec import AvroCodec
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pipeline:
     app: faust.App
-    commands: dict[str, CommandProcessor] = field(default_factory=dict)
 
 
 def create_app(
@@ -80,9 +79,7 @@ def create_app(
     pipeline = Pipeline(app=app)
     results = topic(topics.COMMAND_RESULTS)
     for aggregate in AGGREGATES:
-        pipeline.commands[aggregate.spec.aggregate_type] = _command_agents(
-            app, settings, aggregate, topic, results, codec
-        )
+        _command_agents(app, settings, aggregate, topic, results, codec)
 
     batch_rows, within_s = settings.projection_batch_rows, settings.projection_batch_ms / 1000
     read_models: dict[Aggregate, list[Projection]] = {

@@ -9,7 +9,6 @@ anonymous id) reject that event only; the rest of the batch goes on.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -20,40 +19,11 @@ from fastapi.responses import JSONResponse
 from api.deps import ServicesDep, SystemDep
 from api.problems import Problem
 from connectors.exceptions import KafkaDeliveryError
-from connectors.kafka import AsyncProducer
-from connectors.ratelimit import TokenBuckets
-from pipeline import topics
 from pipeline.domain.tracking import EventRejection, TrackedEvent, parse_sdk_event
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
 MAX_BATCH_EVENTS = 1000
-
-
-class Ingest:
-    """Publishes accepted SDK events to ``tracking.raw`` (key = system id) under a
-    per-system token bucket."""
-
-    def __init__(self, producer: AsyncProducer, buckets: TokenBuckets) -> None:
-        self.producer = producer
-        self.buckets = buckets
-
-    async def publish(self, events: list[TrackedEvent]) -> None:
-        """Enqueue all, then wait for every ack (no per-event await on the hot path).
-
-        Raises:
-            KafkaDeliveryError: some event was not acknowledged; the SDK should retry
-                the request (message ids make the retry harmless).
-        """
-        futures = [
-            self.producer.produce_nowait(
-                topics.TRACKING_RAW,
-                json.dumps(e.to_json_dict(), separators=(",", ":")).encode(),
-                key=e.system_id.encode(),
-            )
-            for e in events
-        ]
-        await asyncio.gather(*futures)
 
 
 async def _body(request: Request, limit: int) -> Any:
@@ -87,7 +57,7 @@ def _parse(
 async def _admit(services: Any, system: Any, accepted: list[TrackedEvent]) -> None:
     if not accepted:
         return
-    ingest: Ingest = services.ingest
+    ingest = services.ingest
     decision = await ingest.buckets.take(system.system_id, cost=len(accepted))
     if not decision.allowed:
         retry = max(1, round(decision.retry_after_s + 0.5))
