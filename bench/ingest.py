@@ -560,7 +560,9 @@ def medians_of(runs: list[dict[str, Any]]) -> dict[str, float]:
 def summary(medians: dict[str, float], batches: list[int]) -> str:
     def g(key: str) -> str:
         value = medians.get(key)
-        return "-" if value is None else f"{value:,.1f}"
+        if value is None:
+            return "-"
+        return f"{value:.3f}" if key.endswith("ratio_to_ceiling") else f"{value:,.1f}"
 
     lines = ["", "medians over runs", f"{'metric':<58}{'value':>14}"]
     rows: list[tuple[str, str]] = []

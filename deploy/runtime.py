@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -25,7 +26,7 @@ from connectors.kafka import AsyncProducer, ensure_topics
 from connectors.keys import KeyResolver
 from connectors.ratelimit import TokenBuckets
 from connectors.redis import open_redis
-from pipeline.app import create_app
+from pipeline.app import create_app, create_tracking
 from pipeline.projections import migrate
 from pipeline.settings import Settings
 from pipeline.topics import project_topics
@@ -74,12 +75,17 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     redis = open_redis(settings.redis_url)
     codec = AvroCodec(SchemaRegistry.load())
     pipeline = None
+    tracking_stop = asyncio.Event()
+    tracking_task: asyncio.Task[None] | None = None
     bus = None
     ingest_producer = None
     try:
         if worker:
             pipeline = create_app(settings, codec=codec, clickhouse=clickhouse, redis=redis)
             await pipeline.app.start()
+            tracking = create_tracking(settings, codec=codec, clickhouse=clickhouse, redis=redis)
+            tracking_task = asyncio.create_task(tracking.run(tracking_stop), name="tracking")
+            tracking_task.add_done_callback(_stop_process_if_failed)
             log.info("worker started", guarantee=settings.processing_guarantee)
         if api:
             bus = CommandBus(
@@ -120,11 +126,22 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
             await bus.stop()
         if ingest_producer is not None:
             ingest_producer.close()
+        tracking_stop.set()
+        if tracking_task is not None:
+            await tracking_task
         if pipeline is not None:
             await pipeline.app.stop()
         await redis.aclose()
         clickhouse.close()
         log.info("stopped")
+
+
+def _stop_process_if_failed(task: asyncio.Task[None]) -> None:
+    """A failed tracking consumer stops the whole process (fail loudly, never skip):
+    SIGTERM runs the normal shutdown, which re-raises the error."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("tracking pipeline failed; stopping", error=repr(task.exception()))
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def _until_signalled() -> None:

@@ -5,13 +5,16 @@ No module-level app: each entrypoint (serve, worker, tests) builds its own.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 import faust
 from redis.asyncio import Redis
 
+from connectors.batch import BatchConsumer
 from connectors.clickhouse import ClickHouse
+from connectors.kafka import AsyncProducer
 from pipeline import topics
 from pipeline.agents.commands import CommandProcessor
 from pipeline.agents.deadletter import DeadLetters
@@ -40,8 +43,8 @@ class Pipeline:
 def create_app(
     settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, redis: Redis
 ) -> Pipeline:
-    """Build the worker: command (+ reservation) agents per aggregate, projection agents
-    per event topic, and the tracking agents.
+    """Build the Faust worker: command (+ reservation) agents per aggregate and projection
+    agents per event topic (the tracking path is ``create_tracking``).
 
     Topics must already exist (``connectors.kafka.ensure_topics``); Faust creates only its
     changelog topics, with the same partition count as their source topics.
@@ -101,7 +104,6 @@ def create_app(
     )
     _batch_agent(app, results, status.run_batch, batch_rows, within_s)
 
-    _tracking_agents(app, settings, topic, codec, clickhouse, redis)
     return pipeline
 
 
@@ -140,36 +142,62 @@ def _command_agents(
     return commands
 
 
-def _tracking_agents(
-    app: faust.App,
-    settings: Settings,
-    topic: Any,
-    codec: AvroCodec,
-    clickhouse: ClickHouse,
-    redis: Redis,
-) -> None:
-    dlq = topic(topics.TRACKING_DLQ)
+@dataclass
+class TrackingPipeline:
+    """The tracking hot path on confluent-kafka batch consumers (``connectors/batch.py``
+    says why not Faust): validation, the ClickHouse sink, the rejections sink."""
+
+    producer: AsyncProducer
+    consumers: list[BatchConsumer]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every consumer until ``stop``; if one fails, stop the others and raise."""
+        tasks = [asyncio.create_task(c.run(stop), name=c.group_id) for c in self.consumers]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.producer.close()
+
+
+def create_tracking(
+    settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, redis: Redis
+) -> TrackingPipeline:
+    producer = AsyncProducer(
+        settings.kafka_bootstrap, client_id=f"{settings.app_id}-tracking", **{"linger.ms": 5}
+    )
     validation = Validation(
         structures=Structures(redis, ttl_s=settings.key_cache_ttl_s),
-        events=topic(topics.TRACKING_EVENTS),
-        dlq=dlq,
-        dead_letters=DeadLetters(dlq, agent="tracking-validation"),
+        producer=producer,
         codec=codec,
-        producer=settings.producer_name,
+        producer_name=settings.producer_name,
     )
-    _event_agent(app, topic(topics.TRACKING_RAW), validation.process, "tracking-validation")
-
-    sink = TrackingSink(
-        clickhouse,
-        DeadLetters(dlq, agent="tracking-sink"),
-        codec,
-        dedup_window_s=settings.dedup_window_s,
-    )
-
-    rows, within_s = settings.tracking_batch_rows, settings.tracking_batch_ms / 1000
-    _batch_agent(app, topic(topics.TRACKING_EVENTS), sink.run_batch, rows, within_s)
+    sink = TrackingSink(clickhouse, producer, codec, dedup_window_s=settings.dedup_window_s)
     rejections = RejectionSink(clickhouse)
-    _batch_agent(app, dlq, rejections.run_batch, rows, within_s)
+    group = f"{settings.app_id}-tracking"
+    wait_s = settings.tracking_batch_ms / 1000
+
+    def consumer(name: str, topic: str, handle: Any, max_records: int) -> BatchConsumer:
+        return BatchConsumer(
+            settings.kafka_bootstrap,
+            group_id=f"{group}-{name}",
+            topics=[topic],
+            handle=handle,
+            max_records=max_records,
+            max_wait_s=wait_s,
+        )
+
+    return TrackingPipeline(
+        producer=producer,
+        consumers=[
+            consumer("validation", topics.TRACKING_RAW, validation.run_batch, 5000),
+            consumer("sink", topics.TRACKING_EVENTS, sink.run_batch, settings.tracking_batch_rows),
+            consumer("rejections", topics.TRACKING_DLQ, rejections.run_batch, 5000),
+        ],
+    )
 
 
 def _event_agent(app: faust.App, source: Any, handle: Any, name: str) -> None:

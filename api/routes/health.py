@@ -18,8 +18,15 @@ WORKER_TOPICS = (
     topics.USER_COMMANDS,
     topics.USER_RESERVATIONS,
     topics.USER_EVENTS,
+    topics.PARTNER_COMMANDS,
+    topics.PARTNER_EVENTS,
     topics.COMMAND_RESULTS,
 )
+TRACKING_GROUPS = {  # consumer group suffix -> its topic (pipeline.app.create_tracking)
+    "tracking-validation": topics.TRACKING_RAW,
+    "tracking-sink": topics.TRACKING_EVENTS,
+    "tracking-rejections": topics.TRACKING_DLQ,
+}
 CHECK_TIMEOUT_S = 5.0
 
 
@@ -37,11 +44,15 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     settings = services.settings
     checks: dict[str, Any] = {}
 
+    def all_lag() -> dict[str, int]:
+        lag = consumer_lag(settings.kafka_bootstrap, settings.app_id, WORKER_TOPICS)
+        for suffix, topic in TRACKING_GROUPS.items():
+            group = f"{settings.app_id}-{suffix}"
+            lag.update(consumer_lag(settings.kafka_bootstrap, group, [topic]))
+        return lag
+
     async def kafka() -> None:
-        lag = await asyncio.to_thread(
-            consumer_lag, settings.kafka_bootstrap, settings.app_id, WORKER_TOPICS
-        )
-        checks["lag"] = lag
+        checks["lag"] = await asyncio.to_thread(all_lag)
 
     async def redis() -> None:
         await services.redis.ping()

@@ -18,6 +18,7 @@ between the two would lose the event (measured: 2 of 30,000 lost that way).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -26,12 +27,14 @@ from typing import Any
 import fastjsonschema
 import structlog
 from cachetools import TTLCache
-from faust.types import EventT, TopicT
+from confluent_kafka import Message
 from redis.asyncio import Redis
 
+from connectors.batch import Record
 from connectors.clickhouse import ClickHouse
+from connectors.kafka import AsyncProducer
 from connectors.keys import SYSTEM
-from pipeline.agents.deadletter import DeadLetters
+from pipeline import topics
 from pipeline.agents.projections import until_stored
 from pipeline.domain.envelope import Envelope
 from pipeline.domain.tracking import (
@@ -73,38 +76,67 @@ class Structures:
         return self._compiled[key]
 
 
+def dead_letter(
+    producer: AsyncProducer, record: Record, reason: str, *, value: bytes | None = None
+) -> asyncio.Future[Message]:
+    """Send ``record`` (or ``value`` in its place) to ``tracking.dlq``, with why and where
+    from in the headers."""
+    headers = [
+        ("reason", reason.encode()[:4000]),
+        ("source.topic", record.topic.encode()),
+        ("source.partition", str(record.partition).encode()),
+        ("source.offset", str(record.offset).encode()),
+    ]
+    log.warning("dead-lettered", topic=record.topic, offset=record.offset, reason=reason[:200])
+    body = record.value if value is None else value
+    return producer.produce_nowait(
+        topics.TRACKING_DLQ, body or b"", key=record.key, headers=headers
+    )
+
+
 class Validation:
-    """The validation agent's per-record work (see the module docstring)."""
+    """Validates one batch of ``tracking.raw`` (see the module docstring)."""
 
     def __init__(
         self,
         *,
         structures: Structures,
-        events: TopicT,
-        dlq: TopicT,
-        dead_letters: DeadLetters,
+        producer: AsyncProducer,
         codec: AvroCodec,
-        producer: str,
+        producer_name: str,
     ) -> None:
         self.structures = structures
-        self.events = events
-        self.dlq = dlq
-        self.dead_letters = dead_letters
-        self.codec = codec
         self.producer = producer
+        self.codec = codec
+        self.producer_name = producer_name
 
-    async def process(self, event: EventT) -> None:
+    async def run_batch(self, records: Sequence[Record]) -> None:
+        """Produce every outcome, then wait for all acks (the batch's commit follows)."""
+        acks = [await self._one(record) for record in records]
+        await asyncio.gather(*acks)
+
+    async def _one(self, record: Record) -> asyncio.Future[Message]:
         try:
-            tracked = TrackedEvent.from_json_dict(json.loads(event.message.value))
+            tracked = TrackedEvent.from_json_dict(json.loads(record.value or b""))
         except (ValueError, KeyError, TypeError) as exc:
-            await self.dead_letters.send(event, f"not an SDK event: {exc}")
-            return
+            return dead_letter(self.producer, record, f"not an SDK event: {exc}")
         view = await self.structures.view(tracked.system_id)
         reasons, schema_valid, version = self._check(tracked, view)
         if reasons:
-            await self._reject(event, tracked, reasons)
-        else:
-            await self._record(tracked, schema_valid, version)
+            body = {
+                "reasons": reasons,
+                "system_id": tracked.system_id,
+                "partner_id": tracked.partner_id,
+                "event": tracked.to_json_dict(),
+            }
+            return dead_letter(
+                self.producer, record, "; ".join(reasons), value=json.dumps(body).encode()
+            )
+        return self.producer.produce_nowait(
+            topics.TRACKING_EVENTS,
+            self.codec.encode(self._envelope(tracked, schema_valid, version)),
+            key=tracked.system_id.encode(),
+        )
 
     def _check(
         self, tracked: TrackedEvent, view: dict[str, Any] | None
@@ -127,8 +159,8 @@ class Validation:
             return [], False, structure["version"]
         return [], True, structure["version"]
 
-    async def _record(self, tracked: TrackedEvent, schema_valid: bool, version: int | None) -> None:
-        envelope = Envelope(
+    def _envelope(self, tracked: TrackedEvent, schema_valid: bool, version: int | None) -> Envelope:
+        return Envelope(
             event_id=event_id_for(tracked.system_id, tracked.message_id),
             event_type=RECORDED_EVENT_TYPE,
             schema_version=RECORDED_SCHEMA_VERSION,
@@ -136,28 +168,11 @@ class Validation:
             aggregate_id=tracked.system_id,
             aggregate_version=0,
             occurred_at=tracked.timestamp,
-            producer=self.producer,
+            producer=self.producer_name,
             correlation_id=tracked.message_id,
             causation_id=tracked.message_id,
             data=recorded_data(tracked, schema_valid=schema_valid, structure_version=version),
         )
-        await self.events.send(key=tracked.system_id.encode(), value=self.codec.encode(envelope))
-
-    async def _reject(self, event: EventT, tracked: TrackedEvent, reasons: list[str]) -> None:
-        body = {
-            "reasons": reasons,
-            "system_id": tracked.system_id,
-            "partner_id": tracked.partner_id,
-            "event": tracked.to_json_dict(),
-        }
-        msg = event.message
-        headers = [
-            ("reason", "; ".join(reasons).encode()[:4000]),
-            ("source.topic", msg.topic.encode()),
-            ("source.partition", str(msg.partition).encode()),
-            ("source.offset", str(msg.offset).encode()),
-        ]
-        await self.dlq.send(key=msg.key, value=json.dumps(body).encode(), headers=headers)
 
 
 class TrackingSink:
@@ -177,27 +192,28 @@ class TrackingSink:
     def __init__(
         self,
         clickhouse: ClickHouse,
-        dead_letters: DeadLetters,
+        producer: AsyncProducer,
         codec: AvroCodec,
         *,
         dedup_window_s: int,
     ) -> None:
         self.clickhouse = clickhouse
-        self.dead_letters = dead_letters
+        self.producer = producer
         self.codec = codec
         self.window = timedelta(seconds=dedup_window_s)
 
-    async def run_batch(self, events: Sequence[EventT]) -> None:
+    async def run_batch(self, records: Sequence[Record]) -> None:
         rows: dict[str, list[Any]] = {}
-        for e in events:
-            msg = e.message
+        poison = []
+        for r in records:
             try:
-                envelope = self.codec.decode(msg.value)
-                row = tracking_tables.row(envelope, msg.topic, msg.partition, msg.offset)
+                envelope = self.codec.decode(r.value or b"")
+                row = tracking_tables.row(envelope, r.topic, r.partition, r.offset)
             except (DecodeError, KeyError) as exc:
-                await self.dead_letters.send(e, f"undecodable tracking event: {exc}")
+                poison.append(dead_letter(self.producer, r, f"undecodable tracking event: {exc}"))
                 continue
             rows.setdefault(envelope.event_id, row)
+        await asyncio.gather(*poison)
         if not rows:
             return
         stored: set[str] = set()
@@ -230,12 +246,11 @@ class RejectionSink:
     def __init__(self, clickhouse: ClickHouse) -> None:
         self.clickhouse = clickhouse
 
-    async def run_batch(self, events: Sequence[EventT]) -> None:
+    async def run_batch(self, records: Sequence[Record]) -> None:
         rows = []
-        for e in events:
-            msg = e.message
+        for msg in records:
             try:
-                body = json.loads(msg.value)
+                body = json.loads(msg.value or b"")
                 raw = body["event"]
                 received = datetime.fromisoformat(raw["received_at"])
                 reasons = [str(r) for r in body["reasons"]]
@@ -243,7 +258,7 @@ class RejectionSink:
                 name, message_id = str(raw.get("event", "")), str(raw.get("message_id", ""))
             except (ValueError, KeyError, TypeError, AttributeError):
                 # poison records also land here (headers say why); keep what is known
-                headers = {k: v.decode(errors="replace") for k, v in (msg.headers or [])}
+                headers = {k: v.decode(errors="replace") for k, v in msg.headers}
                 received = datetime.now(UTC)
                 reasons = [headers.get("reason", "undecodable record")]
                 system_id = (msg.key or b"").decode(errors="replace")
