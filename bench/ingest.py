@@ -5,7 +5,7 @@ Per run (one fresh Kafka + Redis + ``streamfold serve``):
 2. batch-B for B in ``--batches`` (default 100 and 1000): ``bench/loadgen.py`` (its own
    process) posts ``/v1/batch`` for ``--seconds`` s over C connections: accepted events/s,
    request p50/p99 (ms; a 202 means every event is acked by Kafka).
-3. pipeline, per batch phase: a monitor polls ClickHouse ``count()`` and the Faust group's
+3. pipeline, per batch phase: a monitor polls ClickHouse ``count()`` and the validation group's
    committed offsets on ``tracking.raw`` every ``--poll`` s, then waits until ClickHouse
    holds every accepted event. events/s = events / (last visible - first post); also the
    rate while only draining the backlog (after the last post) and the validation agent's
@@ -19,7 +19,8 @@ Per run (one fresh Kafka + Redis + ``streamfold serve``):
 6. plain: a plain confluent-kafka batch consumer (``consume(1000)``, own group) does the
    validation agent's work on the filled ``tracking.raw`` (JSON -> TrackedEvent, dedup dict,
    fastjsonschema against the same structure, Avro envelope via AvroCodec, produce to a scratch
-   topic, flush + commit per batch): events/s, to compare with the Faust agent's rate.
+   topic, flush + commit per batch): events/s, to compare with the in-server validation
+   consumer (a Faust agent before 2026-11-21: 1,001 events/s, medians of 3).
 
 Usage: python bench/ingest.py [--runs 3] [--seconds 8] [--concurrency 8] [--probes 100]
 Prints a table of medians; writes bench/results/ingest-<utc>.json.
@@ -139,7 +140,7 @@ def setup_system(admin_client: httpx.Client, base: str) -> dict[str, str]:
 
 
 class Monitor:
-    """Samples (wall time s, ClickHouse rows, Faust-committed offsets of tracking.raw) every
+    """Samples (wall time s, ClickHouse rows, validation-group offsets of tracking.raw) every
     ``every_s`` seconds in a thread."""
 
     def __init__(self, admin_client: httpx.Client, bootstrap: str, group: str, every_s: float):
@@ -492,7 +493,12 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
                 base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
             ) as admin_client:
                 ids = setup_system(admin_client, base)
-                monitor = Monitor(admin_client, bootstrap, server.settings.app_id, args.poll)
+                monitor = Monitor(
+                    admin_client,
+                    bootstrap,
+                    f"{server.settings.app_id}-tracking-validation",
+                    args.poll,
+                )
                 monitor.start()
                 try:
                     for batch in args.batches:
@@ -577,9 +583,9 @@ def summary(medians: dict[str, float], batches: list[int]) -> str:
              g(f"{p}.pipeline.events_per_s")),
             (f"pipeline B={b}: into ClickHouse events/s, drain only",
              g(f"{p}.pipeline.drain_events_per_s")),
-            (f"pipeline B={b}: Faust validation events/s",
+            (f"pipeline B={b}: server validation events/s",
              g(f"{p}.pipeline.validation_events_per_s")),
-            (f"pipeline B={b}: Faust validation events/s, drain only",
+            (f"pipeline B={b}: server validation events/s, drain only",
              g(f"{p}.pipeline.validation_drain_events_per_s")),
         ]  # fmt: skip
     rows += [

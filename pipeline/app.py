@@ -178,9 +178,13 @@ def create_tracking(
     sink = TrackingSink(clickhouse, producer, codec, dedup_window_s=settings.dedup_window_s)
     rejections = RejectionSink(clickhouse)
     group = f"{settings.app_id}-tracking"
-    wait_s = settings.tracking_batch_ms / 1000
+    # validation is cheap per record: short waits keep ingest -> queryable latency low; the
+    # sink waits longer for bigger ClickHouse inserts (fewer parts to merge).
+    short_s, sink_s = 0.1, settings.tracking_batch_ms / 1000
 
-    def consumer(name: str, topic: str, handle: Any, max_records: int) -> BatchConsumer:
+    def consumer(
+        name: str, topic: str, handle: Any, max_records: int, wait_s: float
+    ) -> BatchConsumer:
         return BatchConsumer(
             settings.kafka_bootstrap,
             group_id=f"{group}-{name}",
@@ -193,9 +197,11 @@ def create_tracking(
     return TrackingPipeline(
         producer=producer,
         consumers=[
-            consumer("validation", topics.TRACKING_RAW, validation.run_batch, 5000),
-            consumer("sink", topics.TRACKING_EVENTS, sink.run_batch, settings.tracking_batch_rows),
-            consumer("rejections", topics.TRACKING_DLQ, rejections.run_batch, 5000),
+            consumer("validation", topics.TRACKING_RAW, validation.run_batch, 5000, short_s),
+            consumer(
+                "sink", topics.TRACKING_EVENTS, sink.run_batch, settings.tracking_batch_rows, sink_s
+            ),
+            consumer("rejections", topics.TRACKING_DLQ, rejections.run_batch, 5000, short_s),
         ],
     )
 

@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     projection_batch_ms: int = Field(default=500, ge=1)
 
     tracking_batch_rows: int = Field(default=50_000, ge=1, description="ClickHouse insert rows.")
-    tracking_batch_ms: int = Field(default=1000, ge=1, description="...or this long, ms.")
+    tracking_batch_ms: int = Field(default=500, ge=1, description="...or this long, ms.")
     dedup_window_s: int = Field(default=86_400, ge=0, description="message_id dedup window.")
     key_cache_ttl_s: float = Field(
         default=2.0, ge=0, description="In-process cache of API keys and structures, s."
