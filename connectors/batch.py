@@ -77,6 +77,9 @@ class BatchConsumer:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
+                # a SIGKILLed member holds its partitions until this expires (librdkafka's
+                # default is 45 s): recovery after a crash waits this long at most
+                "session.timeout.ms": 10_000,
             }
         )
 

@@ -14,11 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import clickhouse_connect
+import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from connectors.exceptions import ConnectorError, ReadOnlyQueryError
 
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 _READ_ONLY_START = re.compile(r"^\s*(select|with|show|describe|desc|explain|exists)\b", re.I)
 
@@ -112,17 +114,31 @@ class ClickHouse:
             "result_overflow_mode = 'break', output_format_json_quote_64bit_integers = 0"
         )
         try:
-            raw = await self._call(self.client.raw_query, statement, fmt="JSONCompact")
+            body = await self._json(statement)
         except ClickHouseError as exc:
             if "readonly" in str(exc).lower():
                 raise ReadOnlyQueryError(str(exc)) from exc
             raise
-        body = json.loads(raw)
         return [m["name"] for m in body["meta"]], [tuple(r) for r in body["data"]]
+
+    async def _json(self, statement: str) -> dict[str, Any]:
+        """One JSONCompact result. Even this non-streaming path once came back with another
+        call's output in front of ours (JSONDecodeError "Extra data"; chdb 4.4 through
+        clickhouse-connect 1.12, under load, not reproduced alone): a corrupted answer is
+        retried once, with a warning, and a second corruption raises."""
+        for attempt in (1, 2):
+            raw = await self._call(self.client.raw_query, statement, fmt="JSONCompact")
+            try:
+                return json.loads(raw)
+            except ValueError as exc:
+                if attempt == 2:
+                    raise ConnectorError(f"corrupted ClickHouse response: {exc}") from exc
+                log.warning("corrupted ClickHouse response, retrying", error=str(exc))
+        raise AssertionError("unreachable")
 
     async def ping(self) -> bool:
         try:
-            await self._call(self.client.command, "SELECT 1")
+            await self._json("SELECT 1")
         except Exception:
             return False
         return True

@@ -67,6 +67,7 @@ class ServeProcess:
             }
         )
         self.log_path = home / "serve.log"
+        self.last_lag: dict[str, Any] = {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 120) -> None:
@@ -126,10 +127,16 @@ class ServeProcess:
         body = httpx.get(f"{self.settings.api_url}/readyz", timeout=10).json()
         return body.get("checks", {}).get("lag", {})
 
-    def drained(self) -> bool:
-        """Every worker topic fully committed by the worker group."""
-        lag = self.lag()
-        return bool(lag) and all(v == 0 for v in lag.values())
+    def drained(self, topics: tuple[str, ...] | None = None) -> bool:
+        """``topics`` (default: every worker topic) fully committed by their consumer
+        groups; ``last_lag`` keeps the last answer for failure messages."""
+        try:
+            self.last_lag = self.lag()
+        except (httpx.HTTPError, ValueError) as exc:
+            self.last_lag = {"error": str(exc)}
+            return False
+        wanted = {t: v for t, v in self.last_lag.items() if topics is None or t in topics}
+        return bool(wanted) and all(v == 0 for v in wanted.values())
 
 
 def admin_token(server: ServeProcess) -> str:

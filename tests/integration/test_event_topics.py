@@ -26,6 +26,12 @@ from tests.support import ServeProcess, read_topic, sql, wait_for
 pytestmark = pytest.mark.integration
 
 CODEC = AvroCodec(SchemaRegistry.load())
+USER_TOPICS = (
+    topics.USER_COMMANDS,
+    topics.USER_RESERVATIONS,
+    topics.USER_EVENTS,
+    topics.COMMAND_RESULTS,
+)
 
 
 def producer(server: ServeProcess) -> Producer:
@@ -134,7 +140,9 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
         for cid, uid in ids
     ]
     produce_commands(server, creates)
-    wait_for(server.drained, timeout_s=90, what="creates processed", every_s=0.5)
+    wait_for(
+        lambda: server.drained(USER_TOPICS), timeout_s=90, what="creates processed", every_s=0.5
+    )
 
     updates: list[Any] = []
     for round_ in range(12):
@@ -178,7 +186,15 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
     server.kill()
     assert progress < len(updates), "killed too late: everything was already projected"
     server.start()
-    wait_for(server.drained, timeout_s=180, what="backlog drained after restart", every_s=0.5)
+    try:
+        wait_for(
+            lambda: server.drained(USER_TOPICS),
+            timeout_s=180,
+            what="backlog drained after restart",
+            every_s=0.5,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; lag: {server.last_lag}") from exc
 
     # the truth: a fresh fold of everything on the topic
     envelopes: dict[tuple[str, int], set[str]] = defaultdict(set)
