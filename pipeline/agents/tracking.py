@@ -186,7 +186,7 @@ class TrackingSink:
        of this sink, because the check reads the same table the insert writes.
     3. Insert the rest in one INSERT (retried until ClickHouse takes it); the
        materialized views see each event once too.
-    4. Return: Faust acks the batch and commits it later.
+    4. Return: the batch consumer (``connectors/batch.py``) commits the offsets.
     """
 
     def __init__(
