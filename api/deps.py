@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
 
@@ -54,6 +54,15 @@ def _admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
         raise Problem(403, "forbidden", "this route needs the admin role")
     return principal
 
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Resubmitting with the same key returns the first result; nothing new.",
+    ),
+]
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[Principal, Depends(_admin)]

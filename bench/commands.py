@@ -34,6 +34,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
 from pipeline import topics  # noqa: E402
@@ -41,13 +42,6 @@ from pipeline.codecs import decode_result  # noqa: E402
 from pipeline.domain.users.commands import UpdateUser  # noqa: E402
 from pipeline.routing import submission  # noqa: E402
 from tests.support import Endpoints, ServeProcess, admin_token, sql  # noqa: E402
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    if not samples_ms:
-        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
-    q = statistics.quantiles(samples_ms, n=100, method="inclusive")
-    return {"p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1)}
 
 
 def person(i: int) -> dict[str, Any]:
@@ -246,11 +240,7 @@ def main() -> None:
                     for p in ("p50", "p95", "p99")
                 }
     print("medians: " + json.dumps(medians, indent=1))
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = out / f"commands-{args.guarantee}-{stamp}.json"
-    path.write_text(json.dumps({"args": vars(args), "runs": runs, "medians": medians}, indent=1))
+    path = write_results(f"commands-{args.guarantee}", args, runs, medians)
     print(f"wrote {path}")
 
 

@@ -49,7 +49,8 @@ from confluent_kafka.admin import NewTopic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.loadgen import EventFactory, percentiles  # noqa: E402
+from bench.loadgen import EventFactory  # noqa: E402
+from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER, admin, base_config  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
 from pipeline import topics  # noqa: E402
@@ -633,11 +634,7 @@ def main() -> None:
         print(f"run {i + 1} took {time.monotonic() - t0:.0f} s", flush=True)
     medians = medians_of(runs)
     print(summary(medians, args.batches))
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = out / f"ingest-{stamp}.json"
-    path.write_text(json.dumps({"args": vars(args), "runs": runs, "medians": medians}, indent=1))
+    path = write_results("ingest", args, runs, medians)
     print(f"wrote {path}")
 
 

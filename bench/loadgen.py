@@ -20,12 +20,17 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.stats import percentiles
 
 PAGES = [
     ("/", "Home"),
@@ -45,15 +50,6 @@ AGENTS = [
     "Mozilla/5.0 (Macintosh) Safari/605.1.15",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4)",
 ]
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    """p50/p99 of ``samples_ms`` (milliseconds); NaN when empty."""
-    if len(samples_ms) < 2:
-        value = samples_ms[0] if samples_ms else float("nan")
-        return {"p50": round(value, 1), "p99": round(value, 1)}
-    q = statistics.quantiles(samples_ms, n=100, method="inclusive")
-    return {"p50": round(q[49], 1), "p99": round(q[98], 1)}
 
 
 class EventFactory:

@@ -10,11 +10,11 @@ import json
 import secrets
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, ServicesDep
+from api.deps import AdminDep, IdempotencyKey, ServicesDep
 from api.problems import Problem
 from api.replies import command_fields, outcome_body, pending, raise_rejection, run_command, submit
 from connectors.keys import API_KEY_PREFIX, PARTNER, get_json, hash_key
@@ -33,7 +33,6 @@ from pipeline.routing import command_id_for, new_aggregate_id
 
 router = APIRouter(prefix="/api/admin/partners", tags=["admin: partners"])
 
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 _STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 KEY_PREFIX_CHARS = 12
 

@@ -6,10 +6,10 @@ import asyncio
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import AdminDep, Services, ServicesDep
+from api.deps import AdminDep, IdempotencyKey, Services, ServicesDep
 from api.models import (
     AccountUpdate,
     CommandOutcome,
@@ -34,15 +34,6 @@ from pipeline.domain.values import hash_password
 from pipeline.projections import event_log
 
 router = APIRouter(prefix="/api/admin/users", tags=["admin: users"])
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        description="Resubmitting with the same key returns the first result; nothing new.",
-    ),
-]
 
 _COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"description": "Queued; the result will be at the Location URL."},

@@ -13,6 +13,19 @@ from faust.types import EventT, TopicT
 log = structlog.get_logger(__name__)
 
 
+def provenance(
+    reason: str, *, agent: str, topic: str, partition: int, offset: int
+) -> list[tuple[str, bytes]]:
+    """The headers every dead letter carries: why, who, and where it came from."""
+    return [
+        ("reason", reason.encode()[:4000]),
+        ("agent", agent.encode()),
+        ("source.topic", topic.encode()),
+        ("source.partition", str(partition).encode()),
+        ("source.offset", str(offset).encode()),
+    ]
+
+
 class DeadLetters:
     """Sends poison records to one dead-letter topic and waits for the broker's ack."""
 
@@ -23,13 +36,9 @@ class DeadLetters:
     async def send(self, event: EventT, reason: str) -> None:
         """Dead-letter ``event`` with ``reason`` (one line, for the ``reason`` header)."""
         msg = event.message
-        headers = [
-            ("reason", reason.encode()[:4000]),
-            ("agent", self.agent.encode()),
-            ("source.topic", msg.topic.encode()),
-            ("source.partition", str(msg.partition).encode()),
-            ("source.offset", str(msg.offset).encode()),
-        ]
+        headers = provenance(
+            reason, agent=self.agent, topic=msg.topic, partition=msg.partition, offset=msg.offset
+        )
         log.error(
             "dead-lettered",
             agent=self.agent,

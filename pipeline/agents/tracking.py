@@ -35,6 +35,7 @@ from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer
 from connectors.keys import SYSTEM
 from pipeline import topics
+from pipeline.agents.deadletter import provenance
 from pipeline.agents.projections import until_stored
 from pipeline.domain.envelope import Envelope
 from pipeline.domain.tracking import (
@@ -81,12 +82,13 @@ def dead_letter(
 ) -> asyncio.Future[Message]:
     """Send ``record`` (or ``value`` in its place) to ``tracking.dlq``, with why and where
     from in the headers."""
-    headers = [
-        ("reason", reason.encode()[:4000]),
-        ("source.topic", record.topic.encode()),
-        ("source.partition", str(record.partition).encode()),
-        ("source.offset", str(record.offset).encode()),
-    ]
+    headers = provenance(
+        reason,
+        agent="tracking",
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+    )
     log.warning("dead-lettered", topic=record.topic, offset=record.offset, reason=reason[:200])
     body = record.value if value is None else value
     return producer.produce_nowait(

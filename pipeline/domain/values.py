@@ -12,6 +12,7 @@ domain stays deterministic and replayable).
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -247,3 +248,15 @@ def verify_password(hashed: HashedPassword, plain: str) -> bool:
     # unsupported-parameter hashes (InvalidHashError, UnsupportedParametersError).
     except (Argon2Error, ValueError):
         return False
+
+
+def canonical_uuid(field: str, raw: Any) -> str:
+    """``raw`` if it is a UUID in canonical lowercase hyphenated form."""
+    try:
+        canonical = str(uuid.UUID(raw))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise InvalidValue(field, "must be a UUID string") from exc
+    # Ids are also Kafka keys and table keys: another spelling would be another aggregate.
+    if canonical != raw:
+        raise InvalidValue(field, f"must be a canonical lowercase UUID ({canonical})")
+    return canonical

@@ -50,7 +50,7 @@ from pipeline.domain.partners.state import (
     state_to_dict,
 )
 from pipeline.domain.results import Rejection, RejectionReason
-from pipeline.domain.values import Email
+from pipeline.domain.values import Email, canonical_uuid
 
 __all__ = [
     "AGGREGATE_TYPE",
@@ -150,7 +150,7 @@ def _key_not_in_use(state: Partner, key_hash: str) -> None:
 def _(command: CreatePartner, state: None) -> list[PartnerEvent]:
     return [
         PartnerCreated(
-            partner_id=rules.canonical_uuid("aggregate_id", command.aggregate_id),
+            partner_id=canonical_uuid("aggregate_id", command.aggregate_id),
             name=rules.text("name", command.name, rules.PARTNER_NAME_MAX_LENGTH),
             email=Email.parse(command.email).value,
             contact_person=rules.optional_text(
@@ -164,7 +164,7 @@ def _(command: CreatePartner, state: None) -> list[PartnerEvent]:
 @_decide.register
 def _(command: AddSystem, state: Partner) -> list[PartnerEvent]:
     event = SystemAdded(
-        system_id=rules.canonical_uuid("system_id", command.system_id),
+        system_id=canonical_uuid("system_id", command.system_id),
         name=rules.text("name", command.name, rules.SYSTEM_NAME_MAX_LENGTH),
         description=rules.optional_text(
             "description", command.description, rules.DESCRIPTION_MAX_LENGTH

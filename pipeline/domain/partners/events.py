@@ -8,11 +8,10 @@ Key material appears only as SHA-256 hex hashes and display prefixes, never as p
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pipeline.domain.errors import InvalidValue, UnknownEventType
+from pipeline.domain import event_data
 
 __all__ = [
     "EVENT_TYPES",
@@ -177,23 +176,10 @@ EVENT_TYPES: dict[str, type[PartnerEvent]] = {
 
 
 def to_data(event: PartnerEvent) -> dict[str, Any]:
-    """The event's ``data`` dict: field name -> value (str, int, bool or None)."""
-    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    """The event's ``data`` dict (see ``pipeline.domain.event_data``)."""
+    return event_data.to_data(event)
 
 
 def from_data(event_type: str, data: dict[str, Any]) -> PartnerEvent:
-    """Rebuild an event from its type name and ``data`` dict (inverse of :func:`to_data`).
-
-    Extra keys are ignored (a reader may see fields it does not know); missing keys raise
-    ``InvalidValue(field, ...)``. Raises :class:`UnknownEventType` for an unregistered
-    ``event_type``.
-    """
-    cls = EVENT_TYPES.get(event_type)
-    if cls is None:
-        raise UnknownEventType(event_type)
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            raise InvalidValue(f.name, f"missing from {event_type} data")
-        kwargs[f.name] = data[f.name]
-    return cls(**kwargs)
+    """Inverse of :func:`to_data`. Raises UnknownEventType or InvalidValue."""
+    return event_data.from_data(EVENT_TYPES, event_type, data)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from typing import Any
 
 from jsonschema.exceptions import SchemaError
@@ -26,7 +25,6 @@ __all__ = [
     "PARTNER_NAME_MAX_LENGTH",
     "SYSTEM_NAME_MAX_LENGTH",
     "boolean",
-    "canonical_uuid",
     "event_name",
     "json_schema",
     "key_hash",
@@ -80,18 +78,6 @@ def optional_text(field: str, raw: Any, max_length: int) -> str | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
     return text(field, raw, max_length)
-
-
-def canonical_uuid(field: str, raw: Any) -> str:
-    """``raw`` if it is a UUID in canonical lowercase hyphenated form."""
-    try:
-        canonical = str(uuid.UUID(raw))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise InvalidValue(field, "must be a UUID string") from exc
-    # Ids are also Kafka keys and table keys: another spelling would be another aggregate.
-    if canonical != raw:
-        raise InvalidValue(field, f"must be a canonical lowercase UUID ({canonical})")
-    return canonical
 
 
 def max_systems(raw: Any) -> int:

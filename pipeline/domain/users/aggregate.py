@@ -7,7 +7,6 @@ command (``issued_at``) or the event envelope (``occurred_at``).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -37,7 +36,15 @@ from pipeline.domain.users.events import (
     UserReactivated,
     UserUpdated,
 )
-from pipeline.domain.values import Email, HashedPassword, Phone, Username, parse_name, parse_role
+from pipeline.domain.values import (
+    Email,
+    HashedPassword,
+    Phone,
+    Username,
+    canonical_uuid,
+    parse_name,
+    parse_role,
+)
 
 __all__ = [
     "AGGREGATE_TYPE",
@@ -136,23 +143,12 @@ def _utc(field: str, value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def _canonical_uuid(field: str, raw: str) -> str:
-    try:
-        canonical = str(uuid.UUID(raw))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise InvalidValue(field, "must be a UUID string") from exc
-    # The id is also the Kafka key: a non-canonical spelling would route to another partition.
-    if canonical != raw:
-        raise InvalidValue(field, f"must be a canonical lowercase UUID ({canonical})")
-    return canonical
-
-
 @_decide.register
 def _(command: CreateUser, state: None) -> list[UserEvent] | Rejection:
     phone = _optional(command.phone, Phone.parse)
     return [
         UserCreated(
-            user_id=_canonical_uuid("aggregate_id", command.aggregate_id),
+            user_id=canonical_uuid("aggregate_id", command.aggregate_id),
             username=Username.parse(command.username).value,
             email=Email.parse(command.email).value,
             first_name=parse_name("first_name", command.first_name),

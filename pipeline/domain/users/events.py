@@ -7,12 +7,11 @@ published: a change means a new schema version plus an upcaster (see ``schemas.u
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from pipeline.domain.errors import InvalidValue, UnknownEventType
+from pipeline.domain import event_data
 
 __all__ = [
     "EVENT_TYPES",
@@ -131,36 +130,12 @@ EVENT_TYPES: dict[str, type[UserEvent]] = {
     )
 }
 
-# Field names whose value is a datetime; JSON transports carry them as ISO-8601 strings.
-# (Annotations are strings under `from __future__ import annotations`.)
-_DATETIME_FIELDS: dict[type[UserEvent], frozenset[str]] = {
-    cls: frozenset(f.name for f in dataclasses.fields(cls) if f.type == "datetime")
-    for cls in EVENT_TYPES.values()
-}
-
 
 def to_data(event: UserEvent) -> dict[str, Any]:
-    """The event's ``data`` dict: field name -> value (str, None, or tz-aware datetime)."""
-    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    """The event's ``data`` dict (see ``pipeline.domain.event_data``)."""
+    return event_data.to_data(event)
 
 
 def from_data(event_type: str, data: dict[str, Any]) -> UserEvent:
-    """Rebuild an event from its type name and ``data`` dict (inverse of :func:`to_data`).
-
-    Datetime fields may be datetimes or ISO-8601 strings. Extra keys are ignored (a reader may
-    see fields it does not know); missing keys raise ``InvalidValue(field, ...)``.
-    Raises :class:`UnknownEventType` for an unregistered ``event_type``.
-    """
-    cls = EVENT_TYPES.get(event_type)
-    if cls is None:
-        raise UnknownEventType(event_type)
-    datetime_fields = _DATETIME_FIELDS[cls]
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            raise InvalidValue(f.name, f"missing from {event_type} data")
-        value = data[f.name]
-        if f.name in datetime_fields and isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        kwargs[f.name] = value
-    return cls(**kwargs)
+    """Inverse of :func:`to_data`. Raises UnknownEventType or InvalidValue."""
+    return event_data.from_data(EVENT_TYPES, event_type, data)
