@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -58,13 +59,31 @@ def ensure_topics(
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise TopicSetupError(f"cannot create topic {name}: {exc}") from exc
-    existing = client.list_topics(timeout=10).topics
+    existing = _wait_listed(client, wanted, timeout_s=30)
     for name, spec in wanted.items():
         expected = spec.partitions or partitions
         actual = len(existing[name].partitions)
         if actual != expected:
             raise TopicSetupError(f"topic {name} has {actual} partitions, expected {expected}")
     return created
+
+
+def _wait_listed(client: AdminClient, names: Iterable[str], *, timeout_s: float) -> dict:
+    """Topic metadata once every name is listed: a broker answers CreateTopics before its
+    metadata shows the new topics (seen: KeyError on a fresh KRaft broker).
+
+    Raises:
+        TopicSetupError: a topic is still missing after ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = client.list_topics(timeout=10).topics
+        missing = [n for n in names if n not in topics or topics[n].error is not None]
+        if not missing:
+            return topics
+        if time.monotonic() > deadline:
+            raise TopicSetupError(f"topics not visible after {timeout_s:.0f} s: {missing}")
+        time.sleep(0.2)
 
 
 class AsyncProducer:
