@@ -117,6 +117,10 @@ class HistoryEvent(BaseModel):
     producer: str
     correlation_id: str
     causation_id: str
+    actor: str = Field(
+        description='Who caused it: a user id, "system" (operator tools), "unknown" (events '
+        "written before envelopes carried an actor)."
+    )
     data: dict[str, Any]
     topic: str
     partition: int

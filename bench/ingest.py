@@ -54,7 +54,7 @@ from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER, admin, base_config  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
 from pipeline import topics  # noqa: E402
-from pipeline.domain.envelope import Envelope  # noqa: E402
+from pipeline.domain.envelope import Envelope, sdk_actor  # noqa: E402
 from pipeline.domain.tracking import (  # noqa: E402
     RECORDED_AGGREGATE_TYPE,
     RECORDED_EVENT_TYPE,
@@ -443,6 +443,7 @@ def plain_consumer_phase(bootstrap: str, producer_name: str, parts: int) -> dict
                 producer=producer_name,
                 correlation_id=tracked.message_id,
                 causation_id=tracked.message_id,
+                actor=sdk_actor(tracked.system_id),
                 data=recorded_data(tracked, schema_valid=valid, structure_version=1),
             )
             value = codec.encode(envelope)

@@ -71,8 +71,11 @@ class AvroCodec:
             "producer": envelope.producer,
             "correlation_id": envelope.correlation_id,
             "causation_id": envelope.causation_id,
+            "actor": envelope.actor,
             "data": envelope.data,
         }
+        # A pre-actor (v1) layout is still writable, so tests and tools can make old events.
+        record = {name: record[name] for name in self._registry.fields(et, version)}
         _check_aware(et, envelope.data)
         buffer = io.BytesIO()
         buffer.write(MAGIC)
@@ -117,7 +120,7 @@ class AvroCodec:
         return self._to_envelope(event_type, version, record)
 
     def _to_envelope(self, event_type: str, version: int, record: dict[str, Any]) -> Envelope:
-        new_version, data = self._upcasters.upcast(event_type, version, record["data"])
+        new_version, record = self._upcasters.upcast(event_type, version, record)
         latest = self._registry.latest_version(event_type)
         if new_version != latest:
             raise DecodeError(
@@ -137,7 +140,8 @@ class AvroCodec:
             producer=record["producer"],
             correlation_id=record["correlation_id"],
             causation_id=record["causation_id"],
-            data=data,
+            actor=record["actor"],
+            data=record["data"],
         )
 
 

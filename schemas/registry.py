@@ -19,7 +19,13 @@ from fastavro.schema import SchemaParseException, fingerprint, to_parsing_canoni
 
 from schemas.exceptions import SchemaError, UnknownSchemaError
 
-__all__ = ["DEFAULT_ROOT", "ENVELOPE_FIELDS", "SchemaRegistry", "crc64_fingerprint"]
+__all__ = [
+    "DEFAULT_ROOT",
+    "ENVELOPE_FIELDS",
+    "PRE_ACTOR_ENVELOPE_FIELDS",
+    "SchemaRegistry",
+    "crc64_fingerprint",
+]
 
 DEFAULT_ROOT = Path(__file__).parent / "avro"
 
@@ -35,9 +41,14 @@ ENVELOPE_FIELDS = (
     "producer",
     "correlation_id",
     "causation_id",
+    "actor",
     "data",
 )
+# The envelope of every v1 schema, published before ``actor`` existed: still readable
+# (``schemas.upcasting`` supplies the actor), never written again.
+PRE_ACTOR_ENVELOPE_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f != "actor")
 
+_LAYOUTS = (ENVELOPE_FIELDS, PRE_ACTOR_ENVELOPE_FIELDS)
 _FILE_RE = re.compile(r"(?P<event_type>[A-Za-z][A-Za-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.avsc")
 
 
@@ -57,6 +68,7 @@ class _Entry:
     parsed: Any
     fingerprint: bytes
     path: Path
+    fields: tuple[str, ...]
 
 
 class SchemaRegistry:
@@ -96,6 +108,10 @@ class SchemaRegistry:
         """The 8-byte little-endian fingerprint. Raises ``UnknownSchemaError``."""
         return self._entry(event_type, version).fingerprint
 
+    def fields(self, event_type: str, version: int) -> tuple[str, ...]:
+        """The writer schema's envelope field names, in order. Raises ``UnknownSchemaError``."""
+        return self._entry(event_type, version).fields
+
     def latest_version(self, event_type: str) -> int:
         """Highest known version of ``event_type``. Raises ``UnknownSchemaError``."""
         versions = [v for (et, v) in self._by_key if et == event_type]
@@ -134,8 +150,8 @@ def _load_file(path: Path) -> _Entry:
         parsed = fastavro.parse_schema(raw, named_schemas={})
     except (OSError, ValueError, SchemaParseException) as exc:
         raise SchemaError(f"{path}: cannot load schema: {exc}") from exc
-    names = [f.get("name") for f in raw.get("fields", ())] if isinstance(raw, dict) else []
-    if not isinstance(raw, dict) or raw.get("type") != "record" or names != list(ENVELOPE_FIELDS):
+    names = tuple(f.get("name") for f in raw.get("fields", ())) if isinstance(raw, dict) else ()
+    if not isinstance(raw, dict) or raw.get("type") != "record" or names not in _LAYOUTS:
         raise SchemaError(f"{path}: must be a record with fields {', '.join(ENVELOPE_FIELDS)}")
     return _Entry(
         event_type=match["event_type"],
@@ -143,4 +159,5 @@ def _load_file(path: Path) -> _Entry:
         parsed=parsed,
         fingerprint=crc64_fingerprint(parsed),
         path=path,
+        fields=names,
     )

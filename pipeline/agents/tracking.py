@@ -37,7 +37,7 @@ from connectors.keys import SYSTEM
 from pipeline import topics
 from pipeline.agents.deadletter import provenance
 from pipeline.agents.projections import until_stored
-from pipeline.domain.envelope import Envelope
+from pipeline.domain.envelope import Envelope, sdk_actor
 from pipeline.domain.tracking import (
     RECORDED_AGGREGATE_TYPE,
     RECORDED_EVENT_TYPE,
@@ -173,6 +173,7 @@ class Validation:
             producer=self.producer_name,
             correlation_id=tracked.message_id,
             causation_id=tracked.message_id,
+            actor=sdk_actor(tracked.system_id),
             data=recorded_data(tracked, schema_valid=schema_valid, structure_version=version),
         )
 

@@ -9,11 +9,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["EVENT_NAMESPACE", "Envelope", "event_id_for"]
+__all__ = ["EVENT_NAMESPACE", "SYSTEM_ACTOR", "Envelope", "event_id_for", "sdk_actor"]
 
 # Fixed forever: changing it would change the ids of re-emitted events and break idempotent
 # consumers that deduplicate on event_id.
 EVENT_NAMESPACE: uuid.UUID = uuid.UUID("6f3d2a1e-9b4c-5e8f-a7d6-3c2b1a0f9e8d")
+
+SYSTEM_ACTOR = "system"
+"""The actor of a command that names no user: operator tools, direct Kafka producers."""
+
+
+def sdk_actor(system_id: str) -> str:
+    """The actor of a tracking event: the partner system whose API key sent it."""
+    return f"sdk:{system_id}"
 
 
 def event_id_for(command_id: str, index: int) -> str:
@@ -37,6 +45,10 @@ class Envelope:
         producer: name of the emitting service/agent.
         correlation_id: id shared by everything caused by one original request.
         causation_id: id of the command (or event) that directly caused this event.
+        actor: who caused it (seed 000 audits every change by its author): the id of the
+            user who issued the command, ``"system"`` for operator tools and producers
+            that name no user, ``"sdk:<system id>"`` for tracking events, ``"unknown"`` for
+            events written before envelopes carried an actor (schema v1).
         data: the event's fields as plain JSON/Avro-able values (str, int, None, ...); tz-aware
             UTC datetimes are allowed for timestamp fields.
     """
@@ -51,4 +63,5 @@ class Envelope:
     producer: str
     correlation_id: str
     causation_id: str
+    actor: str
     data: dict[str, Any]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pipeline.domain.envelope import Envelope, event_id_for
+from pipeline.domain.envelope import SYSTEM_ACTOR, Envelope, event_id_for
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.results import Rejection, RejectionReason
 
@@ -182,6 +182,7 @@ def handle(
             producer=producer,
             correlation_id=command.correlation_id or command.command_id,
             causation_id=command.command_id,
+            actor=command.actor or SYSTEM_ACTOR,
             data=spec.to_data(event),
         )
         state = spec.evolve(state, event, occurred_at)

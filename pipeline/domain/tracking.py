@@ -39,7 +39,7 @@ MAX_EVENT_BYTES = 32 * 1024  # one event's JSON size limit
 MAX_TEXT_LENGTH = 200  # event name, message id, user id, anonymous id
 
 RECORDED_EVENT_TYPE = "TrackingEventRecorded"
-RECORDED_SCHEMA_VERSION = 1
+RECORDED_SCHEMA_VERSION = 2
 # Envelope: aggregate_type "system", aggregate_id = system id, aggregate_version 0 (tracking
 # events are not part of an aggregate's history).
 RECORDED_AGGREGATE_TYPE = "system"

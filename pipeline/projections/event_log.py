@@ -25,6 +25,7 @@ DDL = (
         producer LowCardinality(String),
         correlation_id String,
         causation_id String,
+        actor String,
         data String,
         topic LowCardinality(String),
         partition UInt32,
@@ -33,17 +34,19 @@ DDL = (
     PARTITION BY toYYYYMM(occurred_at)
     ORDER BY (aggregate_type, aggregate_id, aggregate_version)
     """,
+    # tables made before envelopes carried an actor (their old rows read as '')
+    "ALTER TABLE event_log ADD COLUMN IF NOT EXISTS actor String AFTER causation_id",
 )
 
 COLUMNS = (
     "event_id", "event_type", "schema_version", "aggregate_type", "aggregate_id",
-    "aggregate_version", "occurred_at", "producer", "correlation_id", "causation_id", "data",
-    "topic", "partition", "offset",
+    "aggregate_version", "occurred_at", "producer", "correlation_id", "causation_id", "actor",
+    "data", "topic", "partition", "offset",
 )  # fmt: skip
 
 HISTORY_SQL = """
     SELECT event_id, event_type, schema_version, aggregate_version, occurred_at, producer,
-           correlation_id, causation_id, data, topic, partition, offset
+           correlation_id, causation_id, actor, data, topic, partition, offset
     FROM event_log FINAL
     WHERE aggregate_type = {aggregate_type:String} AND aggregate_id = {aggregate_id:String}
     ORDER BY aggregate_version
@@ -54,5 +57,5 @@ def row(env: Envelope, topic: str, partition: int, offset: int) -> list[Any]:
     return [
         env.event_id, env.event_type, env.schema_version, env.aggregate_type, env.aggregate_id,
         env.aggregate_version, env.occurred_at, env.producer, env.correlation_id,
-        env.causation_id, data_json(env.data), topic, partition, offset,
+        env.causation_id, env.actor, data_json(env.data), topic, partition, offset,
     ]  # fmt: skip

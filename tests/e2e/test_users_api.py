@@ -153,7 +153,9 @@ def test_delete_then_update_is_rejected(admin: httpx.Client) -> None:
     assert deleted_list["total"] == 1
 
 
-def test_lifecycle_history_oldest_first_without_password_hashes(admin: httpx.Client) -> None:
+def test_lifecycle_history_oldest_first_without_password_hashes(
+    server: ServeProcess, admin: httpx.Client
+) -> None:
     uid = create(admin)["id"]
     assert (
         admin.post(f"/api/admin/users/{uid}/deactivate", json={"reason": "left"}).status_code == 200
@@ -179,6 +181,10 @@ def test_lifecycle_history_oldest_first_without_password_hashes(admin: httpx.Cli
     ]  # fmt: skip
     assert [e["aggregate_version"] for e in events] == [1, 2, 3, 4]
     assert all(e["data"].get("password_hash") in (None, "[redacted]") for e in events)
+    # every change names its author: the admin whose token made the request
+    admins = admin.get("/api/admin/users", params={"search": server.settings.admin_email})
+    [admin_row] = admins.json()["items"]
+    assert {e["actor"] for e in events} == {admin_row["user_id"]}
 
 
 def test_login_with_new_password_records_last_login(

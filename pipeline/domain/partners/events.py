@@ -35,7 +35,7 @@ class PartnerCreated:
     """A partner was registered. ``email`` is lowercased; ``max_systems`` is 1-100."""
 
     event_type: ClassVar[str] = "PartnerCreated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     partner_id: str
     name: str
@@ -51,7 +51,7 @@ class SystemAdded:
     """
 
     event_type: ClassVar[str] = "SystemAdded"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     system_id: str
     name: str
@@ -66,7 +66,7 @@ class ApiKeyRotated:
     """A system's key was replaced; ``previous_key_hash`` lets read models revoke the old one."""
 
     event_type: ClassVar[str] = "ApiKeyRotated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     system_id: str
     key_hash: str
@@ -79,7 +79,7 @@ class SystemDeactivated:
     """A system was disabled; ``key_hash`` is the key that stops working."""
 
     event_type: ClassVar[str] = "SystemDeactivated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     system_id: str
     key_hash: str
@@ -90,7 +90,7 @@ class SystemReactivated:
     """A system was re-enabled; ``key_hash`` is the key that works again."""
 
     event_type: ClassVar[str] = "SystemReactivated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     system_id: str
     key_hash: str
@@ -101,7 +101,7 @@ class UnknownEventPolicySet:
     """A system's policy for events without a structure changed to ``"accept"``/``"reject"``."""
 
     event_type: ClassVar[str] = "UnknownEventPolicySet"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     system_id: str
     policy: str
@@ -117,7 +117,7 @@ class EventStructureDefined:
     """
 
     event_type: ClassVar[str] = "EventStructureDefined"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     system_id: str
     event_name: str
@@ -131,7 +131,7 @@ class EventStructureRemoved:
     """The structure of ``event_name`` was removed from the system."""
 
     event_type: ClassVar[str] = "EventStructureRemoved"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     system_id: str
     event_name: str
@@ -144,7 +144,7 @@ class PartnerDeactivated:
     """
 
     event_type: ClassVar[str] = "PartnerDeactivated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
 
 PartnerEvent = (

@@ -35,7 +35,7 @@ class UserCreated:
     """
 
     event_type: ClassVar[str] = "UserCreated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     user_id: str
     username: str
@@ -52,7 +52,7 @@ class UserUpdated:
     """The user's profile was replaced with these values."""
 
     event_type: ClassVar[str] = "UserUpdated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     first_name: str
     last_name: str
@@ -65,7 +65,7 @@ class AccountUpdated:
     """The e-mail and/or password hash changed; None means that field is unchanged."""
 
     event_type: ClassVar[str] = "AccountUpdated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     email: str | None
     password_hash: str | None
@@ -76,7 +76,7 @@ class UserDeactivated:
     """The user was suspended; ``reason`` is free audit text."""
 
     event_type: ClassVar[str] = "UserDeactivated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     reason: str | None
 
@@ -86,7 +86,7 @@ class UserReactivated:
     """A suspended user was re-enabled."""
 
     event_type: ClassVar[str] = "UserReactivated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ class UserDeleted:
     """The user was soft-deleted (terminal)."""
 
     event_type: ClassVar[str] = "UserDeleted"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,7 @@ class UserLastLoginUpdated:
     """The user logged in at ``logged_in_at`` (tz-aware UTC, microsecond precision)."""
 
     event_type: ClassVar[str] = "UserLastLoginUpdated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     logged_in_at: datetime
 

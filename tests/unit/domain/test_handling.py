@@ -63,6 +63,15 @@ def login(command_id: str, **kw: Any) -> RecordLogin:
     )
 
 
+def test_the_commands_actor_reaches_every_event() -> None:
+    admin_id = "0b5ee0f4-57b8-4c5e-9d0e-5d3b0c7a6a11"
+    [created] = run(EMPTY, create(actor=admin_id)).envelopes
+    assert created.actor == admin_id
+    # a tool's command names no user: the events say so instead of leaving it blank
+    [login_event] = run(created_snapshot(), login("c-login")).envelopes
+    assert login_event.actor == "system"
+
+
 def test_event_id_for_is_uuid5_and_stable() -> None:
     import uuid
 
@@ -77,7 +86,7 @@ def test_accepted_create_builds_envelope() -> None:
     assert envelope == Envelope(
         event_id=event_id_for("c-create", 0),
         event_type="UserCreated",
-        schema_version=1,
+        schema_version=2,
         aggregate_type="user",
         aggregate_id=USER_ID,
         aggregate_version=1,
@@ -85,6 +94,7 @@ def test_accepted_create_builds_envelope() -> None:
         producer="test",
         correlation_id="corr-1",
         causation_id="c-create",
+        actor="system",
         data={
             "user_id": USER_ID,
             "username": "jane_doe",

@@ -178,7 +178,7 @@ class TestEvolve:
 class TestEventData:
     def test_every_event_type_registered(self) -> None:
         assert set(EVENT_TYPES) == {type(e).__name__ for e in ONE_OF_EACH}
-        assert all(cls.schema_version == 1 for cls in EVENT_TYPES.values())
+        assert all(cls.schema_version == 2 for cls in EVENT_TYPES.values())
 
     @pytest.mark.parametrize("event", ONE_OF_EACH, ids=lambda e: type(e).__name__)
     def test_round_trip(self, event: Any) -> None:

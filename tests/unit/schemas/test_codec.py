@@ -125,7 +125,7 @@ def envelope(event_type: str, **kw: Any) -> Envelope:
     fields: dict[str, Any] = {
         "event_id": event_id_for("cmd-1", 0),
         "event_type": event_type,
-        "schema_version": 1,
+        "schema_version": 2,
         "aggregate_type": AGGREGATE_TYPES[event_type],
         "aggregate_id": USER_ID,
         "aggregate_version": 7,
@@ -133,6 +133,7 @@ def envelope(event_type: str, **kw: Any) -> Envelope:
         "producer": "test",
         "correlation_id": "corr",
         "causation_id": "cmd-1",
+        "actor": "0d6c2f0e-8a44-4e0b-9d59-6f1f6c1a2b3c",
         "data": DATA[event_type],
     }
     return Envelope(**(fields | kw))
@@ -156,7 +157,7 @@ def rabin64(data: bytes) -> int:
 def test_registry_knows_every_domain_event() -> None:
     assert REGISTRY.event_types() == sorted([*EVENT_TYPES, tracking.RECORDED_EVENT_TYPE])
     assert set(DATA) == set(REGISTRY.event_types()) == set(AGGREGATE_TYPES)
-    assert REGISTRY.latest_version(tracking.RECORDED_EVENT_TYPE) == 1
+    assert REGISTRY.latest_version(tracking.RECORDED_EVENT_TYPE) == 2
     for event_type, cls in EVENT_TYPES.items():
         assert REGISTRY.latest_version(event_type) == cls.schema_version
 
@@ -165,7 +166,7 @@ def test_data_record_fields_match_event_dataclasses() -> None:
     import dataclasses
 
     for event_type, cls in EVENT_TYPES.items():
-        schema = REGISTRY.writer(event_type, 1)
+        schema = REGISTRY.writer(event_type, cls.schema_version)
         [data_field] = [f for f in schema["fields"] if f["name"] == "data"]
         names = [f["name"] for f in data_field["type"]["fields"]]
         assert names == [f.name for f in dataclasses.fields(cls)], event_type
@@ -199,7 +200,7 @@ def test_round_trip(event_type: str) -> None:
     original = envelope(event_type)
     payload = CODEC.encode(original)
     assert payload[:2] == b"\xc3\x01"
-    assert fingerprint_of(payload) == REGISTRY.fingerprint(event_type, 1)
+    assert fingerprint_of(payload) == REGISTRY.fingerprint(event_type, 2)
     decoded = CODEC.decode(payload)
     assert decoded == original
     assert decoded.occurred_at.tzinfo is not None
@@ -343,7 +344,7 @@ class TestEncodeErrors:
         with pytest.raises(UnknownSchemaError):
             CODEC.encode(replace(envelope("UserDeleted"), event_type="UserExploded"))
         with pytest.raises(UnknownSchemaError):
-            CODEC.encode(envelope("UserDeleted", schema_version=2))
+            CODEC.encode(envelope("UserDeleted", schema_version=3))
 
     def test_wrong_data(self) -> None:
         with pytest.raises(EncodeError):
@@ -384,3 +385,15 @@ def test_crc64_fingerprint_helper_matches_reference() -> None:
     )
     canonical = to_parsing_canonical_form(parsed).encode()
     assert crc64_fingerprint(parsed) == struct.pack("<Q", rabin64(canonical))
+
+
+@pytest.mark.parametrize("event_type", sorted(DATA))
+def test_a_v1_event_written_before_actors_reads_as_v2_with_its_actor(event_type: str) -> None:
+    """v1 envelopes had no actor: the upcaster says "unknown", or the sending system for
+    tracking events (its aggregate id), and the data passes through unchanged."""
+    old = envelope(event_type, schema_version=1, actor="dropped by the v1 layout")
+    decoded = CODEC.decode(CODEC.encode(old))
+    assert decoded.schema_version == 2
+    assert decoded.data == CODEC.decode(CODEC.encode(envelope(event_type))).data
+    expected = f"sdk:{USER_ID}" if event_type == tracking.RECORDED_EVENT_TYPE else "unknown"
+    assert decoded.actor == expected

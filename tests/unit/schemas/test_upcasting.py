@@ -11,7 +11,7 @@ from pipeline.domain.envelope import Envelope
 from schemas.codec import AvroCodec
 from schemas.exceptions import DecodeError, SchemaError
 from schemas.registry import ENVELOPE_FIELDS, SchemaRegistry
-from schemas.upcasting import DEFAULT_UPCASTERS, Upcasters
+from schemas.upcasting import DEFAULT_UPCASTERS, UNKNOWN_ACTOR, Upcasters
 
 T0 = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -63,13 +63,14 @@ def thing_v1() -> Envelope:
         producer="old-release",
         correlation_id="c",
         causation_id="c",
+        actor="u-1",
         data={"name": "Ada Lovelace"},
     )
 
 
-def split_name(data: dict[str, Any]) -> dict[str, Any]:
-    first, _, last = data["name"].partition(" ")
-    return {"first_name": first, "last_name": last}
+def split_name(record: dict[str, Any]) -> dict[str, Any]:
+    first, _, last = record["data"]["name"].partition(" ")
+    return {**record, "data": {"first_name": first, "last_name": last}}
 
 
 def test_registry_versions(registry: SchemaRegistry) -> None:
@@ -82,8 +83,8 @@ def test_v1_payload_is_upcast_to_v2(registry: SchemaRegistry) -> None:
     upcasters = Upcasters()
 
     @upcasters.upcaster("ThingHappened", from_version=1)
-    def _(data: dict[str, Any]) -> dict[str, Any]:
-        return split_name(data)
+    def _(record: dict[str, Any]) -> dict[str, Any]:
+        return split_name(record)
 
     codec = AvroCodec(registry, upcasters)
     decoded = codec.decode(codec.encode(thing_v1()))
@@ -114,10 +115,10 @@ def test_missing_upcaster_is_a_decode_error(registry: SchemaRegistry) -> None:
 
 def test_chain_applies_in_order() -> None:
     upcasters = Upcasters()
-    upcasters.register("E", 1, lambda d: {**d, "steps": [*d["steps"], 1]})
-    upcasters.register("E", 2, lambda d: {**d, "steps": [*d["steps"], 2]})
-    assert upcasters.upcast("E", 1, {"steps": []}) == (3, {"steps": [1, 2]})
-    assert upcasters.upcast("E", 2, {"steps": []}) == (3, {"steps": [2]})
+    upcasters.register("E", 1, lambda r: {**r, "steps": [*r["steps"], 1]})
+    upcasters.register("E", 2, lambda r: {**r, "steps": [*r["steps"], 2]})
+    assert upcasters.upcast("E", 1, {"steps": []}) == (3, {"steps": [1, 2], "schema_version": 3})
+    assert upcasters.upcast("E", 2, {"steps": []}) == (3, {"steps": [2], "schema_version": 3})
     assert upcasters.upcast("E", 3, {"steps": []}) == (3, {"steps": []})
     assert upcasters.upcast("Other", 1, {"x": 1}) == (1, {"x": 1})
 
@@ -131,6 +132,11 @@ def test_duplicate_and_invalid_registration() -> None:
         upcasters.register("E", 0, split_name)
 
 
-def test_default_upcasters_are_empty() -> None:
-    data = {"a": 1}
-    assert DEFAULT_UPCASTERS.upcast("UserCreated", 1, data) == (1, data)
+def test_default_upcasters_give_v1_events_an_actor() -> None:
+    record = {"schema_version": 1, "aggregate_id": "sys-1", "data": {"a": 1}}
+    assert DEFAULT_UPCASTERS.upcast("UserCreated", 1, record) == (
+        2,
+        {**record, "schema_version": 2, "actor": UNKNOWN_ACTOR},
+    )
+    assert DEFAULT_UPCASTERS.upcast("TrackingEventRecorded", 1, record)[1]["actor"] == ("sdk:sys-1")
+    assert DEFAULT_UPCASTERS.upcast("UserCreated", 2, record) == (2, record)
