@@ -6,6 +6,8 @@ expression chosen from a fixed table, placeholder names it generated itself).
 
 Time ranges are half-open: ``start`` inclusive, ``end`` exclusive, both UTC (a naive
 datetime is taken as UTC). Scope: ``systems`` None = every system, else ``system_id IN``.
+Buckets are aligned as ClickHouse aligns them: minutes, hours and days to the UTC epoch,
+weeks to Monday 00:00 UTC (``toStartOfWeek(…, 1)``).
 """
 
 from __future__ import annotations
@@ -15,23 +17,32 @@ import binascii
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 from api.problems import Problem
 
-Bucket = Literal["minute", "hour", "day"]
+Bucket = Literal["minute", "hour", "day", "week"]
 Query = tuple[str, dict[str, Any]]
 
 MAX_BUCKETS = 10_000
 """A time series longer than this is refused (422) rather than computed and shipped."""
 
-BUCKET_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86_400}
+DEFAULT_BUCKETS: dict[str, int] = {"minute": 1440, "hour": 48, "day": 60, "week": 52}
+"""How many buckets a time series covers when the caller gives no ``start``: 24 h of
+minutes, 48 hours, 60 days, 52 weeks (see ``series_range``)."""
+
+BUCKET_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86_400, "week": 604_800}
+_BUCKET_OFFSET: dict[str, int] = {"week": 4 * 86_400}
+"""Seconds from the epoch to the first bucket start: 1970-01-01 was a Thursday, so the
+first Monday (where ``toStartOfWeek(t, 1)`` weeks start) is 4 days later."""
 _BUCKET_EXPR: dict[str, str] = {
     "minute": "minute",
     "hour": "toStartOfHour(minute)",
     "day": "toStartOfDay(minute)",
+    # toStartOfWeek returns a Date; as a DateTime every bucket column has one type.
+    "week": "toDateTime(toStartOfWeek(minute, 1), 'UTC')",
 }
 _TIME = "DateTime64(3, 'UTC')"
 
@@ -189,33 +200,53 @@ def timeseries_query(
     return sql, params
 
 
-def timeseries_span_query(
-    systems: Sequence[str] | None,
-    *,
-    event: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+def newest_minute_query(
+    systems: Sequence[str] | None, *, event: str | None = None, start: datetime | None = None
 ) -> Query:
-    """One row ``lo``, ``hi``: the first and last minute with data (null when none); for an
-    open-ended range, where the series would really start and stop."""
-    clauses, params = _where(systems, start, end, time_column="minute")
+    """One row ``newest``: the start of the newest minute with data in the per-minute rollup
+    at or after ``start`` (null when none): where an open-ended time series stops."""
+    clauses, params = _where(systems, start, None, time_column="minute")
     if event is not None:
         clauses.append("event = {event:String}")
         params["event"] = event
     sql = (
-        "SELECT if(count() = 0, NULL, min(minute)) AS lo, if(count() = 0, NULL, max(minute)) AS hi "
+        "SELECT if(count() = 0, NULL, max(minute)) AS newest "
         f"FROM tracking_minute {_render_where(clauses)}"
     )
     return sql, params
 
 
+def bounds_query(systems: Sequence[str] | None) -> Query:
+    """One row: ``events`` (count), ``first_at``/``last_at`` (the oldest and newest event
+    timestamps; null when there is none). One pass over the scope's ``timestamp`` column."""
+    clauses, params = _where(systems, None, None, time_column="timestamp")
+    sql = (
+        "SELECT count() AS events, if(count() = 0, NULL, min(timestamp)) AS first_at, "
+        "if(count() = 0, NULL, max(timestamp)) AS last_at "
+        f"FROM tracking_events {_render_where(clauses)}"
+    )
+    return sql, params
+
+
+def bucket_floor(value: datetime, bucket: Bucket) -> datetime:
+    """The start of the bucket holding ``value`` (UTC), aligned as ClickHouse aligns it."""
+    size, offset = BUCKET_SECONDS[bucket], _BUCKET_OFFSET.get(bucket, 0)
+    n = math.floor((utc(value).timestamp() - offset) / size)
+    return datetime.fromtimestamp(n * size + offset, UTC)
+
+
+def bucket_ceil(value: datetime, bucket: Bucket) -> datetime:
+    """``value`` when it is a bucket start, else the start of the next bucket (UTC)."""
+    floor = bucket_floor(value, bucket)
+    return floor if floor == utc(value) else floor + timedelta(seconds=BUCKET_SECONDS[bucket])
+
+
 def bucket_count(start: datetime, end: datetime, bucket: Bucket) -> int:
-    """How many buckets ``[start, end)`` touches, counting partial ones at either edge
-    (buckets are aligned to the UTC epoch, as ClickHouse's ``toStartOf*`` are)."""
-    size = BUCKET_SECONDS[bucket]
-    first = math.floor(utc(start).timestamp() / size)
-    last = math.ceil(utc(end).timestamp() / size) - 1
-    return max(0, last - first + 1)
+    """How many buckets ``[start, end)`` touches, counting partial ones at either edge."""
+    if utc(end) <= utc(start):
+        return 0
+    first, stop = bucket_floor(start, bucket), bucket_ceil(end, bucket)
+    return round((stop - first).total_seconds()) // BUCKET_SECONDS[bucket]
 
 
 def check_buckets(start: datetime, end: datetime, bucket: Bucket) -> None:
@@ -227,6 +258,38 @@ def check_buckets(start: datetime, end: datetime, bucket: Bucket) -> None:
             f"{n} {bucket} buckets exceed the limit of {MAX_BUCKETS}: narrow the range or "
             "use a coarser bucket",
         )  # fmt: skip
+
+
+def series_range(
+    bucket: Bucket,
+    start: datetime | None,
+    end: datetime | None,
+    newest_minute: datetime | None,
+) -> tuple[datetime, datetime] | None:
+    """The ``[start, end)`` (UTC) a time series covers, a missing bound filled in:
+
+    - both given: as given;
+    - only ``end``: the ``DEFAULT_BUCKETS[bucket]`` buckets up to ``end`` (the last one cut
+      at ``end``);
+    - only ``start``: from ``start`` through the newest minute with data;
+    - neither: the ``DEFAULT_BUCKETS[bucket]`` whole buckets ending with the bucket of the
+      newest minute with data, so historical data (the demo's 1995 and 2015 web logs) is
+      shown where it is rather than as an empty range before now.
+
+    ``newest_minute``: the start of the newest minute with data in scope (at or after
+    ``start``; ``newest_minute_query``), only read when ``end`` is None. Returns None when
+    the range depends on it and there is no data: the series is empty.
+    """
+    width = timedelta(seconds=BUCKET_SECONDS[bucket] * DEFAULT_BUCKETS[bucket])
+    if end is not None:
+        return (start, end) if start is not None else (bucket_ceil(end, bucket) - width, end)
+    if newest_minute is None:
+        return None
+    stop = utc(newest_minute) + timedelta(minutes=1)
+    if start is not None:
+        return start, stop
+    stop = bucket_ceil(stop, bucket)
+    return stop - width, stop
 
 
 def funnel_query(

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results" / "local"
+"""Where new runs go: git-ignored, so ``make bench`` leaves ``git status`` clean. The runs
+NOTES.md quotes are committed one level up, in ``bench/results/``."""
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:
@@ -24,7 +26,8 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
 def write_results(
     name: str, args: argparse.Namespace, runs: list[Any], medians: dict[str, Any]
 ) -> Path:
-    """``bench/results/<name>-<utc stamp>.json`` with the arguments, every run, the medians."""
+    """``bench/results/local/<name>-<utc stamp>.json`` with the arguments, every run, the
+    medians."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"{name}-{stamp}.json"

@@ -2,8 +2,9 @@
 
 One ``<aggregate>.events`` topic per aggregate type is the event store (key = aggregate id,
 kept forever); ``<aggregate>.commands`` feeds the command agent (key = aggregate id);
-``<aggregate>.reservations`` is keyed by the unique value a command reserves (DESIGN.md:
-cross-aggregate uniqueness is enforced by partitioning on that value).
+``<aggregate>.reservations`` is keyed by the unique value a command reserves: uniqueness
+across aggregates is enforced by partitioning on that value
+(``pipeline/agents/reservations.py``).
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ class TopicSpec:
 def project_topics() -> list[TopicSpec]:
     """Every topic streamfold owns, with retention: events forever, the rest one week.
 
-    Faust creates its own changelog topics; everything else is declared here so that
-    partition counts match (Faust refuses a table whose changelog and source differ).
+    Faust's table changelogs are declared beside the aggregates
+    (``pipeline.aggregates.changelog_topics``); both lists are created before Faust starts,
+    so partition counts match (Faust refuses a table whose changelog and source differ).
     """
     week = {"retention.ms": _WEEK_MS, "cleanup.policy": "delete"}
     return [

@@ -1,27 +1,70 @@
-"""Tracking analytics read from ClickHouse: raw events, stats, time series, funnels and
-rejections.
+"""Tracking analytics read from ClickHouse: raw events, stats, time series, funnels,
+rejections and the data's time bounds.
 
 Every route takes the caller's scope: an admin JWT sees every system, an API key the
 systems of its partner; asking for a system outside the scope is a 403. Time ranges are
 half-open ``[start, end)`` in ISO-8601 (naive = UTC); ``start >= end`` is a 422.
-The SQL lives in ``api.analytics_sql``.
+A missing bound is open (all time on that side) for events, stats and funnels; a time
+series has a bucket limit, so it fills a missing bound from the newest data instead
+(``analytics_sql.series_range``). A query parameter a route does not declare (``from``,
+``to``, a typo) is a 422 ``unknown-parameter``, checked once for the whole router by
+``known_params_only``. The SQL lives in ``api.analytics_sql``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, Field, StringConstraints
 
 from api import analytics_sql as q
 from api.deps import ScopeDep, ServicesDep
+from api.problems import Problem
 
-router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+def check_known_params(given: Iterable[str], accepted: Sequence[str]) -> None:
+    """Raises: Problem 422 ``unknown-parameter`` when ``given`` holds a name not in
+    ``accepted``; the detail names both, and ``unknown``/``accepted`` carry the lists.
+
+    Why: an ignored ``from``/``to`` answers for a range the caller did not ask for, and
+    the answer looks right."""
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise Problem(
+            422, "unknown-parameter",
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+            f"this route accepts: {', '.join(accepted) or 'none'}",
+            unknown=unknown, accepted=list(accepted),
+        )  # fmt: skip
+
+
+def query_param_names(dependant: Dependant) -> list[str]:
+    """The query parameter names (aliases) of a route and its dependencies, in order."""
+    names = [field.alias for field in dependant.query_params]
+    for sub in dependant.dependencies:
+        names += [name for name in query_param_names(sub) if name not in names]
+    return names
+
+
+async def known_params_only(request: Request, _scope: ScopeDep) -> None:
+    """Router dependency: refuse query parameters the matched route does not declare.
+
+    Depends on the scope so that a caller without credentials gets the 401 first, as for
+    any other invalid parameter (FastAPI caches the scope: it is resolved once)."""
+    route = request.scope["route"]  # set by Starlette's router when the path matched
+    check_known_params(request.query_params.keys(), query_param_names(route.dependant))
+
+
+router = APIRouter(
+    prefix="/v1/analytics", tags=["analytics"], dependencies=[Depends(known_params_only)]
+)
 
 EventName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 SystemParam = Annotated[
@@ -42,7 +85,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": "Bad cursor (problem+json)."},
     401: {"description": "No or bad credentials (problem+json)."},
     403: {"description": "System outside the caller's scope (problem+json)."},
-    422: {"description": "Invalid parameters (problem+json)."},
+    422: {"description": "Invalid or unknown parameters (problem+json)."},
 }
 
 
@@ -85,8 +128,14 @@ class Stats(BaseModel):
     totals: StatsTotals
 
 
+class Bounds(BaseModel):
+    events: int = Field(description="Events in scope.")
+    first_at: datetime | None = Field(description="Oldest event timestamp; null if none.")
+    last_at: datetime | None = Field(description="Newest event timestamp; null if none.")
+
+
 class TimeseriesPoint(BaseModel):
-    bucket: datetime = Field(description="Bucket start (UTC).")
+    bucket: datetime = Field(description="Bucket start (UTC; weeks start on Monday).")
     events: int
     unique_users: int = Field(description="Approximate (ClickHouse uniq), exact when small.")
 
@@ -133,6 +182,8 @@ async def list_events(
 ) -> EventPage:
     """Raw tracked events ordered by ``(timestamp, event_id)``, keyset-paginated.
 
+    Without ``start``/``end``: all time, oldest first (a page reads at most ``limit`` + 1
+    rows, so the open range costs no more than a bounded one).
     400 ``bad-cursor`` for a cursor this API did not hand out; 422 when start >= end.
     """
     q.check_range(start, end)
@@ -169,7 +220,10 @@ async def stats(
     end: EndParam = None,
 ) -> Stats:
     """Events and exact unique users per event name, plus totals (with the first and last
-    event timestamps, so a client can find where historical data ends)."""
+    event timestamps, so a client can find where historical data ends).
+
+    Without ``start``/``end``: all time (one pass over the scope's rows; at the demo's
+    ~41,000 events that is milliseconds)."""
     q.check_range(start, end)
     systems = scope.restrict(system)
     rows, totals = await asyncio.gather(
@@ -192,25 +246,27 @@ async def timeseries(
     """Events and unique users per bucket from the per-minute rollup; empty buckets are
     absent. A minute counts when its start is in ``[start, end)``.
 
-    422 when start >= end, or when the range (the data's own first/last minute standing in
-    for a missing bound) would exceed 10,000 buckets.
+    Default range (``analytics_sql.series_range``): without ``start`` and ``end``, the last
+    24 h of minutes, 48 hours, 60 days or 52 weeks up to the newest event in scope (not up
+    to now: the demo data is from 1995 and 2015); with only ``end``, as many buckets up to
+    ``end``; with only ``start``, up to the newest event.
+
+    422 when start >= end, or when the range would exceed 10,000 buckets.
     """
     q.check_range(start, end)
     systems = scope.restrict(system)
-    if start is None or end is None:
-        span = (
-            await services.clickhouse.query(
-                *q.timeseries_span_query(systems, event=event, start=start, end=end)
-            )
-        )[0]
-        if span["lo"] is None:
-            return []
-        first = start or span["lo"]
-        stop = end or span["hi"] + timedelta(minutes=1)
-    else:
-        first, stop = start, end
+    newest = None
+    if end is None:
+        rows = await services.clickhouse.query(
+            *q.newest_minute_query(systems, event=event, start=start)
+        )
+        newest = rows[0]["newest"]
+    window = q.series_range(bucket, start, end, newest)
+    if window is None:
+        return []
+    first, stop = window
     q.check_buckets(first, stop, bucket)
-    sql, params = q.timeseries_query(systems, bucket, event=event, start=start, end=end)
+    sql, params = q.timeseries_query(systems, bucket, event=event, start=first, end=stop)
     return [TimeseriesPoint(**r) for r in await services.clickhouse.query(sql, params)]
 
 
@@ -231,7 +287,10 @@ async def funnel(
 ) -> Funnel:
     """How many distinct ids did the steps in order, each within ``window_s`` seconds of
     their first step (ClickHouse ``windowFunnel``, whole seconds). Step k counts the ids
-    that got at least that far, so the counts never increase."""
+    that got at least that far, so the counts never increase.
+
+    Without ``start``/``end``: all time (only rows of the system and the step names are
+    read)."""
     q.check_range(start, end)
     sql, params = q.funnel_query(scope.restrict(system), steps, window_s, start=start, end=end)
     levels = await services.clickhouse.query(sql, params)
@@ -252,3 +311,11 @@ async def rejections(
         services.clickhouse.query(*q.rejections_total_query(systems)),
     )
     return RejectionPage(items=[Rejection(**r) for r in rows], total=total[0]["total"])
+
+
+@router.get("/bounds", response_model=Bounds, responses=_RESPONSES)
+async def bounds(services: ServicesDep, scope: ScopeDep, system: SystemParam = None) -> Bounds:
+    """How many events are in scope and the timestamps of the oldest and newest: where a
+    client (the dashboard) should put a range that contains the data."""
+    rows = await services.clickhouse.query(*q.bounds_query(scope.restrict(system)))
+    return Bounds(**rows[0])

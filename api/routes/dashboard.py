@@ -4,6 +4,10 @@ The page itself is public and carries no data: a browser cannot attach a bearer 
 a navigation, so the page's script asks for the admin token (or takes ``?token=``), keeps
 it in ``sessionStorage`` and calls ``/v1/analytics/*`` with ``Authorization: Bearer``;
 those routes do the authorisation. Script, styles and Chart.js come from ``/static``.
+
+Range: all stored data by default (``GET /v1/analytics/bounds``); the presets (1 h, 24 h,
+7 and 30 days) end at the newest event rather than at now, because the demo web logs are
+from 1995 and 2015; a custom range takes two UTC datetimes (``api/static/dashboard.js``).
 """
 
 from __future__ import annotations

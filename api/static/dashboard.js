@@ -1,14 +1,35 @@
 // streamfold analytics dashboard. The page carries no data: everything comes from
 // /v1/analytics/* with the admin token as a bearer header. The token lives in this tab's
 // sessionStorage; a ?token= in the address is moved there and removed from the address.
+//
+// Range: the presets end at the newest stored event, not at now (the demo web logs are
+// from 1995 and 2015; on a live system the two are the same); "All data" (the default)
+// spans the oldest to the newest event, from GET /v1/analytics/bounds. "Custom" reads two
+// datetime inputs as UTC. Each chart picks the finest bucket that keeps it readable.
 "use strict";
 
 const TOKEN_KEY = "streamfold.adminToken";
 const MINUTE_MS = 60 * 1000;
 const HOUR_MS = 60 * MINUTE_MS;
 const DAY_MS = 24 * HOUR_MS;
+const BUCKETS = ["minute", "hour", "day", "week"]; // finest first; the API's `bucket`
+const BUCKET_MS = { minute: MINUTE_MS, hour: HOUR_MS, day: DAY_MS, week: 7 * DAY_MS };
+// The API's weeks start on Monday (ClickHouse toStartOfWeek(t, 1)); 1970-01-01, where the
+// other buckets are aligned, was a Thursday: the first Monday is 4 days later.
+const BUCKET_OFFSET_MS = { week: 4 * DAY_MS };
+const PRESETS = {
+  hour: { ms: HOUR_MS, label: "last hour of data" },
+  day: { ms: DAY_MS, label: "last 24 h of data" },
+  week: { ms: 7 * DAY_MS, label: "last 7 days of data" },
+  month: { ms: 30 * DAY_MS, label: "last 30 days of data" },
+};
+// Points per chart: the events chart may be dense, the users chart stays coarse (a
+// distinct count per minute is mostly noise).
+const EVENT_POINTS = 1500;
+const USER_POINTS = 200;
 const $ = (id) => document.getElementById(id);
 const charts = {};
+let shownRange = null; // the last range drawn, to prefill the custom inputs
 
 function takeTokenFromUrl() {
   const url = new URL(window.location.href);
@@ -55,6 +76,7 @@ function setStatus(text, isError) {
 
 function showLogin(message) {
   $("board").hidden = true;
+  $("range").hidden = true;
   $("refresh").hidden = true;
   $("signout").hidden = true;
   $("login").hidden = false;
@@ -68,20 +90,72 @@ const fmtInt = (n) => Number(n).toLocaleString();
 // every engine accepts more digits.
 const parseTime = (text) => Date.parse(text.replace(/(\.\d{3})\d+/, "$1"));
 const iso = (ms) => new Date(ms).toISOString();
-const utcMinute = (ms) => iso(ms).slice(11, 16);
-const utcHour = (ms) => iso(ms).slice(5, 13).replace("T", " ") + "h";
 const utcStamp = (ms) => iso(ms).slice(0, 19).replace("T", " ");
+const utcMinuteStamp = (ms) => iso(ms).slice(0, 16).replace("T", " ");
+const AXIS_LABEL = {
+  minute: (ms) => iso(ms).slice(5, 16).replace("T", " "),
+  hour: (ms) => `${iso(ms).slice(5, 13).replace("T", " ")}h`,
+  day: (ms) => iso(ms).slice(0, 10),
+  week: (ms) => iso(ms).slice(0, 10),
+};
+
+function floorTo(ms, bucket) {
+  const size = BUCKET_MS[bucket];
+  const offset = BUCKET_OFFSET_MS[bucket] || 0;
+  return Math.floor((ms - offset) / size) * size + offset;
+}
+
+function ceilTo(ms, bucket) {
+  const floor = floorTo(ms, bucket);
+  return floor === ms ? ms : floor + BUCKET_MS[bucket];
+}
+
+// The finest bucket that draws [startMs, endMs) in at most maxPoints points, else weeks.
+function pickBucket(startMs, endMs, maxPoints) {
+  const fits = (b) => (ceilTo(endMs, b) - floorTo(startMs, b)) / BUCKET_MS[b] <= maxPoints;
+  return BUCKETS.find(fits) || "week";
+}
+
+// The chosen range as { startMs, endMs, label }, half-open, minute-aligned for presets.
+// Throws RangeError for a custom range that is empty or not filled in.
+function chosenRange(bounds) {
+  const preset = $("preset").value;
+  const newestEnd = floorTo(parseTime(bounds.last_at), "minute") + MINUTE_MS;
+  if (preset === "custom") {
+    // datetime-local has no zone: "Z" makes it UTC, as the labels say.
+    const startMs = Date.parse(`${$("from").value}Z`);
+    const endMs = Date.parse(`${$("to").value}Z`);
+    if (!(startMs < endMs)) throw new RangeError("Custom range: From must be before To.");
+    return { startMs, endMs, label: `${utcMinuteStamp(startMs)} – ${utcMinuteStamp(endMs)} UTC` };
+  }
+  if (preset === "all") {
+    const startMs = floorTo(parseTime(bounds.first_at), "minute");
+    return { startMs, endMs: newestEnd, label: "all data" };
+  }
+  const { ms, label } = PRESETS[preset];
+  return { startMs: newestEnd - ms, endMs: newestEnd, label };
+}
+
+// One time series over [startMs, endMs) widened to whole buckets, zero-filled.
+async function series(range, bucket) {
+  const startMs = floorTo(range.startMs, bucket);
+  const endMs = ceilTo(range.endMs, bucket);
+  const points = await api("/v1/analytics/timeseries", {
+    start: iso(startMs), end: iso(endMs), bucket,
+  });
+  return { bucket, startMs, endMs, points };
+}
 
 // Every bucket in [startMs, endMs), zero where the API returned none (it omits empty ones).
-function dense(points, startMs, endMs, stepMs, field) {
-  const byTime = new Map(points.map((p) => [parseTime(p.bucket), p[field]]));
+function dense(s, field) {
+  const byTime = new Map(s.points.map((p) => [parseTime(p.bucket), p[field]]));
   const times = [];
   const values = [];
-  for (let t = startMs; t < endMs; t += stepMs) {
+  for (let t = s.startMs; t < s.endMs; t += BUCKET_MS[s.bucket]) {
     times.push(t);
     values.push(byTime.get(t) || 0);
   }
-  return { times, values };
+  return { labels: times.map(AXIS_LABEL[s.bucket]), values };
 }
 
 function draw(id, type, labels, data, label) {
@@ -111,6 +185,10 @@ function draw(id, type, labels, data, label) {
         : { x: { beginAtZero: true } },
     },
   });
+}
+
+function setRangeLabels(text) {
+  for (const el of document.querySelectorAll(".range-label")) el.textContent = text;
 }
 
 function renderRejections(page) {
@@ -143,50 +221,62 @@ function renderRejections(page) {
 
 async function load() {
   setStatus("Loading…");
-  const overall = await api("/v1/analytics/stats");
+  const bounds = await api("/v1/analytics/bounds");
   const rejections = api("/v1/analytics/rejections", { limit: 20 });
   $("login").hidden = true;
   $("board").hidden = false;
+  $("range").hidden = false;
   $("refresh").hidden = false;
   $("signout").hidden = false;
 
-  if (!overall.totals.last_at) {
+  if (bounds.events === 0) {
     renderRejections(await rejections);
     $("window").textContent = "no events stored yet";
+    setRangeLabels("no data");
     ["n-events", "n-users"].forEach((id) => { $(id).textContent = "0"; });
     setStatus("");
     return;
   }
-  // Demo data may be historical: the window is the 24 h up to the newest stored event,
-  // not up to now.
-  const endMs = Math.floor(parseTime(overall.totals.last_at) / MINUTE_MS) * MINUTE_MS + MINUTE_MS;
-  const startMs = endMs - DAY_MS;
-  const range = { start: iso(startMs), end: iso(endMs) };
-  const hourStart = Math.floor(startMs / HOUR_MS) * HOUR_MS;
-  const hourEnd = Math.ceil(endMs / HOUR_MS) * HOUR_MS;
-
-  const [perMinute, perHour, windowStats, rejected] = await Promise.all([
-    api("/v1/analytics/timeseries", { ...range, bucket: "minute" }),
-    api("/v1/analytics/timeseries", { start: iso(hourStart), end: iso(hourEnd), bucket: "hour" }),
-    api("/v1/analytics/stats", range),
+  const range = chosenRange(bounds);
+  const eventsBucket = pickBucket(range.startMs, range.endMs, EVENT_POINTS);
+  const usersBucket = pickBucket(range.startMs, range.endMs, USER_POINTS);
+  const eventsSeries = series(range, eventsBucket);
+  const [perEvents, perUsers, rangeStats, rejected] = await Promise.all([
+    eventsSeries,
+    usersBucket === eventsBucket ? eventsSeries : series(range, usersBucket),
+    api("/v1/analytics/stats", { start: iso(range.startMs), end: iso(range.endMs) }),
     rejections,
   ]);
+  shownRange = range;
 
-  $("window").textContent = `${utcStamp(startMs)} – ${utcStamp(endMs)} UTC`;
-  $("n-events").textContent = fmtInt(windowStats.totals.events);
-  $("n-users").textContent = fmtInt(windowStats.totals.unique_users);
+  $("window").textContent = `${utcStamp(range.startMs)} – ${utcStamp(range.endMs)} UTC`;
+  setRangeLabels(range.label);
+  $("n-events").textContent = fmtInt(rangeStats.totals.events);
+  $("n-users").textContent = fmtInt(rangeStats.totals.unique_users);
 
-  const minutes = dense(perMinute, startMs, endMs, MINUTE_MS, "events");
-  draw("chart-minute", "line", minutes.times.map(utcMinute), minutes.values, "events");
+  $("events-bucket").textContent = eventsBucket;
+  const events = dense(perEvents, "events");
+  draw("chart-minute", "line", events.labels, events.values, "events");
 
-  const top = windowStats.items.slice(0, 10);
+  const top = rangeStats.items.slice(0, 10);
   draw("chart-top", "bar", top.map((s) => s.event), top.map((s) => s.events), "events");
 
-  const hours = dense(perHour, hourStart, hourEnd, HOUR_MS, "unique_users");
-  draw("chart-users", "line", hours.times.map(utcHour), hours.values, "unique users");
+  $("users-bucket").textContent = usersBucket;
+  const users = dense(perUsers, "unique_users");
+  draw("chart-users", "line", users.labels, users.values, "unique users");
 
   renderRejections(rejected);
   setStatus(`Updated ${new Date().toLocaleTimeString()}`);
+}
+
+// Custom inputs start from what is on screen, so a range is narrowed rather than typed.
+function showCustom() {
+  const custom = $("preset").value === "custom";
+  $("custom").hidden = !custom;
+  if (custom && shownRange && !$("from").value && !$("to").value) {
+    $("from").value = iso(shownRange.startMs).slice(0, 16);
+    $("to").value = iso(shownRange.endMs).slice(0, 16);
+  }
 }
 
 async function start() {
@@ -196,6 +286,8 @@ async function start() {
     if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
       sessionStorage.removeItem(TOKEN_KEY);
       showLogin(`Token refused: ${error.message}`);
+    } else if (error instanceof RangeError) {
+      setStatus(error.message, true);
     } else {
       setStatus(`Could not load: ${error.message}`, true);
     }
@@ -210,6 +302,14 @@ document.addEventListener("DOMContentLoaded", () => {
     start();
   });
   $("refresh").addEventListener("click", start);
+  $("preset").addEventListener("change", () => {
+    showCustom();
+    if ($("preset").value !== "custom") start();
+  });
+  $("range").addEventListener("submit", (event) => {
+    event.preventDefault();
+    start();
+  });
   $("signout").addEventListener("click", () => {
     sessionStorage.removeItem(TOKEN_KEY);
     showLogin();

@@ -5,8 +5,9 @@ email) enters at ``users.reservations`` keyed by its first claim, e.g. ``email:a
 The partition that owns that key holds it for the command's aggregate id and passes the
 command on to the next claim, and after the last one to ``users.commands``. Two
 concurrent creates with one email meet in that one partition, in order: exactly one
-holds it, the other is rejected with ``duplicate_email`` (DESIGN.md: never ask an
-eventually consistent read model). A chain that fails releases what it took.
+holds it, the other is rejected with ``duplicate_email`` (never ask an eventually
+consistent read model; README.md, "How it fits together", Uniqueness). A chain that
+fails releases what it took.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Folding envelopes onto stored read-model state: the shared core of every projection
-that keeps an aggregate's current state (DESIGN.md: a projection ignores anything at or
-below the version it has applied)."""
+that keeps an aggregate's current state: a projection ignores anything at or below the
+version it has applied (README.md, "How it fits together": Projections)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ look up from it (API key -> system for ingestion; system -> structures for valid
 
 Derived from the old and new state of a partner, so a rotated or revoked key disappears
 or turns inactive in the same MULTI that stores the new state; the stored ``version``
-makes replays and duplicates no-ops (DESIGN.md: projections are idempotent).
+makes replays and duplicates no-ops (the rule: ``pipeline/projections/folding.py``).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 ``tracking_events`` is a MergeTree partitioned by month and ordered by (system, event
 name, time), the shape of every analyst query (one system, some names, a time range).
-Two materialized views roll it up per minute on insert: ``tracking_minute`` (event counts
-and ``uniq`` states of distinct users, AggregatingMergeTree) for time series, stats and
-the dashboard.
+One materialized view, ``tracking_minute_mv``, rolls it up per minute on insert into
+``tracking_minute`` (event counts and ``uniq`` states of distinct users,
+AggregatingMergeTree), which the time series read (stats read ``tracking_events``).
 
 Exactly-once into ClickHouse: the event id is deterministic (uuid5 of system and message
 id) and the sink inserts an id only if the table does not hold it yet, received within the

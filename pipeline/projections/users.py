@@ -4,7 +4,7 @@ Both tables are ReplacingMergeTree on ``version``: a row is the whole state of a
 at that aggregate version, and ``FINAL`` keeps the highest. The projection folds each
 batch with the domain's own ``evolve`` on top of the stored state and skips every event
 at or below the stored version, so duplicates and full replays leave the tables as they
-were (DESIGN.md, "Projections are idempotent").
+were (README.md, "How it fits together": Projections; the rule is ``folding.py``).
 """
 
 from __future__ import annotations

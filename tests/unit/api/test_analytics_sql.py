@@ -45,7 +45,8 @@ def test_user_values_are_bound_not_interpolated() -> None:
         lambda: q.stats_query([NASTY], T0, T0 + timedelta(hours=1)),
         lambda: q.stats_totals_query([NASTY], T0, None),
         lambda: q.timeseries_query([NASTY], "hour", event=NASTY, start=T0),
-        lambda: q.timeseries_span_query([NASTY], event=NASTY, end=T0),
+        lambda: q.newest_minute_query([NASTY], event=NASTY, start=T0),
+        lambda: q.bounds_query([NASTY]),
         lambda: q.funnel_query([NASTY], [NASTY, "b"], 60, start=T0),
         lambda: q.rejections_query([NASTY], 5),
         lambda: q.rejections_total_query([NASTY]),
@@ -93,7 +94,8 @@ def test_funnel_steps_count_users_at_or_past_each_level() -> None:
 @pytest.mark.parametrize(
     ("bucket", "expr"),
     [("minute", "SELECT minute AS bucket"), ("hour", "toStartOfHour(minute) AS bucket"),
-     ("day", "toStartOfDay(minute) AS bucket")],
+     ("day", "toStartOfDay(minute) AS bucket"),
+     ("week", "toDateTime(toStartOfWeek(minute, 1), 'UTC') AS bucket")],
 )  # fmt: skip
 def test_bucket_expression(bucket: q.Bucket, expr: str) -> None:
     sql, _ = q.timeseries_query(None, bucket)
@@ -109,6 +111,47 @@ def test_bucket_count_counts_partial_edges() -> None:
     assert q.bucket_count(midnight, midnight + timedelta(days=2), "day") == 2
     assert q.bucket_count(T0, T0 + timedelta(days=2), "day") == 3  # noon to noon touches 3 days
     assert q.bucket_count(T0, T0 + timedelta(days=2), "hour") == 48
+
+
+def test_weeks_start_on_monday() -> None:
+    thursday = datetime(2024, 3, 7, 12, 0, tzinfo=UTC)
+    monday = datetime(2024, 3, 4, tzinfo=UTC)
+    assert monday.weekday() == 0
+    assert q.bucket_floor(thursday, "week") == monday == q.bucket_floor(monday, "week")
+    assert q.bucket_ceil(thursday, "week") == monday + timedelta(days=7)
+    assert q.bucket_count(monday, monday + timedelta(days=14), "week") == 2
+    assert q.bucket_count(thursday, thursday + timedelta(days=7), "week") == 2
+
+
+@given(
+    st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2100, 1, 1)),
+    st.sampled_from(["minute", "hour", "day", "week"]),
+)
+def test_a_value_lies_in_its_bucket(value: datetime, bucket: q.Bucket) -> None:
+    floor, ceil = q.bucket_floor(value, bucket), q.bucket_ceil(value, bucket)
+    assert floor <= q.utc(value) <= ceil
+    assert (ceil - floor).total_seconds() in (0, q.BUCKET_SECONDS[bucket])
+    assert q.bucket_count(floor, floor + timedelta(microseconds=1), bucket) == 1
+
+
+def test_default_series_is_whole_buckets_ending_with_the_newest_minute() -> None:
+    newest = datetime(2015, 5, 20, 21, 5, tzinfo=UTC)
+    for bucket in ("minute", "hour", "day", "week"):
+        start, end = q.series_range(bucket, None, None, newest)
+        size = timedelta(seconds=q.BUCKET_SECONDS[bucket])
+        assert end - size <= newest < end and end == q.bucket_floor(end, bucket)
+        assert q.bucket_count(start, end, bucket) == q.DEFAULT_BUCKETS[bucket] <= q.MAX_BUCKETS
+    assert q.series_range("hour", None, None, None) is None  # no data, no series
+
+
+def test_a_missing_bound_is_filled_from_the_other_or_the_data() -> None:
+    newest = datetime(2015, 5, 20, 21, 5, tzinfo=UTC)
+    start, end = datetime(2015, 5, 1, tzinfo=UTC), datetime(2015, 5, 3, 6, 30, tzinfo=UTC)
+    assert q.series_range("hour", start, end, newest) == (start, end)
+    assert q.series_range("hour", start, None, newest) == (start, newest + timedelta(minutes=1))
+    assert q.series_range("hour", start, None, None) is None
+    first, last = q.series_range("hour", None, end, None)
+    assert last == end and q.bucket_count(first, last, "hour") == q.DEFAULT_BUCKETS["hour"]
 
 
 def test_too_many_buckets_is_a_422() -> None:
