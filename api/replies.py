@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from fastapi.responses import JSONResponse
 
 from api.deps import Services
@@ -13,6 +17,11 @@ from connectors.exceptions import KafkaDeliveryError
 from pipeline.domain.handling import CommandResult
 from pipeline.domain.results import RejectionReason
 from pipeline.routing import command_id_for, new_aggregate_id
+
+log = structlog.get_logger(__name__)
+
+ReadModelVersion = Callable[[str], Awaitable[int]]
+"""aggregate id -> the aggregate version a read model has applied (0: none yet)."""
 
 STATUS_FOR_REASON = {
     RejectionReason.INVALID: 422,
@@ -84,17 +93,48 @@ def pending(command: Any) -> JSONResponse:
     )
 
 
+async def until_applied(
+    services: Services, result: CommandResult, read_version: ReadModelVersion
+) -> bool:
+    """Read-your-writes: return once the read model has applied ``result.version`` of its
+    aggregate, so what the answer shows (an API key, a new state) is usable by the next
+    request. Polls every 10-100 ms for at most the command timeout; True when applied,
+    False (logged) when the read model lags longer: the command stands either way, and
+    ``/readyz`` shows the lag."""
+    deadline = time.monotonic() + services.settings.command_timeout_s
+    delay = 0.01
+    while await read_version(result.aggregate_id) < result.version:
+        if time.monotonic() >= deadline:
+            log.warning(
+                "read model behind the answer",
+                aggregate_id=result.aggregate_id,
+                version=result.version,
+            )
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
+    return True
+
+
 async def run_command(
-    services: Services, command: Any, *, success_status: int = 200
+    services: Services,
+    command: Any,
+    *,
+    success_status: int = 200,
+    read_model: ReadModelVersion | None = None,
 ) -> JSONResponse:
     """Submit ``command``, wait up to the configured time, answer.
 
     201/200 with the outcome; 409/404/422 problem for a rejection; 202 with ``Location:
     /api/commands/{command_id}`` when no result came in time (the command is durably in
-    Kafka and will be processed); 503 if Kafka did not take the command.
+    Kafka and will be processed); 503 if Kafka did not take the command. With
+    ``read_model``, an accepted command is answered once that read model has applied it
+    (:func:`until_applied`).
     """
     result = await submit(services, command)
     if result is None:
         return pending(command)
     raise_rejection(result)
+    if read_model is not None:
+        await until_applied(services, result, read_model)
     return JSONResponse(outcome_body(result), status_code=success_status)

@@ -10,7 +10,7 @@ Phases (each against one fresh ``streamfold serve``):
    command -> visible from polling the users read model's versions every 50 ms.
 
 Usage: python bench/commands.py [--runs 3] [--n 400] [--users 200] [--rounds 10]
-Prints a table per run and the medians; writes bench/results/commands-<utc>.json.
+Prints a table per run and the medians; writes bench/results/local/commands-<utc>.json.
 """
 
 from __future__ import annotations
@@ -140,9 +140,10 @@ def kafka_phase(
         t.start()
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                          "partitioner": PARTITIONER, "linger.ms": 5})  # fmt: skip
+    keys = server.claim_keys()
     t0 = time.perf_counter()
     for cmd in commands:
-        topic, key, value = submission(cmd)
+        topic, key, value = submission(cmd, keys)
         sent[cmd.command_id] = time.perf_counter()
         producer.produce(topic, value=value, key=key)
         producer.poll(0)

@@ -12,14 +12,17 @@ from connectors.kafka import AsyncProducer
 from connectors.results import ResultWaiter
 from pipeline import topics
 from pipeline.domain.handling import CommandResult
-from pipeline.routing import submission
+from pipeline.routing import ClaimKeys, submission
 
 
 class CommandBus:
     """``await submit(command)`` -> CommandResult, or None if none came within the timeout."""
 
-    def __init__(self, bootstrap: str, *, client_id: str, timeout_s: float) -> None:
+    def __init__(
+        self, bootstrap: str, *, client_id: str, timeout_s: float, claim_keys: ClaimKeys
+    ) -> None:
         self.producer = AsyncProducer(bootstrap, client_id=client_id)
+        self.claim_keys = claim_keys
         self.waiter = ResultWaiter(bootstrap, topics.COMMAND_RESULTS)
         self.timeout_s = timeout_s
 
@@ -35,14 +38,14 @@ class CommandBus:
             KafkaDeliveryError: the command was not accepted by the brokers.
         """
         future = self.waiter.expect(command.command_id)
-        topic, key, value = submission(command)
+        topic, key, value = submission(command, self.claim_keys)
         await self.producer.produce(topic, value, key=key)
         wait = self.timeout_s if timeout_s is None else timeout_s
         return await self.waiter.wait(command.command_id, future, wait)
 
     async def send(self, command: Any) -> None:
         """Produce ``command`` without waiting for its result (fire and forget, still acked)."""
-        topic, key, value = submission(command)
+        topic, key, value = submission(command, self.claim_keys)
         await self.producer.produce(topic, value, key=key)
 
     async def stop(self) -> None:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -68,9 +69,59 @@ def ensure_topics(
     return created
 
 
+# librdkafka does not flag these retriable, yet on a fresh topic they clear within a
+# second or two, once the partitions' leaders are elected (measured: 1 s on a cold broker).
+_LEADERSHIP_PENDING = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
+
+
+def _retriable(exc: BaseException) -> bool:
+    if not isinstance(exc, KafkaException):
+        return False
+    error = exc.args[0]
+    return error.retriable() or error.code() in _LEADERSHIP_PENDING
+
+
+@tenacity.retry(
+    retry=tenacity.retry_if_exception(_retriable),
+    wait=tenacity.wait_exponential(multiplier=0.1, max=2),
+    stop=tenacity.stop_after_delay(30),
+    reraise=True,
+)
+def topic_has_records(bootstrap: str, topic: str, *, timeout_s: float = 10) -> bool:
+    """True if any partition of ``topic`` holds a record (high watermark above low);
+    False for an empty or missing topic. Retried for up to 30 s on retriable broker
+    errors: right after a topic is created its partitions answer NOT_LEADER_FOR_PARTITION
+    until their leaders are elected (seen on a cold start).
+
+    Raises:
+        KafkaException: the broker still refused after 30 s, or refused for good.
+    """
+    consumer = Consumer({**base_config(bootstrap), "group.id": "streamfold-watermarks"})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
+        if meta is None or meta.error is not None:
+            return False
+        for partition in meta.partitions:
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout_s
+            )
+            if high > low:
+                return True
+        return False
+    finally:
+        consumer.close()
+
+
 def _wait_listed(client: AdminClient, names: Iterable[str], *, timeout_s: float) -> dict:
-    """Topic metadata once every name is listed: a broker answers CreateTopics before its
-    metadata shows the new topics (seen: KeyError on a fresh KRaft broker).
+    """Topic metadata once every name is listed with its partitions: a broker answers
+    CreateTopics before its metadata shows the new topics (seen: KeyError on a fresh KRaft
+    broker).
 
     Raises:
         TopicSetupError: a topic is still missing after ``timeout_s``.
@@ -78,7 +129,12 @@ def _wait_listed(client: AdminClient, names: Iterable[str], *, timeout_s: float)
     deadline = time.monotonic() + timeout_s
     while True:
         topics = client.list_topics(timeout=10).topics
-        missing = [n for n in names if n not in topics or topics[n].error is not None]
+        # a listed topic whose partitions are not known yet is not usable either
+        missing = [
+            n
+            for n in names
+            if n not in topics or topics[n].error is not None or not topics[n].partitions
+        ]
         if not missing:
             return topics
         if time.monotonic() > deadline:

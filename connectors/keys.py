@@ -1,5 +1,6 @@
 """The API-key read model in Redis: key hash -> system, kept by a projection of partner
-events (``pipeline/agents/partner_keys.py``), read on every SDK request.
+events (``PartnerKeysReadModel`` in ``pipeline/agents/projections.py``, the writes in
+``pipeline/projections/partner_keys.py``), read on every SDK request.
 
 Redis layout (all JSON):
 - ``streamfold:key:<sha256 hex>`` -> {"system_id", "partner_id", "active"}
@@ -41,24 +42,27 @@ class KeyResolver:
 
     A revoked or rotated key stops working on every API instance within ``ttl_s``
     seconds (the cache's lifetime) plus the projection's lag; there is never a call to
-    Kafka per request.
+    Kafka per request. Only keys that were found are cached: a key issued a moment ago
+    must work on its first request (the partner routes answer once the read model has
+    it), so a miss is asked of Redis again every time.
     """
 
     def __init__(self, redis: Redis, *, ttl_s: float = 2.0, max_entries: int = 100_000) -> None:
         self.redis = redis
-        self._cache: TTLCache[str, SystemKey | None] = TTLCache(maxsize=max_entries, ttl=ttl_s)
+        self._cache: TTLCache[str, SystemKey] = TTLCache(maxsize=max_entries, ttl=ttl_s)
 
     async def resolve(self, api_key: str) -> SystemKey | None:
         if not api_key.startswith(API_KEY_PREFIX):
             return None
         digest = hash_key(api_key)
-        if digest in self._cache:
-            return self._cache[digest]
+        cached = self._cache.get(digest)
+        if cached is not None:
+            return cached
         raw = await self.redis.get(KEY.format(key_hash=digest))
-        found = None
-        if raw is not None:
-            d = json.loads(raw)
-            found = SystemKey(d["system_id"], d["partner_id"], bool(d["active"]))
+        if raw is None:
+            return None
+        d = json.loads(raw)
+        found = SystemKey(d["system_id"], d["partner_id"], bool(d["active"]))
         self._cache[digest] = found
         return found
 
@@ -66,6 +70,12 @@ class KeyResolver:
 async def get_json(redis: Redis, key: str) -> dict[str, Any] | None:
     raw = await redis.get(key)
     return None if raw is None else json.loads(raw)
+
+
+async def partner_version(redis: Redis, partner_id: str) -> int:
+    """The partner's aggregate version the read model has applied; 0 if none yet."""
+    stored = await get_json(redis, PARTNER.format(partner_id=partner_id))
+    return 0 if stored is None else int(stored["version"])
 
 
 async def partner_systems(redis: Redis, partner_id: str) -> list[str]:

@@ -27,7 +27,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import localstack
-from deploy.exceptions import LocalStackError
+from deploy.exceptions import InstallSecretError, LocalStackError
 from pipeline.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -114,14 +114,19 @@ def up(
             ),
         )
         console.print(f"serve started (pid {proc.pid}), log {log_path}")
-    _wait_ready(settings, timeout_s)
+    _wait_ready(settings, timeout_s, pidfile)
     console.print(f"[green]ready[/green]: {settings.api_url}/readyz")
 
 
-def _wait_ready(settings: Settings, timeout_s: float) -> None:
+def _wait_ready(settings: Settings, timeout_s: float, pidfile: Path) -> None:
+    """Until /readyz answers 200; fails at once, with the log's tail, if serve exits."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
+        proc = localstack.read_pidfile(pidfile)
+        if proc is not None and not localstack.pid_alive(proc.pid):
+            tail = proc.log_path.read_text(errors="replace").splitlines()[-30:]
+            raise typer.Exit(_fail("serve exited while starting:\n" + "\n".join(tail)))
         try:
             response = httpx.get(f"{settings.api_url}/readyz", timeout=10)
             if response.status_code == 200:
@@ -213,8 +218,12 @@ def admin_password(settings: Settings, *, create: bool) -> str:
 def create_admin(
     email: Annotated[str | None, typer.Option(help="Default: STREAMFOLD_ADMIN_EMAIL.")] = None,
     username: Annotated[str, typer.Option()] = "admin",
+    wait_s: Annotated[
+        float, typer.Option(help="Wait until the admin can log in (0: do not wait).")
+    ] = 60,
 ) -> None:
-    """Create the first admin by a CreateUser command on Kafka (idempotent per email)."""
+    """Create the first admin by a CreateUser command on Kafka (idempotent per email), then
+    wait until the admin can log in through the API."""
     from deploy.runtime import configure_logging
 
     configure_logging("WARNING")
@@ -228,11 +237,44 @@ def create_admin(
         raise typer.Exit(_fail(f"{result.reason}: {result.message}"))
     console.print(f"admin {email} is user {result.aggregate_id}")
     if settings.admin_password is None:
-        console.print(f"password in {settings.home.resolve() / 'admin-password'}: {password}")
+        console.print(f"password in {settings.home.resolve() / 'admin-password'}")
+    if wait_s > 0:
+        _until_login_works(settings, email, password, wait_s)
+        console.print("admin login works")
+
+
+def _until_login_works(settings: Settings, login: str, password: str, timeout_s: float) -> None:
+    """Read-your-writes for the first admin: return once ``POST /api/auth/token`` accepts
+    the admin, i.e. once the accounts read model has applied the CreateUser (a tool run
+    right after ``create-admin`` logs in). Exits with an error after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.post(
+                f"{settings.api_url}/api/auth/token",
+                data={"username": login, "password": password},
+                timeout=10,
+            )
+            if response.status_code == 200:
+                return
+            last = f"{response.status_code} {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise typer.Exit(
+        _fail(
+            f"the admin exists, but login has not worked for {timeout_s:.0f} s (last answer: "
+            f"{last}). Either the accounts read model is behind (see the lag in "
+            f"{settings.api_url}/readyz) or the admin was created earlier with another "
+            "password than the one configured now."
+        )
+    )
 
 
 async def _create_admin(settings: Settings, email: str, username: str, password: str):
     from connectors.commands import CommandBus
+    from deploy.secrets import claim_keys
     from pipeline.domain.users.commands import CreateUser
     from pipeline.domain.values import Email, hash_password
     from pipeline.routing import new_aggregate_id
@@ -253,7 +295,12 @@ async def _create_admin(settings: Settings, email: str, username: str, password:
         role="admin",
         password_hash=hash_password(password).value,
     )
-    bus = CommandBus(settings.kafka_bootstrap, client_id="streamfold-cli", timeout_s=60)
+    bus = CommandBus(
+        settings.kafka_bootstrap,
+        client_id="streamfold-cli",
+        timeout_s=60,
+        claim_keys=claim_keys(settings),
+    )
     await bus.start()
     try:
         return await bus.submit(command)
@@ -411,7 +458,7 @@ def sql(
 def main() -> None:
     try:
         app()
-    except LocalStackError as exc:
+    except (LocalStackError, InstallSecretError) as exc:
         sys.exit(_fail(str(exc)))
 
 

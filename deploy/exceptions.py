@@ -13,3 +13,11 @@ class LocalStackError(Exception):
     freeing the port named in the message, or running ``streamfold down`` and deleting
     ``<home>`` to start from empty data directories.
     """
+
+
+class InstallSecretError(Exception):
+    """An install secret (e.g. the claims key) is missing and may not be made now.
+
+    What an operator should do: restore the file named in the message from a backup of
+    ``<home>``, or set the variable the message names to the value in use.
+    """

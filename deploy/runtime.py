@@ -26,6 +26,8 @@ from connectors.kafka import AsyncProducer, ensure_topics
 from connectors.keys import KeyResolver
 from connectors.ratelimit import TokenBuckets
 from connectors.redis import open_redis
+from deploy.secrets import claim_keys
+from pipeline.aggregates import changelog_topics
 from pipeline.app import create_app, create_tracking
 from pipeline.projections import migrate
 from pipeline.settings import Settings
@@ -57,7 +59,7 @@ async def prepare(settings: Settings) -> ClickHouse:
     created = await asyncio.to_thread(
         ensure_topics,
         settings.kafka_bootstrap,
-        project_topics(),
+        [*project_topics(), *changelog_topics(settings.app_id)],
         partitions=settings.topic_partitions,
         replication=settings.topic_replication_factor,
     )
@@ -72,6 +74,7 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     """Run the API and/or the agents until SIGINT/SIGTERM, then stop in reverse order."""
     settings.home.mkdir(parents=True, exist_ok=True)
     clickhouse = await prepare(settings)
+    keys = await asyncio.to_thread(claim_keys, settings)
     redis = open_redis(settings.redis_url)
     codec = AvroCodec(SchemaRegistry.load())
     pipeline = None
@@ -81,7 +84,9 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     ingest_producer = None
     try:
         if worker:
-            pipeline = create_app(settings, codec=codec, clickhouse=clickhouse, redis=redis)
+            pipeline = create_app(
+                settings, codec=codec, clickhouse=clickhouse, redis=redis, claim_keys=keys
+            )
             await pipeline.app.start()
             tracking = create_tracking(settings, codec=codec, clickhouse=clickhouse, redis=redis)
             tracking_task = asyncio.create_task(tracking.run(tracking_stop), name="tracking")
@@ -92,6 +97,7 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
                 settings.kafka_bootstrap,
                 client_id="streamfold-api",
                 timeout_s=settings.command_timeout_s,
+                claim_keys=keys,
             )
             await bus.start()
             ingest_producer = AsyncProducer(

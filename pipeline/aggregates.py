@@ -29,6 +29,8 @@ class Aggregate:
     dlq_topic: str
     state_table: str
     reservations_topic: str | None = None
+    claims_table: str | None = None
+    """Faust table of claim -> owner, partitioned like ``reservations_topic``."""
     claims_for: Callable[[Any], tuple[str, ...]] = lambda _command: ()
     claims_held: Callable[[Any], frozenset[str]] = lambda _state: frozenset()
 
@@ -42,6 +44,7 @@ USERS = Aggregate(
     dlq_topic=topics.USER_DLQ,
     state_table="users-state",
     reservations_topic=topics.USER_RESERVATIONS,
+    claims_table="user-claims",
     claims_for=users.claims_for,
     claims_held=users.claims_held,
 )
@@ -57,6 +60,24 @@ PARTNERS = Aggregate(
 )
 
 AGGREGATES = (USERS, PARTNERS)
+
+
+def changelog_topics(app_id: str) -> list[topics.TopicSpec]:
+    """The changelog topic of every Faust table (``<app id>-<table>-changelog``, Faust's
+    naming), compacted, partitioned like their source topics.
+
+    Created with the project's topics, before Faust starts. Left to Faust, a changelog
+    made on a cold start was not yet in aiokafka's metadata snapshot when the first
+    command wrote its table: faust-streaming 0.15 saw "0 partitions", raised
+    PartitionsMismatch and the command agent stayed crashed (``make run`` hung; found by
+    tests/e2e/test_make_run.py).
+    """
+    tables = [a.state_table for a in AGGREGATES]
+    tables += [a.claims_table for a in AGGREGATES if a.claims_table]
+    return [
+        topics.TopicSpec(f"{app_id}-{table}-changelog", {"cleanup.policy": "compact"})
+        for table in tables
+    ]
 
 
 def aggregate_of(command: Any) -> Aggregate:

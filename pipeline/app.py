@@ -29,6 +29,7 @@ from pipeline.agents.projections import (
 from pipeline.agents.reservations import ReservationProcessor
 from pipeline.agents.tracking import RejectionSink, Structures, TrackingSink, Validation
 from pipeline.aggregates import AGGREGATES, PARTNERS, USERS, Aggregate
+from pipeline.routing import ClaimKeys
 from pipeline.settings import Settings
 from schemas.codec import AvroCodec
 
@@ -41,7 +42,12 @@ class Pipeline:
 
 
 def create_app(
-    settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, redis: Redis
+    settings: Settings,
+    *,
+    codec: AvroCodec,
+    clickhouse: ClickHouse,
+    redis: Redis,
+    claim_keys: ClaimKeys,
 ) -> Pipeline:
     """Build the Faust worker: command (+ reservation) agents per aggregate and projection
     agents per event topic (the tracking path is ``create_tracking``).
@@ -61,6 +67,11 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=settings.commit_interval_ms / 1000,
+        # A SIGKILLed member keeps its partitions until its session expires, and Faust's
+        # default is 60 s: a restarted worker sat idle that long (measured: 61 s to
+        # /readyz, 70 s to drain). 10 s, as the batch consumers use; heartbeats every 3 s.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         web_enabled=False,
         autodiscover=False,
         table_standby_replicas=0,
@@ -82,7 +93,7 @@ def create_app(
     pipeline = Pipeline(app=app)
     results = topic(topics.COMMAND_RESULTS)
     for aggregate in AGGREGATES:
-        _command_agents(app, settings, aggregate, topic, results, codec)
+        _command_agents(app, settings, aggregate, topic, results, codec, claim_keys)
 
     batch_rows, within_s = settings.projection_batch_rows, settings.projection_batch_ms / 1000
     read_models: dict[Aggregate, list[Projection]] = {
@@ -114,6 +125,7 @@ def _command_agents(
     topic: Any,
     results: Any,
     codec: AvroCodec,
+    claim_keys: ClaimKeys,
 ) -> CommandProcessor:
     name = aggregate.spec.aggregate_type
     reservations = topic(aggregate.reservations_topic) if aggregate.reservations_topic else None
@@ -128,11 +140,14 @@ def _command_agents(
         codec=codec,
         producer=settings.producer_name,
         window=settings.recent_commands_per_aggregate,
+        claim_keys=claim_keys,
     )
     _event_agent(app, topic(aggregate.commands_topic), commands.process, f"{name}-commands")
-    if reservations is not None:
+    if reservations is not None and aggregate.claims_table is not None:
         claims = ReservationProcessor(
-            table=app.Table(f"{name}-claims", default=None, partitions=settings.topic_partitions),
+            table=app.Table(
+                aggregate.claims_table, default=None, partitions=settings.topic_partitions
+            ),
             reservations=reservations,
             commands=topic(aggregate.commands_topic),
             dead_letters=DeadLetters(dlq, agent=f"{name}-reservations"),

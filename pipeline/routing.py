@@ -2,15 +2,18 @@
 
 A command that must reserve unique values enters at its aggregate's reservations topic
 keyed by its first claim; every other command goes straight to ``<aggregate>.commands``
-keyed by its aggregate id (DESIGN.md: key = aggregate id, or the unique value it reserves).
+keyed by its aggregate id (the keys are drawn in README.md, "How it fits together").
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
-from pipeline.aggregates import aggregate_of
+from pipeline.aggregates import Aggregate, aggregate_of
 from pipeline.codecs import Reservation, command_dict, encode_command, encode_reservation
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c5a2e-3b7d-5e2f-9a41-2d7c1e0b9f55")
@@ -36,10 +39,45 @@ def new_aggregate_id(command_id: str) -> str:
     return str(uuid.uuid5(_AGGREGATE_NAMESPACE, command_id))
 
 
-def submission(command: Any) -> tuple[str, bytes, bytes]:
+class ClaimKeys:
+    """What a uniqueness claim is called on Kafka: ``<kind>:<HMAC-SHA256 hex of the value>``.
+
+    A claim's key partitions ``<aggregate>.reservations`` and keys its table's changelog,
+    both kept forever; the plain value (``email:ada@example.org``) would put every address
+    there, and seed 003 keeps personal data out of Kafka keys and headers. The hash is
+    keyed by the install's claims key (``Settings.claims_key``): unguessable without it,
+    stable with it. Uniqueness rests on that key never changing: under a new key every
+    value could be claimed a second time (``deploy/secrets.py`` refuses to make one
+    silently). The kind prefix stays readable: it picks the rejection reason.
+    """
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) < 16:
+            raise ValueError("the claims key must be at least 16 bytes")
+        self._secret = secret
+
+    def key(self, claim: str) -> str:
+        """``"email:ada@example.org"`` -> ``"email:<64 hex chars>"``."""
+        kind, _, value = claim.partition(":")
+        digest = hmac.new(self._secret, value.encode(), hashlib.sha256).hexdigest()
+        return f"{kind}:{digest}"
+
+    def keys(self, claims: Iterable[str]) -> tuple[str, ...]:
+        return tuple(self.key(c) for c in claims)
+
+    def for_command(self, aggregate: Aggregate, command: Any) -> tuple[str, ...]:
+        """The keys of the claims ``command`` must hold, in reservation order."""
+        return self.keys(aggregate.claims_for(command))
+
+    def held(self, aggregate: Aggregate, state: Any) -> frozenset[str]:
+        """The keys of the claims an aggregate in ``state`` holds."""
+        return frozenset(self.keys(aggregate.claims_held(state)))
+
+
+def submission(command: Any, claim_keys: ClaimKeys) -> tuple[str, bytes, bytes]:
     """(topic, key, value) to produce for ``command``."""
     aggregate = aggregate_of(command)
-    claims = aggregate.claims_for(command)
+    claims = claim_keys.for_command(aggregate, command)
     if claims and aggregate.reservations_topic:
         message = Reservation(
             op="reserve", owner=command.aggregate_id, claims=claims, command=command_dict(command)

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     jwt_ttl_s: int = Field(default=3600, gt=0)
     admin_email: str = "admin@example.com"
     admin_password: SecretStr | None = None
+    claims_key: SecretStr | None = Field(
+        default=None,
+        description="Keys the HMAC that names uniqueness claims on Kafka (email, username). "
+        "Unset: <home>/claims-key, made once on a fresh install. Never change it: "
+        "uniqueness depends on it. Required when env=production.",
+    )
 
     recent_commands_per_aggregate: int = Field(
         default=100, ge=1, description="Command ids remembered per aggregate for idempotency."

@@ -17,6 +17,8 @@ import httpx
 from confluent_kafka import Consumer, TopicPartition
 
 from deploy.localstack import free_port
+from deploy.secrets import claim_keys
+from pipeline.routing import ClaimKeys
 from pipeline.settings import Settings
 
 T = TypeVar("T")
@@ -122,6 +124,10 @@ class ServeProcess:
         )
         if done.returncode != 0:
             raise AssertionError(f"create-admin failed: {done.stderr}\n{self.log_tail()}")
+
+    def claim_keys(self) -> ClaimKeys:
+        """The install's claim keys, as the serve process made them (``<home>/claims-key``)."""
+        return claim_keys(self.settings)
 
     def lag(self) -> dict[str, int]:
         body = httpx.get(f"{self.settings.api_url}/readyz", timeout=10).json()

@@ -2,6 +2,8 @@
 
 API keys are ``sk_live_`` + 32 random bytes (``secrets``), shown once in the answer to
 AddSystem / RotateApiKey; events and read models keep only the SHA-256 and a prefix.
+Every accepted command is answered once the Redis read model has applied it, so a key
+works on the request after the answer that shows it (an SDK set up by a script).
 """
 
 from __future__ import annotations
@@ -14,10 +16,19 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, IdempotencyKey, ServicesDep
+from api.deps import AdminDep, IdempotencyKey, Services, ServicesDep
 from api.problems import Problem
-from api.replies import command_fields, outcome_body, pending, raise_rejection, run_command, submit
-from connectors.keys import API_KEY_PREFIX, PARTNER, get_json, hash_key
+from api.replies import (
+    ReadModelVersion,
+    command_fields,
+    outcome_body,
+    pending,
+    raise_rejection,
+    run_command,
+    submit,
+    until_applied,
+)
+from connectors.keys import API_KEY_PREFIX, PARTNER, get_json, hash_key, partner_version
 from pipeline.domain.partners.commands import (
     AddSystem,
     CreatePartner,
@@ -65,18 +76,29 @@ class PolicySet(BaseModel):
     policy: Literal["accept", "reject"]
 
 
+def _read_model(services: Services) -> ReadModelVersion:
+    return lambda partner_id: partner_version(services.redis, partner_id)
+
+
+async def _run(services: Services, command: Any, success_status: int = 200) -> JSONResponse:
+    return await run_command(
+        services, command, success_status=success_status, read_model=_read_model(services)
+    )
+
+
 def new_api_key() -> tuple[str, str, str]:
     """(key, sha256 hex, display prefix). 32 random bytes from ``secrets``, base64url."""
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     return key, hash_key(key), key[:KEY_PREFIX_CHARS]
 
 
-async def _issue_key(services: Any, command: Any, key: str, status: int) -> JSONResponse:
+async def _issue_key(services: Services, command: Any, key: str, status: int) -> JSONResponse:
     """Run a key-issuing command; the key is shown only if this request's command ran."""
     result = await submit(services, command)
     if result is None:
         return pending(command)
     raise_rejection(result)
+    await until_applied(services, result, _read_model(services))
     if result.duplicate:
         raise Problem(
             409,
@@ -99,7 +121,7 @@ async def create_partner(
     body: PartnerCreate, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
     command = CreatePartner(**command_fields(key, "", admin.user_id), **body.model_dump())
-    return await run_command(services, command, success_status=201)
+    return await _run(services, command, 201)
 
 
 @router.get("/{partner_id}")
@@ -123,7 +145,7 @@ async def deactivate_partner(
 ) -> JSONResponse:
     """Every key of the partner stops working within seconds."""
     command = DeactivatePartner(**command_fields(key, partner_id, admin.user_id))
-    return await run_command(services, command)
+    return await _run(services, command)
 
 
 @router.post("/{partner_id}/systems", status_code=201)
@@ -180,7 +202,7 @@ async def system_status(
 ) -> JSONResponse:
     kind = DeactivateSystem if action == "deactivate" else ReactivateSystem
     command = kind(**command_fields(key, partner_id, admin.user_id), system_id=system_id)
-    return await run_command(services, command)
+    return await _run(services, command)
 
 
 @router.put("/{partner_id}/systems/{system_id}/unknown-events")
@@ -196,7 +218,7 @@ async def set_policy(
     command = SetUnknownEventPolicy(
         **command_fields(key, partner_id, admin.user_id), system_id=system_id, policy=body.policy
     )
-    return await run_command(services, command)
+    return await _run(services, command)
 
 
 @router.put("/{partner_id}/systems/{system_id}/event-structures/{event_name}")
@@ -217,7 +239,7 @@ async def define_structure(
         json_schema=json.dumps(body.json_schema, sort_keys=True),
         required=body.required,
     )
-    return await run_command(services, command)
+    return await _run(services, command)
 
 
 @router.delete("/{partner_id}/systems/{system_id}/event-structures/{event_name}")
@@ -234,7 +256,7 @@ async def remove_structure(
         system_id=system_id,
         event_name=event_name,
     )
-    return await run_command(services, command)
+    return await _run(services, command)
 
 
 @router.get("/{partner_id}/systems/{system_id}/rejected-events")

@@ -44,6 +44,7 @@ from pipeline.domain.handling import (
     snapshot_to_dict,
 )
 from pipeline.domain.results import RejectionReason
+from pipeline.routing import ClaimKeys
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,7 @@ class CommandProcessor:
         codec: AvroCodec,
         producer: str,
         window: int,
+        claim_keys: ClaimKeys,
     ) -> None:
         self.aggregate = aggregate
         self.spec = aggregate.spec
@@ -75,6 +77,7 @@ class CommandProcessor:
         self.codec = codec
         self.producer = producer
         self.window = window
+        self.claim_keys = claim_keys
 
     async def process(self, event: EventT) -> None:
         try:
@@ -114,12 +117,12 @@ class CommandProcessor:
         await self.results.send(key=key.encode(), value=encode_result(result))
 
     async def _release(self, command: Any, before: Any, outcome: Any) -> None:
-        claims_for, claims_held = self.aggregate.claims_for, self.aggregate.claims_held
-        held_before = claims_held(before)
+        keys, aggregate = self.claim_keys, self.aggregate
+        held_before = keys.held(aggregate, before)
         if outcome.result.status == "rejected":
-            release = set(claims_for(command)) - held_before
+            release = set(keys.for_command(aggregate, command)) - held_before
         else:
-            release = held_before - claims_held(outcome.snapshot.state)
+            release = held_before - keys.held(aggregate, outcome.snapshot.state)
         owner = command.aggregate_id
         if self.reservations is None:
             return

@@ -48,8 +48,9 @@ def producer(server: ServeProcess) -> Producer:
 
 def produce_commands(server: ServeProcess, commands: list[Any]) -> None:
     p = producer(server)
+    keys = server.claim_keys()
     for command in commands:
-        topic, key, value = submission(command)
+        topic, key, value = submission(command, keys)
         while True:
             try:
                 p.produce(topic, value=value, key=key)

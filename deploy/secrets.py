@@ -1,0 +1,73 @@
+"""Install secrets: configured in settings, or kept in a file under ``home``, made once.
+
+A secret that other state depends on must never be replaced silently. The claims key
+names every uniqueness claim on Kafka (``pipeline.routing.ClaimKeys``): a new key on an
+install that already holds claims would let every email and username be taken twice.
+So a missing key file is only made when nothing depends on it yet.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from connectors.kafka import topic_has_records
+from deploy.exceptions import InstallSecretError
+from pipeline.aggregates import AGGREGATES
+from pipeline.routing import ClaimKeys
+from pipeline.settings import Settings
+
+CLAIMS_KEY_FILE = "claims-key"
+
+
+def install_secret(
+    path: Path, configured: SecretStr | None, *, may_create: Callable[[], str | None]
+) -> str:
+    """The configured value, else the file's, else a new 32-byte urlsafe token written to
+    ``path`` (mode 0600). ``may_create`` returns None when a new secret is safe, else the
+    reason it is not.
+
+    Raises:
+        InstallSecretError: no secret is configured or stored and one may not be made.
+    """
+    if configured is not None:
+        return configured.get_secret_value()
+    if path.exists():
+        return path.read_text().strip()
+    refusal = may_create()
+    if refusal is not None:
+        raise InstallSecretError(f"no secret at {path}: {refusal}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def claim_keys(settings: Settings) -> ClaimKeys:
+    """The install's :class:`ClaimKeys` (``Settings.claims_key`` or ``<home>/claims-key``).
+
+    Raises:
+        InstallSecretError: the key is missing and claims already exist on Kafka (restore
+            the file or set STREAMFOLD_CLAIMS_KEY to the key they were made with), or
+            ``env=production`` has no configured key (every process must share one).
+    """
+
+    def may_create() -> str | None:
+        if settings.env == "production":
+            return "set STREAMFOLD_CLAIMS_KEY (every process of an install needs the same key)"
+        for aggregate in AGGREGATES:
+            topic = aggregate.reservations_topic
+            if topic and topic_has_records(settings.kafka_bootstrap, topic):
+                return (
+                    f"{topic} already holds claims made under another key; restore the file "
+                    "or set STREAMFOLD_CLAIMS_KEY to that key (a new one would let every "
+                    "email and username be taken twice)"
+                )
+        return None
+
+    path = settings.home.resolve() / CLAIMS_KEY_FILE
+    return ClaimKeys(install_secret(path, settings.claims_key, may_create=may_create).encode())
