@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from dataclasses import replace
@@ -185,8 +186,19 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
     )
     progress = sql(admin, versions_sql)[0]["v"] - base
     server.kill()
+    killed_at = time.monotonic()
     assert progress < len(updates), "killed too late: everything was already projected"
     server.start()
+    # back at work within 30 s of the crash: the dead member's partitions are reassigned
+    # (session timeout) and the command agent runs again (no crashed agent, no stall)
+    backlog = server.lag()[topics.USER_COMMANDS]
+    wait_for(
+        lambda: server.lag()[topics.USER_COMMANDS] < backlog or server.drained(USER_TOPICS),
+        timeout_s=max(1.0, 30 - (time.monotonic() - killed_at)),
+        what="the command agent processing again within 30 s of the SIGKILL",
+        every_s=0.2,
+    )
+    print(f"\nprocessing again {time.monotonic() - killed_at:.1f} s after the SIGKILL")
     try:
         wait_for(
             lambda: server.drained(USER_TOPICS),
