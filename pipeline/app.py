@@ -33,6 +33,29 @@ from pipeline.routing import ClaimKeys
 from pipeline.settings import Settings
 from schemas.codec import AvroCodec
 
+
+class CoPartitionedTable(faust.Table):
+    """A Faust table whose co-partitioning check waits for real metadata.
+
+    faust-streaming 0.15 checks, on a table's first write, that its changelog has as many
+    partitions as the source topic, asking aiokafka's coordinator snapshot, which reports
+    0 for any topic missing from the client's cluster metadata at that moment
+    (``GroupCoordinator._get_metadata_snapshot``: ``partitions_for_topic(t) or []``). On
+    a fresh broker and after restarts that raised ``PartitionsMismatch(... 0 partitions)``
+    and the command agent stayed crashed: commands piled up unprocessed. An unknown count
+    (0 or None) is asked again at the next write; a real mismatch still raises. The
+    topics' partition counts are also checked when they are created
+    (``connectors.kafka.ensure_topics``).
+    """
+
+    def _verify_source_topic_partitions(self, source_topic: str) -> None:
+        consumer = self.app.consumer
+        changelog = self.changelog_topic_name
+        if not consumer.topic_partitions(source_topic) or not consumer.topic_partitions(changelog):
+            return
+        faust.Table._verify_source_topic_partitions(self, source_topic)
+
+
 RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 
 
@@ -75,6 +98,7 @@ def create_app(
         web_enabled=False,
         autodiscover=False,
         table_standby_replicas=0,
+        Table=CoPartitionedTable,
     )
     # faust-streaming 0.15: App.in_transaction is ``in_worker and exactly_once``, and only
     # faust.Worker sets in_worker. We start the app inside our own event loop (beside the
