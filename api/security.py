@@ -22,6 +22,13 @@ class InvalidToken(Exception):
     """The bearer token is malformed, expired or signed with another key."""
 
 
+def _key(settings: Settings) -> str:
+    if settings.jwt_secret is None:
+        # the entrypoints fill it (deploy.secrets.with_jwt_secret) before building the API
+        raise RuntimeError("no JWT secret in the settings")
+    return settings.jwt_secret.get_secret_value()
+
+
 def issue_token(settings: Settings, principal: Principal) -> str:
     now = int(time.time())
     claims = {
@@ -30,7 +37,7 @@ def issue_token(settings: Settings, principal: Principal) -> str:
         "iat": now,
         "exp": now + settings.jwt_ttl_s,
     }
-    return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+    return jwt.encode(claims, _key(settings), algorithm=ALGORITHM)
 
 
 def read_token(settings: Settings, token: str) -> Principal:
@@ -38,7 +45,7 @@ def read_token(settings: Settings, token: str) -> Principal:
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret.get_secret_value(),
+            _key(settings),
             algorithms=[ALGORITHM],
             options={"require": ["sub", "exp"]},
         )

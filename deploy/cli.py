@@ -28,6 +28,7 @@ from rich.table import Table
 
 from deploy import localstack
 from deploy.exceptions import InstallSecretError, LocalStackError
+from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -88,6 +89,7 @@ def up(
     """Start Kafka, Redis and ``streamfold serve`` in the background; wait for /readyz."""
     settings = _settings()
     home = settings.home.resolve()
+    with_jwt_secret(settings, create=True)  # the local stack's own, made once in <home>
     stack = localstack.LocalStack.start(
         home,
         kafka_port=_port(settings.kafka_bootstrap, 39092),
@@ -274,7 +276,6 @@ def _until_login_works(settings: Settings, login: str, password: str, timeout_s:
 
 async def _create_admin(settings: Settings, email: str, username: str, password: str):
     from connectors.commands import CommandBus
-    from deploy.secrets import claim_keys
     from pipeline.domain.users.commands import CreateUser
     from pipeline.domain.values import Email, hash_password
     from pipeline.routing import new_aggregate_id

@@ -26,7 +26,7 @@ from connectors.kafka import AsyncProducer, ensure_topics
 from connectors.keys import KeyResolver
 from connectors.ratelimit import TokenBuckets
 from connectors.redis import open_redis
-from deploy.secrets import claim_keys
+from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.aggregates import changelog_topics
 from pipeline.app import create_app, create_tracking
 from pipeline.projections import migrate
@@ -73,6 +73,8 @@ async def prepare(settings: Settings) -> ClickHouse:
 async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     """Run the API and/or the agents until SIGINT/SIGTERM, then stop in reverse order."""
     settings.home.mkdir(parents=True, exist_ok=True)
+    if api:
+        settings = with_jwt_secret(settings, create=False)
     clickhouse = await prepare(settings)
     keys = await asyncio.to_thread(claim_keys, settings)
     redis = open_redis(settings.redis_url)

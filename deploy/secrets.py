@@ -21,6 +21,7 @@ from pipeline.routing import ClaimKeys
 from pipeline.settings import Settings
 
 CLAIMS_KEY_FILE = "claims-key"
+JWT_SECRET_FILE = "jwt-secret"
 
 
 def install_secret(
@@ -71,3 +72,24 @@ def claim_keys(settings: Settings) -> ClaimKeys:
 
     path = settings.home.resolve() / CLAIMS_KEY_FILE
     return ClaimKeys(install_secret(path, settings.claims_key, may_create=may_create).encode())
+
+
+def with_jwt_secret(settings: Settings, *, create: bool) -> Settings:
+    """``settings`` with ``jwt_secret`` filled: configured, else ``<home>/jwt-secret``.
+
+    ``create`` (``streamfold up``, the local stack) or ``env=test`` makes the file on first
+    use. There is no built-in secret: a constant in the source signs tokens anyone can
+    forge.
+
+    Raises:
+        InstallSecretError: no secret is configured or stored and ``create`` is False.
+    """
+
+    def may_create() -> str | None:
+        if create or settings.env == "test":
+            return None
+        return "set STREAMFOLD_JWT_SECRET (every API process needs the same one)"
+
+    path = settings.home.resolve() / JWT_SECRET_FILE
+    secret = install_secret(path, settings.jwt_secret, may_create=may_create)
+    return settings.model_copy(update={"jwt_secret": SecretStr(secret)})

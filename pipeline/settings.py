@@ -13,8 +13,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_DEV_JWT_SECRET = "streamfold-development-only-secret-change-me"
-
 
 class Settings(BaseSettings):
     """All configuration of a streamfold deployment.
@@ -23,8 +21,8 @@ class Settings(BaseSettings):
     Redis on 127.0.0.1:36379, ClickHouse embedded through chdb under ``home``.
 
     Raises:
-        pydantic.ValidationError: a value has the wrong type, or the development JWT
-            secret is used outside ``env=development|test``.
+        pydantic.ValidationError: a value has the wrong type, or exactly_once is asked
+            for.
     """
 
     model_config = SettingsConfigDict(env_prefix="STREAMFOLD_", frozen=True, extra="ignore")
@@ -57,7 +55,12 @@ class Settings(BaseSettings):
     command_timeout_s: float = Field(default=5.0, gt=0, description="How long a route waits.")
     max_body_bytes: int = Field(default=1_048_576, description="Largest request body, bytes.")
 
-    jwt_secret: SecretStr = SecretStr(_DEV_JWT_SECRET)
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 key of the API's bearer tokens. Unset: <home>/jwt-secret, made "
+        "by `streamfold up` (the local stack) or by a test start; any other start without "
+        "one refuses to run. There is no built-in default.",
+    )
     jwt_ttl_s: int = Field(default=3600, gt=0)
     admin_email: str = "admin@example.com"
     admin_password: SecretStr | None = None
@@ -99,8 +102,6 @@ class Settings(BaseSettings):
                 "processing_guarantee=exactly_once is not supported: Faust's transactions "
                 "stall on this topology (see NOTES.md); use at_least_once"
             )
-        if self.env == "production" and self.jwt_secret.get_secret_value() == _DEV_JWT_SECRET:
-            raise ValueError("set STREAMFOLD_JWT_SECRET: the development secret is refused")
         return self
 
     @property

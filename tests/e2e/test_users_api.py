@@ -260,3 +260,23 @@ def test_health_and_readiness(server: ServeProcess) -> None:
     ready = httpx.get(f"{base}/readyz").json()
     assert ready["status"] == "ready"
     assert set(ready["checks"]["lag"]) >= {"users.commands", "users.events"}
+
+
+def test_a_token_signed_with_a_guessable_secret_is_refused(server: ServeProcess) -> None:
+    """Earlier releases signed with a constant from the source when no secret was set:
+    anyone could mint an admin token. The install's secret is random and private."""
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    claims = {"sub": "someone", "role": "admin", "iat": now, "exp": now + 600}
+    for guess in ("streamfold-development-only-secret-change-me", "secret"):
+        forged = jwt.encode(claims, guess, algorithm="HS256")
+        answer = httpx.get(
+            f"{server.settings.api_url}/api/admin/users",
+            headers={"Authorization": f"Bearer {forged}"},
+        )
+        assert answer.status_code == 401, guess
+    secret_file = server.settings.home / "jwt-secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600

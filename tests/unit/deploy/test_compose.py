@@ -105,16 +105,19 @@ def test_env_values_validate(
     assert settings.kafka_bootstrap == values["STREAMFOLD_KAFKA_BOOTSTRAP"]
     assert settings.api_port == int(values["STREAMFOLD_API_PORT"])
     assert not settings.embedded_clickhouse, "containers must use the ClickHouse service"
+    assert settings.jwt_secret is not None and settings.claims_key is not None
     assert settings.jwt_secret.get_secret_value() == values["STREAMFOLD_JWT_SECRET"]
+    assert settings.claims_key.get_secret_value() == values["STREAMFOLD_CLAIMS_KEY"]
     # The same values passed as keyword arguments validate too.
     kwargs = {key[len(PREFIX) :].lower(): value for key, value in values.items()}
     assert Settings(**kwargs) == settings
 
 
-def test_jwt_secret_is_required(compose: dict[str, Any]) -> None:
+def test_secrets_are_required(compose: dict[str, Any]) -> None:
     for service in APP_SERVICES:
-        secret = _environment(compose["services"][service])["STREAMFOLD_JWT_SECRET"]
-        assert _INTERPOLATION.match(secret) and ":?" in secret, "must fail when unset"
+        for name in ("STREAMFOLD_JWT_SECRET", "STREAMFOLD_CLAIMS_KEY"):
+            secret = _environment(compose["services"][service])[name]
+            assert _INTERPOLATION.match(secret) and ":?" in secret, f"{name} must be required"
 
 
 def test_dockerfile_entrypoint_matches_commands(compose: dict[str, Any]) -> None:

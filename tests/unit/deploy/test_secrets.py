@@ -27,3 +27,17 @@ def test_never_made_silently_when_something_depends_on_it(tmp_path: Path) -> Non
     with pytest.raises(InstallSecretError, match="claims exist"):
         install_secret(path, None, may_create=lambda: "claims exist")
     assert not path.exists()
+
+
+def test_no_jwt_secret_means_no_start_outside_the_local_stack(tmp_path: Path) -> None:
+    from deploy.secrets import with_jwt_secret
+    from pipeline.settings import Settings
+
+    settings = Settings(env="development", home=tmp_path)
+    with pytest.raises(InstallSecretError, match="STREAMFOLD_JWT_SECRET"):
+        with_jwt_secret(settings, create=False)
+    made = with_jwt_secret(settings, create=True)  # what `streamfold up` does
+    assert made.jwt_secret is not None and len(made.jwt_secret.get_secret_value()) >= 32
+    # from then on every start of that install reads the same secret
+    again = with_jwt_secret(settings, create=False)
+    assert again.jwt_secret == made.jwt_secret
