@@ -31,6 +31,9 @@ _TITLES = {
     503: "Service Unavailable",
 }
 
+# Slugs the routes use for a status, so the framework's own errors match them.
+_SLUGS = {413: "too-large"}
+
 
 class Problem(Exception):
     """Raise in a route to answer with a problem document.
@@ -108,7 +111,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        slug = _TITLES.get(exc.status_code, "error").lower().replace(" ", "-")
+        slug = _SLUGS.get(exc.status_code) or _TITLES.get(exc.status_code, "error")
+        slug = slug.lower().replace(" ", "-")
         return problem_response(
             exc.status_code, slug, str(exc.detail), instance=request.url.path,
             headers=getattr(exc, "headers", None),
