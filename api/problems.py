@@ -8,10 +8,17 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
+from clickhouse_connect.driver.exceptions import (
+    OperationalError as ClickHouseOperationalError,
+)
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from connectors.exceptions import KafkaDeliveryError
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +36,17 @@ _TITLES = {
     429: "Too Many Requests",
     500: "Internal Server Error",
     503: "Service Unavailable",
+}
+
+RETRY_AFTER_S = "1"
+"""Seconds a client should wait before retrying after a 503 (``Retry-After``)."""
+
+# Outages: errors that mean "a store did not answer", whichever route met them.
+_STORE_OF: dict[type[Exception], str] = {
+    RedisConnectionError: "Redis",
+    RedisTimeoutError: "Redis",
+    KafkaDeliveryError: "Kafka",
+    ClickHouseOperationalError: "ClickHouse",
 }
 
 # Slugs the routes use for a status, so the framework's own errors match them.
@@ -117,6 +135,19 @@ def install(app: FastAPI) -> None:
             exc.status_code, slug, str(exc.detail), instance=request.url.path,
             headers=getattr(exc, "headers", None),
         )  # fmt: skip
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # A store that is down is the client's cue to retry, not a bug: 503 + Retry-After.
+        # The detail names the store, never the driver's text (addresses, internals).
+        store = _STORE_OF.get(type(exc), "a backing store")
+        log.warning("store unavailable", path=request.url.path, store=store, error=repr(exc))
+        return problem_response(
+            503, "unavailable", f"{store} is not answering; retry shortly",
+            instance=request.url.path, headers={"Retry-After": RETRY_AFTER_S},
+        )  # fmt: skip
+
+    for error in _STORE_OF:
+        app.add_exception_handler(error, _unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,7 +12,7 @@ import structlog
 from fastapi.responses import JSONResponse
 
 from api.deps import Services
-from api.problems import Problem
+from api.problems import RETRY_AFTER_S, Problem
 from connectors.exceptions import KafkaDeliveryError
 from pipeline.domain.handling import CommandResult
 from pipeline.domain.results import RejectionReason
@@ -82,7 +82,12 @@ async def submit(services: Services, command: Any) -> CommandResult | None:
     try:
         return await services.bus.submit(command)
     except (KafkaDeliveryError, BufferError) as exc:
-        raise Problem(503, "kafka-unavailable", f"the command was not queued: {exc}") from exc
+        raise Problem(
+            503,
+            "kafka-unavailable",
+            "the command was not queued: Kafka did not acknowledge it; retry shortly",
+            headers={"Retry-After": RETRY_AFTER_S},
+        ) from exc
 
 
 def pending(command: Any) -> JSONResponse:

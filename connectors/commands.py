@@ -21,7 +21,7 @@ class CommandBus:
     def __init__(
         self, bootstrap: str, *, client_id: str, timeout_s: float, claim_keys: ClaimKeys
     ) -> None:
-        self.producer = AsyncProducer(bootstrap, client_id=client_id)
+        self.producer = AsyncProducer(bootstrap, client_id=client_id, delivery_timeout_s=timeout_s)
         self.claim_keys = claim_keys
         self.waiter = ResultWaiter(bootstrap, topics.COMMAND_RESULTS)
         self.timeout_s = timeout_s
@@ -38,10 +38,14 @@ class CommandBus:
             KafkaDeliveryError: the command was not accepted by the brokers.
         """
         future = self.waiter.expect(command.command_id)
-        topic, key, value = submission(command, self.claim_keys)
-        await self.producer.produce(topic, value, key=key)
-        wait = self.timeout_s if timeout_s is None else timeout_s
-        return await self.waiter.wait(command.command_id, future, wait)
+        try:
+            topic, key, value = submission(command, self.claim_keys)
+            await self.producer.produce(topic, value, key=key)
+            wait = self.timeout_s if timeout_s is None else timeout_s
+            return await self.waiter.wait(future, wait)
+        finally:
+            # a failed produce or a cancelled request must not leave its waiter behind
+            self.waiter.forget(command.command_id, future)
 
     async def send(self, command: Any) -> None:
         """Produce ``command`` without waiting for its result (fire and forget, still acked)."""

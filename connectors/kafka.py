@@ -150,10 +150,17 @@ class AsyncProducer:
     on the event loop; the callback hands the result back with ``call_soon_threadsafe``.
     """
 
-    def __init__(self, bootstrap: str, *, client_id: str, **extra: Any) -> None:
+    def __init__(
+        self, bootstrap: str, *, client_id: str, delivery_timeout_s: float = 300.0, **extra: Any
+    ) -> None:
+        """``delivery_timeout_s``: how long a record may wait for the brokers before its
+        future fails with KafkaDeliveryError (librdkafka ``message.timeout.ms``; its
+        default, 300 s, is also ours for pipeline stages). The API passes its command
+        timeout, so a request on a dead broker answers 503 instead of hanging."""
         config = {
             **base_config(bootstrap),
             "client.id": client_id,
+            "message.timeout.ms": int(delivery_timeout_s * 1000),
             "acks": "all",
             "enable.idempotence": True,
             "partitioner": PARTITIONER,

@@ -12,8 +12,19 @@ COMMAND_KEY = "streamfold:command:{command_id}"
 COMMAND_TTL_S = 7 * 24 * 3600
 
 
-def open_redis(url: str) -> Redis:
-    return Redis.from_url(url, decode_responses=False, health_check_interval=30)
+REDIS_TIMEOUT_S = 2.0
+"""Connect and per-command socket timeout: an unreachable Redis fails a request in
+seconds (a 503) instead of hanging it."""
+
+
+def open_redis(url: str, *, timeout_s: float = REDIS_TIMEOUT_S) -> Redis:
+    return Redis.from_url(
+        url,
+        decode_responses=False,
+        health_check_interval=30,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )
 
 
 async def put_command_results(redis: Redis, results: list[dict[str, Any]]) -> None:

@@ -92,17 +92,27 @@ class ResultWaiter:
         return future
 
     async def wait(
-        self, command_id: str, future: asyncio.Future[CommandResult], timeout_s: float
+        self, future: asyncio.Future[CommandResult], timeout_s: float
     ) -> CommandResult | None:
+        """The result, or None after ``timeout_s``. The caller ``forget``s the future
+        afterwards, whatever happened."""
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
-            waiting = self._futures.get(command_id, [])
-            if future in waiting:
-                waiting.remove(future)
-                if not waiting:
-                    self._futures.pop(command_id, None)
             return None
+
+    def forget(self, command_id: str, future: asyncio.Future[CommandResult]) -> None:
+        """Drop ``future`` from the waiting map (a no-op once its result settled it)."""
+        waiting = self._futures.get(command_id)
+        if waiting and future in waiting:
+            waiting.remove(future)
+            if not waiting:
+                del self._futures[command_id]
+
+    @property
+    def waiting(self) -> int:
+        """How many command ids have a request waiting for their result."""
+        return len(self._futures)
 
     async def stop(self) -> None:
         self._stop.set()

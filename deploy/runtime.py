@@ -103,7 +103,10 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
             )
             await bus.start()
             ingest_producer = AsyncProducer(
-                settings.kafka_bootstrap, client_id="streamfold-ingest", **{"linger.ms": 10}
+                settings.kafka_bootstrap,
+                client_id="streamfold-ingest",
+                delivery_timeout_s=settings.command_timeout_s,
+                **{"linger.ms": 10},
             )
             buckets = TokenBuckets(
                 redis, rate_per_s=settings.ingest_rate_per_s, burst=settings.ingest_burst
