@@ -9,10 +9,11 @@ the Faust group; more API instances behind a load balancer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import signal
 import sys
+from collections.abc import Iterator
 
 import structlog
 import uvicorn
@@ -71,7 +72,10 @@ async def prepare(settings: Settings) -> ClickHouse:
 
 
 async def run(settings: Settings, *, api: bool, worker: bool) -> None:
-    """Run the API and/or the agents until SIGINT/SIGTERM, then stop in reverse order."""
+    """Run the API and/or the agents until SIGINT/SIGTERM, then stop in reverse order:
+    HTTP drained, result waiter and ingest producer flushed, tracking consumers committed
+    and closed (leaving their groups), Faust stopped (producer flushed, offsets committed,
+    group left), Redis and ClickHouse closed, then the ``stopped`` log line and exit 0."""
     settings.home.mkdir(parents=True, exist_ok=True)
     if api:
         settings = with_jwt_secret(settings, create=False)
@@ -80,6 +84,7 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     redis = open_redis(settings.redis_url)
     codec = AvroCodec(SchemaRegistry.load())
     pipeline = None
+    stop = _stop_on_signals()
     tracking_stop = asyncio.Event()
     tracking_task: asyncio.Task[None] | None = None
     bus = None
@@ -92,7 +97,7 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
             await pipeline.app.start()
             tracking = create_tracking(settings, codec=codec, clickhouse=clickhouse, redis=redis)
             tracking_task = asyncio.create_task(tracking.run(tracking_stop), name="tracking")
-            tracking_task.add_done_callback(_stop_process_if_failed)
+            tracking_task.add_done_callback(lambda task: _stop_if_failed(task, stop))
             log.info("worker started", guarantee=settings.processing_guarantee)
         if api:
             bus = CommandBus(
@@ -129,9 +134,15 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
                 lifespan="off",
             )
             log.info("api listening", url=settings.api_url)
-            await uvicorn.Server(config).serve()
+            server = _Server(config)
+            serving = asyncio.create_task(server.serve(), name="api")
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True  # drain open requests, then return
+            stopping.cancel()
+            await serving
         else:
-            await _until_signalled()
+            await stop.wait()
     finally:
         if bus is not None:
             await bus.stop()
@@ -147,17 +158,30 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
         log.info("stopped")
 
 
-def _stop_process_if_failed(task: asyncio.Task[None]) -> None:
-    """A failed tracking consumer stops the whole process (fail loudly, never skip):
-    SIGTERM runs the normal shutdown, which re-raises the error."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("tracking pipeline failed; stopping", error=repr(task.exception()))
-        os.kill(os.getpid(), signal.SIGTERM)
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: after draining it re-raises the signal it
+    caught (``Server.capture_signals``), so the process died with 143 before this module's
+    shutdown ran (no producer flush, no group leave, chdb not closed: every deploy was a
+    crash recovery). Signals set ``run``'s stop event instead, and ``run`` stops
+    everything in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
-async def _until_signalled() -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+def _stop_if_failed(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """A failed tracking consumer stops the whole process (fail loudly, never skip): the
+    normal shutdown runs, then re-raises the error (a non-zero exit)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("tracking pipeline failed; stopping", error=repr(task.exception()))
+        stop.set()

@@ -1,0 +1,35 @@
+"""SIGTERM is a graceful stop: exit 0, every consumer group left, a "stopped" line."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+from confluent_kafka import ConsumerGroupState
+from confluent_kafka.admin import AdminClient
+
+from tests.support import Endpoints, ServeProcess
+
+pytestmark = pytest.mark.integration
+
+
+def test_sigterm_stops_cleanly_and_leaves_the_groups(endpoints: Endpoints, tmp_path: Path) -> None:
+    # Own consumer groups (app id), so the session's serve process is not disturbed.
+    app_id = "sigterm-test"
+    proc = ServeProcess(endpoints, tmp_path, app_id=app_id)
+    proc.start()
+    assert proc.proc is not None
+    proc.proc.send_signal(signal.SIGTERM)
+    code = proc.proc.wait(60)
+    log = proc.log_tail(200)
+    assert code == 0, f"exit {code}; an un-handled SIGTERM exits 143\n{log}"
+    assert "event='stopped'" in log, log
+
+    groups = [app_id, *(f"{app_id}-tracking-{r}" for r in ("validation", "sink", "rejections"))]
+    admin = AdminClient({"bootstrap.servers": endpoints.kafka_bootstrap})
+    for group, future in admin.describe_consumer_groups(groups).items():
+        described = future.result(timeout=30)
+        # A member that did not leave would hold its partitions until its session expired.
+        assert described.state == ConsumerGroupState.EMPTY, (group, described.state)
+        assert not described.members, group
