@@ -18,8 +18,11 @@ ids, dedup in the sink), so re-delivery changes nothing.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -27,6 +30,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from connectors.kafka import base_config
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +73,10 @@ class BatchConsumer:
         self.handle = handle
         self.max_records = max_records
         self.max_wait_s = max_wait_s
+        # Its own thread: ``consume`` blocks for up to ``max_wait_s`` on every call, and
+        # on asyncio's default pool (6 threads here) three such consumers starved the
+        # ClickHouse calls, argon2 and /readyz that share it.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=group_id)
         self._consumer = Consumer(
             {
                 **base_config(bootstrap),
@@ -89,7 +97,7 @@ class BatchConsumer:
         self._consumer.subscribe(self.topics)
         try:
             while not stop.is_set():
-                messages = await asyncio.to_thread(
+                messages = await self._blocking(
                     self._consumer.consume, self.max_records, self.max_wait_s
                 )
                 batch = [Record.of(m) for m in messages if m.error() is None]
@@ -105,6 +113,11 @@ class BatchConsumer:
                         high.get((r.topic, r.partition), -1), r.offset
                     )
                 offsets = [TopicPartition(t, p, o + 1) for (t, p), o in high.items()]
-                await asyncio.to_thread(self._consumer.commit, offsets=offsets, asynchronous=False)
+                await self._blocking(self._consumer.commit, offsets=offsets, asynchronous=False)
         finally:
-            await asyncio.to_thread(self._consumer.close)
+            await self._blocking(self._consumer.close)
+            self._thread.shutdown(wait=False)
+
+    async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(fn, *args, **kwargs))

@@ -8,9 +8,11 @@ Calls are blocking in both drivers, so the async methods run them in a worker th
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import clickhouse_connect
@@ -49,11 +51,15 @@ class ClickHouse:
     on its engine handle itself; the HTTP driver runs them concurrently.
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, *, threads: int = 4) -> None:
         self.client = client
+        # ClickHouse calls get threads of their own, not asyncio's small default pool
+        # that argon2 hashing and other blocking work share.
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clickhouse")
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     @classmethod
     def open(cls, dsn: str) -> ClickHouse:
@@ -144,4 +150,5 @@ class ClickHouse:
         return True
 
     def close(self) -> None:
+        self._pool.shutdown(wait=True)
         self.client.close()

@@ -130,8 +130,14 @@ class ServeProcess:
         return claim_keys(self.settings)
 
     def lag(self) -> dict[str, int]:
-        body = httpx.get(f"{self.settings.api_url}/readyz", timeout=10).json()
-        return body.get("checks", {}).get("lag", {})
+        """Consumer lag per topic, measured after this call began (/readyz reuses an
+        answer for a second: an older one could predate records just produced)."""
+        asked_at = time.time()
+        while True:
+            body = httpx.get(f"{self.settings.api_url}/readyz", timeout=10).json()
+            if body.get("checked_at", asked_at) >= asked_at:
+                return body.get("checks", {}).get("lag", {})
+            time.sleep(0.2)
 
     def drained(self, topics: tuple[str, ...] | None = None) -> bool:
         """``topics`` (default: every worker topic) fully committed by their consumer
