@@ -29,7 +29,7 @@ from connectors.ratelimit import TokenBuckets
 from connectors.redis import open_redis
 from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.aggregates import changelog_topics
-from pipeline.app import create_app, create_tracking
+from pipeline.app import create_app, create_projections, create_tracking
 from pipeline.projections import migrate
 from pipeline.settings import Settings
 from pipeline.topics import project_topics
@@ -85,8 +85,8 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     codec = AvroCodec(SchemaRegistry.load())
     pipeline = None
     stop = _stop_on_signals()
-    tracking_stop = asyncio.Event()
-    tracking_task: asyncio.Task[None] | None = None
+    batch_stop = asyncio.Event()
+    batch_tasks: list[asyncio.Task[None]] = []
     bus = None
     ingest_producer = None
     try:
@@ -95,9 +95,14 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
                 settings, codec=codec, clickhouse=clickhouse, redis=redis, claim_keys=keys
             )
             await pipeline.app.start()
-            tracking = create_tracking(settings, codec=codec, clickhouse=clickhouse, redis=redis)
-            tracking_task = asyncio.create_task(tracking.run(tracking_stop), name="tracking")
-            tracking_task.add_done_callback(lambda task: _stop_if_failed(task, stop))
+            for name, stages in (
+                ("projections", create_projections),
+                ("tracking", create_tracking),
+            ):
+                built = stages(settings, codec=codec, clickhouse=clickhouse, redis=redis)
+                task = asyncio.create_task(built.run(batch_stop), name=name)
+                task.add_done_callback(lambda task: _stop_if_failed(task, stop))
+                batch_tasks.append(task)
             log.info("worker started", guarantee=settings.processing_guarantee)
         if api:
             bus = CommandBus(
@@ -148,9 +153,9 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
             await bus.stop()
         if ingest_producer is not None:
             ingest_producer.close()
-        tracking_stop.set()
-        if tracking_task is not None:
-            await tracking_task
+        batch_stop.set()
+        for task in batch_tasks:
+            await task
         if pipeline is not None:
             await pipeline.app.stop()
         await redis.aclose()
@@ -180,8 +185,9 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 def _stop_if_failed(task: asyncio.Task[None], stop: asyncio.Event) -> None:
-    """A failed tracking consumer stops the whole process (fail loudly, never skip): the
+    """A failed batch consumer stops the whole process (fail loudly, never skip): the
     normal shutdown runs, then re-raises the error (a non-zero exit)."""
     if not task.cancelled() and task.exception() is not None:
-        log.error("tracking pipeline failed; stopping", error=repr(task.exception()))
+        log.error("batch consumers failed; stopping", stage=task.get_name(),
+                  error=repr(task.exception()))  # fmt: skip
         stop.set()

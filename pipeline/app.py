@@ -72,8 +72,9 @@ def create_app(
     redis: Redis,
     claim_keys: ClaimKeys,
 ) -> Pipeline:
-    """Build the Faust worker: command (+ reservation) agents per aggregate and projection
-    agents per event topic (the tracking path is ``create_tracking``).
+    """Build the Faust worker: command (+ reservation) agents per aggregate, whose state is
+    in changelog-backed tables. Projections (``create_projections``) and the tracking path
+    (``create_tracking``) run on batch consumers.
 
     Topics must already exist (``connectors.kafka.ensure_topics``); Faust creates only its
     changelog topics, with the same partition count as their source topics.
@@ -119,26 +120,6 @@ def create_app(
     for aggregate in AGGREGATES:
         _command_agents(app, settings, aggregate, topic, results, codec, claim_keys)
 
-    batch_rows, within_s = settings.projection_batch_rows, settings.projection_batch_ms / 1000
-    read_models: dict[Aggregate, list[Projection]] = {
-        USERS: [EventLogProjection(clickhouse), UsersReadModel(clickhouse)],
-        PARTNERS: [EventLogProjection(clickhouse), PartnerKeysReadModel(redis)],
-    }
-    for aggregate, projections in read_models.items():
-        projector = Projector(
-            codec=codec,
-            projections=projections,
-            dead_letters=DeadLetters(
-                topic(aggregate.dlq_topic), agent=f"{aggregate.events_topic}-projections"
-            ),
-        )
-        _batch_agent(app, topic(aggregate.events_topic), projector.run_batch, batch_rows, within_s)
-
-    status = CommandStatusProjection(
-        redis, DeadLetters(topic(topics.USER_DLQ), agent="command-status")
-    )
-    _batch_agent(app, results, status.run_batch, batch_rows, within_s)
-
     return pipeline
 
 
@@ -160,7 +141,7 @@ def _command_agents(
         events=topic(aggregate.events_topic),
         results=results,
         reservations=reservations,
-        dead_letters=DeadLetters(dlq, agent=f"{name}-commands"),
+        dead_letters=DeadLetters.to_faust_topic(dlq, agent=f"{name}-commands"),
         codec=codec,
         producer=settings.producer_name,
         window=settings.recent_commands_per_aggregate,
@@ -174,7 +155,7 @@ def _command_agents(
             ),
             reservations=reservations,
             commands=topic(aggregate.commands_topic),
-            dead_letters=DeadLetters(dlq, agent=f"{name}-reservations"),
+            dead_letters=DeadLetters.to_faust_topic(dlq, agent=f"{name}-reservations"),
             replies=commands,
         )
         _event_agent(app, reservations, claims.process, f"{name}-reservations")
@@ -182,9 +163,9 @@ def _command_agents(
 
 
 @dataclass
-class TrackingPipeline:
-    """The tracking hot path on confluent-kafka batch consumers (``connectors/batch.py``
-    says why not Faust): validation, the ClickHouse sink, the rejections sink."""
+class BatchPipeline:
+    """Stages on confluent-kafka batch consumers (``connectors/batch.py`` says why not
+    Faust) sharing one producer: the projections, and the tracking hot path."""
 
     producer: AsyncProducer
     consumers: list[BatchConsumer]
@@ -202,9 +183,56 @@ class TrackingPipeline:
             self.producer.close()
 
 
+def create_projections(
+    settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, redis: Redis
+) -> BatchPipeline:
+    """Every aggregate's read models and the command statuses, one consumer group each
+    (``<app id>-projections-<topic>``), committed after the stores took the batch."""
+    producer = AsyncProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-projections")
+    rows, within_s = settings.projection_batch_rows, settings.projection_batch_ms / 1000
+    read_models: dict[Aggregate, list[Projection]] = {
+        USERS: [EventLogProjection(clickhouse), UsersReadModel(clickhouse)],
+        PARTNERS: [EventLogProjection(clickhouse), PartnerKeysReadModel(redis)],
+    }
+    consumers = []
+    for aggregate, projections in read_models.items():
+        source = aggregate.events_topic
+        projector = Projector(
+            codec=codec,
+            projections=projections,
+            dead_letters=DeadLetters.to_topic(
+                producer, aggregate.dlq_topic, agent=f"{source}-projections"
+            ),
+        )
+        consumers.append(
+            BatchConsumer(
+                settings.kafka_bootstrap,
+                group_id=topics.projection_group(settings.app_id, source),
+                topics=[source],
+                handle=projector.run_batch,
+                max_records=rows,
+                max_wait_s=within_s,
+            )
+        )
+    status = CommandStatusProjection(
+        redis, DeadLetters.to_topic(producer, topics.USER_DLQ, agent="command-status")
+    )
+    consumers.append(
+        BatchConsumer(
+            settings.kafka_bootstrap,
+            group_id=topics.projection_group(settings.app_id, topics.COMMAND_RESULTS),
+            topics=[topics.COMMAND_RESULTS],
+            handle=status.run_batch,
+            max_records=rows,
+            max_wait_s=within_s,
+        )
+    )
+    return BatchPipeline(producer=producer, consumers=consumers)
+
+
 def create_tracking(
     settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, redis: Redis
-) -> TrackingPipeline:
+) -> BatchPipeline:
     producer = AsyncProducer(
         settings.kafka_bootstrap, client_id=f"{settings.app_id}-tracking", **{"linger.ms": 5}
     )
@@ -233,7 +261,7 @@ def create_tracking(
             max_wait_s=wait_s,
         )
 
-    return TrackingPipeline(
+    return BatchPipeline(
         producer=producer,
         consumers=[
             consumer("validation", topics.TRACKING_RAW, validation.run_batch, 5000, short_s),
@@ -251,11 +279,3 @@ def _event_agent(app: faust.App, source: Any, handle: Any, name: str) -> None:
             await handle(event)
 
     app.agent(source, name=name)(agent)
-
-
-def _batch_agent(app: faust.App, source: Any, handle: Any, rows: int, within_s: float) -> None:
-    async def agent(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(rows, within=within_s):
-            await handle(batch)
-
-    app.agent(source, name=f"{source.get_topic_name()}-sink")(agent)

@@ -62,3 +62,8 @@ def project_topics() -> list[TopicSpec]:
         TopicSpec(TRACKING_EVENTS, dict(_FOREVER)),
         TopicSpec(TRACKING_DLQ, dict(_FOREVER)),
     ]
+
+
+def projection_group(app_id: str, topic: str) -> str:
+    """The consumer group of the projections that read ``topic``."""
+    return f"{app_id}-projections-{topic}"

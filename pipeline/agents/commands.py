@@ -83,7 +83,7 @@ class CommandProcessor:
         try:
             command = decode_command(self.aggregate, event.message.value)
         except MalformedMessage as exc:
-            await self.dead_letters.send(event, str(exc))
+            await self.dead_letters.send(event.message, str(exc))
             await self._answer_malformed(event, str(exc))
             return
 

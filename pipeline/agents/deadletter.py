@@ -7,8 +7,13 @@ decoded, cannot apply) are dead-lettered; a store that is down is retried, never
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
 import structlog
-from faust.types import EventT, TopicT
+from faust.types import TopicT
+
+from connectors.kafka import AsyncProducer
 
 log = structlog.get_logger(__name__)
 
@@ -26,26 +31,61 @@ def provenance(
     ]
 
 
+class SourceRecord(Protocol):
+    """Where a record came from: a Faust ``event.message`` or a ``connectors.batch.Record``
+    (both have these attributes)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+Publish = Callable[[bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[Any]]
+"""(key, value, headers) -> resolves once the dead-letter topic has the record."""
+
+
 class DeadLetters:
     """Sends poison records to one dead-letter topic and waits for the broker's ack."""
 
-    def __init__(self, topic: TopicT, *, agent: str) -> None:
-        self.topic = topic
+    def __init__(self, publish: Publish, *, agent: str) -> None:
+        self.publish = publish
         self.agent = agent
 
-    async def send(self, event: EventT, reason: str) -> None:
-        """Dead-letter ``event`` with ``reason`` (one line, for the ``reason`` header)."""
-        msg = event.message
+    @classmethod
+    def to_faust_topic(cls, topic: TopicT, *, agent: str) -> DeadLetters:
+        """For Faust agents: sent through the app's producer (flushed before commits)."""
+
+        async def publish(key: bytes | None, value: bytes, headers: list) -> None:
+            await (await topic.send(key=key, value=value, headers=headers))
+
+        return cls(publish, agent=agent)
+
+    @classmethod
+    def to_topic(cls, producer: AsyncProducer, topic: str, *, agent: str) -> DeadLetters:
+        """For batch consumers: sent by ``producer``, acked before the batch commits."""
+
+        async def publish(key: bytes | None, value: bytes, headers: list) -> None:
+            await producer.produce(topic, value, key=key, headers=headers)
+
+        return cls(publish, agent=agent)
+
+    async def send(self, record: SourceRecord, reason: str) -> None:
+        """Dead-letter ``record`` with ``reason`` (one line, for the ``reason`` header)."""
         headers = provenance(
-            reason, agent=self.agent, topic=msg.topic, partition=msg.partition, offset=msg.offset
+            reason,
+            agent=self.agent,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
         )
         log.error(
             "dead-lettered",
             agent=self.agent,
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
             reason=reason,
         )
-        delivered = await self.topic.send(key=msg.key, value=msg.value, headers=headers)
-        await delivered
+        await self.publish(record.key, record.value or b"", headers)

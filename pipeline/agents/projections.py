@@ -1,11 +1,15 @@
-"""Projection agents: event topics -> ClickHouse read models, results -> Redis.
+"""Projections of the aggregates' event topics: ClickHouse read models, Redis lookups,
+command statuses. They run on confluent-kafka batch consumers (``connectors/batch.py``),
+not Faust agents: after a restart faust-streaming 0.15's ``take_events`` agent on
+``command.results`` once stayed stalled with 334 records of lag while every other group
+drained (1 of 10 crash-test runs), and the tracking path had already measured batch
+consumers 7.6x faster.
 
-Commit order for one batch (Faust acks the batch's offsets only after ``run_batch``
-returns, and commits acked offsets every ``broker_commit_interval``):
+Commit order for one batch (``BatchConsumer`` commits only after ``run_batch`` returns):
 
-1. Decode every record; poison records go to the dead-letter topic, once.
+1. Decode every record; poison records go to the dead-letter topic (acked), once.
 2. Each projection writes its rows for the batch, retried until the store takes them.
-3. Return: Faust acks the offsets, and commits them later.
+3. Return: the consumer commits the batch's offsets.
 
 A crash anywhere before 3 re-delivers the batch; every projection here is idempotent
 (ReplacingMergeTree keyed on aggregate version + skip-at-or-below), so re-delivery
@@ -21,9 +25,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import structlog
-from faust.types import EventT
 from redis.asyncio import Redis
 
+from connectors.batch import Record
 from connectors.clickhouse import ClickHouse
 from connectors.keys import PARTNER
 from connectors.redis import put_command_results
@@ -60,10 +64,8 @@ class Projection(Protocol):
 async def until_stored(what: str, write: Callable[[], Awaitable[None]]) -> None:
     """Retry ``write`` with capped exponential backoff until it succeeds.
 
-    faust-streaming 0.15's ``Stream.take_events`` acks a batch in a ``finally`` block, so a
-    batch whose handler raised is acked and later committed: raising here would lose it.
-    A store that is down therefore stalls the projection (consumer lag grows and
-    /readyz shows it) instead of skipping records.
+    A store that is down stalls the projection (consumer lag grows and /readyz shows it)
+    instead of skipping records or stopping the process.
     """
     delay = RETRY_FIRST_S
     while True:
@@ -88,18 +90,17 @@ class Projector:
         self.projections = projections
         self.dead_letters = dead_letters
 
-    async def run_batch(self, events: Sequence[EventT]) -> None:
+    async def run_batch(self, records: Sequence[Record]) -> None:
         decoded: list[Decoded] = []
-        by_record: dict[int, EventT] = {}
-        for event in events:
-            msg = event.message
+        by_record: dict[int, Record] = {}
+        for source in records:
             try:
-                envelope = self.codec.decode(msg.value)
+                envelope = self.codec.decode(source.value or b"")
             except DecodeError as exc:
-                await self.dead_letters.send(event, f"undecodable event: {exc}")
+                await self.dead_letters.send(source, f"undecodable event: {exc}")
                 continue
-            record = Decoded(envelope, msg.topic, msg.partition, msg.offset)
-            by_record[id(record)] = event
+            record = Decoded(envelope, source.topic, source.partition, source.offset)
+            by_record[id(record)] = source
             decoded.append(record)
         if not decoded:
             return
@@ -215,12 +216,12 @@ class CommandStatusProjection:
         self.redis = redis
         self.dead_letters = dead_letters
 
-    async def run_batch(self, events: Sequence[EventT]) -> None:
+    async def run_batch(self, records: Sequence[Record]) -> None:
         results = []
-        for event in events:
+        for record in records:
             try:
-                results.append(decode_result(event.message.value).to_dict())
+                results.append(decode_result(record.value or b"").to_dict())
             except MalformedMessage as exc:
-                await self.dead_letters.send(event, str(exc))
+                await self.dead_letters.send(record, str(exc))
         if results:
             await until_stored("command status", lambda: put_command_results(self.redis, results))

@@ -62,7 +62,7 @@ class ReservationProcessor:
             else:
                 self._release(message)
         except MalformedMessage as exc:
-            await self.dead_letters.send(event, str(exc))
+            await self.dead_letters.send(event.message, str(exc))
 
     def _release(self, message: Reservation) -> None:
         if self.table.get(message.key) == message.owner:

@@ -9,15 +9,21 @@ import pytest
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
+from api.routes.health import PROJECTED_TOPICS
+from pipeline import topics
 from tests.support import Endpoints, ServeProcess
 
 pytestmark = pytest.mark.integration
 
 
-def test_sigterm_stops_cleanly_and_leaves_the_groups(endpoints: Endpoints, tmp_path: Path) -> None:
-    # Own consumer groups (app id), so the session's serve process is not disturbed.
+def test_sigterm_stops_cleanly_and_leaves_the_groups(
+    endpoints: Endpoints, server: ServeProcess, tmp_path: Path
+) -> None:
+    # Own consumer groups (app id), so the session's serve process is not disturbed; the
+    # same install, so the same claims key.
     app_id = "sigterm-test"
-    proc = ServeProcess(endpoints, tmp_path, app_id=app_id)
+    key = (server.settings.home / "claims-key").read_text().strip()
+    proc = ServeProcess(endpoints, tmp_path, app_id=app_id, claims_key=key)
     proc.start()
     assert proc.proc is not None
     proc.proc.send_signal(signal.SIGTERM)
@@ -26,7 +32,11 @@ def test_sigterm_stops_cleanly_and_leaves_the_groups(endpoints: Endpoints, tmp_p
     assert code == 0, f"exit {code}; an un-handled SIGTERM exits 143\n{log}"
     assert "event='stopped'" in log, log
 
-    groups = [app_id, *(f"{app_id}-tracking-{r}" for r in ("validation", "sink", "rejections"))]
+    groups = [
+        app_id,
+        *(f"{app_id}-tracking-{r}" for r in ("validation", "sink", "rejections")),
+        *(topics.projection_group(app_id, t) for t in PROJECTED_TOPICS),
+    ]
     admin = AdminClient({"bootstrap.servers": endpoints.kafka_bootstrap})
     for group, future in admin.describe_consumer_groups(groups).items():
         described = future.result(timeout=30)
