@@ -52,9 +52,32 @@ def utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+STORED_FROM = datetime(1900, 1, 1, tzinfo=UTC)
+STORED_UNTIL = datetime(2299, 12, 31, 23, 59, 59, tzinfo=UTC)
+"""The span ClickHouse's DateTime64 holds (its documented range): a bound outside it
+cannot match a stored event, and ClickHouse cannot even read it."""
+
+
 def check_range(start: datetime | None, end: datetime | None) -> None:
-    """Raises: Problem 422 when both bounds are given and ``start >= end``."""
-    if start is not None and end is not None and utc(start) >= utc(end):
+    """Raises: Problem 422 when a bound is outside ``[STORED_FROM, STORED_UNTIL]`` (or
+    cannot be converted to UTC), or when both are given and ``start >= end``."""
+    bounds = {}
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        try:
+            bounds[name] = utc(value)
+            stored = STORED_FROM <= bounds[name] <= STORED_UNTIL
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 has no UTC time at all
+            stored = False
+        if not stored:
+            raise Problem(
+                422,
+                "validation",
+                f"{name} must be between {STORED_FROM.isoformat()} and "
+                f"{STORED_UNTIL.isoformat()}, the times the store holds",
+            )
+    if "start" in bounds and "end" in bounds and bounds["start"] >= bounds["end"]:
         raise Problem(422, "validation", "start must be before end")
 
 
@@ -102,8 +125,11 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
-        return utc(datetime.fromisoformat(data["t"])), str(UUID(data["id"]))
-    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+        at = utc(datetime.fromisoformat(data["t"]))
+        if not STORED_FROM <= at <= STORED_UNTIL:
+            raise ValueError("outside the stored range")
+        return at, str(UUID(data["id"]))
+    except (binascii.Error, ValueError, TypeError, KeyError, OverflowError) as exc:
         # json.JSONDecodeError and UnicodeDecodeError are ValueErrors; a non-dict body
         # gives TypeError on subscripting.
         raise Problem(400, "bad-cursor", "cursor is not one this API returned") from exc

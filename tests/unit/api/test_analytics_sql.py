@@ -207,3 +207,30 @@ def test_cursor_feeds_the_keyset_condition() -> None:
     assert "(timestamp, event_id) > ({after_t:DateTime64(3, 'UTC')}, {after_id:UUID})" in sql
     assert "ORDER BY timestamp, event_id" in sql
     assert params["after_t"] == T0 and params["after_id"] == event_id
+
+
+@pytest.mark.parametrize(
+    "bound",
+    [
+        datetime(1, 1, 1, 0, 0, 7, tzinfo=UTC),  # was a 500 from ClickHouse
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))),  # no UTC time at all
+        datetime(9999, 12, 31, tzinfo=UTC),
+        datetime(1899, 12, 31, 23, 59, 59, tzinfo=UTC),
+    ],
+)
+def test_bounds_outside_what_the_store_holds_are_a_422(bound: datetime) -> None:
+    for start, end in ((bound, None), (None, bound)):
+        with pytest.raises(Problem) as raised:
+            q.check_range(start, end)
+        assert raised.value.status == 422
+
+
+def test_a_cursor_outside_the_stored_range_is_a_bad_cursor() -> None:
+    cursor = q.encode_cursor(datetime(2024, 1, 1, tzinfo=UTC), str(uuid4()))
+    assert q.decode_cursor(cursor)[0].year == 2024
+    forged = base64.urlsafe_b64encode(
+        json.dumps({"t": "0001-01-01T00:00:00+00:00", "id": str(uuid4())}).encode()
+    ).decode()
+    with pytest.raises(Problem) as raised:
+        q.decode_cursor(forged)
+    assert raised.value.status == 400
