@@ -71,7 +71,22 @@ def _actor_unknown(record: dict[str, Any]) -> dict[str, Any]:
 
 def _actor_sdk(record: dict[str, Any]) -> dict[str, Any]:
     # A tracking event's aggregate is the partner system whose key sent it: derivable.
-    return {**record, "actor": sdk_actor(record["aggregate_id"])}
+    # v1 data knew track calls only and never corrected clock skew, so its timestamp is the
+    # client's own time; the fields of the other Segment call types are empty.
+    data = record["data"]
+    return {
+        **record,
+        "actor": sdk_actor(record["aggregate_id"]),
+        "data": {
+            **data,
+            "type": "track",
+            "group_id": None,
+            "previous_id": None,
+            "category": None,
+            "original_timestamp": data.get("timestamp"),
+            "traits": "{}",
+        },
+    }
 
 
 DEFAULT_UPCASTERS = Upcasters()

@@ -1,60 +1,129 @@
-"""Ingestion for partner SDKs: ``POST /v1/track`` (one event), ``POST /v1/batch`` (≤ 1,000).
+"""Ingestion for partner SDKs, ours and Segment's: ``POST /v1/batch`` (≤ 1,000 events;
+``/v1/b`` is the same route, where Segment's mobile libraries post), ``/v1/track`` (one
+event), and Segment's single calls ``/v1/identify``, ``/v1/page``, ``/v1/screen``,
+``/v1/group``, ``/v1/alias`` (one event of that type).
 
-Authenticated by the system's API key (``Authorization: Bearer sk_live_…`` or
-``X-API-Key``). A 202 means every accepted event is durably in ``tracking.raw``
-(acks=all, idempotent producer); schema validation happens downstream (rejected
-events are queryable per system). Per-event problems (malformed, too large, no user or
-anonymous id) reject that event only; the rest of the batch goes on.
+This is the HTTP edge: the body (gzip included), the key, the rate limit, Kafka. Both wire
+shapes, snake_case and Segment's camelCase, go through one decoder
+(``pipeline.domain.tracking``).
+
+Authenticated by the system's API key: ``Authorization: Bearer sk_live_…``, ``X-API-Key``,
+``Authorization: Basic base64(key + ":")`` or ``writeKey`` in the body (Segment's two ways).
+A 202 means every accepted event is durably in ``tracking.raw`` (acks=all, idempotent
+producer); schema validation happens downstream (rejected events are queryable per system).
+Per-event problems (malformed, too large, no user or anonymous id) reject that event only;
+the rest of the batch goes on.
+
+Statuses are chosen for the retry logic of Segment's libraries (segment-analytics-python
+2.4, ``consumer.py``: 2xx is done; 408, 410, 429, 460 and 5xx other than 501/505 are retried,
+honouring ``Retry-After``; any other 4xx drops the whole batch with a log line). So a batch
+with refused events is still a 202 that lists them, never a 4xx that would drop the good
+ones; a whole-request 4xx (bad key, not JSON, corrupt gzip, too large) is one a retry cannot
+fix; a rate limit (429) and an unavailable Kafka (503) are retried.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from api.deps import ServicesDep, SystemDep
-from api.problems import Problem
+from api.deps import Services, ServicesDep, system_for_key
+from api.problems import RETRY_AFTER_S, Problem
 from connectors.exceptions import KafkaDeliveryError
-from pipeline.domain.tracking import EventRejection, TrackedEvent, parse_sdk_event
+from connectors.keys import SystemKey
+from pipeline.domain.errors import InvalidValue
+from pipeline.domain.tracking import (
+    CallType,
+    EventRejection,
+    TrackedEvent,
+    decode_events,
+    read_request,
+)
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
 MAX_BATCH_EVENTS = 1000
+_GZIP = frozenset({"gzip", "x-gzip"})  # RFC 9110 8.4.1.3: x-gzip is an alias of gzip
+_IDENTITY = frozenset({"", "identity"})
 
 
-async def _body(request: Request, limit: int) -> Any:
+def gunzip(data: bytes, limit: int) -> bytes:
+    """The decompressed ``data`` (RFC 1952 gzip; members one after another are concatenated,
+    as gzip does), refused past ``limit`` bytes.
+
+    Incremental: zlib is asked for at most ``limit + 1`` bytes, so a decompression bomb
+    (kilobytes that inflate to gigabytes) costs at most that much memory and work.
+    Raises ``Problem`` 413 ``too-large`` past the limit, 400 ``malformed-gzip`` for data
+    that is not gzip, fails its CRC or is cut short.
+    """
+    out = bytearray()
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip header and trailer
+        try:
+            # max_length >= 1 here (0 would mean "no limit"): out never passes limit below.
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise Problem(400, "malformed-gzip", f"the body is not valid gzip: {exc}") from exc
+        if len(out) > limit:
+            raise Problem(413, "too-large", f"the decompressed body is over {limit} bytes")
+        if not inflater.eof:
+            raise Problem(400, "malformed-gzip", "the gzip body is cut short")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    """The request body as JSON, after ``Content-Encoding`` (gzip or none). The limit
+    applies to what is parsed: the body as sent and, for gzip, decompressed."""
     raw = await request.body()
     if len(raw) > limit:
         raise Problem(413, "too-large", f"body is {len(raw)} bytes; the limit is {limit}")
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in _GZIP:
+        raw = gunzip(raw, limit)
+    elif encoding not in _IDENTITY:
+        message = f"Content-Encoding {encoding!r} is not supported; send gzip or none"
+        raise Problem(415, "unsupported-encoding", message)
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
+        # RecursionError: nesting deeper than the parser's stack, still a malformed request.
         raise Problem(400, "malformed-json", f"request body is not valid JSON: {exc}") from exc
 
 
-def _parse(
-    raw_events: list[Any], system: Any, now: datetime
-) -> list[TrackedEvent | EventRejection]:
-    parsed = []
-    for raw in raw_events:
-        size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
-        parsed.append(
-            parse_sdk_event(
-                raw,
-                system_id=system.system_id,
-                partner_id=system.partner_id,
-                received_at=now,
-                raw_size=size,
-            )
+async def _decode(
+    request: Request, services: Services, call_type: CallType | None
+) -> tuple[SystemKey, list[TrackedEvent | EventRejection]]:
+    body = await _json_body(request, services.settings.max_body_bytes)
+    try:
+        sdk_request = read_request(body, call_type)
+    except InvalidValue as exc:
+        raise Problem(400, "malformed", exc.message) from exc
+    system = await system_for_key(request, services, write_key=sdk_request.write_key)
+    if len(sdk_request.events) > MAX_BATCH_EVENTS:
+        raise Problem(
+            413,
+            "too-many-events",
+            f"batch has {len(sdk_request.events)} events; the limit is {MAX_BATCH_EVENTS}",
         )
-    return parsed
+    parsed = decode_events(
+        sdk_request,
+        system_id=system.system_id,
+        partner_id=system.partner_id,
+        received_at=datetime.now(UTC),
+    )
+    return system, parsed
 
 
-async def _admit(services: Any, system: Any, accepted: list[TrackedEvent]) -> None:
+async def _admit(services: Services, system: SystemKey, accepted: list[TrackedEvent]) -> None:
     if not accepted:
         return
     ingest = services.ingest
@@ -70,40 +139,48 @@ async def _admit(services: Any, system: Any, accepted: list[TrackedEvent]) -> No
     try:
         await ingest.publish(accepted)
     except (KafkaDeliveryError, BufferError) as exc:
-        raise Problem(503, "kafka-unavailable", f"events not stored, retry: {exc}") from exc
+        raise Problem(
+            503,
+            "kafka-unavailable",
+            f"events not stored, retry: {exc}",
+            headers={"Retry-After": RETRY_AFTER_S},
+        ) from exc
 
 
-@router.post("/track", status_code=202)
-async def track(request: Request, system: SystemDep, services: ServicesDep) -> JSONResponse:
-    """One event. 202 ``{"message_id"}``; 400 malformed or missing ids; 413 too large;
-    401 unknown or revoked key; 429 rate limited."""
-    body = await _body(request, services.settings.max_body_bytes)
-    (result,) = _parse([body], system, datetime.now(UTC))
-    if isinstance(result, EventRejection):
-        status = 413 if result.reason == "too_large" else 400
-        raise Problem(status, result.reason.replace("_", "-"), result.message, reason=result.reason)
-    await _admit(services, system, [result])
-    return JSONResponse({"message_id": result.message_id, "status": "accepted"}, status_code=202)
+def _single(call_type: CallType) -> Callable[..., Awaitable[JSONResponse]]:
+    async def route(request: Request, services: ServicesDep) -> JSONResponse:
+        system, (result,) = await _decode(request, services, call_type)
+        if isinstance(result, EventRejection):
+            status = 413 if result.reason == "too_large" else 400
+            slug = result.reason.replace("_", "-")
+            raise Problem(status, slug, result.message, reason=result.reason)
+        await _admit(services, system, [result])
+        body = {"message_id": result.message_id, "status": "accepted"}
+        return JSONResponse(body, status_code=202)
+
+    route.__name__ = call_type.value
+    route.__doc__ = (
+        f"One {call_type} call. 202 ``{{message_id}}``; 400 malformed, missing ids or a "
+        f"``type`` other than {call_type}; 413 too large; 401 unknown or revoked key; "
+        "429 rate limited."
+    )
+    return route
+
+
+for _call_type in CallType:
+    router.add_api_route(f"/{_call_type}", _single(_call_type), methods=["POST"], status_code=202)
 
 
 @router.post("/batch", status_code=202)
-async def batch(request: Request, system: SystemDep, services: ServicesDep) -> JSONResponse:
-    """``{"batch": [event, …]}`` (or a bare list), at most 1,000 events and 1 MiB.
+@router.post("/b", status_code=202, include_in_schema=False)
+async def batch(request: Request, services: ServicesDep) -> JSONResponse:
+    """``{"batch": [event, …], "writeKey"?, "sentAt"?, "context"?}`` (or a bare list), at
+    most 1,000 events and 1 MiB (decompressed). Events name their ``type`` (default track).
 
     202 with a result per event, in order: ``{"index", "message_id", "status":
     "accepted"}`` or ``{"index", "status": "rejected", "reason", "message"}``.
     """
-    body = await _body(request, services.settings.max_body_bytes)
-    events = body.get("batch") if isinstance(body, dict) else body
-    if not isinstance(events, list):
-        raise Problem(400, "malformed", 'expected {"batch": [events]} or a JSON array')
-    if len(events) > MAX_BATCH_EVENTS:
-        raise Problem(
-            413,
-            "too-many-events",
-            f"batch has {len(events)} events; the limit is {MAX_BATCH_EVENTS}",
-        )
-    parsed = _parse(events, system, datetime.now(UTC))
+    system, parsed = await _decode(request, services, None)
     accepted = [p for p in parsed if isinstance(p, TrackedEvent)]
     await _admit(services, system, accepted)
     results: list[dict[str, Any]] = []

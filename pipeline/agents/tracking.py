@@ -9,6 +9,11 @@ Validation, per record of ``tracking.raw`` (key = system id), stateless:
    the system accepts unknown names: emit ``TrackingEventRecorded`` to
    ``tracking.events`` (same key). Otherwise: ``tracking.dlq`` with the reasons.
 
+Structures and the unknown-event policy apply by event name to every Segment call type
+alike, and check ``properties``: an identify, group or alias is named after its type (a
+system that rejects unknown events needs a structure "identify" to take identify calls),
+a page or screen after its name. Traits are stored, not validated.
+
 "Recorded once" is the sink's job, not validation's: the event id is uuid5(system,
 message id), so an SDK retry and a replay after a crash are the same event, and the sink
 inserts an event id only if it is not stored yet. A dedup mark kept beside validation

@@ -12,6 +12,15 @@ dedup window; a bloom-filter index on event_id keeps that check cheap. So SDK re
 replays and re-delivered batches are stored once, and ``SELECT count(), uniqExact(event_id)``
 agree. ``tracking_rejections`` is a ReplacingMergeTree on (system, received_at, message
 id): a replayed rejection collapses under FINAL.
+
+Segment call types share the table (``type``: track, identify, page, screen, group, alias).
+``event`` is what analytics group by: a track's name, a page's/screen's ``name`` (or
+"page"/"screen"), the type itself for identify/group/alias; so ``WHERE type = 'page'``
+lists page views and ``GROUP BY event`` counts them per page. ``traits`` holds an identify's
+or group's traits as JSON text (``JSONExtractString(traits, 'email')``), ``properties`` the
+properties of track/page/screen. ``timestamp`` is skew-corrected by the SDK's sentAt;
+``original_timestamp`` is the client's own time. The rollup groups by event name only, so a
+page and a track call of one name count together there; ``tracking_events`` tells them apart.
 """
 
 from __future__ import annotations
@@ -26,14 +35,20 @@ DDL = (
         event_id UUID,
         partner_id String,
         system_id String,
+        type LowCardinality(String) DEFAULT 'track',
         event LowCardinality(String),
         message_id String,
         user_id Nullable(String),
         anonymous_id Nullable(String),
         distinct_id String,
+        group_id Nullable(String),
+        previous_id Nullable(String),
+        category Nullable(String),
         timestamp DateTime64(3, 'UTC'),
+        original_timestamp DateTime64(3, 'UTC') DEFAULT timestamp,
         received_at DateTime64(3, 'UTC'),
         properties String,
+        traits String DEFAULT '{}',
         context String,
         schema_valid UInt8,
         structure_version Nullable(UInt32),
@@ -45,6 +60,20 @@ DDL = (
     PARTITION BY toYYYYMM(timestamp)
     ORDER BY (system_id, event, timestamp)
     """,
+    # tables made before Segment call types (their old rows read as track calls whose client
+    # time is their timestamp)
+    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS type LowCardinality(String) "
+    "DEFAULT 'track' AFTER system_id",
+    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS group_id Nullable(String) "
+    "AFTER distinct_id",
+    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS previous_id Nullable(String) "
+    "AFTER group_id",
+    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS category Nullable(String) "
+    "AFTER previous_id",
+    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS original_timestamp "
+    "DateTime64(3, 'UTC') DEFAULT timestamp AFTER timestamp",
+    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS traits String DEFAULT '{}' "
+    "AFTER properties",
     """
     CREATE TABLE IF NOT EXISTS tracking_minute (
         system_id String,
@@ -82,8 +111,9 @@ DDL = (
 )
 
 COLUMNS = (
-    "event_id", "partner_id", "system_id", "event", "message_id", "user_id", "anonymous_id",
-    "distinct_id", "timestamp", "received_at", "properties", "context", "schema_valid",
+    "event_id", "partner_id", "system_id", "type", "event", "message_id", "user_id",
+    "anonymous_id", "distinct_id", "group_id", "previous_id", "category", "timestamp",
+    "original_timestamp", "received_at", "properties", "traits", "context", "schema_valid",
     "structure_version", "topic", "partition", "offset",
 )  # fmt: skip
 
@@ -101,10 +131,12 @@ STORED_IDS_SQL = """
 
 
 def row(env: Envelope, topic: str, partition: int, offset: int) -> list[Any]:
+    """One ``tracking_events`` row (``COLUMNS`` order) of a decoded, upcast event."""
     d = env.data
     return [
-        env.event_id, d["partner_id"], d["system_id"], d["event"], d["message_id"],
+        env.event_id, d["partner_id"], d["system_id"], d["type"], d["event"], d["message_id"],
         d["user_id"], d["anonymous_id"], d["user_id"] or d["anonymous_id"] or "",
-        d["timestamp"], d["received_at"], d["properties"], d["context"],
+        d["group_id"], d["previous_id"], d["category"], d["timestamp"],
+        d["original_timestamp"], d["received_at"], d["properties"], d["traits"], d["context"],
         int(bool(d["schema_valid"])), d["structure_version"], topic, partition, offset,
     ]  # fmt: skip

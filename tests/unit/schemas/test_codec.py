@@ -390,8 +390,11 @@ def test_crc64_fingerprint_helper_matches_reference() -> None:
 @pytest.mark.parametrize("event_type", sorted(DATA))
 def test_a_v1_event_written_before_actors_reads_as_v2_with_its_actor(event_type: str) -> None:
     """v1 envelopes had no actor: the upcaster says "unknown", or the sending system for
-    tracking events (its aggregate id), and the data passes through unchanged."""
-    old = envelope(event_type, schema_version=1, actor="dropped by the v1 layout")
+    tracking events (its aggregate id). The data passes through, and v1 tracking data reads
+    as a track call (v2 added the Segment call fields)."""
+    [v1_data] = [f for f in REGISTRY.writer(event_type, 1)["fields"] if f["name"] == "data"]
+    v1 = {f["name"]: DATA[event_type][f["name"]] for f in v1_data["type"]["fields"]}
+    old = envelope(event_type, schema_version=1, actor="dropped by the v1 layout", data=v1)
     decoded = CODEC.decode(CODEC.encode(old))
     assert decoded.schema_version == 2
     assert decoded.data == CODEC.decode(CODEC.encode(envelope(event_type))).data

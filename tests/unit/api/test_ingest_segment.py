@@ -1,0 +1,295 @@
+"""The ingestion routes' HTTP edge, in process: where the key comes from, gzip bodies
+(limit, bomb, corruption), Segment's single-call routes and the statuses Segment's
+libraries act on. Kafka, Redis and the key read model are fakes; the app is the real one.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import tracemalloc
+import zlib
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_api
+from api.deps import Services
+from api.problems import Problem
+from api.routes.ingest import gunzip
+from connectors.exceptions import KafkaDeliveryError
+from connectors.keys import SystemKey
+from connectors.ratelimit import Decision
+from pipeline.domain.tracking import TrackedEvent
+from pipeline.settings import Settings
+
+LIMIT = 64 * 1024
+KEY = "sk_live_good"
+SYSTEM = SystemKey(system_id="sys-1", partner_id="par-1", active=True)
+SYSTEMS = {KEY: SYSTEM, "sk_live_revoked": SystemKey("sys-2", "par-1", active=False)}
+
+
+class FakeKeys:
+    async def resolve(self, api_key: str) -> SystemKey | None:
+        return SYSTEMS.get(api_key)
+
+
+class FakeBuckets:
+    def __init__(self) -> None:
+        self.allowed = True
+
+    async def take(self, name: str, cost: float = 1.0) -> Decision:
+        if self.allowed:
+            return Decision(allowed=True, tokens_left=100.0, retry_after_s=0.0)
+        return Decision(allowed=False, tokens_left=0.0, retry_after_s=2.2)
+
+
+class FakeIngest:
+    def __init__(self) -> None:
+        self.buckets = FakeBuckets()
+        self.published: list[TrackedEvent] = []
+        self.kafka_down = False
+
+    async def publish(self, events: list[TrackedEvent]) -> None:
+        if self.kafka_down:
+            raise KafkaDeliveryError("no broker acknowledged")
+        self.published.extend(events)
+
+
+@pytest.fixture
+def ingest() -> FakeIngest:
+    return FakeIngest()
+
+
+@pytest.fixture
+async def client(ingest: FakeIngest) -> Any:
+    settings = Settings(env="test", max_body_bytes=LIMIT, jwt_secret="s" * 32)
+    services = Services(
+        settings=settings, clickhouse=None, redis=None, bus=None, keys=FakeKeys(), ingest=ingest
+    )  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=create_api(services))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        yield c
+
+
+def basic(user: str, password: str = "") -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def segment_batch(*events: dict[str, Any], **top: Any) -> dict[str, Any]:
+    return {"batch": list(events), "sentAt": datetime.now(UTC).isoformat(), **top}
+
+
+TRACK = {"type": "track", "event": "Signup", "userId": "u-1", "messageId": "m-1"}
+
+
+def problem(response: httpx.Response, status: int, slug: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == f"/problems/{slug}"
+
+
+class TestKeySources:
+    @pytest.mark.parametrize(
+        ("headers", "body"),
+        [
+            (basic(KEY), segment_batch(TRACK)),  # segment-analytics-python: Basic + writeKey
+            (basic(KEY), segment_batch(TRACK, writeKey=KEY)),
+            (basic(KEY, "ignored"), segment_batch(TRACK)),
+            ({"Authorization": "Basic " + base64.b64encode(KEY.encode()).decode()},
+             segment_batch(TRACK)),  # no colon: the key alone
+            ({}, segment_batch(TRACK, writeKey=KEY)),
+            ({"Authorization": "Bearer not-a-key-but-an-oauth-token"},
+             segment_batch(TRACK, writeKey=KEY)),
+            ({"Authorization": f"Bearer {KEY}"}, {"batch": [TRACK]}),
+            ({"X-API-Key": KEY}, [TRACK]),
+        ],
+    )  # fmt: skip
+    async def test_accepted(
+        self, client: httpx.AsyncClient, headers: dict[str, str], body: Any
+    ) -> None:
+        response = await client.post("/v1/batch", json=body, headers=headers)
+        assert response.status_code == 202, response.text
+        assert response.json()["accepted"] == 1
+
+    async def test_write_key_of_a_single_call(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        body = {"userId": "u-1", "traits": {"plan": "pro"}, "writeKey": KEY}
+        response = await client.post("/v1/identify", json=body)
+        assert response.status_code == 202, response.text
+        assert [e.type for e in ingest.published] == ["identify"]
+
+    @pytest.mark.parametrize(
+        ("headers", "body", "slug"),
+        [
+            ({}, segment_batch(TRACK), "unauthorized"),
+            ({"Authorization": "Basic !!!not base64"}, segment_batch(TRACK), "unauthorized"),
+            (basic(""), segment_batch(TRACK), "unauthorized"),
+            (basic("sk_live_unknown"), segment_batch(TRACK), "unknown-key"),
+            ({}, segment_batch(TRACK, writeKey="sk_live_unknown"), "unknown-key"),
+            (basic("sk_live_revoked"), segment_batch(TRACK), "revoked-key"),
+            (basic(KEY), segment_batch(TRACK, writeKey="sk_live_revoked"), "conflicting-keys"),
+            ({}, segment_batch(TRACK, writeKey=7), "unauthorized"),
+        ],
+    )
+    async def test_refused(
+        self, client: httpx.AsyncClient, headers: dict[str, str], body: Any, slug: str
+    ) -> None:
+        response = await client.post("/v1/batch", json=body, headers=headers)
+        problem(response, 401, slug)
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+class TestGzip:
+    async def test_a_gzip_batch(self, client: httpx.AsyncClient, ingest: FakeIngest) -> None:
+        body = gzip.compress(json.dumps(segment_batch(TRACK)).encode())
+        headers = {**basic(KEY), "Content-Encoding": "gzip", "Content-Type": "application/json"}
+        response = await client.post("/v1/batch", content=body, headers=headers)
+        assert response.status_code == 202, response.text
+        assert [e.message_id for e in ingest.published] == ["m-1"]
+
+    async def test_the_limit_applies_to_the_decompressed_body(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        padding = " " * LIMIT  # compresses to almost nothing
+        body = gzip.compress(json.dumps(segment_batch(TRACK, pad=padding)).encode())
+        assert len(body) < LIMIT // 10
+        headers = {**basic(KEY), "Content-Encoding": "gzip"}
+        problem(await client.post("/v1/batch", content=body, headers=headers), 413, "too-large")
+
+    @pytest.mark.parametrize(
+        "body",
+        [b"not gzip at all", gzip.compress(b'{"batch": []}')[:-6], b"",
+         gzip.compress(b'{"batch": []}') + b"trailing garbage"],
+    )  # fmt: skip
+    async def test_a_corrupt_body_is_a_400(self, client: httpx.AsyncClient, body: bytes) -> None:
+        headers = {**basic(KEY), "Content-Encoding": "gzip"}
+        response = await client.post("/v1/batch", content=body, headers=headers)
+        problem(response, 400, "malformed-gzip")
+
+    async def test_other_encodings_are_refused(self, client: httpx.AsyncClient) -> None:
+        headers = {**basic(KEY), "Content-Encoding": "br"}
+        response = await client.post("/v1/batch", content=b"{}", headers=headers)
+        problem(response, 415, "unsupported-encoding")
+
+
+def bomb(inflated: int) -> bytes:
+    """gzip of ``inflated`` zero bytes, made in 1 MiB steps (never held whole)."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    chunk = bytes(1 << 20)
+    parts = [packer.compress(chunk) for _ in range(inflated >> 20)]
+    return b"".join([*parts, packer.flush()])
+
+
+class TestGunzip:
+    def test_round_trip_and_concatenated_members(self) -> None:
+        assert gunzip(gzip.compress(b"abc"), 3) == b"abc"
+        assert gunzip(gzip.compress(b"ab") + gzip.compress(b"cd"), 4) == b"abcd"
+
+    def test_the_limit_is_inclusive(self) -> None:
+        data = b"x" * 100
+        assert gunzip(gzip.compress(data), 100) == data
+        with pytest.raises(Problem) as info:
+            gunzip(gzip.compress(data), 99)
+        assert info.value.status == 413
+        with pytest.raises(Problem):  # the limit covers all members together
+            gunzip(gzip.compress(data[:60]) + gzip.compress(data[60:]), 99)
+
+    def test_a_bomb_stops_at_the_limit_in_bounded_memory(self) -> None:
+        payload = bomb(256 << 20)  # 256 MiB of zeros in ~250 KiB
+        assert len(payload) < 1 << 20
+        tracemalloc.start()
+        try:
+            with pytest.raises(Problem) as info:
+                gunzip(payload, LIMIT)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert info.value.status == 413 and info.value.slug == "too-large"
+        assert peak < 8 * LIMIT, f"peak {peak} bytes for a {LIMIT}-byte limit"
+
+    @pytest.mark.parametrize("data", [b"", b"\x1f\x8b", b"plain", gzip.compress(b"x")[:-1]])
+    def test_corrupt_or_cut_short(self, data: bytes) -> None:
+        with pytest.raises(Problem) as info:
+            gunzip(data, LIMIT)
+        assert info.value.status == 400 and info.value.slug == "malformed-gzip"
+
+
+class TestSegmentRoutesAndStatuses:
+    @pytest.mark.parametrize(
+        ("path", "body", "event"),
+        [
+            ("/v1/track", {"event": "Signup", "userId": "u"}, "Signup"),
+            ("/v1/identify", {"userId": "u", "traits": {"a": 1}}, "identify"),
+            ("/v1/page", {"userId": "u", "name": "Home"}, "Home"),
+            ("/v1/screen", {"userId": "u"}, "screen"),
+            ("/v1/group", {"userId": "u", "groupId": "g"}, "group"),
+            ("/v1/alias", {"userId": "u", "previousId": "a"}, "alias"),
+        ],
+    )
+    async def test_single_calls_set_their_type(
+        self, client: httpx.AsyncClient, ingest: FakeIngest, path: str, body: Any, event: str
+    ) -> None:
+        response = await client.post(path, json=body, headers=basic(KEY))
+        assert response.status_code == 202, response.text
+        [stored] = ingest.published
+        assert (stored.type, stored.event) == (path.rsplit("/", 1)[1], event)
+        assert response.json() == {"message_id": stored.message_id, "status": "accepted"}
+
+    async def test_a_single_call_of_another_type_is_a_400(self, client: httpx.AsyncClient) -> None:
+        body = {"type": "track", "event": "e", "userId": "u"}
+        response = await client.post("/v1/identify", json=body, headers=basic(KEY))
+        problem(response, 400, "malformed")
+
+    async def test_refused_events_do_not_fail_the_batch(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        """segment-analytics-python drops a whole batch on a 400: one bad call must not
+        take the good ones with it."""
+        body = segment_batch(
+            TRACK,
+            {"type": "teleport", "userId": "u"},
+            {"type": "group", "userId": "u"},  # no groupId
+            {"type": "identify", "traits": {}},  # no id
+            {"type": "alias", "userId": "u", "previousId": "a", "messageId": "m-2"},
+        )
+        response = await client.post("/v1/batch", json=body, headers=basic(KEY))
+        assert response.status_code == 202, response.text
+        answer = response.json()
+        assert (answer["accepted"], answer["rejected"]) == (2, 3)
+        assert [r["status"] for r in answer["results"]] == [
+            "accepted", "rejected", "rejected", "rejected", "accepted"]  # fmt: skip
+        assert answer["results"][3]["reason"] == "missing_id"
+        assert [e.message_id for e in ingest.published] == ["m-1", "m-2"]
+
+    async def test_the_mobile_batch_path(self, client: httpx.AsyncClient) -> None:
+        response = await client.post("/v1/b", json=segment_batch(TRACK), headers=basic(KEY))
+        assert response.status_code == 202, response.text
+
+    async def test_a_rate_limit_is_a_429_with_retry_after(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        """The SDK re-queues a batch on a retryable status with Retry-After > 0."""
+        ingest.buckets.allowed = False
+        response = await client.post("/v1/batch", json=segment_batch(TRACK), headers=basic(KEY))
+        problem(response, 429, "rate-limited")
+        assert int(response.headers["retry-after"]) >= 1
+
+    async def test_kafka_down_is_a_503_with_retry_after(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        """Retried by the SDK: re-queued, not counted against its retries."""
+        ingest.kafka_down = True
+        response = await client.post("/v1/batch", json=segment_batch(TRACK), headers=basic(KEY))
+        problem(response, 503, "kafka-unavailable")
+        assert response.headers["retry-after"] == "1"
+
+    async def test_json_nested_past_the_parser_is_a_400(self, client: httpx.AsyncClient) -> None:
+        body = b"[" * 30_000 + b"]" * 30_000
+        response = await client.post("/v1/batch", content=body, headers=basic(KEY))
+        problem(response, 400, "malformed-json")
