@@ -10,25 +10,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import re
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import clickhouse_connect
 import structlog
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import ClickHouseError
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
+from connectors import analyst_sql
+from connectors.analyst_sql import FunctionCatalog, Select
 from connectors.exceptions import ConnectorError, ReadOnlyQueryError
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-_READ_ONLY_START = re.compile(r"^\s*(select|with|show|describe|desc|explain|exists)\b", re.I)
+_PARSER_DSN = "chdb://memory"  # an in-process engine without data: the parser for servers
 
 
-def connect(dsn: str) -> Client:
-    """Open a client for ``dsn``.
+def connect(dsn: str, settings: Mapping[str, Any] | None = None) -> Client:
+    """Open a client for ``dsn``; ``settings`` become session settings, applied in order.
 
     Raises:
         ConnectorError: the server is unreachable or the chdb directory is locked by
@@ -38,7 +41,11 @@ def connect(dsn: str) -> Client:
         # tz_mode="aware": DateTime64(6, 'UTC') comes back tz-aware, as the domain requires.
         # No session id: a server refuses concurrent queries within one session, and the
         # API and the projections share this client.
-        extra = {} if dsn.startswith("chdb:") else {"autogenerate_session_id": False}
+        extra: dict[str, Any] = {}
+        if not dsn.startswith("chdb:"):
+            extra["autogenerate_session_id"] = False
+        if settings:
+            extra["settings"] = dict(settings)
         return clickhouse_connect.get_client(dsn=dsn, tz_mode="aware", **extra)
     except Exception as exc:  # both drivers raise assorted types on connect
         raise ConnectorError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
@@ -51,8 +58,14 @@ class ClickHouse:
     on its engine handle itself; the HTTP driver runs them concurrently.
     """
 
-    def __init__(self, client: Client, *, threads: int = 4) -> None:
+    def __init__(self, client: Client, *, threads: int = 4, dsn: str | None = None) -> None:
         self.client = client
+        self.dsn = dsn  # analyst SQL opens sessions of its own on it
+        self._analyst: _Analyst | None = None
+        self._analyst_lock = threading.Lock()
+        # Analyst statements (up to max_execution_time each) queue on a thread of their own
+        # and never hold up the projections' and the API's calls.
+        self._analyst_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analyst")
         # ClickHouse calls get threads of their own, not asyncio's small default pool
         # that argon2 hashing and other blocking work share.
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="clickhouse")
@@ -63,7 +76,7 @@ class ClickHouse:
 
     @classmethod
     def open(cls, dsn: str) -> ClickHouse:
-        return cls(connect(dsn))
+        return cls(connect(dsn), dsn=dsn)
 
     async def command(self, sql: str) -> None:
         await self._call(self.client.command, sql)
@@ -97,58 +110,155 @@ class ClickHouse:
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
     async def query_readonly(
-        self, sql: str, *, max_rows: int = 10_000
+        self, sql: str, *, max_rows: int = 1000, analyst_dsn: str | None = None
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run an analyst's query with ClickHouse's ``readonly=2`` (no writes, settings ok).
+        """Run one analyst statement if the policy of ``connectors/analyst_sql.py`` allows it.
 
-        Returns (column names, rows), at most ``max_rows`` rows.
+        ClickHouse parses ``sql`` (passed as a bound parameter: nothing in it runs), the AST
+        is checked, and the canonical statement ClickHouse formatted is what runs, on the
+        analyst connection (``readonly = 1`` and the limits of ``ANALYST_SETTINGS``, or the
+        server profile of ``analyst_dsn``'s user).
+
+        Returns (column names, rows): at most ``max_rows`` rows.
 
         Raises:
-            ReadOnlyQueryError: the statement is not a read, or the server refused a write.
+            ReadOnlyQueryError: the policy refused the statement (``reason`` says why);
+                nothing ran.
+            AnalystQueryError: ClickHouse could not parse or run it (a short message).
+            ConnectorError: ClickHouse gave no usable answer (retry).
+            OperationalError: ClickHouse is unreachable.
         """
-        if not _READ_ONLY_START.match(sql):
-            raise ReadOnlyQueryError("only SELECT, WITH, SHOW, DESCRIBE, EXPLAIN and EXISTS run")
-        # One non-streaming JSONCompact call, with the limits in the statement's own SETTINGS
-        # clause. clickhouse-connect 1.12's chdb backend streams Native results (chdb
-        # send_query), and under the serve process's concurrent load that stream now and
-        # then raised StreamFailureError carrying the bytes of another query's block (a
-        # /readyz "SELECT 1"): seen twice in e2e runs, not reproduced in isolation. The
-        # backend materialises JSON formats in a single call, which avoids the stream.
-        # A statement with a SETTINGS clause of its own then fails to parse: a 400.
-        statement = (
-            f"{sql.strip().rstrip(';')}\nSETTINGS readonly = 2, max_result_rows = {int(max_rows)}, "
-            "result_overflow_mode = 'break', output_format_json_quote_64bit_integers = 0"
-        )
-        try:
-            body = await self._json(statement)
-        except ClickHouseError as exc:
-            if "readonly" in str(exc).lower():
-                raise ReadOnlyQueryError(str(exc)) from exc
-            raise
-        return [m["name"] for m in body["meta"]], [tuple(r) for r in body["data"]]
+        named = analyst_sql.fingerprint(sql)  # never the statement itself: it may hold secrets
+        loop = asyncio.get_running_loop()
 
-    async def _json(self, statement: str) -> dict[str, Any]:
-        """One JSONCompact result. Even this non-streaming path once came back with another
-        call's output in front of ours (JSONDecodeError "Extra data"; chdb 4.4 through
-        clickhouse-connect 1.12, under load, not reproduced alone): a corrupted answer is
-        retried once, with a warning, and a second corruption raises."""
-        for attempt in (1, 2):
-            raw = await self._call(self.client.raw_query, statement, fmt="JSONCompact")
+        def call(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+            return loop.run_in_executor(self._analyst_pool, fn, *args)
+
+        analyst = await call(self._analyst_clients, analyst_dsn)
+        try:
+            parsed = await call(
+                _json_sync, analyst.parser, Select(analyst_sql.PARSE_SQL, {"sql": sql})
+            )
+        except OperationalError:
+            raise
+        except DatabaseError as exc:
+            error = analyst_sql.parse_failure(exc.code, exc.name, str(exc))
+            log.info("analyst SQL not parsed", error=str(error), clickhouse=exc.name, **named)
+            raise error from None  # ClickHouse's text quotes the statement
+        canonical, ast = parsed["data"][0]
+        try:
             try:
-                return json.loads(raw)
-            except ValueError as exc:
-                if attempt == 2:
-                    raise ConnectorError(f"corrupted ClickHouse response: {exc}") from exc
-                log.warning("corrupted ClickHouse response, retrying", error=str(exc))
-        raise AssertionError("unreachable")
+                tree = json.loads(ast)
+            except RecursionError:  # ClickHouse's max_ast_depth stops this first
+                raise ReadOnlyQueryError("the statement is nested too deeply") from None
+            select = analyst_sql.check(canonical, tree, analyst.catalog)
+        except ReadOnlyQueryError as exc:
+            log.warning("analyst SQL refused", reason=exc.reason, **named)
+            raise
+        try:
+            body = await call(_json_sync, analyst.executor, select)
+        except OperationalError:
+            raise
+        except DatabaseError as exc:
+            log.info("analyst SQL failed", clickhouse=exc.name, code=exc.code, **named)
+            raise analyst_sql.run_failure(exc.code, exc.name) from None
+        log.info("analyst SQL ran", rows=len(body["data"]), **named)
+        rows = [tuple(r) for r in body["data"][:max_rows]]
+        return [m["name"] for m in body["meta"]], rows
+
+    def _analyst_clients(self, analyst_dsn: str | None) -> _Analyst:
+        """The analyst's connections, opened once (blocking: call it in a worker thread).
+
+        The executor is ``analyst_dsn`` as it is (a server user whose profile holds readonly
+        and the limits: README, "Analyst SQL") or, without one, a new session on this
+        store's DSN with ``ANALYST_SETTINGS``; on chdb that is a second handle on the same
+        engine, and its ``SET``s do not reach the projections' handle. The parser is chdb:
+        this engine when the store is chdb, else an empty in-process one
+        (``parseQueryToJSON`` needs ClickHouse 26.8, a server may be older).
+
+        Raises:
+            ConnectorError: no DSN to open, or a connection failed.
+        """
+        with self._analyst_lock:
+            if self._analyst is None:
+                self._analyst = _open_analyst(self.dsn, analyst_dsn)
+            return self._analyst
+
+    async def _json(self, select: Select) -> dict[str, Any]:
+        """One JSONCompact result of ``select`` (`_json_sync`), in a worker thread."""
+        return await self._call(_json_sync, self.client, select)
 
     async def ping(self) -> bool:
         try:
-            await self._json("SELECT 1")
+            await self._json(Select("SELECT 1"))
         except Exception:
             return False
         return True
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._analyst_pool.shutdown(wait=True)
         self.client.close()
+        if self._analyst is not None:
+            self._analyst.executor.close()
+            if self._analyst.parser is not self._analyst.executor:
+                self._analyst.parser.close()
+
+
+@dataclass(frozen=True)
+class _Analyst:
+    executor: Client  # runs checked statements
+    parser: Client  # parses analyst text: a chdb engine
+    catalog: FunctionCatalog  # the parser's functions
+
+
+def _open_analyst(dsn: str | None, analyst_dsn: str | None) -> _Analyst:
+    """See `ClickHouse._analyst_clients`. Raises ConnectorError, with what it opened closed."""
+    opened: list[Client] = []
+    try:
+        if analyst_dsn:
+            executor_dsn = analyst_dsn
+            opened.append(connect(analyst_dsn))
+        elif dsn:
+            executor_dsn = dsn
+            opened.append(connect(dsn, analyst_sql.ANALYST_SETTINGS))
+        else:
+            raise ConnectorError("analyst SQL needs the DSN this facade was opened with")
+        if not executor_dsn.startswith("chdb:"):
+            own = dsn if dsn and dsn.startswith("chdb:") else _PARSER_DSN
+            opened.append(connect(own, analyst_sql.ANALYST_SETTINGS))
+        executor, parser = opened[0], opened[-1]
+        functions = _json_sync(parser, Select(analyst_sql.CATALOG_SQL))["data"]
+        combinators = _json_sync(parser, Select(analyst_sql.COMBINATORS_SQL))["data"]
+    except Exception as exc:
+        for client in opened:
+            client.close()
+        if isinstance(exc, ConnectorError):
+            raise
+        raise ConnectorError(f"cannot open the analyst SQL connections: {exc!r}") from exc
+    catalog = FunctionCatalog(functions, [row[0] for row in combinators])
+    return _Analyst(executor=executor, parser=parser, catalog=catalog)
+
+
+def _json_sync(client: Client, select: Select) -> dict[str, Any]:
+    """One JSONCompact result as a dict (``meta``, ``data``, …). Blocking.
+
+    Non-streaming on purpose: clickhouse-connect 1.12's chdb backend streams Native results
+    (chdb send_query), and under the serve process's concurrent load that stream now and
+    then raised StreamFailureError carrying the bytes of another query's block (a /readyz
+    "SELECT 1"): seen twice in e2e runs, not reproduced in isolation; JSON formats are
+    materialised in one call. Even this path once came back with another call's output in
+    front of ours (JSONDecodeError "Extra data"; chdb 4.4, under load): a corrupted answer
+    is retried once, with a warning, and a second corruption raises ConnectorError. A retry
+    runs the statement again, which is why only a `Select` (a constant of ours or a checked
+    analyst statement) comes here.
+    """
+    for attempt in (1, 2):
+        raw = client.raw_query(select.sql, parameters=select.parameters, fmt="JSONCompact")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            if attempt == 2:
+                raise ConnectorError(f"corrupted ClickHouse response: {exc}") from exc
+            log.warning("corrupted ClickHouse response, retrying", error=str(exc))
+    raise AssertionError("unreachable")

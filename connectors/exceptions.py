@@ -19,4 +19,18 @@ class TopicSetupError(ConnectorError):
 
 
 class ReadOnlyQueryError(ConnectorError):
-    """An analyst query tried to write; only SELECT-style statements are allowed."""
+    """The analyst SQL policy refused a statement before it ran (``connectors/analyst_sql.py``).
+
+    ``reason`` names the rule, e.g. "multiple statements", "table not allowed: accounts".
+    Operator: nothing to do; the analyst rewrites the statement.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class AnalystQueryError(ConnectorError):
+    """ClickHouse could not parse or run a checked analyst statement (syntax, unknown
+    column, a limit). The message is short and never carries ClickHouse's own text, which
+    can quote data. Operator: nothing to do; the analyst rewrites the statement."""

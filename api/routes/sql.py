@@ -1,5 +1,8 @@
 """Read-only SQL for analysts, through the process that owns the ClickHouse engine
-(with chdb only one process may open it; ``streamfold sql`` comes here)."""
+(with chdb only one process may open it; ``streamfold sql`` comes here).
+
+What may run is decided in ``connectors/analyst_sql.py``. The statement itself is never
+logged (the connector logs a hash and a length)."""
 
 from __future__ import annotations
 
@@ -7,15 +10,14 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-import structlog
+from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import APIRouter
 
 from api.deps import AdminDep, ServicesDep
 from api.models import SqlQuery, SqlResult
-from api.problems import Problem
-from connectors.exceptions import ReadOnlyQueryError
+from api.problems import RETRY_AFTER_S, Problem
+from connectors.exceptions import AnalystQueryError, ConnectorError, ReadOnlyQueryError
 
-log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/admin/sql", tags=["analytics"])
 
 
@@ -29,13 +31,30 @@ def _cell(value: Any) -> Any:
 
 @router.post("", response_model=SqlResult)
 async def run_sql(body: SqlQuery, services: ServicesDep, _admin: AdminDep) -> SqlResult:
-    """Run one read-only statement (ClickHouse ``readonly=2``). 403 for writes, 400 for
-    SQL ClickHouse refuses."""
+    """Run one SELECT over the analyst tables (``connectors/analyst_sql.py``).
+
+    Errors (problem+json): 400 ``sql-not-allowed`` when the policy refuses the statement
+    (``reason``: "multiple statements", "not a SELECT", "table not allowed: accounts", …;
+    nothing ran); 400 ``bad-sql`` when ClickHouse cannot parse or run it (a short message,
+    never ClickHouse's own text); 503 when ClickHouse does not answer.
+    """
     try:
-        columns, rows = await services.clickhouse.query_readonly(body.sql, max_rows=body.max_rows)
+        columns, rows = await services.clickhouse.query_readonly(
+            body.sql,
+            max_rows=body.max_rows,
+            analyst_dsn=services.settings.analyst_clickhouse_dsn or None,
+        )
     except ReadOnlyQueryError as exc:
-        raise Problem(403, "read-only", str(exc)) from exc
-    except Exception as exc:  # ClickHouse's syntax/semantic errors: the analyst's to fix
-        log.info("analyst query refused", sql=body.sql[:500], error=repr(exc)[:2000])
-        raise Problem(400, "bad-sql", str(exc).splitlines()[0][:2000]) from exc
+        raise Problem(
+            400, "sql-not-allowed", f"statement not allowed: {exc.reason}", reason=exc.reason
+        ) from exc
+    except AnalystQueryError as exc:
+        raise Problem(400, "bad-sql", str(exc)) from exc
+    except (ConnectorError, OperationalError) as exc:
+        raise Problem(
+            503,
+            "unavailable",
+            "ClickHouse is not answering; retry shortly",
+            headers={"Retry-After": RETRY_AFTER_S},
+        ) from exc
     return SqlResult(columns=columns, rows=[[_cell(v) for v in row] for row in rows])
