@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
 
 from api.problems import Problem
-from api.security import InvalidToken, Principal, read_token
+from api.security import Accounts, InvalidToken, LoginThrottle, Principal, read_token
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
 from connectors.ingest import Ingest
 from connectors.keys import API_KEY_PREFIX, KeyResolver, SystemKey, partner_systems
 from pipeline.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,17 +43,54 @@ ServicesDep = Annotated[Services, Depends(_services)]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
-def _principal(services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]) -> Principal:
+def _per_app(request: Request, name: str, make: Callable[[], T]) -> T:
+    """One ``make()`` per app, kept on ``app.state`` (made on first use)."""
+    made = getattr(request.app.state, name, None)
+    if made is None:
+        made = make()
+        setattr(request.app.state, name, made)
+    return made
+
+
+def _accounts(request: Request, services: Services) -> Accounts:
+    return _per_app(
+        request,
+        "accounts",
+        lambda: Accounts(services.clickhouse, ttl_s=services.settings.principal_cache_ttl_s),
+    )
+
+
+def _login_throttle(request: Request, services: ServicesDep) -> LoginThrottle:
+    return _per_app(
+        request, "login_throttle", lambda: LoginThrottle(services.redis, services.settings)
+    )
+
+
+LoginThrottleDep = Annotated[LoginThrottle, Depends(_login_throttle)]
+
+
+async def _principal(
+    request: Request, services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]
+) -> Principal:
+    """The caller of a route that needs a user: a valid token (signature, expiry, issuer,
+    audience) whose user is active now, with the role the ``users`` read model shows now
+    (cached ``principal_cache_ttl_s``; ``api.security.Accounts``). 401 otherwise."""
     unauthorized = {"WWW-Authenticate": "Bearer"}
     if not token:
         raise Problem(401, "unauthorized", "a bearer token is required", headers=unauthorized)
     try:
-        return read_token(services.settings, token)
+        user_id = read_token(services.settings, token)
     except InvalidToken as exc:
         raise Problem(401, "unauthorized", f"invalid token: {exc}", headers=unauthorized) from exc
+    account = await _accounts(request, services).get(user_id)
+    if account is None or not account.active:
+        # deactivated or deleted since the token was issued: the token dies with the account
+        raise Problem(401, "unauthorized", "this account is not active", headers=unauthorized)
+    return Principal(user_id=user_id, role=account.role)
 
 
 def _admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
+    """403 unless the caller's current role is admin."""
     if principal.role != "admin":
         raise Problem(403, "forbidden", "this route needs the admin role")
     return principal
@@ -68,17 +109,47 @@ PrincipalDep = Annotated[Principal, Depends(_principal)]
 AdminDep = Annotated[Principal, Depends(_admin)]
 
 
+def _basic_user(header: str) -> str | None:
+    # RFC 7617: base64("user:password"). Segment's HTTP Tracking API puts the write key in
+    # the user name with an empty password; a value without a colon is the key alone.
+    try:
+        decoded = base64.b64decode(header.strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[0] or None
+
+
 def _api_key(request: Request) -> str | None:
-    """``Authorization: Bearer sk_live_...`` or ``X-API-Key: sk_live_...``."""
+    """The API key in the headers, or None: ``Authorization: Bearer sk_live_...``,
+    ``Authorization: Basic base64(key + ":")`` (how Segment's libraries send a write key;
+    verified in segment-analytics-python 2.4 ``request.py``), or ``X-API-Key``. A bearer
+    value that is not an API key (an admin JWT, a Segment OAuth token) is not one.
+    """
     header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer ") and header[7:].strip().startswith(API_KEY_PREFIX):
-        return header[7:].strip()
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip().startswith(API_KEY_PREFIX):
+        return value.strip()
+    if scheme.lower() == "basic" and (user := _basic_user(value)):
+        return user
     return request.headers.get("x-api-key")
 
 
-async def _system(request: Request, services: ServicesDep) -> SystemKey:
+async def system_for_key(
+    request: Request, services: Services, *, write_key: str | None = None
+) -> SystemKey:
+    """The active system whose key authenticates ``request``: the header key (see
+    :func:`_api_key`), else ``write_key`` (Segment's ``writeKey`` in the body).
+
+    Raises ``Problem`` 401 (problem+json, ``WWW-Authenticate``): no key (``unauthorized``),
+    a header key and a different write key (``conflicting-keys``: whose events these are is
+    unknowable), an unknown key (``unknown-key``), a deactivated system (``revoked-key``).
+    """
     unauthorized = {"WWW-Authenticate": "Bearer"}
     api_key = _api_key(request)
+    if api_key and write_key and write_key != api_key:
+        message = "the writeKey in the body is not the API key in the headers"
+        raise Problem(401, "conflicting-keys", message, headers=unauthorized)
+    api_key = api_key or write_key
     if not api_key:
         raise Problem(401, "unauthorized", "an API key is required", headers=unauthorized)
     system = await services.keys.resolve(api_key)
@@ -87,6 +158,10 @@ async def _system(request: Request, services: ServicesDep) -> SystemKey:
     if not system.active:
         raise Problem(401, "revoked-key", "this API key is revoked", headers=unauthorized)
     return system
+
+
+async def _system(request: Request, services: ServicesDep) -> SystemKey:
+    return await system_for_key(request, services)
 
 
 SystemDep = Annotated[SystemKey, Depends(_system)]
@@ -119,7 +194,7 @@ async def _scope(
         system = await _system(request, services)
         systems = await partner_systems(services.redis, system.partner_id)
         return Scope(frozenset(systems) | {system.system_id})
-    _admin(_principal(services, token))
+    _admin(await _principal(request, services, token))
     return Scope(None)
 
 

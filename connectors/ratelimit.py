@@ -2,7 +2,9 @@
 
 One Lua script does refill + take atomically on the server, with the server's clock
 (``TIME``), so instances with skewed clocks agree. Cost is counted in events, not
-requests: a batch of 1,000 takes 1,000 tokens.
+requests: a batch of 1,000 takes 1,000 tokens. Used per API key for ingest
+(``connectors/ingest.py``) and per account and client address for logins
+(``api/security.py``), which give a try back when it turns out not to count.
 """
 
 from __future__ import annotations
@@ -36,6 +38,24 @@ return {allowed, tostring(tokens)}
 """
 
 
+# KEYS[1] bucket; ARGV: rate, burst, amount. Refill as in _TAKE, then add ``amount``
+# (capped at burst). Returns the tokens now in the bucket (string).
+_GIVE_BACK = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local amount = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1]) or burst
+local ts = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate + amount)
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return tostring(tokens)
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
@@ -53,6 +73,7 @@ class TokenBuckets:
         self.rate = rate_per_s
         self.burst = burst
         self._script = redis.register_script(_TAKE)
+        self._give_back = redis.register_script(_GIVE_BACK)
 
     async def take(self, name: str, cost: float = 1.0) -> Decision:
         allowed, left = await self._script(
@@ -62,3 +83,11 @@ class TokenBuckets:
         if allowed:
             return Decision(True, tokens, 0.0)
         return Decision(False, tokens, max(0.0, (min(cost, self.burst) - tokens) / self.rate))
+
+    async def give_back(self, name: str, amount: float = 1.0) -> float:
+        """Return ``amount`` tokens taken earlier (a try that turned out not to count, e.g.
+        a successful login), never above ``burst``; returns the tokens now in the bucket."""
+        left = await self._give_back(
+            keys=[BUCKET.format(name=name)], args=[self.rate, self.burst, amount]
+        )
+        return float(left)

@@ -18,7 +18,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlparse
 
 import httpx
@@ -30,6 +30,10 @@ from deploy import localstack
 from deploy.exceptions import InstallSecretError, LocalStackError
 from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.commands import CommandBus
+    from pipeline.domain.handling import CommandResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 console = Console(stderr=True)
@@ -224,34 +228,39 @@ def create_admin(
         float, typer.Option(help="Wait until the admin can log in (0: do not wait).")
     ] = 60,
 ) -> None:
-    """Create the first admin by a CreateUser command on Kafka (idempotent per email), then
-    wait until the admin can log in through the API."""
+    """Create the first admin by a CreateUser command on Kafka (idempotent per email). If
+    that account exists but was demoted or deactivated, give it the admin role and the
+    active status back (commands as ``system``) and say so: the operator's way back when
+    no admin is left. Then wait until the admin can log in and use the admin routes."""
     from deploy.runtime import configure_logging
 
     configure_logging("WARNING")
     settings = _settings()
     email = email or settings.admin_email
     password = admin_password(settings, create=True)
-    result = asyncio.run(_create_admin(settings, email, username, password))
-    if result is None:
-        raise typer.Exit(_fail("no result within the timeout; is the worker running?"))
-    if result.status == "rejected":
-        raise typer.Exit(_fail(f"{result.reason}: {result.message}"))
-    console.print(f"admin {email} is user {result.aggregate_id}")
+    user_id, restored = asyncio.run(_create_admin(settings, email, username, password))
+    console.print(f"admin {email} is user {user_id}")
+    for change in restored:
+        console.print(f"restored: {change}")
     if settings.admin_password is None:
         console.print(f"password in {settings.home.resolve() / 'admin-password'}")
     if wait_s > 0:
-        _until_login_works(settings, email, password, wait_s)
+        _until_admin_works(settings, email, password, user_id, wait_s)
         console.print("admin login works")
 
 
-def _until_login_works(settings: Settings, login: str, password: str, timeout_s: float) -> None:
-    """Read-your-writes for the first admin: return once ``POST /api/auth/token`` accepts
-    the admin, i.e. once the accounts read model has applied the CreateUser (a tool run
-    right after ``create-admin`` logs in). Exits with an error after ``timeout_s``."""
+def _until_admin_works(
+    settings: Settings, login: str, password: str, user_id: str, timeout_s: float
+) -> None:
+    """Read-your-writes for the admin: return once ``POST /api/auth/token`` accepts the
+    admin and its token reads ``GET /api/admin/users/{user_id}``, i.e. once the read
+    models show the admin as an active admin (a tool run right after ``create-admin``
+    logs in and manages users). A 429 from the login throttle is waited out
+    (``Retry-After``). Exits with an error after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
+        pause = 0.2
         try:
             response = httpx.post(
                 f"{settings.api_url}/api/auth/token",
@@ -259,23 +268,38 @@ def _until_login_works(settings: Settings, login: str, password: str, timeout_s:
                 timeout=10,
             )
             if response.status_code == 200:
-                return
+                token = response.json()["access_token"]
+                response = httpx.get(
+                    f"{settings.api_url}/api/admin/users/{user_id}",
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=10,
+                )
+                if response.status_code == 200:
+                    return
+            elif response.status_code == 429:
+                pause = float(response.headers.get("Retry-After", "1"))
             last = f"{response.status_code} {response.text[:200]}"
         except httpx.HTTPError as exc:
             last = str(exc)
-        time.sleep(0.2)
+        time.sleep(max(0.0, min(pause, deadline - time.monotonic())))
     raise typer.Exit(
         _fail(
             f"the admin exists, but login has not worked for {timeout_s:.0f} s (last answer: "
-            f"{last}). Either the accounts read model is behind (see the lag in "
+            f"{last}). Either the read models are behind (see the lag in "
             f"{settings.api_url}/readyz) or the admin was created earlier with another "
             "password than the one configured now."
         )
     )
 
 
-async def _create_admin(settings: Settings, email: str, username: str, password: str):
+async def _create_admin(
+    settings: Settings, email: str, username: str, password: str
+) -> tuple[str, list[str]]:
+    """CreateUser for the admin, then :func:`_restore_admin` on that user. Returns the
+    admin's user id and what was restored. Exits with an error when a command gets no
+    result or is refused."""
     from connectors.commands import CommandBus
+    from pipeline.domain.results import RejectionReason
     from pipeline.domain.users.commands import CreateUser
     from pipeline.domain.values import Email, hash_password
     from pipeline.routing import new_aggregate_id
@@ -304,9 +328,59 @@ async def _create_admin(settings: Settings, email: str, username: str, password:
     )
     await bus.start()
     try:
-        return await bus.submit(command)
+        created = _answered(await bus.submit(command))
+        # already_exists: same id, but the CreateUser has left the user's idempotency
+        # window (its last `recent_commands_per_aggregate` commands, logins included).
+        if created.status == "rejected" and created.reason != RejectionReason.ALREADY_EXISTS:
+            raise typer.Exit(_fail(f"{created.reason}: {created.message}"))
+        return command.aggregate_id, await _restore_admin(bus, command.aggregate_id, email)
     finally:
         await bus.stop()
+
+
+async def _restore_admin(bus: CommandBus, user_id: str, email: str) -> list[str]:
+    """Give the admin back what a deactivation or a demotion took: ReactivateUser, then
+    GrantAdmin (keeps the profile), both as ``system`` (no actor) and each a no-op when
+    there is nothing to restore. Returns one line per change made. Exits when the account
+    is deleted (a soft delete is final, seed 000) or a command is refused otherwise."""
+    from pipeline.domain.results import RejectionReason
+    from pipeline.domain.users.commands import GrantAdmin, ReactivateUser
+
+    def fields() -> dict[str, object]:
+        command_id = str(uuid.uuid4())
+        return {
+            "command_id": command_id,
+            "aggregate_id": user_id,
+            "issued_at": datetime.now(UTC),
+            "correlation_id": command_id,
+        }
+
+    done = []
+    reactivated = _answered(await bus.submit(ReactivateUser(**fields())))
+    if reactivated.status == "accepted":
+        done.append("status active (was inactive)")
+    elif reactivated.reason == RejectionReason.DELETED:
+        raise typer.Exit(
+            _fail(
+                f"the admin account {email} (user {user_id}) is deleted; a deletion is final "
+                "and keeps the email taken: set STREAMFOLD_ADMIN_EMAIL (and --username) to a "
+                "new account and run create-admin again"
+            )
+        )
+    elif reactivated.reason != RejectionReason.INVALID_STATE:  # invalid_state: active
+        raise typer.Exit(_fail(f"ReactivateUser: {reactivated.reason}: {reactivated.message}"))
+    granted = _answered(await bus.submit(GrantAdmin(**fields())))
+    if granted.status == "rejected":
+        raise typer.Exit(_fail(f"GrantAdmin: {granted.reason}: {granted.message}"))
+    if granted.event_ids:
+        done.append("role admin (was demoted)")
+    return done
+
+
+def _answered(result: CommandResult | None) -> CommandResult:
+    if result is None:
+        raise typer.Exit(_fail("no result within the timeout; is the worker running?"))
+    return result
 
 
 def admin_token(settings: Settings) -> str:
@@ -417,14 +491,16 @@ def load_weblogs(
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="One read-only statement.")],
+    query: Annotated[str, typer.Argument(help="One SELECT over the analyst tables.")],
     max_rows: Annotated[int, typer.Option(min=1, max=100_000)] = 1000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Read-only SQL against the configured ClickHouse, printed as a table.
 
-    An embedded (chdb) engine is held by ``serve``, so the query goes through its API;
-    with a server DSN it goes straight to the server. Writes are refused either way.
+    One SELECT over the analyst tables, checked by ``connectors/analyst_sql.py`` (README,
+    "Analyst SQL"). An embedded (chdb) engine is held by ``serve``, so the query goes
+    through its API; with a server DSN it goes straight to the server, as the analyst user
+    of ``STREAMFOLD_ANALYST_CLICKHOUSE_DSN`` when set. Exit 1 with the reason when refused.
     """
     settings = _settings()
     if settings.embedded_clickhouse:
@@ -435,18 +511,29 @@ def sql(
             timeout=120,
         )
         if response.status_code != 200:
-            raise typer.Exit(_fail(response.json().get("detail", response.text)))
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = f"{response.status_code} {response.text[:500]}"
+            raise typer.Exit(_fail(str(detail)))
         body = response.json()
         columns, rows = body["columns"], body["rows"]
     else:
         from connectors.clickhouse import ClickHouse
-        from connectors.exceptions import ReadOnlyQueryError
+        from connectors.exceptions import ConnectorError, ReadOnlyQueryError
 
-        clickhouse = ClickHouse.open(settings.clickhouse_dsn)
+        analyst_dsn = settings.analyst_clickhouse_dsn or None
+        clickhouse = ClickHouse.open(analyst_dsn or settings.clickhouse_dsn)
         try:
-            columns, rows = asyncio.run(clickhouse.query_readonly(query, max_rows=max_rows))
+            columns, rows = asyncio.run(
+                clickhouse.query_readonly(query, max_rows=max_rows, analyst_dsn=analyst_dsn)
+            )
         except ReadOnlyQueryError as exc:
+            raise typer.Exit(_fail(f"statement not allowed: {exc.reason}")) from exc
+        except ConnectorError as exc:  # AnalystQueryError: a short message of its own
             raise typer.Exit(_fail(str(exc))) from exc
+        finally:
+            clickhouse.close()
     if as_json:
         typer.echo(json.dumps({"columns": columns, "rows": rows}, default=str))
         return

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
         default="",
         description="chdb:///abs/path (embedded engine, default under home) or http(s)://.",
     )
+    analyst_clickhouse_dsn: str = Field(
+        default="",
+        description="http(s):// DSN of the read-only analyst user that analyst SQL runs as "
+        "(README, 'Analyst SQL'). Unset: a readonly session on clickhouse_dsn.",
+    )
 
     topic_partitions: int = Field(default=6, ge=1)
     topic_replication_factor: int = Field(default=1, ge=1)
@@ -62,6 +67,45 @@ class Settings(BaseSettings):
         "one refuses to run. There is no built-in default.",
     )
     jwt_ttl_s: int = Field(default=3600, gt=0)
+    jwt_issuer: str = Field(
+        default="streamfold",
+        min_length=1,
+        description="The `iss` claim (RFC 7519 §4.1.1) the API puts in its tokens and "
+        "requires back; a token from another issuer sharing the key is refused.",
+    )
+    jwt_audience: str = Field(
+        default="streamfold-api",
+        min_length=1,
+        description="The `aud` claim (RFC 7519 §4.1.3) the API puts in its tokens and "
+        "requires back: a token minted for another service is refused here.",
+    )
+    principal_cache_ttl_s: float = Field(
+        default=2.0,
+        ge=0,
+        description="How long, s, an API process reuses a token holder's current role and "
+        "status read from the users read model (0: read on every request). A demoted, "
+        "deactivated or deleted user loses access within this time after the read model "
+        "shows the change.",
+    )
+    login_tries_per_account: int = Field(
+        default=10,
+        ge=1,
+        description="Failed logins per account (login name, trimmed and lowercased) per "
+        "login_window_s: a token bucket of this size refilling at this many per window. "
+        "Beyond it POST /api/auth/token answers 429 before any password hashing (OWASP "
+        "Authentication Cheat Sheet: throttle per account).",
+    )
+    login_tries_per_address: int = Field(
+        default=30,
+        ge=1,
+        description="Failed logins per client address per login_window_s (a token bucket "
+        "like login_tries_per_account): bounds one client guessing across many accounts. "
+        "The address is the peer's; X-Forwarded-For counts only from the proxies in "
+        "uvicorn's FORWARDED_ALLOW_IPS (default: loopback).",
+    )
+    login_window_s: float = Field(
+        default=60.0, gt=0, description="The window of the login limits, s."
+    )
     admin_email: str = "admin@example.com"
     admin_password: SecretStr | None = None
     claims_key: SecretStr | None = Field(

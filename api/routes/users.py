@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import AdminDep, IdempotencyKey, Services, ServicesDep
+from api.last_admin import mark_grant, run_removal
 from api.models import (
     AccountUpdate,
     CommandOutcome,
@@ -30,7 +31,7 @@ from pipeline.domain.users.commands import (
     UpdateAccount,
     UpdateUser,
 )
-from pipeline.domain.values import hash_password
+from pipeline.domain.values import UserRole, hash_password
 from pipeline.projections import event_log
 
 router = APIRouter(prefix="/api/admin/users", tags=["admin: users"])
@@ -38,7 +39,10 @@ router = APIRouter(prefix="/api/admin/users", tags=["admin: users"])
 _COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
     202: {"description": "Queued; the result will be at the Location URL."},
     404: {"description": "No such user (problem+json)."},
-    409: {"description": "Conflict: duplicate, version mismatch, deleted (problem+json)."},
+    409: {
+        "description": "Conflict: duplicate, version mismatch, deleted, or the last active "
+        "admin would lose the role or be deactivated/deleted (problem+json)."
+    },
     422: {"description": "Invalid input (problem+json)."},
 }
 _SENSITIVE = ("password_hash",)
@@ -60,6 +64,8 @@ async def create_user(
         role=body.role.value,
         password_hash=hashed.value,
     )
+    if body.role is UserRole.ADMIN:
+        await mark_grant(services, command.aggregate_id)
     return await run_command(services, command, success_status=201)
 
 
@@ -71,7 +77,8 @@ async def update_user(
     admin: AdminDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """UpdateUser: names, phone, role. ``expected_version`` enables optimistic concurrency."""
+    """UpdateUser: names, phone, role. ``expected_version`` enables optimistic concurrency.
+    409 ``last-admin`` for another role on the last active admin (``api/last_admin.py``)."""
     command = UpdateUser(
         **command_fields(key, user_id, admin.user_id, body.expected_version),
         first_name=body.first_name,
@@ -79,7 +86,10 @@ async def update_user(
         phone=body.phone,
         role=body.role.value,
     )
-    return await run_command(services, command)
+    if body.role is UserRole.ADMIN:
+        await mark_grant(services, user_id)
+        return await run_command(services, command)
+    return await run_removal(services, command)
 
 
 @router.put("/{user_id}/account", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
@@ -112,17 +122,19 @@ async def deactivate_user(
     body: Deactivate | None = None,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
+    """DeactivateUser. 409 ``last-admin`` for the last active admin."""
     body = body or Deactivate()
     command = DeactivateUser(
         **command_fields(key, user_id, admin.user_id, body.expected_version), reason=body.reason
     )
-    return await run_command(services, command)
+    return await run_removal(services, command)
 
 
 @router.post("/{user_id}/reactivate", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
 async def reactivate_user(
     user_id: str, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
+    await mark_grant(services, user_id)  # an inactive admin becomes an active one
     return await run_command(
         services, ReactivateUser(**command_fields(key, user_id, admin.user_id))
     )
@@ -132,8 +144,9 @@ async def reactivate_user(
 async def delete_user(
     user_id: str, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
-    """Soft delete: the user stays readable with status ``deleted``; email stays taken."""
-    return await run_command(services, DeleteUser(**command_fields(key, user_id, admin.user_id)))
+    """Soft delete: the user stays readable with status ``deleted``; email stays taken.
+    409 ``last-admin`` for the last active admin."""
+    return await run_removal(services, DeleteUser(**command_fields(key, user_id, admin.user_id)))
 
 
 @router.get("", response_model=UserPage)

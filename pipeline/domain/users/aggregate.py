@@ -21,6 +21,7 @@ from pipeline.domain.users.commands import (
     CreateUser,
     DeactivateUser,
     DeleteUser,
+    GrantAdmin,
     ReactivateUser,
     RecordLogin,
     UpdateAccount,
@@ -41,6 +42,7 @@ from pipeline.domain.values import (
     HashedPassword,
     Phone,
     Username,
+    UserRole,
     canonical_uuid,
     parse_name,
     parse_role,
@@ -209,6 +211,22 @@ def _(command: ReactivateUser, state: User) -> list[UserEvent] | Rejection:
 @_decide.register
 def _(command: DeleteUser, state: User) -> list[UserEvent] | Rejection:
     return [UserDeleted()]
+
+
+@_decide.register
+def _(command: GrantAdmin, state: User) -> list[UserEvent] | Rejection:
+    # Inactive users may be granted the role (create-admin reactivates separately);
+    # deleted ones are refused by the precondition: a soft delete is final.
+    if state.role == UserRole.ADMIN.value:
+        return []
+    return [
+        UserUpdated(
+            first_name=state.first_name,
+            last_name=state.last_name,
+            phone=state.phone,
+            role=UserRole.ADMIN.value,
+        )
+    ]
 
 
 @_decide.register

@@ -24,6 +24,7 @@ __all__ = [
     "CreateUser",
     "DeactivateUser",
     "DeleteUser",
+    "GrantAdmin",
     "ReactivateUser",
     "RecordLogin",
     "UpdateAccount",
@@ -89,6 +90,18 @@ class DeleteUser(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GrantAdmin(Command):
+    """Give the user the admin role, keeping the rest of the profile.
+
+    The operator's way back when the configured admin was demoted (``streamfold
+    create-admin`` sends it as ``system``): it needs no profile fields, unlike
+    ``UpdateUser``. Not offered by the HTTP API, where ``UpdateUser`` changes roles.
+    """
+
+    type: Literal["GrantAdmin"] = "GrantAdmin"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordLogin(Command):
     """Record a successful login at ``logged_in_at`` (tz-aware)."""
 
@@ -103,6 +116,7 @@ UserCommand = Annotated[
     | DeactivateUser
     | ReactivateUser
     | DeleteUser
+    | GrantAdmin
     | RecordLogin,
     Field(discriminator="type"),
 ]
@@ -116,6 +130,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         DeactivateUser,
         ReactivateUser,
         DeleteUser,
+        GrantAdmin,
         RecordLogin,
     )
 }

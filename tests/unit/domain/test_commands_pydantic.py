@@ -12,6 +12,7 @@ from pipeline.domain.users.commands import (
     CreateUser,
     DeactivateUser,
     DeleteUser,
+    GrantAdmin,
     ReactivateUser,
     RecordLogin,
     UpdateAccount,
@@ -47,6 +48,7 @@ EXAMPLES: list[Command] = [
     DeactivateUser(**COMMON, reason="left"),
     ReactivateUser(**COMMON),
     DeleteUser(**COMMON),
+    GrantAdmin(**COMMON),
     RecordLogin(**COMMON, logged_in_at=T0.astimezone(timezone(timedelta(hours=2)))),
 ]
 

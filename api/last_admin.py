@@ -1,0 +1,153 @@
+"""The last active admin stays: no demotion, deactivation or deletion through the API may
+leave the install without an active admin (issue 7). Seed 000 gives admins alone the
+user-management routes; with none, nobody could manage users or restore an admin, and
+``PUT /api/admin/users/{id}`` with ``"role": "student"`` on the only admin did exactly
+that. An operator's way back is ``streamfold create-admin`` (``deploy/cli.py``).
+
+How a command that may take admin rights from its target (UpdateUser to another role,
+DeactivateUser, DeleteUser) runs, in :func:`run_removal`:
+
+1. Is the target an admin? The ``users`` read model says it is an active admin, or a
+   grant mark (below) says it may have become one in the last ``GRANT_MARK_S``.
+   If not, the command runs as any other: it takes admin rights from nobody.
+2. Otherwise take ``LOCK`` (one Redis lock per install, shared by every API instance;
+   wait up to the command timeout, else 503 with ``Retry-After``).
+3. Under the lock, count the *other* active admins in the read model; none: 409
+   ``/problems/last-admin``, nothing is sent.
+4. Submit the command; once accepted, wait until the read model has applied it
+   (``api.replies.until_applied``), then release the lock. So the next holder counts
+   with this change visible: two admins demoting each other at once are serialised, the
+   second finds no other admin and gets the 409.
+
+Grant marks: a command that may make its target an active admin (CreateUser or
+UpdateUser with the admin role, ReactivateUser) sets ``GRANT_MARK`` for the target
+before it is sent. Without them, an admin promoted less than the projection lag ago
+would look like a student to step 1 and be demoted without the lock, while a concurrent
+locked demotion counted it as the remaining admin.
+
+What is left (this check lives in the API, not on the write side, so it is not
+race-free in every case):
+
+- Commands that do not come through these routes (produced to ``users.commands`` by a
+  script; ``streamfold create-admin`` only ever grants) are not checked.
+- The lock expires after ``lock_ttl_s`` (3 x the command timeout, 15 s by default). If a
+  command's result, or its arrival in the read model, takes longer (a lagging worker or
+  projection: ``/readyz`` shows lag), the lock is kept until it expires, not released
+  early; after that, a concurrent removal may count the admin being removed.
+- A grant that reaches the read model more than ``GRANT_MARK_S`` after it was sent, or a
+  grant made outside the API, is not seen by step 1 during that time.
+
+The race-free alternative is on the write side: every admin-role or status change routed
+through one partition that owns an "admin roster" claim, as the reservation chain owns
+emails (``pipeline/agents/reservations.py``). Not done: it is a new topic, agent and
+table with a bootstrap from ``users.events`` for existing installs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi.responses import JSONResponse
+from redis.exceptions import LockError
+
+from api.deps import Services
+from api.problems import RETRY_AFTER_S, Problem
+from api.replies import (
+    outcome_body,
+    pending,
+    raise_rejection,
+    run_command,
+    submit,
+    until_applied,
+)
+from pipeline.domain.users import UserStatus
+from pipeline.domain.values import UserRole
+
+log = structlog.get_logger(__name__)
+
+LOCK = "streamfold:lock:admin-roster"
+"""The Redis lock that serialises changes that may remove an active admin."""
+GRANT_MARK = "streamfold:admin-grant:{user_id}"
+GRANT_MARK_S = 300
+"""How long, s, a grant mark makes its user count as a possible admin (>> the
+projection lag, 0.5 s by default)."""
+
+TARGET_SQL = "SELECT role, status FROM users FINAL WHERE user_id = {id:String}"
+OTHER_ADMINS_SQL = """
+    SELECT count() AS n FROM users FINAL
+    WHERE role = 'admin' AND status = 'active' AND user_id != {id:String}
+"""
+VERSION_SQL = "SELECT version FROM users FINAL WHERE user_id = {id:String}"
+
+
+def lock_ttl_s(services: Services) -> float:
+    """How long the lock lives at most: the wait for the result plus the wait for the
+    read model (each up to the command timeout), plus as much again for the queries."""
+    return 3 * services.settings.command_timeout_s
+
+
+async def mark_grant(services: Services, user_id: str) -> None:
+    """Note that ``user_id`` may become an active admin (call before sending)."""
+    await services.redis.set(GRANT_MARK.format(user_id=user_id), "1", ex=GRANT_MARK_S)
+
+
+async def _may_be_admin(services: Services, user_id: str) -> bool:
+    rows = await services.clickhouse.query(TARGET_SQL, {"id": user_id})
+    if rows and rows[0]["role"] == UserRole.ADMIN and rows[0]["status"] == UserStatus.ACTIVE:
+        return True
+    return bool(await services.redis.exists(GRANT_MARK.format(user_id=user_id)))
+
+
+async def _read_version(services: Services, user_id: str) -> int:
+    rows = await services.clickhouse.query(VERSION_SQL, {"id": user_id})
+    return int(rows[0]["version"]) if rows else 0
+
+
+async def run_removal(services: Services, command: Any) -> JSONResponse:
+    """``api.replies.run_command`` for a command that may take admin rights from its
+    target, with the last-admin check of the module docstring.
+
+    Answers as ``run_command`` (200, 202, 404/409/422 rejections, 503 Kafka), and also:
+    409 ``/problems/last-admin`` (``reason`` ``last_admin``) when the target is the only
+    active admin; 503 ``/problems/admin-change-busy`` with ``Retry-After`` when another
+    such change held the lock for the whole command timeout.
+    """
+    target = command.aggregate_id
+    if not await _may_be_admin(services, target):
+        return await run_command(services, command)
+    lock = services.redis.lock(LOCK, timeout=lock_ttl_s(services))
+    if not await lock.acquire(blocking_timeout=services.settings.command_timeout_s):
+        raise Problem(
+            503,
+            "admin-change-busy",
+            "another change to an admin is in progress; retry shortly",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+    release = True
+    try:
+        others = await services.clickhouse.query(OTHER_ADMINS_SQL, {"id": target})
+        if not others or int(others[0]["n"]) == 0:
+            raise Problem(
+                409,
+                "last-admin",
+                f"user {target} is the last active admin: it cannot be demoted, deactivated "
+                "or deleted; make another user an active admin first",
+                reason="last_admin",
+                id=target,
+            )
+        result = await submit(services, command)
+        if result is None:
+            release = False  # outcome unknown: hold the lock until it expires
+            return pending(command)
+        raise_rejection(result)
+        release = await until_applied(
+            services, result, lambda user_id: _read_version(services, user_id)
+        )
+        return JSONResponse(outcome_body(result), status_code=200)
+    finally:
+        if release:
+            try:
+                await lock.release()
+            except LockError:  # expired meanwhile: the next holder may already have it
+                log.warning("admin-roster lock expired before release", user_id=target)
