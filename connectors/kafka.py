@@ -239,25 +239,33 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def group_positions(
+    bootstrap: str, group: str, topics: Iterable[str]
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """(topic, partition) -> (committed offset, high watermark) for consumer group
+    ``group``. A partition the group never committed counts from its low watermark."""
+    consumer = Consumer({**base_config(bootstrap), "group.id": group, "enable.auto.commit": False})
+    try:
+        positions: dict[tuple[str, int], tuple[int, int]] = {}
+        for topic in topics:
+            meta = consumer.list_topics(topic, timeout=10).topics[topic]
+            parts = [TopicPartition(topic, p) for p in meta.partitions]
+            for tp in consumer.committed(parts, timeout=10):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 10)
+                positions[(topic, tp.partition)] = (tp.offset if tp.offset >= 0 else low, high)
+        return positions
+    finally:
+        consumer.close()
+
+
 def consumer_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[str, int]:
     """Records not yet committed by consumer group ``group``, summed per topic.
 
     A partition the group never committed counts from its low watermark, so a worker that
     has not started yet shows its whole backlog.
     """
-    consumer = Consumer({**base_config(bootstrap), "group.id": group, "enable.auto.commit": False})
-    try:
-        lag: dict[str, int] = {}
-        for topic in topics:
-            meta = consumer.list_topics(topic, timeout=10).topics[topic]
-            parts = [TopicPartition(topic, p) for p in meta.partitions]
-            committed = consumer.committed(parts, timeout=10)
-            total = 0
-            for tp in committed:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 10)
-                position = tp.offset if tp.offset >= 0 else low
-                total += max(0, high - position)
-            lag[topic] = total
-        return lag
-    finally:
-        consumer.close()
+    topics = list(topics)
+    lag = dict.fromkeys(topics, 0)
+    for (topic, _), (committed, high) in group_positions(bootstrap, group, topics).items():
+        lag[topic] += max(0, high - committed)
+    return lag

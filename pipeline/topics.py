@@ -26,6 +26,11 @@ TRACKING_EVENTS = "tracking.events"
 TRACKING_DLQ = "tracking.dlq"
 """Events that failed validation, with the reasons (JSON), and poison records."""
 
+COMMAND_TOPICS = (USER_COMMANDS, USER_RESERVATIONS, PARTNER_COMMANDS)
+"""Read by the Faust command agents (consumer group = the app id)."""
+PROJECTED_TOPICS = (USER_EVENTS, PARTNER_EVENTS, COMMAND_RESULTS)
+"""Each read by its projections' group (:func:`projection_group`)."""
+
 EVENT_TOPICS: dict[str, str] = {"user": USER_EVENTS, "partner": PARTNER_EVENTS}
 """aggregate_type -> its event topic (the event_log archive reads all of them)."""
 

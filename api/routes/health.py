@@ -19,10 +19,7 @@ from pipeline import topics
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
 
-COMMAND_TOPICS = (topics.USER_COMMANDS, topics.USER_RESERVATIONS, topics.PARTNER_COMMANDS)
-"""Read by the Faust command agents (consumer group = the app id)."""
-PROJECTED_TOPICS = (topics.USER_EVENTS, topics.PARTNER_EVENTS, topics.COMMAND_RESULTS)
-"""Each read by its projections' group (``topics.projection_group``)."""
+
 TRACKING_GROUPS = {  # consumer group suffix -> its topic (pipeline.app.create_tracking)
     "tracking-validation": topics.TRACKING_RAW,
     "tracking-sink": topics.TRACKING_EVENTS,
@@ -75,8 +72,8 @@ async def _check(services: Services) -> tuple[int, dict[str, Any]]:
     checked_at = time.time()
 
     def all_lag() -> dict[str, int]:
-        lag = consumer_lag(settings.kafka_bootstrap, settings.app_id, COMMAND_TOPICS)
-        for topic in PROJECTED_TOPICS:
+        lag = consumer_lag(settings.kafka_bootstrap, settings.app_id, topics.COMMAND_TOPICS)
+        for topic in topics.PROJECTED_TOPICS:
             group = topics.projection_group(settings.app_id, topic)
             lag.update(consumer_lag(settings.kafka_bootstrap, group, [topic]))
         for suffix, topic in TRACKING_GROUPS.items():

@@ -9,7 +9,6 @@ import pytest
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
-from api.routes.health import PROJECTED_TOPICS
 from pipeline import topics
 from tests.support import Endpoints, ServeProcess
 
@@ -35,7 +34,7 @@ def test_sigterm_stops_cleanly_and_leaves_the_groups(
     groups = [
         app_id,
         *(f"{app_id}-tracking-{r}" for r in ("validation", "sink", "rejections")),
-        *(topics.projection_group(app_id, t) for t in PROJECTED_TOPICS),
+        *(topics.projection_group(app_id, t) for t in topics.PROJECTED_TOPICS),
     ]
     admin = AdminClient({"bootstrap.servers": endpoints.kafka_bootstrap})
     for group, future in admin.describe_consumer_groups(groups).items():
