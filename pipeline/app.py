@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from connectors.batch import BatchConsumer
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer
-from pipeline import topics
+from pipeline import faust_fixes, topics
 from pipeline.agents.commands import CommandProcessor
 from pipeline.agents.deadletter import DeadLetters
 from pipeline.agents.projections import (
@@ -79,6 +79,7 @@ def create_app(
     Topics must already exist (``connectors.kafka.ensure_topics``); Faust creates only its
     changelog topics, with the same partition count as their source topics.
     """
+    faust_fixes.install()
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",

@@ -1,0 +1,60 @@
+"""faust-streaming 0.15.3 problems worked around here, one place each.
+
+**Commits past a message that was never acked.** ``Consumer._new_offset`` turns the
+acked offsets of a partition into the next offset to commit. Before that, it means to
+refuse a gap at the head ("acked starts after the committed offset"), but it tests
+``min(acked) - committed > 1`` while ``committed`` is Kafka's *next* offset to read (it
+is set from ``batch[-1] + 1`` and from the group's committed offsets). So with offset N
+committed and N itself never acked:
+
+- acked starting at N + 1 passes the test and commits past N: N is lost (seen after a
+  SIGKILL and restart: users short of an update in the crash test);
+- acked starting at N + 2 or later is refused, now and forever: the partition never
+  commits again and its lag stays (the post-crash "stall", 4 of 12 runs).
+
+The fixed rule refuses any gap at the head (``min(acked) > committed``), so nothing is
+ever committed past an unacked offset. A head message that never reaches the agent then
+holds its partition back instead of being skipped; ``pipeline.watchdog`` notices the
+commit not moving and restarts the Faust app, which fetches again from the committed
+offset. Reproduced by ``tests/unit/pipeline/test_faust_fixes.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.transport import consumer as faust_consumer
+from faust.utils.functional import consecutive_numbers
+
+_UPSTREAM_NEW_OFFSET = faust_consumer.Consumer._new_offset
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:
+    """faust-streaming 0.15.3's ``Consumer._new_offset`` with the head-gap test fixed."""
+    acked = self._acked[tp]
+    if not acked:
+        return None
+    max_offset = max(acked)
+    gap_for_tp = self._gap[tp]
+    if gap_for_tp:
+        # offsets known not to exist (transaction markers, compaction) count as acked
+        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
+        if candidates:
+            filled: list[int] = []
+            for entry in candidates:
+                filled.extend(range(entry.begin, entry.end))
+            acked.extend(filled)
+            gap_for_tp.chop(0, max(filled[-1], max_offset + 1))
+    acked.sort()
+    committed = self._committed_offset[tp]
+    if committed is not None and acked[0] > committed:
+        return None  # the message at ``committed`` is not acked yet: commit nothing
+    batch = next(consecutive_numbers(acked))
+    acked[: len(batch)] = []
+    self._acked_index[tp].difference_update(batch)
+    return batch[-1] + 1
+
+
+def install() -> None:
+    """Replace ``Consumer._new_offset`` (idempotent; call before the app starts)."""
+    faust_consumer.Consumer._new_offset = _new_offset  # type: ignore[method-assign]

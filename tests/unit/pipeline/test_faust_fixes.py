@@ -1,0 +1,40 @@
+"""The commit rule of pipeline/faust_fixes.py against faust-streaming's own."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from types import SimpleNamespace
+
+from intervaltree import IntervalTree
+
+from pipeline import faust_fixes
+
+TP = ("users.commands", 5)
+
+
+def consumer(committed: int, acked: list[int]) -> SimpleNamespace:
+    return SimpleNamespace(
+        _acked=defaultdict(list, {TP: list(acked)}),
+        _acked_index=defaultdict(set, {TP: set(acked)}),
+        _gap=defaultdict(IntervalTree),
+        _committed_offset=defaultdict(lambda: None, {TP: committed}),
+    )
+
+
+def test_upstream_commits_past_a_message_never_acked() -> None:
+    # committed = 340 is the next offset to read; 340 itself was never acked
+    assert faust_fixes._UPSTREAM_NEW_OFFSET(consumer(340, [341, 342]), TP) == 343  # lost
+    assert faust_fixes._UPSTREAM_NEW_OFFSET(consumer(340, [342, 343]), TP) is None  # stuck
+
+
+def test_fixed_rule_never_commits_past_an_unacked_offset() -> None:
+    assert faust_fixes._new_offset(consumer(340, [341, 342]), TP) is None
+    assert faust_fixes._new_offset(consumer(340, [342, 343]), TP) is None
+    assert faust_fixes._new_offset(consumer(340, [340, 341, 342, 344]), TP) == 343
+    assert faust_fixes._new_offset(consumer(340, []), TP) is None
+
+
+def test_known_gaps_still_count_as_acked() -> None:
+    c = consumer(340, [340, 343])
+    c._gap[TP].addi(341, 343)  # 341-342 are transaction markers
+    assert faust_fixes._new_offset(c, TP) == 344
