@@ -16,7 +16,7 @@ help:
 	@echo "make up     the same without loading data"
 	@echo "make down   stop everything 'up' started"
 	@echo "make test   the whole suite, starting its own services"
-	@echo "make bench  benchmarks -> bench/results/*.json"
+	@echo "make bench  benchmarks -> bench/results/local/*.json (git-ignored)"
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
