@@ -15,8 +15,9 @@ from redis.asyncio import Redis
 
 BUCKET = "streamfold:bucket:{name}"
 
-# KEYS[1] bucket; ARGV: rate (tokens/s), burst (tokens), cost (tokens).
-# Returns {allowed (0/1), tokens left (string: Lua numbers are doubles)}.
+# KEYS[1] bucket; ARGV: rate (tokens/s), burst (tokens), cost (tokens; negative gives
+# tokens back, never above burst). Returns {allowed (0/1), tokens left (string: Lua
+# numbers are doubles)}.
 _TAKE = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
@@ -29,30 +30,12 @@ local ts = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local allowed = 0
 if tokens >= cost then
-  tokens = tokens - cost
+  tokens = math.min(burst, tokens - cost)
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, tostring(tokens)}
-"""
-
-
-# KEYS[1] bucket; ARGV: rate, burst, amount. Refill as in _TAKE, then add ``amount``
-# (capped at burst). Returns the tokens now in the bucket (string).
-_GIVE_BACK = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local amount = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(b[1]) or burst
-local ts = tonumber(b[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate + amount)
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
-return tostring(tokens)
 """
 
 
@@ -73,7 +56,6 @@ class TokenBuckets:
         self.rate = rate_per_s
         self.burst = burst
         self._script = redis.register_script(_TAKE)
-        self._give_back = redis.register_script(_GIVE_BACK)
 
     async def take(self, name: str, cost: float = 1.0) -> Decision:
         allowed, left = await self._script(
@@ -87,7 +69,7 @@ class TokenBuckets:
     async def give_back(self, name: str, amount: float = 1.0) -> float:
         """Return ``amount`` tokens taken earlier (a try that turned out not to count, e.g.
         a successful login), never above ``burst``; returns the tokens now in the bucket."""
-        left = await self._give_back(
-            keys=[BUCKET.format(name=name)], args=[self.rate, self.burst, amount]
+        _, left = await self._script(
+            keys=[BUCKET.format(name=name)], args=[self.rate, self.burst, -amount]
         )
         return float(left)

@@ -36,18 +36,17 @@ class BucketsRedis:
         self.buckets: dict[str, tuple[float, float]] = {}
 
     def register_script(self, script: str) -> Callable[..., Any]:
-        take = script == ratelimit._TAKE
-        assert take or script == ratelimit._GIVE_BACK
+        assert script == ratelimit._TAKE
 
         async def run(keys: list[str], args: list[float]) -> Any:
-            rate, burst, amount = (float(a) for a in args)
+            rate, burst, cost = (float(a) for a in args)
             tokens, ts = self.buckets.get(keys[0], (burst, self.now))
-            tokens = min(burst, tokens + max(0.0, self.now - ts) * rate + (0 if take else amount))
-            allowed = not take or tokens >= amount
-            if take and allowed:
-                tokens -= amount
+            tokens = min(burst, tokens + max(0.0, self.now - ts) * rate)
+            allowed = tokens >= cost
+            if allowed:
+                tokens = min(burst, tokens - cost)  # a negative cost gives tokens back
             self.buckets[keys[0]] = (tokens, self.now)
-            return [int(allowed), str(tokens)] if take else str(tokens)
+            return [int(allowed), str(tokens)]
 
         return run
 
