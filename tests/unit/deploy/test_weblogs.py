@@ -4,7 +4,6 @@ real files in deploy/data against the page_view schema and the API's own SDK eve
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,7 +134,6 @@ def test_batches_respect_count_and_size() -> None:
 def test_every_real_event_is_a_valid_page_view() -> None:
     """All ~41k lines of both shipped logs: schema-valid and accepted by the ingestion parser
     (what /v1/batch runs per event), each body well under 1 MiB per 500 events."""
-    started = time.monotonic()
     skipped: Counter[str] = Counter()
     nasa = list(parse_nasa(NASA, skipped))
     apache = list(parse_apache(APACHE, skipped))
@@ -161,4 +159,3 @@ def test_every_real_event_is_a_valid_page_view() -> None:
         ids.add(parsed.message_id)
     assert len(ids) == len(nasa) + len(apache)
     assert 500 * biggest < 1_048_576
-    assert time.monotonic() - started < 5
