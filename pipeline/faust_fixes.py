@@ -55,6 +55,27 @@ def _new_offset(self: Any, tp: Any) -> int | None:
     return batch[-1] + 1
 
 
+_UPSTREAM_ACK = faust_consumer.Consumer.ack
+
+
+def _ack(self: Any, message: Any) -> bool:
+    """``Consumer.ack`` that refuses what was not processed in the current generation.
+
+    faust-streaming's stream iterator *skips* a message that arrives while flow control
+    is off (a rebalance or recovery in progress) or that was fetched in an older consumer
+    generation, and acks it anyway ("otherwise the lag would increase"). Acked, it can be
+    committed before it is fetched again, and then it is never processed: a lost command.
+    Refused here, the message stays unacked and is delivered again after the seek to the
+    committed offsets; handling it twice is harmless (commands are idempotent).
+    """
+    app = self.app
+    if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
+        return False
+    return bool(_UPSTREAM_ACK(self, message))
+
+
 def install() -> None:
-    """Replace ``Consumer._new_offset`` (idempotent; call before the app starts)."""
+    """Replace ``Consumer._new_offset`` and ``Consumer.ack`` (idempotent; call before the
+    app starts)."""
     faust_consumer.Consumer._new_offset = _new_offset  # type: ignore[method-assign]
+    faust_consumer.Consumer.ack = _ack  # type: ignore[method-assign]
