@@ -38,3 +38,16 @@ def test_known_gaps_still_count_as_acked() -> None:
     c = consumer(340, [340, 343])
     c._gap[TP].addi(341, 343)  # 341-342 are transaction markers
     assert faust_fixes._new_offset(c, TP) == 344
+
+
+def test_a_message_from_another_generation_or_a_paused_flow_is_not_acked() -> None:
+    app = SimpleNamespace(
+        consumer_generation_id=3, flow_control=SimpleNamespace(is_active=lambda: True)
+    )
+    stale = SimpleNamespace(generation_id=2, acked=False)
+    assert faust_fixes._ack(SimpleNamespace(app=app), stale) is False
+    assert stale.acked is False  # delivered again after the seek, processed then
+    app.flow_control = SimpleNamespace(is_active=lambda: False)
+    current = SimpleNamespace(generation_id=3, acked=False)
+    assert faust_fixes._ack(SimpleNamespace(app=app), current) is False
+    assert current.acked is False
