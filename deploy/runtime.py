@@ -23,18 +23,16 @@ from api.deps import Services
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
 from connectors.ingest import Ingest
-from connectors.kafka import AsyncProducer, ensure_topics, group_positions
+from connectors.kafka import AsyncProducer, ensure_topics
 from connectors.keys import KeyResolver
 from connectors.ratelimit import TokenBuckets
 from connectors.redis import open_redis
 from deploy.secrets import claim_keys, with_jwt_secret
-from pipeline import topics
 from pipeline.aggregates import changelog_topics
-from pipeline.app import Pipeline, create_app, create_projections, create_tracking
+from pipeline.app import create_app, create_projections, create_tracking
 from pipeline.projections import migrate
 from pipeline.settings import Settings
 from pipeline.topics import project_topics
-from pipeline.watchdog import StallWatchdog
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
 
@@ -93,31 +91,11 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     ingest_producer = None
     try:
         if worker:
-
-            def build() -> Pipeline:
-                return create_app(
-                    settings, codec=codec, clickhouse=clickhouse, redis=redis, claim_keys=keys
-                )
-
-            pipeline = build()
+            pipeline = create_app(
+                settings, codec=codec, clickhouse=clickhouse, redis=redis, claim_keys=keys
+            )
             await pipeline.app.start()
 
-            async def restart_faust() -> None:
-                nonlocal pipeline
-                assert pipeline is not None
-                await pipeline.app.stop()
-                pipeline = build()
-                await pipeline.app.start()
-                log.info("command worker restarted")
-
-            watchdog = StallWatchdog(
-                positions=lambda: group_positions(
-                    settings.kafka_bootstrap, settings.app_id, topics.COMMAND_TOPICS
-                ),
-                restart=restart_faust,
-            )
-            watch = asyncio.create_task(watchdog.run(batch_stop), name="watchdog")
-            batch_tasks.append(watch)
             for name, stages in (
                 ("projections", create_projections),
                 ("tracking", create_tracking),

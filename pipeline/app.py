@@ -278,7 +278,7 @@ def _event_agent(app: faust.App, source: Any, handle: Any, name: str) -> None:
     """One event at a time, acked only once ``handle`` returned.
 
     faust-streaming 0.15 acks the event in hand in the ``finally`` of its stream
-    iterator, so an agent cancelled mid-command (a graceful stop, the watchdog's restart)
+    iterator, so an agent cancelled mid-command (a graceful stop, an app restart)
     had that command acked and then committed without its events: a lost command (the
     crash test's fold found users short of an update after a restart). With manual acks
     an interrupted command stays unacked and is delivered again (handling is idempotent).

@@ -14,9 +14,9 @@ committed and N itself never acked:
 
 The fixed rule refuses any gap at the head (``min(acked) > committed``), so nothing is
 ever committed past an unacked offset. A head message that never reaches the agent then
-holds its partition back instead of being skipped; ``pipeline.watchdog`` notices the
-commit not moving and restarts the Faust app, which fetches again from the committed
-offset. Reproduced by ``tests/unit/pipeline/test_faust_fixes.py``.
+holds its partition back (visible as lag) instead of being skipped. Why such a message is
+not delivered after a restart is not found yet (NOTES.md). Reproduced by
+``tests/unit/pipeline/test_faust_fixes.py``.
 """
 
 from __future__ import annotations
