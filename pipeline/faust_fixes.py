@@ -70,6 +70,9 @@ def _ack(self: Any, message: Any) -> bool:
     """
     app = self.app
     if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
+        # no longer in flight (Faust's stop waits until nothing is), but not acked: its
+        # offset is not committed, and it is delivered again
+        self._unacked_messages.discard(message)
         return False
     return bool(_UPSTREAM_ACK(self, message))
 

@@ -26,7 +26,10 @@ def test_sigterm_stops_cleanly_and_leaves_the_groups(
     proc.start()
     assert proc.proc is not None
     proc.proc.send_signal(signal.SIGTERM)
-    code = proc.proc.wait(60)
+    try:
+        code = proc.proc.wait(60)
+    finally:
+        proc.kill()  # a stop that hangs must not leave a second worker in the session
     log = proc.log_tail(200)
     assert code == 0, f"exit {code}; an un-handled SIGTERM exits 143\n{log}"
     assert "event='stopped'" in log, log

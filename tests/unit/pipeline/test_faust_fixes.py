@@ -40,14 +40,24 @@ def test_known_gaps_still_count_as_acked() -> None:
     assert faust_fixes._new_offset(c, TP) == 344
 
 
+class Msg:
+    def __init__(self, generation_id: int) -> None:
+        self.generation_id = generation_id
+        self.acked = False
+
+
 def test_a_message_from_another_generation_or_a_paused_flow_is_not_acked() -> None:
+    flow = {"active": True}
     app = SimpleNamespace(
-        consumer_generation_id=3, flow_control=SimpleNamespace(is_active=lambda: True)
+        consumer_generation_id=3,
+        flow_control=SimpleNamespace(is_active=lambda: flow["active"]),
     )
-    stale = SimpleNamespace(generation_id=2, acked=False)
-    assert faust_fixes._ack(SimpleNamespace(app=app), stale) is False
-    assert stale.acked is False  # delivered again after the seek, processed then
-    app.flow_control = SimpleNamespace(is_active=lambda: False)
-    current = SimpleNamespace(generation_id=3, acked=False)
-    assert faust_fixes._ack(SimpleNamespace(app=app), current) is False
-    assert current.acked is False
+    stale, current = Msg(2), Msg(3)
+    consumer = SimpleNamespace(app=app, _unacked_messages={stale, current})
+    assert faust_fixes._ack(consumer, stale) is False
+    flow["active"] = False
+    assert faust_fixes._ack(consumer, current) is False
+    # neither is acked (their offsets stay uncommitted and they come again), and neither
+    # is in flight any more (Faust's stop waits for in-flight messages: it would hang)
+    assert not stale.acked and not current.acked
+    assert consumer._unacked_messages == set()
