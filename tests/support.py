@@ -113,17 +113,21 @@ class ServeProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def create_admin(self) -> None:
+    def create_admin(self) -> subprocess.CompletedProcess[str]:
+        """``streamfold create-admin`` against this process; its output, or AssertionError."""
         done = subprocess.run(
             [sys.executable, "-m", "deploy.cli", "create-admin"],
             cwd=REPO,
             env=self.env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=180,
         )
         if done.returncode != 0:
-            raise AssertionError(f"create-admin failed: {done.stderr}\n{self.log_tail()}")
+            raise AssertionError(
+                f"create-admin failed: {done.stdout}\n{done.stderr}\n{self.log_tail()}"
+            )
+        return done
 
     def claim_keys(self) -> ClaimKeys:
         """The install's claim keys, as the serve process made them (``<home>/claims-key``)."""

@@ -19,8 +19,6 @@ from __future__ import annotations
 import concurrent.futures
 import random
 import statistics
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,7 +29,7 @@ import jwt
 import pytest
 
 from deploy.secrets import with_jwt_secret
-from tests.support import REPO, ServeProcess, wait_for
+from tests.support import ServeProcess, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -297,19 +295,6 @@ def only_the_configured_admin(admin: httpx.Client, server: ServeProcess) -> str:
     return me
 
 
-def create_admin_cli(server: ServeProcess) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "deploy.cli", "create-admin"],
-        cwd=REPO,
-        env=server.env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
-    return done
-
-
 def test_the_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
     server: ServeProcess, admin: httpx.Client
 ) -> None:
@@ -323,7 +308,7 @@ def test_the_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
     for name, attempt in attempts.items():
         answers[name] = attempt()
         if answers[name].is_success:  # the bug: give the session its admin back, stop
-            create_admin_cli(server)
+            server.create_admin()
             break
     for name, answer in answers.items():
         assert answer.status_code == 409, (name, answer.text)
@@ -355,7 +340,7 @@ def test_admins_demoting_each_other_at_once_leave_one_active_admin(
         assert active_admins(survivor) == [me if answers[0].is_success else other]
     finally:
         if answers[1].is_success:  # the configured admin lost: the session needs it back
-            create_admin_cli(server)
+            server.create_admin()
         if admin.get(f"/api/admin/users/{other}").json()["role"] == "admin":
             assert admin.put(f"/api/admin/users/{other}", json=other_profile).status_code == 200
     assert active_admins(admin) == [me]
@@ -379,7 +364,7 @@ def test_create_admin_gives_the_admin_back_its_role_and_status(
 
     wait_for(demoted_and_inactive, timeout_s=20, what="the configured admin demoted, inactive")
 
-    restored = create_admin_cli(server)
+    restored = server.create_admin()
     assert "restored: status active (was inactive)" in restored.stderr, restored.stderr
     assert "restored: role admin (was demoted)" in restored.stderr, restored.stderr
     # create-admin returns once the admin routes accept the admin: the session's token too
@@ -391,7 +376,7 @@ def test_create_admin_gives_the_admin_back_its_role_and_status(
         return {("UserReactivated", "system"), ("UserUpdated", "system")} <= done
 
     wait_for(restored_by_system, timeout_s=20, what="the restoring events, by system, in /history")
-    again = create_admin_cli(server)
+    again = server.create_admin()
     assert "restored:" not in again.stderr, again.stderr
 
     # leave the configured admin the only active one
