@@ -10,5 +10,6 @@ ALL_DDL = (*users.DDL, *event_log.DDL, *tracking.DDL)
 
 async def migrate(clickhouse: ClickHouse) -> None:
     """Create every read-model table that is missing (idempotent, every start)."""
+    await tracking.retire_minute_table(clickhouse)
     for ddl in ALL_DDL:
         await clickhouse.command(ddl)
