@@ -54,7 +54,7 @@ ALLOWED_TABLES = frozenset(
 )
 """Read models an analyst may query (DDL in ``pipeline/projections/``)."""
 
-PROJECT_TABLES = ALLOWED_TABLES | {"accounts", "tracking_minute_mv"}
+PROJECT_TABLES = ALLOWED_TABLES | {"accounts"}
 """Every table and view the projections create; a ``WITH`` name may not shadow one."""
 
 HIDDEN_COLUMNS: Mapping[str, frozenset[str]] = {"event_log": frozenset({"data"})}
