@@ -13,10 +13,24 @@ committed and N itself never acked:
   commits again and its lag stays (the post-crash "stall", 4 of 12 runs).
 
 The fixed rule refuses any gap at the head (``min(acked) > committed``), so nothing is
-ever committed past an unacked offset. A head message that never reaches the agent then
-holds its partition back (visible as lag) instead of being skipped. Why such a message is
-not delivered after a restart is not found yet (NOTES.md). Reproduced by
-``tests/unit/pipeline/test_faust_fixes.py``.
+ever committed past an unacked offset.
+
+**A seek to the committed offsets that races the agent** (the post-crash stall). After a
+restart whose tables need changelog recovery, ``Recovery`` resumes the flow for the
+changelogs, then resumes the stream partitions and only then runs
+``Consumer.perform_seek``, with the flow still on: the agent processes and commits
+commands while the seek reads the committed offsets from the broker. The seek then writes
+what it read over ``_committed_offset``, *behind* commits made meanwhile, whose offsets
+have already left the acked list: a gap at the head that no ack can fill. And the fetch
+loop, still iterating a batch fetched before the seek, moves ``_read_offset`` past the
+seek's target, so the re-fetched messages are dropped as already read. Instrumented in
+the crash test (1 run of 4): every stalled partition's committed offset was the first
+one handled after the restart, with all later ones acked. ``perform_seek`` here stops the
+flow and empties the agents' buffers first (the callers resume it right after, as they
+do on the path without recovery) and never moves a committed offset back.
+
+Reproduced by ``tests/unit/pipeline/test_faust_fixes.py``; the crash test
+(``tests/integration/test_event_topics.py``) covers the whole path.
 """
 
 from __future__ import annotations
@@ -77,8 +91,30 @@ def _ack(self: Any, message: Any) -> bool:
     return bool(_UPSTREAM_ACK(self, message))
 
 
+async def _perform_seek(self: Any) -> None:
+    """``Consumer.perform_seek`` with the flow stopped, never moving a commit back.
+
+    Callers: ``Recovery`` (both paths resume the flow right after) and ``getmany``
+    (flow already stopped). Stopping the flow ends the fetch loop's current batch, and
+    clearing the buffers drops what was fetched before the seek (not acked, so fetched
+    again from the committed offset, in order).
+    """
+    self.stop_flow()
+    self.app.flow_control.suspend()
+    self.app.flow_control.clear()
+    committed = await self.seek_to_committed()
+    for raw_tp, offset in committed.items():
+        tp = faust_consumer.ensure_TP(raw_tp)
+        self._read_offset[tp] = offset if offset is not None and offset >= 0 else None
+        if offset:
+            known = self._committed_offset.get(tp)
+            # a commit that landed after the broker was asked is newer than its answer
+            self._committed_offset[tp] = offset if known is None else max(known, offset)
+
+
 def install() -> None:
-    """Replace ``Consumer._new_offset`` and ``Consumer.ack`` (idempotent; call before the
-    app starts)."""
+    """Replace ``Consumer._new_offset``, ``Consumer.ack`` and ``Consumer.perform_seek``
+    (idempotent; call before the app starts)."""
     faust_consumer.Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     faust_consumer.Consumer.ack = _ack  # type: ignore[method-assign]
+    faust_consumer.Consumer.perform_seek = _perform_seek  # type: ignore[method-assign]

@@ -117,13 +117,6 @@ def _user_ids(n: int) -> list[tuple[str, str]]:
     return [(cid := str(uuid.uuid4()), new_aggregate_id(cid)) for _ in range(n)]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known broken, issue 6 open: in about 1 run of 4 the restarted faust-streaming "
-    "command agent stops with records of one or two partitions of users.commands "
-    "uncommitted (cause not found; NOTES.md, 'Cold start and crash recovery'). The test "
-    "runs in full every time and its outcome (xpassed/xfailed) is reported.",
-)
 def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
     server: ServeProcess, admin: httpx.Client
 ) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from types import SimpleNamespace
 
+from faust.types import TP as FaustTP
 from intervaltree import IntervalTree
 
 from pipeline import faust_fixes
@@ -61,3 +63,38 @@ def test_a_message_from_another_generation_or_a_paused_flow_is_not_acked() -> No
     # is in flight any more (Faust's stop waits for in-flight messages: it would hang)
     assert not stale.acked and not current.acked
     assert consumer._unacked_messages == set()
+
+
+class RacingConsumer:
+    """The part of a Faust consumer ``perform_seek`` touches; a commit of offsets 340-359
+    lands while the broker is being asked (what the crash test's restart did)."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.flow_active = True
+        self.app = SimpleNamespace(
+            flow_control=SimpleNamespace(
+                suspend=lambda: self.events.append("suspend"),
+                clear=lambda: self.events.append("clear"),
+            )
+        )
+        self._committed_offset = defaultdict(lambda: None, {TP: 340})
+        self._read_offset = defaultdict(lambda: None, {TP: 371})
+
+    def stop_flow(self) -> None:
+        self.events.append("stop")
+        self.flow_active = False
+
+    async def seek_to_committed(self) -> dict[object, int]:
+        assert not self.flow_active, "seeking while the agent still runs"
+        self._committed_offset[TP] = 360  # the commit that raced the question
+        return {FaustTP(*TP): 340}
+
+
+def test_the_seek_stops_the_flow_first_and_never_moves_a_commit_back() -> None:
+    c = RacingConsumer()
+    asyncio.run(faust_fixes._perform_seek(c))
+    assert c.events[:3] == ["stop", "suspend", "clear"]
+    assert c._committed_offset[TP] == 360  # upstream wrote 340 back: 340-359 were gone
+    # fetched again from the seek's target; what is below the commit is dropped on ack
+    assert c._read_offset[TP] == 340
