@@ -9,24 +9,52 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 API    ?= http://127.0.0.1:$(or $(STREAMFOLD_API_PORT),8000)
 
-.PHONY: help install up run down status test test-unit bench lint clean
+# Locked dependencies (CPython 3.11, linux x86_64, with hashes): requirements.lock is what
+# ships (deploy/Dockerfile), requirements-test.lock adds the `test` extra (make install, CI).
+# Both are generated from pyproject.toml by `make lock`; the runtime lock is resolved under
+# the test lock as a constraint, so every shipped version is one the suite ran against.
+LOCK       := requirements.lock
+TEST_LOCK  := requirements-test.lock
+# The locking tool lives in its own venv (never in .venv, never in the image).
+UV_VERSION := 0.13.8
+LOCK_TOOLS := .local/lock-tools
+UV         := $(LOCK_TOOLS)/bin/uv
+LOCK_ARGS  := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+              --quiet --custom-compile-command 'make lock' $(if $(LOCK_UPGRADE),--upgrade)
+# Fuzz budget (tests/fuzz/): schemathesis --max-examples per operation and per auth, and
+# the phases; `make test` runs the same module with 5 examples and no coverage phase.
+FUZZ_EXAMPLES ?= 100
+FUZZ_PHASES   ?= examples,coverage,fuzzing,stateful
+
+.PHONY: help install lock up run down status test test-unit fuzz bench lint clean
 
 help:
 	@echo "make run    start Kafka, Redis, serve (API + workers); load real data through the API"
 	@echo "make up     the same without loading data"
 	@echo "make down   stop everything 'up' started"
 	@echo "make test   the whole suite, starting its own services"
+	@echo "make fuzz   schemathesis over the whole OpenAPI spec, no 5xx allowed (FUZZ_EXAMPLES=$(FUZZ_EXAMPLES))"
+	@echo "make lock   regenerate $(LOCK) and $(TEST_LOCK) from pyproject.toml (LOCK_UPGRADE=1: newest versions)"
 	@echo "make bench  benchmarks -> bench/results/local/*.json (git-ignored)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(TEST_LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Python >= 3.11 is required (PYTHON=$(PYTHON))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --require-hashes -r $(TEST_LOCK)
+	$(BIN)/pip install -q --no-deps -e .
+	$(BIN)/pip check
 	@touch $@
 
 install: $(STAMP)
+
+# Re-resolve both locks from pyproject.toml, keeping existing pins that still fit;
+# LOCK_UPGRADE=1 takes the newest versions allowed (the weekly workflow does that).
+lock:
+	@test -x $(UV) || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install -q 'uv==$(UV_VERSION)'; }
+	$(UV) pip compile pyproject.toml --extra test $(LOCK_ARGS) -o $(TEST_LOCK)
+	$(UV) pip compile pyproject.toml $(LOCK_ARGS) --constraint $(TEST_LOCK) -o $(LOCK)
 
 up: $(STAMP)
 	$(BIN)/streamfold up
@@ -52,6 +80,13 @@ status: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# schemathesis over every operation of /openapi.json with an admin token and with a partner
+# key, stateful phase included, on its own stack; fails on any 5xx (tests/fuzz/).
+fuzz: $(STAMP)
+	STREAMFOLD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) STREAMFOLD_FUZZ_PHASES=$(FUZZ_PHASES) \
+		STREAMFOLD_FUZZ_REPORT_DIR=.local/fuzz \
+		$(BIN)/pytest -q -p no:cacheprovider -m fuzz tests/fuzz
 
 test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -38,8 +38,10 @@ STATUS_FOR_REASON = {
 def command_fields(
     idempotency_key: str | None, aggregate_id: str, actor: str, expected: int | None = None
 ) -> dict[str, Any]:
-    """The fields every command carries, for a route building one."""
-    command_id = command_id_for(idempotency_key)
+    """The fields every command carries, for a route building one. ``actor`` is the user
+    id of the caller: it scopes ``idempotency_key`` (``pipeline.routing.command_id_for``)
+    and decides who may read the result later (``api/routes/commands.py``)."""
+    command_id = command_id_for(idempotency_key, caller=actor)
     return {
         "command_id": command_id,
         "aggregate_id": aggregate_id or new_aggregate_id(command_id),

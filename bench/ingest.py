@@ -498,6 +498,8 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
             processing_guarantee=args.guarantee,
             ingest_rate_per_s="1000000",
             ingest_burst="10000000",
+            partner_ingest_rate_per_s="1000000",
+            partner_ingest_burst="10000000",
         )
         (home / "serve").mkdir()
         try:

@@ -12,20 +12,36 @@ Commit order for one batch (at least once):
 3. Commit each partition's highest offset + 1, synchronously.
 
 A crash before 3 re-delivers the batch; the handlers are idempotent (deterministic event
-ids, dedup in the sink), so re-delivery changes nothing.
+ids, dedup in the sink), so re-delivery changes nothing. So does a commit refused because
+the group moved on: a handler that took longer than ``max.poll.interval.ms`` has been
+dropped from the group, its partitions went to another member, which re-reads the batch
+from the last committed offset. That is logged and the consumer goes on (it rejoins on its
+next poll); it used to stop the loop, and with it the whole process.
+
+A handler can also find out, mid-batch, that its member has been dropped
+(:func:`still_member`) and give the batch up (:class:`PartitionsLost`) instead of writing
+it beside the successor: the tracking sink asks before every insert attempt, so a member
+that spent longer than ``max.poll.interval.ms`` retrying a store that was down does not
+insert, once the store is back, a batch its successor has already stored under other
+batch boundaries.
+
+Progress (for ``/readyz``): ``last_progress`` is when the consumer last committed a batch
+or found nothing waiting for it; a handler stuck on a batch stops it moving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connectors.kafka import base_config
 
@@ -54,6 +70,42 @@ class Record:
 
 Handler = Callable[[Sequence[Record]], Awaitable[None]]
 
+# Commit errors that mean "these partitions are not yours any more" (a rebalance went on
+# while the handler ran, or the member was dropped for exceeding max.poll.interval.ms;
+# measured with librdkafka 2.16: UNKNOWN_MEMBER_ID, then ILLEGAL_GENERATION on a retry).
+# Whoever owns them now re-reads from the last committed offset.
+_REBALANCED = frozenset(
+    {
+        KafkaError.UNKNOWN_MEMBER_ID,
+        KafkaError.ILLEGAL_GENERATION,
+        KafkaError.REBALANCE_IN_PROGRESS,
+        KafkaError.FENCED_INSTANCE_ID,
+        KafkaError._ASSIGNMENT_LOST,
+        KafkaError._STATE,
+    }
+)
+
+
+class PartitionsLost(Exception):
+    """Raised by a handler that gives its batch up because its member left the group
+    (:func:`still_member` is False): the consumer logs it, commits nothing and goes on;
+    the partitions' new owner re-reads the batch from the last committed offset."""
+
+
+_RUNNING: contextvars.ContextVar[BatchConsumer | None] = contextvars.ContextVar(
+    "batch_consumer", default=None
+)
+
+
+def still_member() -> bool:
+    """False once the ``BatchConsumer`` running the calling handler has been dropped from
+    its group (librdkafka leaves the group, and forgets its member id, when a handler holds
+    a batch longer than ``max.poll.interval.ms``; measured with librdkafka 2.16: its
+    ``memberid()`` is None from then until its next poll rejoins). True outside a
+    handler. Cheap: no broker round trip."""
+    consumer = _RUNNING.get()
+    return consumer is None or consumer.in_group()
+
 
 class BatchConsumer:
     """One consumer-group member running ``handle`` over batches until ``stop`` is set."""
@@ -67,7 +119,10 @@ class BatchConsumer:
         handle: Handler,
         max_records: int = 2000,
         max_wait_s: float = 0.2,
+        config: Mapping[str, Any] | None = None,
     ) -> None:
+        """``config``: librdkafka settings over the defaults below (tests shorten
+        ``max.poll.interval.ms``)."""
         self.group_id = group_id
         self.topics = list(topics)
         self.handle = handle
@@ -88,13 +143,26 @@ class BatchConsumer:
                 # a SIGKILLed member holds its partitions until this expires (librdkafka's
                 # default is 45 s): recovery after a crash waits this long at most
                 "session.timeout.ms": 10_000,
+                **(config or {}),
             }
         )
+        self.last_progress = time.monotonic()
+        """``time.monotonic()`` when this consumer last committed a batch or found nothing
+        waiting for it (an empty poll); starts at construction."""
+
+    def in_group(self) -> bool:
+        """Whether this member holds a member id in its group (see :func:`still_member`)."""
+        return self._consumer.memberid() is not None
+
+    def stalled_s(self) -> float:
+        """Seconds since ``last_progress``: grows while a handler is stuck on a batch."""
+        return time.monotonic() - self.last_progress
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop``; a handler error stops the loop without committing
         the batch (fail loudly: the batch is re-delivered after a restart)."""
         self._consumer.subscribe(self.topics)
+        running = _RUNNING.set(self)  # for still_member() in the handler (same task)
         try:
             while not stop.is_set():
                 messages = await self._blocking(
@@ -105,18 +173,61 @@ class BatchConsumer:
                     if m.error() is not None:
                         log.warning("consume error", group=self.group_id, error=str(m.error()))
                 if not batch:
+                    if not messages:  # nothing waiting for this member: not stalled
+                        self.last_progress = time.monotonic()
                     continue
-                await self.handle(batch)
+                try:
+                    await self.handle(batch)
+                except PartitionsLost as exc:
+                    log.warning(
+                        "batch given up: this member left its group, the partitions' new owner"
+                        " re-reads it",
+                        group=self.group_id,
+                        why=str(exc),
+                    )
+                    continue
                 high: dict[tuple[str, int], int] = {}
                 for r in batch:
                     high[(r.topic, r.partition)] = max(
                         high.get((r.topic, r.partition), -1), r.offset
                     )
                 offsets = [TopicPartition(t, p, o + 1) for (t, p), o in high.items()]
-                await self._blocking(self._consumer.commit, offsets=offsets, asynchronous=False)
+                if await self._commit(offsets):
+                    self.last_progress = time.monotonic()
         finally:
+            _RUNNING.reset(running)
             await self._blocking(self._consumer.close)
             self._thread.shutdown(wait=False)
+
+    async def _commit(self, offsets: list[TopicPartition]) -> bool:
+        """Commit synchronously; True if the broker took it.
+
+        A commit refused because the partitions moved to another member (``_REBALANCED``)
+        or failing for a retriable reason (the coordinator moving, a timeout) is logged and
+        False: the handled batch is re-read by the partitions' owner, or covered by the next
+        commit (offsets are absolute), and handlers are idempotent. Anything else raises.
+
+        Raises:
+            KafkaException: a fatal or unexpected commit error (the loop stops).
+        """
+        try:
+            await self._blocking(self._consumer.commit, offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() in _REBALANCED:
+                log.warning(
+                    "commit refused: the partitions moved to another member, which re-reads"
+                    " the batch",
+                    group=self.group_id,
+                    error=error.name(),
+                )
+                return False
+            if error.retriable():
+                log.warning("commit failed, retried with the next batch",
+                            group=self.group_id, error=error.name())  # fmt: skip
+                return False
+            raise
+        return True
 
     async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import clickhouse_connect
 import structlog
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from connectors import analyst_sql
 from connectors.analyst_sql import FunctionCatalog, Select
@@ -49,6 +49,68 @@ def connect(dsn: str, settings: Mapping[str, Any] | None = None) -> Client:
         return clickhouse_connect.get_client(dsn=dsn, tz_mode="aware", **extra)
     except Exception as exc:  # both drivers raise assorted types on connect
         raise ConnectorError(f"cannot open ClickHouse at {dsn}: {exc}") from exc
+
+
+# ClickHouse error codes (src/Common/ErrorCodes.cpp) that are about the rows of an INSERT:
+# the same rows fail the same way however often they are sent. Anything not listed (network,
+# timeouts, memory, a missing table or column, a read-only replica, an unknown code) may
+# pass, or needs an operator, so it is retried and shows up as a stalled sink instead.
+_DATA_ERRORS = {
+    6: "CANNOT_PARSE_TEXT",
+    25: "CANNOT_PARSE_ESCAPE_SEQUENCE",
+    26: "CANNOT_PARSE_QUOTED_STRING",
+    27: "CANNOT_PARSE_INPUT_ASSERTION_FAILED",
+    38: "CANNOT_PARSE_DATE",
+    41: "CANNOT_PARSE_DATETIME",
+    53: "TYPE_MISMATCH",
+    69: "ARGUMENT_OUT_OF_BOUND",
+    70: "CANNOT_CONVERT_TYPE",
+    72: "CANNOT_PARSE_NUMBER",
+    117: "INCORRECT_DATA",
+    131: "TOO_LARGE_STRING_SIZE",
+    190: "SIZES_OF_ARRAYS_DONT_MATCH",
+    252: "TOO_MANY_PARTS",  # only "for single INSERT block": see refusal()
+    321: "VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE",
+    349: "CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN",
+    407: "DECIMAL_OVERFLOW",
+    691: "UNKNOWN_ELEMENT_OF_ENUM",
+}
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Why the store refused an insert's rows for what they hold, or None for any other
+    failure (retry it). The one place that tells the two apart, for both drivers.
+
+    Errors surface as clickhouse-connect exceptions either way: its chdb backend wraps the
+    engine's exceptions in ``DatabaseError`` with the ClickHouse ``code`` and ``name``
+    parsed from the text, as the HTTP driver does with the server's answer. A refusal is:
+
+    - a ``DatabaseError`` whose code is in ``_DATA_ERRORS`` (type, parse, overflow and
+      range errors). Code 252 TOO_MANY_PARTS is one only when the text says "for single
+      INSERT block" (more partitions in one insert than ``max_partitions_per_insert_block``);
+      the same code also means "too many active parts, merges are behind", which passes.
+    - a value the client cannot serialise into the column's type before anything is sent:
+      clickhouse-connect's ``DataError`` (a negative or too large number for an unsigned
+      column, None in a non-Nullable column), ``UnicodeEncodeError`` (a lone surrogate),
+      ``ValueError``/``TypeError``/``OverflowError`` (a malformed UUID, a wrong type).
+
+    Returns a short reason naming the error (``"TOO_MANY_PARTS (code 252)"``, ``"DataError:
+    <first 200 characters>"``) and never ClickHouse's full text, which can quote the rows.
+    """
+    if isinstance(exc, OperationalError):
+        return None  # connection, timeout, a broken stream
+    if isinstance(exc, DataError):
+        return f"DataError: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+    if isinstance(exc, DatabaseError):
+        code = exc.code
+        if code not in _DATA_ERRORS:
+            return None
+        if code == 252 and "single INSERT block" not in str(exc):
+            return None
+        return f"{exc.name or _DATA_ERRORS[code]} (code {code})"
+    if isinstance(exc, ValueError | TypeError | OverflowError):
+        return f"{type(exc).__name__}: {str(exc)[:200]}"
+    return None
 
 
 class ClickHouse:

@@ -52,7 +52,10 @@ class KeyResolver:
         self._cache: TTLCache[str, SystemKey] = TTLCache(maxsize=max_entries, ttl=ttl_s)
 
     async def resolve(self, api_key: str) -> SystemKey | None:
-        if not api_key.startswith(API_KEY_PREFIX):
+        """The system of ``api_key``, or None for a key that is not one. Keys are ASCII
+        (``sk_live_`` + URL-safe base64): anything else (a ``writeKey`` holding a lone
+        surrogate, which would not even encode for hashing) is unknown, not an error."""
+        if not api_key.startswith(API_KEY_PREFIX) or not api_key.isascii():
             return None
         digest = hash_key(api_key)
         cached = self._cache.get(digest)

@@ -28,7 +28,7 @@ from rich.table import Table
 
 from deploy import localstack
 from deploy.exceptions import InstallSecretError, LocalStackError
-from deploy.secrets import claim_keys, with_jwt_secret
+from deploy.secrets import claim_keys, with_jwt_secret, write_private
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -202,21 +202,27 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 # ----------------------------------------------------------------- operators
 
 
+def admin_password_path(settings: Settings) -> Path:
+    return settings.home.resolve() / "admin-password"
+
+
 def admin_password(settings: Settings, *, create: bool) -> str:
-    """STREAMFOLD_ADMIN_PASSWORD, else ``<home>/admin-password`` (made once if ``create``)."""
+    """STREAMFOLD_ADMIN_PASSWORD, else ``<home>/admin-password`` (made once if ``create``,
+    mode 0600). The password itself is never printed: terminals, CI logs and scrollback
+    keep what is printed."""
     if settings.admin_password is not None:
         return settings.admin_password.get_secret_value()
-    path = settings.home.resolve() / "admin-password"
+    path = admin_password_path(settings)
     if path.exists():
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)  # made by an older version, or copied in: owner only
         return path.read_text().strip()
     if not create:
         raise typer.Exit(
             _fail(f"no admin password: set STREAMFOLD_ADMIN_PASSWORD or create {path}")
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
     password = secrets.token_urlsafe(18)
-    path.write_text(password + "\n")
-    path.chmod(0o600)
+    write_private(path, password + "\n")
     return password
 
 
@@ -243,7 +249,9 @@ def create_admin(
     for change in restored:
         console.print(f"restored: {change}")
     if settings.admin_password is None:
-        console.print(f"password in {settings.home.resolve() / 'admin-password'}")
+        # soft_wrap: a path cut at the terminal's width cannot be copied
+        path = admin_password_path(settings)
+        console.print(f"password in {path} (mode 0600; not shown)", soft_wrap=True)
     if wait_s > 0:
         _until_admin_works(settings, email, password, user_id, wait_s)
         console.print("admin login works")

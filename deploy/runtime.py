@@ -20,12 +20,13 @@ import uvicorn
 
 from api.app import create_api
 from api.deps import Services
+from connectors.batch import BatchConsumer
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
 from connectors.ingest import Ingest
 from connectors.kafka import AsyncProducer, ensure_topics
 from connectors.keys import KeyResolver
-from connectors.ratelimit import TokenBuckets
+from connectors.ratelimit import Buckets, Limit
 from connectors.redis import open_redis
 from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.aggregates import changelog_topics
@@ -87,6 +88,7 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
     stop = _stop_on_signals()
     batch_stop = asyncio.Event()
     batch_tasks: list[asyncio.Task[None]] = []
+    batch_consumers: list[BatchConsumer] = []
     bus = None
     ingest_producer = None
     try:
@@ -101,6 +103,7 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
                 ("tracking", create_tracking),
             ):
                 built = stages(settings, codec=codec, clickhouse=clickhouse, redis=redis)
+                batch_consumers.extend(built.consumers)
                 task = asyncio.create_task(built.run(batch_stop), name=name)
                 task.add_done_callback(lambda task: _stop_if_failed(task, stop))
                 batch_tasks.append(task)
@@ -119,8 +122,13 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
                 delivery_timeout_s=settings.command_timeout_s,
                 **{"linger.ms": 10},
             )
-            buckets = TokenBuckets(
-                redis, rate_per_s=settings.ingest_rate_per_s, burst=settings.ingest_burst
+            ingest = Ingest(
+                ingest_producer,
+                Buckets(redis),
+                per_system=Limit(settings.ingest_rate_per_s, settings.ingest_burst),
+                per_partner=Limit(
+                    settings.partner_ingest_rate_per_s, settings.partner_ingest_burst
+                ),
             )
             services = Services(
                 settings=settings,
@@ -128,9 +136,11 @@ async def run(settings: Settings, *, api: bool, worker: bool) -> None:
                 redis=redis,
                 bus=bus,
                 keys=KeyResolver(redis, ttl_s=settings.key_cache_ttl_s),
-                ingest=Ingest(ingest_producer, buckets),
+                ingest=ingest,
             )
             app = create_api(services)
+            # /readyz reads their progress: a member stuck on a batch turns it red
+            app.state.batch_consumers = batch_consumers
             config = uvicorn.Config(
                 app,
                 host=settings.api_host,

@@ -8,6 +8,7 @@ So a missing key file is only made when nothing depends on it yet.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -41,11 +42,20 @@ def install_secret(
     refusal = may_create()
     if refusal is not None:
         raise InstallSecretError(f"no secret at {path}: {refusal}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(32)
-    path.write_text(value + "\n")
-    path.chmod(0o600)
+    write_private(path, value + "\n")
     return value
+
+
+def write_private(path: Path, text: str) -> None:
+    """Create ``path`` (and its parents) holding ``text``, readable by its owner only
+    (0600 from the first byte: written then chmod-ed, a file would be world-readable for a
+    moment under the usual umask). Raises ``FileExistsError`` if it exists: a secret is
+    made once, never overwritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def claim_keys(settings: Settings) -> ClaimKeys:

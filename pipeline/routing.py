@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import uuid
 from collections.abc import Iterable
 from typing import Any
@@ -20,13 +21,21 @@ _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c5a2e-3b7d-5e2f-9a41-2d7c1e0b9f55")
 _AGGREGATE_NAMESPACE = uuid.UUID("0b8e4f61-92c3-5d1a-8f27-5c4b3a6e1d09")
 
 
-def command_id_for(idempotency_key: str | None) -> str:
+def command_id_for(idempotency_key: str | None, *, caller: str | None = None) -> str:
     """A client's Idempotency-Key -> a stable command id (uuid5), else a fresh uuid4.
 
-    A key that is itself a UUID is used as is, so SDKs that send uuids see them back.
+    ``caller`` scopes the key: the command id is uuid5 of (caller, key), so two callers
+    who send the same key (``retry-1``, or one UUID) issue two different commands and
+    neither is answered with the other's result. The API passes the user id of the token
+    holder. Without a caller (ids the API derives from another id) the key alone: a key
+    that is itself a UUID is used as is.
     """
     if not idempotency_key:
         return str(uuid.uuid4())
+    if caller is not None:
+        # a JSON pair: no caller and key can be shifted into another pair's
+        scoped = json.dumps([caller, idempotency_key])  # ASCII: any text encodes
+        return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, scoped))
     try:
         return str(uuid.UUID(idempotency_key))
     except ValueError:

@@ -124,11 +124,34 @@ class Settings(BaseSettings):
     tracking_batch_rows: int = Field(default=50_000, ge=1, description="ClickHouse insert rows.")
     tracking_batch_ms: int = Field(default=500, ge=1, description="...or this long, ms.")
     dedup_window_s: int = Field(default=86_400, ge=0, description="message_id dedup window.")
+    stall_threshold_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="/readyz answers 503 when a batch consumer (the tracking sink, "
+        "validation, projections) has records waiting and has not committed for this "
+        "long, s. Its largest batch (50,000 rows) takes seconds to store; an outage of "
+        "the store or a batch it refuses over and over takes longer.",
+    )
     key_cache_ttl_s: float = Field(
         default=2.0, ge=0, description="In-process cache of API keys and structures, s."
     )
-    ingest_rate_per_s: float = Field(default=20_000, gt=0, description="Events/s per API key.")
-    ingest_burst: float = Field(default=50_000, ge=1000, description="Bucket size, events.")
+    # Both limits count every event submitted, accepted or rejected; a burst of at least
+    # 1,000 lets the largest batch (api.routes.ingest.MAX_BATCH_EVENTS) through.
+    ingest_rate_per_s: float = Field(
+        default=20_000, gt=0, description="Events/s per system (API key), accepted or not."
+    )
+    ingest_burst: float = Field(
+        default=50_000, ge=1000, description="Per-system bucket size, events."
+    )
+    partner_ingest_rate_per_s: float = Field(
+        default=40_000,
+        gt=0,
+        description="Events/s per partner, over all its systems, accepted or not (beside "
+        "the per-system limit: a partner cannot multiply its rate by adding systems).",
+    )
+    partner_ingest_burst: float = Field(
+        default=100_000, ge=1000, description="Per-partner bucket size, events."
+    )
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:

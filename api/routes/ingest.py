@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -41,16 +42,20 @@ from pipeline.domain.errors import InvalidValue
 from pipeline.domain.tracking import (
     CallType,
     EventRejection,
+    RejectReason,
     TrackedEvent,
     decode_events,
     read_request,
 )
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
 MAX_BATCH_EVENTS = 1000
 _GZIP = frozenset({"gzip", "x-gzip"})  # RFC 9110 8.4.1.3: x-gzip is an alias of gzip
 _IDENTITY = frozenset({"", "identity"})
+# A single call's refused event, by reason; any other reason is a 400.
+_REJECTION_STATUS = {RejectReason.TOO_LARGE: 413, RejectReason.TIMESTAMP_OUT_OF_RANGE: 422}
 
 
 def gunzip(data: bytes, limit: int) -> bytes:
@@ -94,8 +99,11 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise Problem(415, "unsupported-encoding", message)
     try:
         return json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        # RecursionError: nesting deeper than the parser's stack, still a malformed request.
+    except RecursionError as exc:
+        # nesting deeper than the parser's stack: still a malformed request, and Python's
+        # own message ("maximum recursion depth exceeded ...") says nothing to the client
+        raise Problem(400, "malformed-json", "request body is nested too deeply") from exc
+    except ValueError as exc:  # json's message names the line and column: for the client
         raise Problem(400, "malformed-json", f"request body is not valid JSON: {exc}") from exc
 
 
@@ -114,6 +122,7 @@ async def _decode(
             "too-many-events",
             f"batch has {len(sdk_request.events)} events; the limit is {MAX_BATCH_EVENTS}",
         )
+    await _charge(services, system, len(sdk_request.events))
     parsed = decode_events(
         sdk_request,
         system_id=system.system_id,
@@ -123,46 +132,62 @@ async def _decode(
     return system, parsed
 
 
-async def _admit(services: Services, system: SystemKey, accepted: list[TrackedEvent]) -> None:
+async def _charge(services: Services, system: SystemKey, events: int) -> None:
+    """Charge a request's events, accepted or not (a request without events costs one), to
+    the system's and the partner's rate limits before any event is decoded: a flood of
+    invalid events costs its sender like valid ones.
+
+    Raises ``Problem`` 429 ``rate-limited`` with ``Retry-After`` (whole seconds, >= 1) and
+    ``limit`` ("system" or "partner": which bucket ran dry). RFC 9457 problem+json.
+    """
+    decision = await services.ingest.charge(system, max(1, events))
+    if decision.allowed:
+        return
+    retry = max(1, round(decision.retry_after_s + 0.5))
+    whose = "this partner's systems" if decision.limited_by == "partner" else "this key"
+    raise Problem(
+        429,
+        "rate-limited",
+        f"rate limit for {whose} exceeded; retry in {retry} s",
+        headers={"Retry-After": str(retry)},
+        limit=decision.limited_by,
+    )
+
+
+async def _admit(services: Services, accepted: list[TrackedEvent]) -> None:
     if not accepted:
         return
-    ingest = services.ingest
-    decision = await ingest.buckets.take(system.system_id, cost=len(accepted))
-    if not decision.allowed:
-        retry = max(1, round(decision.retry_after_s + 0.5))
-        raise Problem(
-            429,
-            "rate-limited",
-            f"rate limit for this key exceeded; retry in {retry} s",
-            headers={"Retry-After": str(retry)},
-        )
     try:
-        await ingest.publish(accepted)
+        await services.ingest.publish(accepted)
     except (KafkaDeliveryError, BufferError) as exc:
+        # the client learns to retry; the driver's text (brokers, internals) goes to the log
+        log.warning("tracking events not stored", events=len(accepted), error=repr(exc))
         raise Problem(
             503,
             "kafka-unavailable",
-            f"events not stored, retry: {exc}",
+            "events not stored: Kafka did not acknowledge them; retry shortly",
             headers={"Retry-After": RETRY_AFTER_S},
         ) from exc
 
 
 def _single(call_type: CallType) -> Callable[..., Awaitable[JSONResponse]]:
     async def route(request: Request, services: ServicesDep) -> JSONResponse:
-        system, (result,) = await _decode(request, services, call_type)
+        _, (result,) = await _decode(request, services, call_type)
         if isinstance(result, EventRejection):
-            status = 413 if result.reason == "too_large" else 400
+            # 422: well-formed, but a time the store does not hold (the message names the
+            # accepted range); a retry of the same event cannot succeed either
+            status = _REJECTION_STATUS.get(result.reason, 400)
             slug = result.reason.replace("_", "-")
             raise Problem(status, slug, result.message, reason=result.reason)
-        await _admit(services, system, [result])
+        await _admit(services, [result])
         body = {"message_id": result.message_id, "status": "accepted"}
         return JSONResponse(body, status_code=202)
 
     route.__name__ = call_type.value
     route.__doc__ = (
         f"One {call_type} call. 202 ``{{message_id}}``; 400 malformed, missing ids or a "
-        f"``type`` other than {call_type}; 413 too large; 401 unknown or revoked key; "
-        "429 rate limited."
+        f"``type`` other than {call_type}; 413 too large; 422 a timestamp outside the "
+        "stored range (the message names it); 401 unknown or revoked key; 429 rate limited."
     )
     return route
 
@@ -180,9 +205,9 @@ async def batch(request: Request, services: ServicesDep) -> JSONResponse:
     202 with a result per event, in order: ``{"index", "message_id", "status":
     "accepted"}`` or ``{"index", "status": "rejected", "reason", "message"}``.
     """
-    system, parsed = await _decode(request, services, None)
+    _, parsed = await _decode(request, services, None)
     accepted = [p for p in parsed if isinstance(p, TrackedEvent)]
-    await _admit(services, system, accepted)
+    await _admit(services, accepted)
     results: list[dict[str, Any]] = []
     for index, p in enumerate(parsed):
         if isinstance(p, TrackedEvent):

@@ -135,6 +135,7 @@ class CommandProcessor:
         API request fails fast instead of timing out."""
         raw = _loose_json(event.message.value)
         command_id, aggregate_id = raw.get("command_id"), raw.get("aggregate_id")
+        actor = raw.get("actor")  # who may read this result (GET /api/commands/{id})
         if not isinstance(command_id, str):
             return
         await self.reply(
@@ -146,6 +147,7 @@ class CommandProcessor:
                 version=0,
                 reason=RejectionReason.INVALID.value,
                 message=reason[:1000],
+                actor=actor if isinstance(actor, str) else None,
             )
         )
 

@@ -97,6 +97,7 @@ class ReservationProcessor:
             release = Reservation(op="release", owner=message.owner, claim=held)
             await self.reservations.send(key=held.encode(), value=encode_reservation(release))
         command = message.command or {}
+        actor = command.get("actor")  # who may read this result (GET /api/commands/{id})
         reason, text = _REASONS.get(claim.split(":", 1)[0], (RejectionReason.CONFLICT, "taken"))
         await self.replies.reply(
             CommandResult(
@@ -108,5 +109,6 @@ class ReservationProcessor:
                 reason=reason.value,
                 message=text,
                 field=claim.split(":", 1)[0],
+                actor=actor if isinstance(actor, str) else None,
             )
         )

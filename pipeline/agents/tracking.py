@@ -14,6 +14,10 @@ alike, and check ``properties``: an identify, group or alias is named after its 
 system that rejects unknown events needs a structure "identify" to take identify calls),
 a page or screen after its name. Traits are stored, not validated.
 
+Client times the store does not hold (``pipeline.domain.tracking.time_range_problem``) are
+refused at the API; validation and the sink apply the same rule to records that reached
+Kafka before it existed, and dead-letter them with the reason.
+
 "Recorded once" is the sink's job, not validation's: the event id is uuid5(system,
 message id), so an SDK retry and a replay after a crash are the same event, and the sink
 inserts an event id only if it is not stored yet. A dedup mark kept beside validation
@@ -35,8 +39,8 @@ from cachetools import TTLCache
 from confluent_kafka import Message
 from redis.asyncio import Redis
 
-from connectors.batch import Record
-from connectors.clickhouse import ClickHouse
+from connectors.batch import PartitionsLost, Record, still_member
+from connectors.clickhouse import ClickHouse, refusal
 from connectors.kafka import AsyncProducer
 from connectors.keys import SYSTEM
 from pipeline import topics
@@ -50,10 +54,11 @@ from pipeline.domain.tracking import (
     TrackedEvent,
     event_id_for,
     recorded_data,
+    time_range_problem,
 )
 from pipeline.projections import tracking as tracking_tables
 from schemas.codec import AvroCodec
-from schemas.exceptions import DecodeError
+from schemas.exceptions import DecodeError, EncodeError
 
 log = structlog.get_logger(__name__)
 
@@ -127,22 +132,36 @@ class Validation:
             tracked = TrackedEvent.from_json_dict(json.loads(record.value or b""))
         except (ValueError, KeyError, TypeError) as exc:
             return dead_letter(self.producer, record, f"not an SDK event: {exc}")
+        # records ingested before the API checked client times (the same rule)
+        original = tracked.original_timestamp or tracked.timestamp
+        out_of_range = time_range_problem(tracked.timestamp, original, tracked.received_at)
+        if out_of_range is not None:
+            return self._rejected(record, tracked, [out_of_range])
         view = await self.structures.view(tracked.system_id)
         reasons, schema_valid, version = self._check(tracked, view)
         if reasons:
-            body = {
-                "reasons": reasons,
-                "system_id": tracked.system_id,
-                "partner_id": tracked.partner_id,
-                "event": tracked.to_json_dict(),
-            }
-            return dead_letter(
-                self.producer, record, "; ".join(reasons), value=json.dumps(body).encode()
-            )
+            return self._rejected(record, tracked, reasons)
+        try:
+            value = self.codec.encode(self._envelope(tracked, schema_valid, version))
+        except EncodeError as exc:
+            # e.g. a lone surrogate ("\ud800") survives JSON but not Avro's UTF-8; one
+            # such event stopped the whole validation consumer (and the process)
+            return self._rejected(record, tracked, [f"not encodable as Avro: {exc}"[:300]])
         return self.producer.produce_nowait(
-            topics.TRACKING_EVENTS,
-            self.codec.encode(self._envelope(tracked, schema_valid, version)),
-            key=tracked.system_id.encode(),
+            topics.TRACKING_EVENTS, value, key=tracked.system_id.encode()
+        )
+
+    def _rejected(
+        self, record: Record, tracked: TrackedEvent, reasons: list[str]
+    ) -> asyncio.Future[Message]:
+        body = {
+            "reasons": reasons,
+            "system_id": tracked.system_id,
+            "partner_id": tracked.partner_id,
+            "event": tracked.to_json_dict(),
+        }
+        return dead_letter(
+            self.producer, record, "; ".join(reasons), value=json.dumps(body).encode()
         )
 
     def _check(
@@ -156,15 +175,27 @@ class Validation:
             if view["unknown_events"] == "reject":
                 return [f"no structure for event {tracked.event!r}"], False, None
             return [], True, None
+        version = structure["version"]
         try:
             self.structures.validator(tracked.system_id, tracked.event, structure)(
                 tracked.properties
             )
-        except fastjsonschema.JsonSchemaException as exc:
+        except fastjsonschema.JsonSchemaValueException as exc:
             if structure["required"]:
-                return [f"properties: {exc.message}"], False, structure["version"]
-            return [], False, structure["version"]
-        return [], True, structure["version"]
+                return [f"properties: {exc.message}"], False, version
+            return [], False, version
+        except (fastjsonschema.JsonSchemaDefinitionException, RecursionError) as exc:
+            # A structure stored before the command side refused these
+            # (pipeline/domain/partners/rules.py: _compiles): one event used to stop this
+            # consumer. Dead-lettered with the reason, the event can be replayed once the
+            # structure is fixed.
+            reason = "refers to itself without end" if isinstance(exc, RecursionError) else exc
+            return (
+                [f"structure {tracked.event!r} v{version} cannot be applied: {reason}"],
+                False,
+                version,
+            )
+        return [], True, version
 
     def _envelope(self, tracked: TrackedEvent, schema_valid: bool, version: int | None) -> Envelope:
         return Envelope(
@@ -184,17 +215,33 @@ class Validation:
 
 
 class TrackingSink:
-    """``tracking.events`` -> ``tracking_events``, each event id at most once.
+    """``tracking.events`` -> ``tracking_events``, each event id at most once, and never
+    stuck on a batch the store refuses.
 
     Commit order for one batch:
     1. Decode; keep the first record of each event id (a batch may hold an SDK retry).
+       Undecodable records and events whose times the store does not hold
+       (``time_range_problem``: records from before the API checked them) go to
+       ``tracking.dlq`` with the reason.
     2. Ask ClickHouse which of those ids it already stores, received within the dedup
        window (``tracking_events`` has a bloom-filter index on event_id); drop them. This
        covers SDK retries, replays of validation, and batches re-delivered after a crash
        of this sink, because the check reads the same table the insert writes.
-    3. Insert the rest in one INSERT (retried until ClickHouse takes it); the
-       materialized views see each event once too.
-    4. Return: the batch consumer (``connectors/batch.py``) commits the offsets.
+    3. Insert the rest in chunks of at most ``MAX_PARTITIONS_PER_INSERT`` months
+       (``insert_chunks``: ClickHouse refuses more than 100 partitions in one insert,
+       code 252), each with an ``insert_deduplication_token`` of its event ids: a second
+       writer of the same chunk (a member dropped from the group after a stall, whose
+       successor re-read the batch) is dropped by ClickHouse. A failure ``refusal``
+       classifies as transient (connection, timeout, memory, ...) is retried with capped
+       backoff (``until_stored``); a refusal of the rows themselves (type, overflow,
+       partition count) halves the chunk until the refused rows are found alone, and
+       those are dead-lettered with the reason while the rest is stored. Before each
+       attempt the sink checks it is still a member of its group
+       (``connectors.batch.still_member``): one dropped while it retried gives the batch
+       up (its successor re-reads it, perhaps cut differently, which tokens would not
+       catch).
+    4. Return once every dead letter is acked: the batch consumer
+       (``connectors/batch.py``) commits the offsets.
     """
 
     def __init__(
@@ -212,20 +259,35 @@ class TrackingSink:
 
     async def run_batch(self, records: Sequence[Record]) -> None:
         rows: dict[str, list[Any]] = {}
-        poison = []
+        sources: dict[str, Record] = {}
+        acks = []
         for r in records:
             try:
                 envelope = self.codec.decode(r.value or b"")
                 row = tracking_tables.row(envelope, r.topic, r.partition, r.offset)
             except (DecodeError, KeyError) as exc:
-                poison.append(dead_letter(self.producer, r, f"undecodable tracking event: {exc}"))
+                acks.append(dead_letter(self.producer, r, f"undecodable tracking event: {exc}"))
                 continue
-            rows.setdefault(envelope.event_id, row)
-        await asyncio.gather(*poison)
-        if not rows:
-            return
+            out_of_range = time_range_problem(*tracking_tables.times(row))
+            if out_of_range is not None:
+                acks.append(_dead_row(self.producer, r, row, out_of_range))
+                continue
+            if envelope.event_id not in rows:
+                rows[envelope.event_id] = row
+                sources[envelope.event_id] = r
+        if rows:
+            stored = await self._stored(rows)
+            fresh = [row for event_id, row in rows.items() if event_id not in stored]
+            for chunk in tracking_tables.insert_chunks(fresh):
+                for row, reason in await self._insert(chunk):
+                    why = f"refused by ClickHouse: {reason}"
+                    acks.append(_dead_row(self.producer, sources[str(row[0])], row, why))
+        await asyncio.gather(*acks)
+
+    async def _stored(self, rows: dict[str, list[Any]]) -> set[str]:
+        """The ids of ``rows`` already stored, received within the dedup window."""
         stored: set[str] = set()
-        received = [r[tracking_tables.COLUMNS.index("received_at")] for r in rows.values()]
+        received = [tracking_tables.times(r)[2] for r in rows.values()]
         params = {
             "systems": sorted(
                 {r[tracking_tables.COLUMNS.index("system_id")] for r in rows.values()}
@@ -239,17 +301,93 @@ class TrackingSink:
             stored.update(str(r["event_id"]) for r in found)
 
         await until_stored("tracking ids", read)
-        fresh = [row for event_id, row in rows.items() if event_id not in stored]
-        if fresh:
-            await until_stored(
-                "tracking_events",
-                lambda: self.clickhouse.insert("tracking_events", fresh, tracking_tables.COLUMNS),
+        return stored
+
+    async def _insert(self, rows: list[Any]) -> list[tuple[list[Any], str]]:
+        return await store_rows(
+            self.clickhouse, "tracking_events", rows, tracking_tables.COLUMNS,
+            token=tracking_tables.dedup_token,
+        )  # fmt: skip
+
+
+async def store_rows(
+    clickhouse: ClickHouse,
+    table: str,
+    rows: list[Any],
+    columns: Sequence[str],
+    *,
+    token: Callable[[list[Any]], str] | None = None,
+) -> list[tuple[list[Any], str]]:
+    """Insert ``rows`` into ``table`` (``token(rows)`` as the insert's deduplication token),
+    retrying transient failures with capped backoff until ClickHouse takes them
+    (``until_stored``). Returns the rows ClickHouse refuses for what they hold
+    (``connectors.clickhouse.refusal``), each with the reason: a refused insert is halved
+    (deterministically) until the refused rows stand alone, and the rest is stored.
+
+    Raises:
+        PartitionsLost: this consumer was dropped from its group before an attempt
+            (``still_member``); rows of earlier attempts may be stored.
+    """
+    refused: str | None = None
+    fenced = False
+
+    async def attempt() -> None:
+        nonlocal refused, fenced
+        if not still_member():
+            fenced = True  # stop retrying; raised below, past until_stored's retries
+            return
+        try:
+            await clickhouse.insert(
+                table, rows, columns, dedup_token=token(rows) if token else None
             )
+        except Exception as exc:
+            refused = refusal(exc)
+            if refused is None:
+                raise  # transient: until_stored retries with capped backoff
+
+    await until_stored(table, attempt)
+    if fenced:
+        raise PartitionsLost("dropped from the group before inserting")
+    if refused is None:
+        return []
+    if len(rows) == 1:
+        return [(rows[0], refused)]
+    log.warning("insert refused, halving to find the rows", table=table, rows=len(rows),
+                reason=refused)  # fmt: skip
+    half = len(rows) // 2
+    return [
+        *await store_rows(clickhouse, table, rows[:half], columns, token=token),
+        *await store_rows(clickhouse, table, rows[half:], columns, token=token),
+    ]
+
+
+def _dead_row(
+    producer: AsyncProducer, record: Record, row: Sequence[Any], reason: str
+) -> asyncio.Future[Message]:
+    """Dead-letter one decoded event with ``reason``, as validation does (a JSON body with
+    the reasons, system, partner and the event), so ``tracking_rejections`` lists it under
+    its system."""
+    event = {
+        column: value.isoformat() if isinstance(value, datetime) else value
+        for column, value in zip(tracking_tables.COLUMNS, row, strict=True)
+    }
+    body = {
+        "reasons": [reason],
+        "system_id": event["system_id"],
+        "partner_id": event["partner_id"],
+        "event": event,
+    }
+    return dead_letter(producer, record, reason, value=json.dumps(body, default=str).encode())
 
 
 class RejectionSink:
     """``tracking.dlq`` -> ``tracking_rejections`` (ReplacingMergeTree on the source
-    position: a replay of the dead-letter topic stores each rejection once)."""
+    position: a replay of the dead-letter topic stores each rejection once).
+
+    Text is stored as valid UTF-8 (a lone surrogate, which JSON allows and a rejected
+    event may carry, becomes "?"). A row ClickHouse still refuses is logged and skipped:
+    it stays readable in ``tracking.dlq`` for the topic's retention; retrying it stalled
+    the rejections for every partner."""
 
     def __init__(self, clickhouse: ClickHouse) -> None:
         self.clickhouse = clickhouse
@@ -272,14 +410,20 @@ class RejectionSink:
                 system_id = (msg.key or b"").decode(errors="replace")
                 partner_id, name, message_id = "", "", ""
             rows.append(
-                [system_id, partner_id, name, message_id, reasons,
+                [_utf8(system_id), _utf8(partner_id), _utf8(name), _utf8(message_id),
+                 [_utf8(r) for r in reasons],
                  (msg.value or b"").decode(errors="replace")[:65536], received,
                  msg.topic, msg.partition, msg.offset]
             )  # fmt: skip
         if rows:
-            await until_stored(
-                "tracking_rejections",
-                lambda: self.clickhouse.insert(
-                    "tracking_rejections", rows, tracking_tables.REJECTION_COLUMNS
-                ),
+            refused = await store_rows(
+                self.clickhouse, "tracking_rejections", rows, tracking_tables.REJECTION_COLUMNS
             )
+            for row, reason in refused:
+                log.error("rejection not stored, left in the dead-letter topic", reason=reason,
+                          topic=row[-3], partition=row[-2], offset=row[-1])  # fmt: skip
+
+
+def _utf8(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates) replaced by "?"."""
+    return text.encode("utf-8", "replace").decode("utf-8")

@@ -50,6 +50,9 @@ class CommandResult:
     field: str | None = None
     duplicate: bool = False
     """True on a repeated answer to a command id seen before (the original result)."""
+    actor: str | None = None
+    """The command's ``actor`` (user id of whoever issued it; None for a tool's command).
+    ``GET /api/commands/{id}`` shows a result to this user and to admins only."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (``event_ids`` as a list)."""
@@ -64,6 +67,7 @@ class CommandResult:
             "message": self.message,
             "field": self.field,
             "duplicate": self.duplicate,
+            "actor": self.actor,
         }
 
     @classmethod
@@ -80,6 +84,7 @@ class CommandResult:
             message=d.get("message"),
             field=d.get("field"),
             duplicate=bool(d.get("duplicate", False)),
+            actor=d.get("actor"),
         )
 
 
@@ -137,8 +142,9 @@ def handle(
     """Handle one command against ``snapshot``.
 
     ``command`` needs ``command_id``, ``aggregate_id``, ``issued_at`` (tz-aware),
-    ``expected_version`` and ``correlation_id`` attributes. ``producer`` is stamped on
-    envelopes; ``window`` (>= 1) bounds how many recent command ids are remembered.
+    ``expected_version``, ``correlation_id`` and ``actor`` attributes (``actor`` goes on
+    the envelopes and the result). ``producer`` is stamped on envelopes; ``window``
+    (>= 1) bounds how many recent command ids are remembered.
 
     Order: duplicate command_id -> original result; expected_version mismatch -> CONFLICT;
     naive ``issued_at`` -> INVALID; decide; fold events into the state. Accepted and rejected
@@ -164,6 +170,7 @@ def handle(
             reason=decision.reason.value,
             message=decision.message,
             field=decision.field,
+            actor=command.actor,
         )
         return _remember(snapshot, snapshot.state, snapshot.version, result, [], window)
 
@@ -195,6 +202,7 @@ def handle(
         aggregate_id=command.aggregate_id,
         version=version,
         event_ids=tuple(e.event_id for e in envelopes),
+        actor=command.actor,
     )
     return _remember(snapshot, state, version, result, envelopes, window)
 

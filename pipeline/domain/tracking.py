@@ -29,7 +29,11 @@ from typing import Any
 from pipeline.domain.errors import InvalidValue
 
 __all__ = [
+    "EARLIEST_CLIENT_TIME",
+    "EARLIEST_TIMESTAMP",
+    "LATEST_CLIENT_TIME",
     "MAX_EVENT_BYTES",
+    "MAX_FUTURE_SKEW",
     "MAX_TEXT_LENGTH",
     "MESSAGE_NAMESPACE",
     "RECORDED_AGGREGATE_TYPE",
@@ -47,6 +51,7 @@ __all__ = [
     "parse_sdk_event",
     "read_request",
     "recorded_data",
+    "time_range_problem",
 ]
 
 MAX_EVENT_BYTES = 32 * 1024  # one event's JSON size limit
@@ -65,6 +70,12 @@ TRACKING_EVENT_NAMESPACE: uuid.UUID = uuid.UUID("9a1e7c3b-5d2f-5e84-b6a0-7f4c3e2
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch numbers above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973.
 _MILLIS_THRESHOLD = 1e11
+
+# What the store holds of an event's time (see :func:`time_range_problem` for the sources).
+EARLIEST_TIMESTAMP = _EPOCH
+MAX_FUTURE_SKEW = timedelta(days=1)
+EARLIEST_CLIENT_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_CLIENT_TIME = datetime(2299, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 
 # Segment's spelling of our snake_case fields (HTTP Tracking API, "Common fields").
 _CAMEL = {
@@ -97,6 +108,7 @@ class RejectReason(StrEnum):
     MALFORMED = "malformed"  # not an object, or a field has the wrong type/format
     TOO_LARGE = "too_large"  # its JSON exceeds max_event_bytes
     MISSING_ID = "missing_id"  # neither user_id nor anonymous_id
+    TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"  # see time_range_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,6 +475,48 @@ def _times(
         raise _reject(RejectReason.MALFORMED, message) from exc
 
 
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def time_range_problem(
+    timestamp: datetime, original_timestamp: datetime, received_at: datetime
+) -> str | None:
+    """Why an event's times cannot be stored as they are, or None if they can. A message
+    safe to return to the SDK: it names the time refused and the accepted range.
+
+    All three tz-aware. Rules, both bounds inclusive:
+
+    - ``timestamp`` (the skew-corrected time analytics use):
+      ``EARLIEST_TIMESTAMP`` (1970-01-01T00:00:00Z) to ``received_at + MAX_FUTURE_SKEW``
+      (1 day). The lower bound is what the rollups hold: ``tracking_events`` is
+      partitioned by ``toYYYYMM(timestamp)`` and ``tracking_minute`` groups by
+      ``toStartOfMinute(timestamp)``, which returns a ``DateTime`` (UInt32 seconds since
+      the Unix epoch, 1970-01-01 to 2106-02-07): a year-1 or year-9999 event landed there
+      as 1970 or 2106. The upper bound leaves a day for clocks and time zones gone wrong
+      (the correction by ``sentAt`` takes out a skewed clock when the SDK sends one); an
+      event dated further ahead blanked the dashboard's last-24-hours window. The bounds
+      depend only on the event (``received_at`` is stamped once, at ingestion), so the
+      API, validation and the sink, even replaying old records, decide alike.
+    - ``original_timestamp`` (the client's own clock reading, kept beside it):
+      ``EARLIEST_CLIENT_TIME`` (1900-01-01) to ``LATEST_CLIENT_TIME`` (2299-12-31
+      23:59:59.999), the range ClickHouse documents for ``DateTime64`` (chdb 26.9 stores
+      wider; servers of other versions do not), so it is stored as sent on any server.
+    """
+    latest = received_at + MAX_FUTURE_SKEW
+    if not EARLIEST_TIMESTAMP <= timestamp <= latest:
+        return (
+            f"timestamp {_iso(timestamp)} is outside the accepted range "
+            f"{_iso(EARLIEST_TIMESTAMP)} to {_iso(latest)} (received time + 1 day)"
+        )
+    if not EARLIEST_CLIENT_TIME <= original_timestamp <= LATEST_CLIENT_TIME:
+        return (
+            f"the client's timestamp {_iso(original_timestamp)} is outside the accepted "
+            f"range {_iso(EARLIEST_CLIENT_TIME)} to {_iso(LATEST_CLIENT_TIME)}"
+        )
+    return None
+
+
 def _object(raw: dict[str, Any], name: str) -> dict[str, Any]:
     value = raw.get(name)
     if value is None:
@@ -515,7 +569,8 @@ def parse_sdk_event(
     SDK retry keeps its id (and two identical id-less events count once).
     ``timestamp``: absent/null = ``received_at``; an ISO-8601 string (naive = UTC, "Z"
     allowed) or epoch number (seconds; milliseconds if > 1e11); corrected for clock skew by
-    ``sentAt`` (the event's, else the batch's; unreadable = no correction).
+    ``sentAt`` (the event's, else the batch's; unreadable = no correction); the times must
+    be ones the store holds (TIMESTAMP_OUT_OF_RANGE, see :func:`time_range_problem`).
     ``properties``/``traits``/``context``: optional objects; the batch's context is merged
     under the event's own. Other keys (``integrations``, ...) are ignored. Raises
     ``InvalidValue("received_at", ...)`` if ``received_at`` is naive (a caller bug).
@@ -542,6 +597,9 @@ def parse_sdk_event(
             _require(previous_id, "previous_id", kind)
         message_id = _message_id(raw, system_id, canonical)
         timestamp, original_timestamp = _times(raw, sent_at, received_at)
+        out_of_range = time_range_problem(timestamp, original_timestamp, received_at)
+        if out_of_range is not None:
+            raise _reject(RejectReason.TIMESTAMP_OUT_OF_RANGE, out_of_range)
         own_context = _object(raw, "context")
         return TrackedEvent(
             message_id=message_id,

@@ -10,8 +10,20 @@ Exactly-once into ClickHouse: the event id is deterministic (uuid5 of system and
 id) and the sink inserts an id only if the table does not hold it yet, received within the
 dedup window; a bloom-filter index on event_id keeps that check cheap. So SDK retries,
 replays and re-delivered batches are stored once, and ``SELECT count(), uniqExact(event_id)``
-agree. ``tracking_rejections`` is a ReplacingMergeTree on (system, received_at, message
-id): a replayed rejection collapses under FINAL.
+agree. Two writers can both pass that check with one batch (a member dropped from its group
+after a stall still inserts what its successor inserts): each insert carries an
+``insert_deduplication_token`` made of its event ids (:func:`dedup_token`), and the table
+keeps the tokens of its last ``DEDUP_WINDOW_BLOCKS`` blocks, so the second insert of the same
+rows is dropped by ClickHouse itself (checked on chdb 26.9: a repeated token is dropped,
+multi-partition blocks included; without the table setting it is ignored).
+
+An insert covers at most ``MAX_PARTITIONS_PER_INSERT`` months (:func:`insert_chunks`):
+ClickHouse refuses a block spanning more than ``max_partitions_per_insert_block`` (100)
+partitions with code 252, and a batch of events from many months (a backfill) stalled the
+sink on that before.
+
+``tracking_rejections`` is a ReplacingMergeTree on (system, received_at, message id): a
+replayed rejection collapses under FINAL.
 
 Segment call types share the table (``type``: track, identify, page, screen, group, alias).
 ``event`` is what analytics group by: a track's name, a page's/screen's ``name`` (or
@@ -25,10 +37,26 @@ page and a track call of one name count together there; ``tracking_events`` tell
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from connectors.clickhouse import ClickHouse
 from pipeline.domain.envelope import Envelope
+
+MAX_PARTITIONS_PER_INSERT = 50
+"""Months (``tracking_events`` partitions) one INSERT may span. ClickHouse refuses a block
+over ``max_partitions_per_insert_block`` (default 100) with TOO_MANY_PARTS (code 252);
+half of it leaves room for a server configured lower and keeps the parts one insert
+creates (one per partition) few."""
+
+DEDUP_WINDOW_BLOCKS = 10_000
+"""``non_replicated_deduplication_window`` of ``tracking_events``: how many recent inserted
+blocks (parts) ClickHouse remembers the tokens of. The sink inserts about two batches a
+second at most, one part per month in each: 10,000 blocks cover far more than
+``max.poll.interval.ms`` (300 s), the stall after which a zombie's insert can race its
+successor's. Cost: one line per block in the table's deduplication log."""
 
 DDL = (
     """
@@ -60,7 +88,11 @@ DDL = (
     ) ENGINE = MergeTree
     PARTITION BY toYYYYMM(timestamp)
     ORDER BY (system_id, event, timestamp)
-    """,
+    """
+    f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}",
+    # tables made before insert deduplication tokens (a no-op when already set)
+    "ALTER TABLE tracking_events MODIFY SETTING "
+    f"non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}",
     # tables made before Segment call types (their old rows read as track calls whose client
     # time is their timestamp)
     "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS type LowCardinality(String) "
@@ -137,6 +169,48 @@ def row(env: Envelope, topic: str, partition: int, offset: int) -> list[Any]:
         d["original_timestamp"], d["received_at"], d["properties"], d["traits"], d["context"],
         int(bool(d["schema_valid"])), d["structure_version"], topic, partition, offset,
     ]  # fmt: skip
+
+
+_EVENT_ID = COLUMNS.index("event_id")
+_TIMESTAMP = COLUMNS.index("timestamp")
+_ORIGINAL_TIMESTAMP = COLUMNS.index("original_timestamp")
+_RECEIVED_AT = COLUMNS.index("received_at")
+
+
+def times(r: Sequence[Any]) -> tuple[datetime, datetime, datetime]:
+    """(timestamp, original_timestamp, received_at) of a ``tracking_events`` row."""
+    timestamp = r[_TIMESTAMP]
+    return timestamp, r[_ORIGINAL_TIMESTAMP] or timestamp, r[_RECEIVED_AT]
+
+
+def insert_chunks(
+    rows: Sequence[Sequence[Any]], max_partitions: int = MAX_PARTITIONS_PER_INSERT
+) -> list[list[Sequence[Any]]]:
+    """``rows`` split into INSERTs of at most ``max_partitions`` months each (the table's
+    ``toYYYYMM(timestamp)`` partitions, UTC).
+
+    Deterministic: months ascending, grouped ``max_partitions`` at a time; rows ordered by
+    event id within a chunk. The same rows give the same chunks in any order, so two
+    writers of one batch send identical inserts with identical tokens (:func:`dedup_token`).
+    """
+    months: dict[tuple[int, int], list[Sequence[Any]]] = {}
+    for r in rows:
+        t = r[_TIMESTAMP]
+        months.setdefault((t.year, t.month), []).append(r)
+    ordered = sorted(months)
+    chunks = []
+    for start in range(0, len(ordered), max_partitions):
+        chunk = [r for month in ordered[start : start + max_partitions] for r in months[month]]
+        chunks.append(sorted(chunk, key=lambda r: str(r[_EVENT_ID])))
+    return chunks
+
+
+def dedup_token(rows: Sequence[Sequence[Any]]) -> str:
+    """The ``insert_deduplication_token`` of one INSERT of ``rows``: SHA-256 of their
+    sorted event ids. Equal sets of events, equal tokens; a row is stored under one event
+    id only, so a repeated token always means the same rows."""
+    ids = sorted(str(r[_EVENT_ID]) for r in rows)
+    return "tracking_events:" + hashlib.sha256("\n".join(ids).encode()).hexdigest()
 
 
 async def retire_minute_table(clickhouse: ClickHouse) -> None:

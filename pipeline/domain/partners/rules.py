@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any
 
+import fastjsonschema
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
 
@@ -134,7 +135,8 @@ def json_schema(raw: Any) -> str:
     checked with ``validator_for(schema).check_schema(schema)``. An unknown ``$schema`` is
     refused rather than guessed at, and so is any ``$ref`` not starting with ``#`` (it would
     make event validation fetch a URL). A ``{"$ref": "http..."}`` inside ``const``/``enum``
-    data is refused too: the walk does not tell keywords from data.
+    data is refused too: the walk does not tell keywords from data. Last, it must compile
+    with fastjsonschema, as validation will compile it, and run on ``{}``.
     """
     value = require_str("json_schema", raw)
     if len(value.encode("utf-8")) > JSON_SCHEMA_MAX_BYTES:
@@ -161,7 +163,24 @@ def json_schema(raw: Any) -> str:
     except RecursionError as exc:
         raise InvalidValue("json_schema", "is nested too deeply") from exc
     _only_local_refs(schema)
+    _compiles(schema)
     return value
+
+
+def _compiles(schema: dict[str, Any]) -> None:
+    """Refuse what the pipeline's compiler cannot apply (validation compiles structures
+    with fastjsonschema, ``pipeline/agents/tracking.py``). jsonschema accepts a ``$ref``
+    that points at itself or at nothing and draft-03's ``"required": true``; fastjsonschema
+    then raises while compiling, or recurses without end on the first event (found by
+    hand: one such structure and one event stopped the validation consumer)."""
+    try:
+        fastjsonschema.compile(schema)({})
+    except fastjsonschema.JsonSchemaValueException:
+        pass  # {} is not a valid event of this structure: fine, it compiled and ran
+    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        raise InvalidValue("json_schema", f"cannot be compiled: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidValue("json_schema", "refers to itself without end") from exc
 
 
 _REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")

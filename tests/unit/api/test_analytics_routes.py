@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -161,3 +163,34 @@ async def test_bounds_reports_the_scope(clickhouse: FakeClickHouse) -> None:
     assert denied.status_code == 403
     (sql, params), *_ = clickhouse.calls
     assert "FROM tracking_events" in sql and params["systems"] == ["s1", "s2"]
+
+
+# -- times outside what ClickHouse holds (issue 7, section 3: these were 500s) ------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/v1/analytics/timeseries?end=0001-01-01T00:00:07Z",  # the issue's reproduction
+        "/v1/analytics/timeseries?start=0999-12-31T23:59:59Z",
+        "/v1/analytics/stats?start=9999-12-31T00:00:00Z",
+        "/v1/analytics/events?end=0001-01-01T00:00:00%2B01:00",  # before year 1 in UTC
+        "/v1/analytics/funnel?steps=a&steps=b&window_s=60&start=1000-01-01T00:00:00Z",
+    ],
+)
+async def test_a_time_outside_the_store_is_a_422_not_a_500(
+    client: httpx.AsyncClient, clickhouse: FakeClickHouse, query: str
+) -> None:
+    response = await client.get(query)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert clickhouse.calls == []  # refused before any query
+
+
+async def test_a_cursor_outside_the_store_is_a_400(client: httpx.AsyncClient) -> None:
+    forged = base64.urlsafe_b64encode(
+        json.dumps({"t": "0001-01-01T00:00:00+00:00", "id": "x"}).encode()
+    ).decode()
+    response = await client.get("/v1/analytics/events", params={"cursor": forged})
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == "application/problem+json"

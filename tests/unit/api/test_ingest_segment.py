@@ -37,21 +37,19 @@ class FakeKeys:
         return SYSTEMS.get(api_key)
 
 
-class FakeBuckets:
-    def __init__(self) -> None:
-        self.allowed = True
-
-    async def take(self, name: str, cost: float = 1.0) -> Decision:
-        if self.allowed:
-            return Decision(allowed=True, tokens_left=100.0, retry_after_s=0.0)
-        return Decision(allowed=False, tokens_left=0.0, retry_after_s=2.2)
-
-
 class FakeIngest:
     def __init__(self) -> None:
-        self.buckets = FakeBuckets()
+        self.allowed = True
+        self.limited_by = "system"
+        self.charged: list[tuple[SystemKey, int]] = []
         self.published: list[TrackedEvent] = []
         self.kafka_down = False
+
+    async def charge(self, system: SystemKey, events: int) -> Decision:
+        self.charged.append((system, events))
+        if self.allowed:
+            return Decision(allowed=True, tokens_left=100.0, retry_after_s=0.0)
+        return Decision(False, 0.0, 2.2, self.limited_by)
 
     async def publish(self, events: list[TrackedEvent]) -> None:
         if self.kafka_down:
@@ -275,7 +273,7 @@ class TestSegmentRoutesAndStatuses:
         self, client: httpx.AsyncClient, ingest: FakeIngest
     ) -> None:
         """The SDK re-queues a batch on a retryable status with Retry-After > 0."""
-        ingest.buckets.allowed = False
+        ingest.allowed = False
         response = await client.post("/v1/batch", json=segment_batch(TRACK), headers=basic(KEY))
         problem(response, 429, "rate-limited")
         assert int(response.headers["retry-after"]) >= 1
@@ -288,8 +286,131 @@ class TestSegmentRoutesAndStatuses:
         response = await client.post("/v1/batch", json=segment_batch(TRACK), headers=basic(KEY))
         problem(response, 503, "kafka-unavailable")
         assert response.headers["retry-after"] == "1"
+        assert "no broker acknowledged" not in response.text  # the driver's text is logged
 
     async def test_json_nested_past_the_parser_is_a_400(self, client: httpx.AsyncClient) -> None:
         body = b"[" * 30_000 + b"]" * 30_000
         response = await client.post("/v1/batch", content=body, headers=basic(KEY))
         problem(response, 400, "malformed-json")
+        assert "recursion" not in response.json()["detail"]  # Python's text is not the API's
+
+
+class TestRateLimitCharges:
+    """Issue 7, section 4: every submitted event is charged, accepted or not, so a flood
+    of invalid events is not free; refusals name the bucket (system or partner)."""
+
+    async def test_every_submitted_event_is_charged(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        body = segment_batch(TRACK, {"type": "track", "event": "e"}, {"type": "bogus"})
+        response = await client.post("/v1/batch", json=body, headers=basic(KEY))
+        assert response.status_code == 202 and response.json()["rejected"] == 2
+        assert ingest.charged == [(SYSTEM, 3)]
+
+    async def test_a_batch_of_rejected_events_is_charged_and_can_be_refused(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        rejected = segment_batch(*[{"type": "track", "event": "no id"}] * 5)
+        response = await client.post("/v1/batch", json=rejected, headers=basic(KEY))
+        assert response.status_code == 202 and response.json()["accepted"] == 0
+        assert ingest.charged == [(SYSTEM, 5)]
+        ingest.allowed = False
+        response = await client.post("/v1/batch", json=rejected, headers=basic(KEY))
+        problem(response, 429, "rate-limited")
+        assert int(response.headers["retry-after"]) >= 1
+
+    async def test_a_rejected_single_call_is_charged(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        response = await client.post("/v1/track", json={"event": "no id"}, headers=basic(KEY))
+        problem(response, 400, "missing-id")
+        ingest.allowed = False
+        response = await client.post("/v1/track", json={"event": "no id"}, headers=basic(KEY))
+        problem(response, 429, "rate-limited")
+        assert [cost for _, cost in ingest.charged] == [1, 1]
+
+    async def test_nothing_is_decoded_or_published_past_the_limit(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        ingest.allowed = False
+        response = await client.post("/v1/batch", json=segment_batch(TRACK), headers=basic(KEY))
+        problem(response, 429, "rate-limited")
+        assert ingest.published == []
+
+    async def test_the_partner_limit_says_so(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        ingest.allowed, ingest.limited_by = False, "partner"
+        response = await client.post("/v1/batch", json=segment_batch(TRACK), headers=basic(KEY))
+        problem(response, 429, "rate-limited")
+        assert response.json()["limit"] == "partner"
+        assert "partner" in response.json()["detail"]
+
+    async def test_an_empty_batch_costs_one(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        response = await client.post("/v1/batch", json=segment_batch(), headers=basic(KEY))
+        assert response.status_code == 202
+        assert [cost for _, cost in ingest.charged] == [1]
+
+    async def test_a_batch_over_the_event_limit_is_refused_before_charging(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        """A 413 tells the SDK to drop the batch; charging it first could turn it into a
+        429 that the SDK retries forever."""
+        body = [{"event": "e", "userId": "u"}] * 1001
+        response = await client.post("/v1/batch", json=body, headers=basic(KEY))
+        problem(response, 413, "too-many-events")
+        assert ingest.charged == []
+
+
+class TestBadInput:
+    """Issue 7, section 3: input that used to be a 500."""
+
+    async def test_a_lone_surrogate_rejects_its_event_only(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        # "\ud800" is valid JSON text but no Unicode scalar value: not encodable as UTF-8
+        # (Avro strings, Kafka), so it must not reach the producer
+        body = (
+            '{"batch":[{"event":"\\ud800","userId":"u","messageId":"m-bad"},'
+            '{"event":"ok","userId":"u","messageId":"m-ok"},'
+            '{"event":"ok","userId":"u","properties":{"\\udc00":1}},'
+            '{"event":"ok","userId":"\\ud800x"}]}'
+        )
+        response = await client.post(
+            "/v1/batch", content=body, headers={**basic(KEY), "content-type": "application/json"}
+        )
+        assert response.status_code == 202, response.text
+        answer = response.json()
+        assert (answer["accepted"], answer["rejected"]) == (1, 3)
+        assert [r["status"] for r in answer["results"]] == [
+            "rejected", "accepted", "rejected", "rejected"]  # fmt: skip
+        assert {r.get("reason") for r in answer["results"]} == {"malformed", None}
+        assert [e.message_id for e in ingest.published] == ["m-ok"]
+
+    async def test_a_lone_surrogate_in_a_single_call_is_a_400(
+        self, client: httpx.AsyncClient, ingest: FakeIngest
+    ) -> None:
+        response = await client.post(
+            "/v1/track",
+            content='{"event":"\\ud800","userId":"u"}',
+            headers={**basic(KEY), "content-type": "application/json"},
+        )
+        problem(response, 400, "malformed")
+        assert ingest.published == []
+
+    @pytest.mark.parametrize(
+        "path", ["/api/admin/users", "/api/admin/partners", "/api/admin/sql", "/api/auth/token"]
+    )
+    async def test_json_nested_past_the_parser_is_a_400_on_every_json_route(
+        self, client: httpx.AsyncClient, path: str
+    ) -> None:
+        """FastAPI parses the body before the route's dependencies (authentication): a
+        RecursionError there must be a 4xx problem, not a 500."""
+        body = b'{"a":' * 30_000 + b"1" + b"}" * 30_000
+        response = await client.post(
+            path, content=body, headers={"content-type": "application/json"}
+        )
+        assert 400 <= response.status_code < 500, response.text
+        assert response.headers["content-type"] == "application/problem+json"

@@ -2,7 +2,7 @@
 same argon2id work whether or not the account exists (issue 7, section 2, item 1).
 
 The app runs in process with fakes behind it: the read model is a dict, and Redis is a
-Python model of the two Lua scripts of ``connectors/ratelimit.py`` with a clock the test
+Python model of the Lua script of ``connectors/ratelimit.py`` with a clock the test
 moves (the scripts themselves run against Redis in tests/e2e/test_auth_hardening.py).
 """
 
@@ -29,7 +29,7 @@ PROBLEM = "application/problem+json"
 
 
 class BucketsRedis:
-    """The token-bucket scripts of ``connectors/ratelimit.py`` in Python, on a fake clock."""
+    """The token-bucket script of ``connectors/ratelimit.py`` in Python, on a fake clock."""
 
     def __init__(self) -> None:
         self.now = 1_000.0
@@ -39,14 +39,18 @@ class BucketsRedis:
         assert script == ratelimit._TAKE
 
         async def run(keys: list[str], args: list[float]) -> Any:
-            rate, burst, cost = (float(a) for a in args)
-            tokens, ts = self.buckets.get(keys[0], (burst, self.now))
-            tokens = min(burst, tokens + max(0.0, self.now - ts) * rate)
-            allowed = tokens >= cost
-            if allowed:
-                tokens = min(burst, tokens - cost)  # a negative cost gives tokens back
-            self.buckets[keys[0]] = (tokens, self.now)
-            return [int(allowed), str(tokens)]
+            cost, shapes = float(args[0]), [float(a) for a in args[1:]]
+            left = []
+            for i, key in enumerate(keys):
+                rate, burst = shapes[2 * i], shapes[2 * i + 1]
+                tokens, ts = self.buckets.get(key, (burst, self.now))
+                left.append(min(burst, tokens + max(0.0, self.now - ts) * rate))
+            allowed = all(tokens >= cost for tokens in left)  # from every bucket, or none
+            for i, key in enumerate(keys):
+                if allowed:  # a negative cost gives tokens back
+                    left[i] = min(shapes[2 * i + 1], left[i] - cost)
+                self.buckets[key] = (left[i], self.now)
+            return [int(allowed), *(str(tokens) for tokens in left)]
 
         return run
 

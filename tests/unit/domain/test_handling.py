@@ -255,3 +255,19 @@ def test_command_result_dict_round_trip() -> None:
     assert CommandResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
     accepted = replace(result, status="accepted", event_ids=("a", "b"), reason=None, field=None)
     assert CommandResult.from_dict(accepted.to_dict()) == accepted
+
+
+def test_a_result_names_the_commands_actor_for_who_may_read_it() -> None:
+    """GET /api/commands/{id} shows a result to its issuer and admins only (issue 7)."""
+    admin_id = "0b5ee0f4-57b8-4c5e-9d0e-5d3b0c7a6a11"
+    first = run(EMPTY, create(actor=admin_id))
+    assert first.result.actor == admin_id
+    rejected = run(first.snapshot, login("c-1", expected_version=7, actor=admin_id))
+    assert rejected.result.status == "rejected" and rejected.result.actor == admin_id
+    # a duplicate is answered with the original result, whoever sent it again
+    again = run(first.snapshot, create(actor="someone-else"))
+    assert again.duplicate and again.result.actor == admin_id
+    assert run(EMPTY, create()).result.actor is None  # a tool's command: admins only
+    assert CommandResult.from_dict({**first.result.to_dict(), "actor": None}).actor is None
+    legacy = {k: v for k, v in first.result.to_dict().items() if k != "actor"}
+    assert CommandResult.from_dict(legacy).actor is None  # stored before results had it

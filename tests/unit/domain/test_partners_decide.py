@@ -352,6 +352,17 @@ class TestDefineEventStructure:
                 {"json_schema": json.dumps({"description": "x" * JSON_SCHEMA_MAX_BYTES})},
             ),
             ("json_schema", {"json_schema": {"type": "object"}}),
+            # jsonschema accepts these; the pipeline's compiler (fastjsonschema) cannot
+            # apply them: a self-reference without end, a dangling one, draft-03 required
+            (
+                "json_schema",
+                {
+                    "json_schema": '{"$ref": "#/definitions/a", "definitions": '
+                    '{"a": {"$ref": "#/definitions/a"}}}'
+                },
+            ),
+            ("json_schema", {"json_schema": '{"$ref": "#/nope"}'}),
+            ("json_schema", {"json_schema": '{"type": "object", "required": true}'}),
             ("required", {"required": "yes"}),
         ],
     )
