@@ -1,7 +1,7 @@
 """The ``streamfold`` command line (typer).
 
-Processes: ``serve`` (API + agents, one process: the embedded ClickHouse default),
-``worker`` and ``api`` (separate, with a ClickHouse server DSN). Local stack: ``up``,
+Processes: ``serve`` (every role as a supervised child process), ``worker --role`` and
+``api`` (one role each: the separate deployables). Local stack: ``up``,
 ``down``, ``status``. Operators and analysts: ``create-admin``, ``load-users``,
 ``load-weblogs``, ``sql``.
 """
@@ -28,6 +28,7 @@ from rich.table import Table
 
 from deploy import localstack
 from deploy.exceptions import InstallSecretError, LocalStackError
+from deploy.roles import Role
 from deploy.secrets import claim_keys, with_jwt_secret, write_private
 from pipeline.settings import Settings
 
@@ -53,29 +54,46 @@ def _pidfile(settings: Settings, name: str) -> Path:
 
 @app.command()
 def serve() -> None:
-    """API and pipeline agents in one process (owns the embedded ClickHouse)."""
-    from deploy.runtime import configure_logging, run
+    """Every role as a supervised child process (``deploy/supervisor.py``); with the
+    embedded ClickHouse the sinks process owns the engine."""
+    from deploy.runtime import configure_logging
+    from deploy.supervisor import Supervisor
 
     configure_logging()
-    asyncio.run(run(_settings(), api=True, worker=True))
+    settings = _settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with_jwt_secret(settings, create=False)  # fail here, once, not in every API child
+    code = asyncio.run(Supervisor(settings, _children_file(settings)).run())
+    raise typer.Exit(code)
 
 
 @app.command()
-def worker() -> None:
-    """Pipeline agents only (needs a ClickHouse server DSN to run beside ``api``)."""
-    from deploy.runtime import configure_logging, run
+def worker(
+    role: Annotated[Role, typer.Option(help="What this process runs (README, 'Processes').")],
+) -> None:
+    """One pipeline role: sinks (read models, tracking sinks; owns a chdb engine),
+    commands (Faust command agents) or validation. Scale commands and validation by
+    count; one sinks process."""
+    from deploy.runtime import configure_logging, run_role
 
+    if role is Role.API:
+        raise typer.BadParameter("the API is `streamfold api`")
     configure_logging()
-    asyncio.run(run(_settings(), api=False, worker=True))
+    asyncio.run(run_role(_settings(), role))
 
 
 @app.command()
 def api() -> None:
-    """HTTP API only (needs a ClickHouse server DSN to run beside ``worker``)."""
-    from deploy.runtime import configure_logging, run
+    """The HTTP API; several on one port share it (SO_REUSEPORT). With ``chdb://`` it
+    queries through the sinks process's socket."""
+    from deploy.runtime import configure_logging, run_role
 
     configure_logging()
-    asyncio.run(run(_settings(), api=True, worker=False))
+    asyncio.run(run_role(_settings(), Role.API))
+
+
+def _children_file(settings: Settings) -> Path:
+    return settings.home.resolve() / "run" / "children.json"
 
 
 # ----------------------------------------------------------------- local stack

@@ -1,9 +1,10 @@
-"""Process assembly: what ``streamfold serve``, ``worker`` and ``api`` run.
+"""Process assembly: what each role's process runs (``streamfold worker --role``, ``api``).
 
-With the embedded ClickHouse (chdb locks its directory to one process) ``serve`` hosts
-the API and the agents in one event loop around one engine; with a server DSN, ``api``
-and ``worker`` are separate processes that scale out (more workers = more consumers in
-the Faust group; more API instances behind a load balancer).
+A process runs one `Role`. ``streamfold serve`` starts every role as a child process and
+supervises them (``deploy/supervisor.py``); with a ClickHouse server DSN the same roles
+are separate deployables. chdb locks its directory to one process, so with ``chdb://``
+the sinks process owns the engine and answers everyone else's queries
+(``connectors/store.py``).
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
+import time
 from collections.abc import Iterator
 
 import structlog
 import uvicorn
+from redis.asyncio import Redis
 
 from api.app import create_api
 from api.deps import Services
-from connectors.batch import BatchConsumer
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
 from connectors.ingest import Ingest
@@ -28,9 +31,17 @@ from connectors.kafka import AsyncProducer, ensure_topics
 from connectors.keys import KeyResolver
 from connectors.ratelimit import Buckets, Limit
 from connectors.redis import open_redis
+from connectors.store import QueryStore, StoreClient, StoreServer, socket_path
+from deploy.roles import Role
 from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.aggregates import changelog_topics
-from pipeline.app import create_app, create_projections, create_tracking
+from pipeline.app import (
+    BatchPipeline,
+    create_app,
+    create_projections,
+    create_sinks,
+    create_validation,
+)
 from pipeline.projections import migrate
 from pipeline.settings import Settings
 from pipeline.topics import project_topics
@@ -56,8 +67,8 @@ def configure_logging(level: str = "INFO") -> None:
     )
 
 
-async def prepare(settings: Settings) -> ClickHouse:
-    """Topics and tables, idempotently; returns the ClickHouse facade."""
+async def prepare_topics(settings: Settings) -> None:
+    """Create the project's topics and Faust's changelogs, idempotently."""
     created = await asyncio.to_thread(
         ensure_topics,
         settings.kafka_bootstrap,
@@ -67,111 +78,192 @@ async def prepare(settings: Settings) -> ClickHouse:
     )
     if created:
         log.info("topics created", topics=created)
-    clickhouse = await asyncio.to_thread(ClickHouse.open, settings.clickhouse_dsn)
+
+
+async def open_store(settings: Settings) -> ClickHouse:
+    """The ClickHouse facade with the project's tables migrated.
+
+    A ``chdb://`` engine is locked by one process: a store process killed a moment ago
+    (its supervisor SIGKILLed, the children following by PDEATHSIG) can still hold it while
+    its successor starts, so a held lock is asked again for up to ``_LOCK_WAIT_S``.
+
+    Raises:
+        ConnectorError: the engine stayed locked (another store runs on this home) or the
+            server is unreachable.
+    """
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            clickhouse = await asyncio.to_thread(ClickHouse.open, settings.clickhouse_dsn)
+            break
+        except Exception as exc:
+            if not _is_lock_held(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
     await migrate(clickhouse)
     return clickhouse
 
 
-async def run(settings: Settings, *, api: bool, worker: bool) -> None:
-    """Run the API and/or the agents until SIGINT/SIGTERM, then stop in reverse order:
-    HTTP drained, result waiter and ingest producer flushed, tracking consumers committed
-    and closed (leaving their groups), Faust stopped (producer flushed, offsets committed,
-    group left), Redis and ClickHouse closed, then the ``stopped`` log line and exit 0."""
+_LOCK_WAIT_S = 30.0
+
+
+def _is_lock_held(exc: BaseException) -> bool:
+    text = repr(exc).lower()
+    return "lock" in text and ("held" in text or "another" in text or "locked" in text)
+
+
+def open_query_store(settings: Settings) -> QueryStore:
+    """What the API queries: the store process's socket for ``chdb://`` (the engine is
+    that process's alone), else a clickhouse-connect facade of its own."""
+    if settings.clickhouse_dsn.startswith("chdb:"):
+        return StoreClient(socket_path(settings.home))
+    return ClickHouse.open(settings.clickhouse_dsn)
+
+
+async def run_role(settings: Settings, role: Role) -> None:
+    """Run one role until SIGINT/SIGTERM, then stop it in order and log ``stopped``.
+
+    Every role flushes its producers, commits and leaves its consumer groups, and closes
+    its stores before returning; an error in a consumer stops the process (non-zero exit:
+    the supervisor restarts it).
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
-    if api:
-        settings = with_jwt_secret(settings, create=False)
-    clickhouse = await prepare(settings)
-    keys = await asyncio.to_thread(claim_keys, settings)
+    stop = _stop_on_signals()
+    await prepare_topics(settings)
     redis = open_redis(settings.redis_url)
     codec = AvroCodec(SchemaRegistry.load())
-    pipeline = None
-    stop = _stop_on_signals()
-    batch_stop = asyncio.Event()
-    batch_tasks: list[asyncio.Task[None]] = []
-    batch_consumers: list[BatchConsumer] = []
-    bus = None
-    ingest_producer = None
     try:
-        if worker:
-            pipeline = create_app(
-                settings, codec=codec, clickhouse=clickhouse, redis=redis, claim_keys=keys
-            )
-            await pipeline.app.start()
-
-            for name, stages in (
-                ("projections", create_projections),
-                ("tracking", create_tracking),
-            ):
-                built = stages(settings, codec=codec, clickhouse=clickhouse, redis=redis)
-                batch_consumers.extend(built.consumers)
-                task = asyncio.create_task(built.run(batch_stop), name=name)
-                task.add_done_callback(lambda task: _stop_if_failed(task, stop))
-                batch_tasks.append(task)
-            log.info("worker started", guarantee=settings.processing_guarantee)
-        if api:
-            bus = CommandBus(
-                settings.kafka_bootstrap,
-                client_id="streamfold-api",
-                timeout_s=settings.command_timeout_s,
-                claim_keys=keys,
-            )
-            await bus.start()
-            ingest_producer = AsyncProducer(
-                settings.kafka_bootstrap,
-                client_id="streamfold-ingest",
-                delivery_timeout_s=settings.command_timeout_s,
-                **{"linger.ms": 10},
-            )
-            ingest = Ingest(
-                ingest_producer,
-                Buckets(redis),
-                per_system=Limit(settings.ingest_rate_per_s, settings.ingest_burst),
-                per_partner=Limit(
-                    settings.partner_ingest_rate_per_s, settings.partner_ingest_burst
-                ),
-            )
-            services = Services(
-                settings=settings,
-                clickhouse=clickhouse,
-                redis=redis,
-                bus=bus,
-                keys=KeyResolver(redis, ttl_s=settings.key_cache_ttl_s),
-                ingest=ingest,
-            )
-            app = create_api(services)
-            # /readyz reads their progress: a member stuck on a batch turns it red
-            app.state.batch_consumers = batch_consumers
-            config = uvicorn.Config(
-                app,
-                host=settings.api_host,
-                port=settings.api_port,
-                log_config=None,
-                access_log=False,
-                lifespan="off",
-            )
-            log.info("api listening", url=settings.api_url)
-            server = _Server(config)
-            serving = asyncio.create_task(server.serve(), name="api")
-            stopping = asyncio.create_task(stop.wait())
-            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            server.should_exit = True  # drain open requests, then return
-            stopping.cancel()
-            await serving
+        if role is Role.SINKS:
+            await _run_sinks(settings, stop, redis, codec)
+        elif role is Role.COMMANDS:
+            await _run_commands(settings, stop, redis, codec)
+        elif role is Role.VALIDATION:
+            await _run_batches(stop, [create_validation(settings, codec=codec, redis=redis)])
         else:
-            await stop.wait()
+            await _run_api(settings, stop, redis)
     finally:
-        if bus is not None:
-            await bus.stop()
-        if ingest_producer is not None:
-            ingest_producer.close()
-        batch_stop.set()
-        for task in batch_tasks:
-            await task
-        if pipeline is not None:
-            await pipeline.app.stop()
         await redis.aclose()
+        log.info("stopped", role=str(role))
+
+
+async def _run_sinks(
+    settings: Settings, stop: asyncio.Event, redis: Redis, codec: AvroCodec
+) -> None:
+    clickhouse = await open_store(settings)
+    try:
+        stages = [
+            create_projections(settings, codec=codec, clickhouse=clickhouse, redis=redis),
+            create_sinks(settings, codec=codec, clickhouse=clickhouse),
+        ]
+        serving = None
+        if settings.clickhouse_dsn.startswith("chdb:"):
+            server = StoreServer(clickhouse, socket_path(settings.home))
+            serving = asyncio.create_task(server.serve(stop), name="store")
+        try:
+            await _run_batches(stop, stages)
+        finally:
+            stop.set()
+            if serving is not None:
+                await serving
+    finally:
         clickhouse.close()
-        log.info("stopped")
+
+
+async def _run_commands(
+    settings: Settings, stop: asyncio.Event, redis: Redis, codec: AvroCodec
+) -> None:
+    keys = await asyncio.to_thread(claim_keys, settings)
+    pipeline = create_app(settings, codec=codec, redis=redis, claim_keys=keys)
+    await pipeline.app.start()
+    log.info("commands started", guarantee=settings.processing_guarantee)
+    try:
+        await stop.wait()
+    finally:
+        await pipeline.app.stop()
+
+
+async def _run_batches(stop: asyncio.Event, stages: list[BatchPipeline]) -> None:
+    """Run batch pipelines until ``stop``; a failed one stops the rest and re-raises."""
+    batch_stop = asyncio.Event()
+    tasks = [asyncio.create_task(stage.run(batch_stop)) for stage in stages]
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({*tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        batch_stop.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            log.error("batch consumers failed; stopping", error=repr(result))
+            raise result
+
+
+async def _run_api(settings: Settings, stop: asyncio.Event, redis: Redis) -> None:
+    settings = with_jwt_secret(settings, create=False)
+    keys = await asyncio.to_thread(claim_keys, settings)
+    store = await asyncio.to_thread(open_query_store, settings)
+    bus = CommandBus(
+        settings.kafka_bootstrap,
+        client_id="streamfold-api",
+        timeout_s=settings.command_timeout_s,
+        claim_keys=keys,
+    )
+    await bus.start()
+    ingest_producer = AsyncProducer(
+        settings.kafka_bootstrap,
+        client_id="streamfold-ingest",
+        delivery_timeout_s=settings.command_timeout_s,
+        **{"linger.ms": 10},
+    )
+    try:
+        ingest = Ingest(
+            ingest_producer,
+            Buckets(redis),
+            per_system=Limit(settings.ingest_rate_per_s, settings.ingest_burst),
+            per_partner=Limit(settings.partner_ingest_rate_per_s, settings.partner_ingest_burst),
+        )
+        services = Services(
+            settings=settings,
+            clickhouse=store,
+            redis=redis,
+            bus=bus,
+            keys=KeyResolver(redis, ttl_s=settings.key_cache_ttl_s),
+            ingest=ingest,
+        )
+        config = uvicorn.Config(
+            create_api(services), log_config=None, access_log=False, lifespan="off"
+        )
+        server = _Server(config)
+        serving = asyncio.create_task(
+            server.serve(sockets=[_shared_socket(settings.api_host, settings.api_port)]),
+            name="api",
+        )
+        log.info("api listening", url=settings.api_url)
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True  # drain open requests, then return
+        stopping.cancel()
+        await serving
+    finally:
+        await bus.stop()
+        ingest_producer.close()
+        if isinstance(store, StoreClient):
+            await store.aclose()
+        else:
+            store.close()
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    """A listening socket every API process of this host binds together: the kernel
+    spreads connections over them (SO_REUSEPORT, Linux >= 3.9)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
 
 
 class _Server(uvicorn.Server):
@@ -193,12 +285,3 @@ def _stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
-
-
-def _stop_if_failed(task: asyncio.Task[None], stop: asyncio.Event) -> None:
-    """A failed batch consumer stops the whole process (fail loudly, never skip): the
-    normal shutdown runs, then re-raises the error (a non-zero exit)."""
-    if not task.cancelled() and task.exception() is not None:
-        log.error("batch consumers failed; stopping", stage=task.get_name(),
-                  error=repr(task.exception()))  # fmt: skip
-        stop.set()

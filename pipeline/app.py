@@ -68,13 +68,12 @@ def create_app(
     settings: Settings,
     *,
     codec: AvroCodec,
-    clickhouse: ClickHouse,
     redis: Redis,
     claim_keys: ClaimKeys,
 ) -> Pipeline:
     """Build the Faust worker: command (+ reservation) agents per aggregate, whose state is
     in changelog-backed tables. Projections (``create_projections``) and the tracking path
-    (``create_tracking``) run on batch consumers.
+    (``create_validation``, ``create_sinks``) run on batch consumers.
 
     Topics must already exist (``connectors.kafka.ensure_topics``); Faust creates only its
     changelog topics, with the same partition count as their source topics.
@@ -231,11 +230,11 @@ def create_projections(
     return BatchPipeline(producer=producer, consumers=consumers)
 
 
-def create_tracking(
-    settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, redis: Redis
-) -> BatchPipeline:
+def create_validation(settings: Settings, *, codec: AvroCodec, redis: Redis) -> BatchPipeline:
+    """``tracking.raw`` -> ``tracking.events`` | ``tracking.dlq`` (group
+    ``<app id>-tracking-validation``): needs Kafka and Redis only, so it scales by count."""
     producer = AsyncProducer(
-        settings.kafka_bootstrap, client_id=f"{settings.app_id}-tracking", **{"linger.ms": 5}
+        settings.kafka_bootstrap, client_id=f"{settings.app_id}-validation", **{"linger.ms": 5}
     )
     validation = Validation(
         structures=Structures(redis, ttl_s=settings.key_cache_ttl_s),
@@ -243,34 +242,45 @@ def create_tracking(
         codec=codec,
         producer_name=settings.producer_name,
     )
-    sink = TrackingSink(clickhouse, producer, codec, dedup_window_s=settings.dedup_window_s)
-    rejections = RejectionSink(clickhouse)
-    group = f"{settings.app_id}-tracking"
-    # validation is cheap per record: short waits keep ingest -> queryable latency low; the
-    # sink waits longer for bigger ClickHouse inserts (fewer parts to merge).
-    short_s, sink_s = 0.1, settings.tracking_batch_ms / 1000
-
-    def consumer(
-        name: str, topic: str, handle: Any, max_records: int, wait_s: float
-    ) -> BatchConsumer:
-        return BatchConsumer(
-            settings.kafka_bootstrap,
-            group_id=f"{group}-{name}",
-            topics=[topic],
-            handle=handle,
-            max_records=max_records,
-            max_wait_s=wait_s,
-        )
-
+    # cheap per record: short waits keep ingest -> queryable latency low
     return BatchPipeline(
         producer=producer,
         consumers=[
-            consumer("validation", topics.TRACKING_RAW, validation.run_batch, 5000, short_s),
-            consumer(
-                "sink", topics.TRACKING_EVENTS, sink.run_batch, settings.tracking_batch_rows, sink_s
-            ),
-            consumer("rejections", topics.TRACKING_DLQ, rejections.run_batch, 5000, short_s),
+            _tracking_consumer(settings, "validation", topics.TRACKING_RAW, validation.run_batch,
+                               5000, 0.1),
         ],
+    )  # fmt: skip
+
+
+def create_sinks(settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse) -> BatchPipeline:
+    """``tracking.events`` -> ``tracking_events`` and ``tracking.dlq`` ->
+    ``tracking_rejections`` (groups ``<app id>-tracking-sink`` / ``-rejections``)."""
+    producer = AsyncProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-sinks")
+    sink = TrackingSink(clickhouse, producer, codec, dedup_window_s=settings.dedup_window_s)
+    rejections = RejectionSink(clickhouse)
+    # the sink waits longer for bigger ClickHouse inserts (fewer parts to merge)
+    sink_s = settings.tracking_batch_ms / 1000
+    return BatchPipeline(
+        producer=producer,
+        consumers=[
+            _tracking_consumer(settings, "sink", topics.TRACKING_EVENTS, sink.run_batch,
+                               settings.tracking_batch_rows, sink_s),
+            _tracking_consumer(settings, "rejections", topics.TRACKING_DLQ,
+                               rejections.run_batch, 5000, 0.1),
+        ],
+    )  # fmt: skip
+
+
+def _tracking_consumer(
+    settings: Settings, name: str, topic: str, handle: Any, max_records: int, wait_s: float
+) -> BatchConsumer:
+    return BatchConsumer(
+        settings.kafka_bootstrap,
+        group_id=f"{settings.app_id}-tracking-{name}",
+        topics=[topic],
+        handle=handle,
+        max_records=max_records,
+        max_wait_s=wait_s,
     )
 
 

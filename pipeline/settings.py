@@ -7,6 +7,7 @@ environment with the ``STREAMFOLD_`` prefix, e.g. ``STREAMFOLD_KAFKA_BOOTSTRAP``
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -57,6 +58,14 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="API processes `serve` starts on api_port (SO_REUSEPORT). Default: cores.",
+    )
+    validation_workers: int = Field(
+        default=1, ge=1, description="Tracking validation processes `serve` starts."
+    )
     command_timeout_s: float = Field(default=5.0, gt=0, description="How long a route waits.")
     max_body_bytes: int = Field(default=1_048_576, description="Largest request body, bytes.")
 
