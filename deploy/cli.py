@@ -198,6 +198,20 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                 "log": str(proc.log_path) if proc else None,
             }
         )
+    from deploy.supervisor import read_status
+
+    for child in read_status(_children_file(settings)):
+        pid = child.get("pid")
+        services.append(
+            {
+                "name": f"serve/{child['role']}-{child['index']}",
+                "running": isinstance(pid, int) and localstack.pid_alive(pid),
+                "pid": pid,
+                "address": settings.api_url if child["role"] == "api" else None,
+                "log": None,
+                "restarts": child.get("restarts", 0),
+            }
+        )
     info = {
         "kafka_bootstrap": settings.kafka_bootstrap,
         "redis_url": settings.redis_url,

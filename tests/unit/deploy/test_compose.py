@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from deploy.roles import Role
 from pipeline.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
-APP_SERVICES = ("api", "worker")
+APP_SERVICES = ("api", "sinks", "commands", "validation")
 PREFIX = "STREAMFOLD_"
 # ${VAR:?message} / ${VAR:-default} / ${VAR}: compose interpolation, resolved at `up` time.
 _INTERPOLATION = re.compile(r"^\$\{(?P<name>\w+)(?::?[?-](?P<arg>[^}]*))?\}$")
@@ -127,4 +128,7 @@ def test_dockerfile_entrypoint_matches_commands(compose: dict[str, Any]) -> None
     for service in APP_SERVICES:
         build = compose["services"][service].get("build", {})
         assert build.get("dockerfile") == "deploy/Dockerfile", service
-        assert compose["services"][service]["command"] == [service]
+        expected = ["api"] if service == "api" else ["worker", "--role", service]
+        assert compose["services"][service]["command"] == expected
+        if service != "api":
+            assert service in {str(r) for r in Role}, service
