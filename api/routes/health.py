@@ -27,7 +27,8 @@ log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
 
 
-TRACKING_GROUPS = {  # consumer group suffix -> its topic (pipeline.app.create_tracking)
+# consumer group suffix -> its topic (pipeline.app: create_validation, create_sinks)
+TRACKING_GROUPS = {
     "tracking-validation": topics.TRACKING_RAW,
     "tracking-sink": topics.TRACKING_EVENTS,
     "tracking-rejections": topics.TRACKING_DLQ,
@@ -132,8 +133,7 @@ async def _check(
     settings = services.settings
     checks: dict[str, Any] = {}
     checked_at = time.time()
-    # the batch consumers' groups (watched for stalls), then the Faust command group (lag
-    # only: its stalls are NOTES.md's open post-crash problem, not watched here)
+    # the batch consumers' groups, then the Faust command group: all watched for stalls
     batch_groups: dict[str, list[str]] = {
         topics.projection_group(settings.app_id, topic): [topic]
         for topic in topics.PROJECTED_TOPICS
@@ -190,7 +190,7 @@ async def _check(
         }
     now = time.monotonic()
     stalled = []
-    for group in batch_groups:
+    for group in [*batch_groups, settings.app_id]:
         own = [m.stalled_s() for m in members if m.group_id == group]
         found = stalls.check(group, positions[group], now, own)
         if found is not None:
