@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator
 
@@ -141,9 +143,27 @@ async def run_role(settings: Settings, role: Role) -> None:
             await _run_batches(stop, [create_validation(settings, codec=codec, redis=redis)])
         else:
             await _run_api(settings, stop, redis)
+    except BaseException:
+        exit_within(FAILED_EXIT_DEADLINE_S)
+        raise
     finally:
         await redis.aclose()
         log.info("stopped", role=str(role))
+
+
+FAILED_EXIT_DEADLINE_S = 30.0
+
+
+def exit_within(seconds: float, code: int = 1) -> None:
+    """End the process with ``code`` after ``seconds`` even if its shutdown hangs.
+
+    A role that failed has to exit for the supervisor (or the orchestrator) to restart
+    it; one was seen stuck for good in asyncio's task cancellation after its consumer
+    failed (NOTES.md, "Next steps"). A daemon timer does not hold up a normal exit.
+    """
+    timer = threading.Timer(seconds, os._exit, (code,))
+    timer.daemon = True
+    timer.start()
 
 
 async def _run_sinks(
