@@ -170,13 +170,19 @@ def _fail(message: str) -> int:
 @app.command()
 def down() -> None:
     """Stop what ``up`` started (by pid: serve, then Kafka and Redis). Nothing else."""
+    from deploy.supervisor import STOP_TIMEOUT_S
+
     settings = _settings()
+    # serve stops its roles one after another, each given STOP_TIMEOUT_S
+    serve_s = 4 * STOP_TIMEOUT_S + 10
     for name in ("serve", "kafka", "redis"):
         pidfile = _pidfile(settings, name)
         proc = localstack.read_pidfile(pidfile)
         if proc is None:
             continue
-        was_running = localstack.stop_process(proc.pid, timeout_s=30)
+        was_running = localstack.stop_process(
+            proc.pid, timeout_s=serve_s if name == "serve" else 30
+        )
         pidfile.unlink(missing_ok=True)
         console.print(f"{name}: {'stopped' if was_running else 'was not running'} (pid {proc.pid})")
 

@@ -109,6 +109,11 @@ class Supervisor:
             *child.argv,
             stdin=asyncio.subprocess.DEVNULL,
             preexec_fn=_die_with_parent,
+            # its own process group: a SIGTERM to serve's group (`streamfold down` signals
+            # the group it started) must not reach the children at once, out of order,
+            # and again when the supervisor stops them (seen: a child that had stopped
+            # cleanly died of the second SIGTERM while exiting, code -15)
+            start_new_session=True,
         )
         child.started_at = time.monotonic()
         log.info("child started", child=child.name, pid=child.proc.pid)

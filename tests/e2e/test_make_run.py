@@ -105,3 +105,7 @@ def test_make_run_sequence_from_a_cold_start(cold_env: dict[str, str], tmp_path:
     assert {"kafka", "redis", "serve", *(f"serve/{r}" for r in roles)} <= running, running
     cli(cold_env, "down")
     assert not any(pid_alive(pid) for pid in pids)
+    # every role stopped in order, once: serve's own verdict (a child signalled by down
+    # directly as well died of the second SIGTERM, code -15)
+    serve_log = (home / "logs" / "serve.log").read_text()
+    assert "event='stopped' role='serve' clean=True" in serve_log, serve_log[-3000:]
