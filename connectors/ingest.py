@@ -3,9 +3,6 @@ limits."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-
 from connectors.kafka import AsyncProducer
 from connectors.keys import SystemKey
 from connectors.ratelimit import Buckets, Decision, Limit
@@ -52,18 +49,13 @@ class Ingest:
         return Decision(False, decision.tokens_left, decision.retry_after_s, kind)
 
     async def publish(self, events: list[TrackedEvent]) -> None:
-        """Enqueue all, then wait for every ack (no per-event await on the hot path).
+        """Enqueue all, then wait once for every ack.
 
         Raises:
             KafkaDeliveryError: some event was not acknowledged; the SDK should retry
                 the request (message ids make the retry harmless).
         """
-        futures = [
-            self.producer.produce_nowait(
-                topics.TRACKING_RAW,
-                json.dumps(e.to_json_dict(), separators=(",", ":")).encode(),
-                key=e.system_id.encode(),
-            )
-            for e in events
-        ]
-        await asyncio.gather(*futures)
+        batch = self.producer.deliveries()
+        for e in events:
+            batch.produce(topics.TRACKING_RAW, e.to_json(), key=e.system_id.encode())
+        await batch.wait()

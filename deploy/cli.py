@@ -74,22 +74,34 @@ def worker(
     """One pipeline role: sinks (read models, tracking sinks; owns a chdb engine),
     commands (Faust command agents) or validation. Scale commands and validation by
     count; one sinks process."""
-    from deploy.runtime import configure_logging, run_role
+    from deploy.runtime import configure_logging
 
     if role is Role.API:
         raise typer.BadParameter("the API is `streamfold api`")
     configure_logging()
-    asyncio.run(run_role(_settings(), role))
+    _run_role(_settings(), role)
 
 
 @app.command()
 def api() -> None:
     """The HTTP API; several on one port share it (SO_REUSEPORT). With ``chdb://`` it
     queries through the sinks process's socket."""
-    from deploy.runtime import configure_logging, run_role
+    from deploy.runtime import configure_logging
 
     configure_logging()
-    asyncio.run(run_role(_settings(), Role.API))
+    _run_role(_settings(), Role.API)
+
+
+def _run_role(settings: Settings, role: Role) -> None:
+    from deploy.runtime import run_role
+
+    if settings.event_loop == "uvloop" and role is not Role.COMMANDS:
+        import uvloop
+
+        # Faust keeps asyncio's loop: its worker is tested on nothing else here
+        uvloop.run(run_role(settings, role))
+    else:
+        asyncio.run(run_role(settings, role))
 
 
 def _children_file(settings: Settings) -> Path:

@@ -252,7 +252,11 @@ async def _run_api(settings: Settings, stop: asyncio.Event, redis: Redis) -> Non
             ingest=ingest,
         )
         config = uvicorn.Config(
-            create_api(services), log_config=None, access_log=False, lifespan="off"
+            create_api(services),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            http=settings.http,
         )
         server = _Server(config)
         serving = asyncio.create_task(

@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     validation_workers: int = Field(
         default=1, ge=1, description="Tracking validation processes `serve` starts."
     )
+    http: Literal["httptools", "h11"] = Field(
+        default="httptools",
+        description="The API's HTTP/1.1 parser (uvicorn's `http`); h11 is pure Python.",
+    )
+    event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="Event loop of the api, validation and sinks processes (the Faust "
+        "commands process keeps asyncio's).",
+    )
     command_timeout_s: float = Field(default=5.0, gt=0, description="How long a route waits.")
     max_body_bytes: int = Field(default=1_048_576, description="Largest request body, bytes.")
 

@@ -24,7 +24,6 @@ fix; a rate limit (429) and an unavailable Kafka (503) are retried.
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -32,12 +31,13 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from api.deps import Services, ServicesDep, system_for_key
 from api.problems import RETRY_AFTER_S, Problem
 from connectors.exceptions import KafkaDeliveryError
 from connectors.keys import SystemKey
+from pipeline.domain import jsontext
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.tracking import (
     CallType,
@@ -98,12 +98,12 @@ async def _json_body(request: Request, limit: int) -> Any:
         message = f"Content-Encoding {encoding!r} is not supported; send gzip or none"
         raise Problem(415, "unsupported-encoding", message)
     try:
-        return json.loads(raw)
+        return jsontext.loads(raw)
     except RecursionError as exc:
         # nesting deeper than the parser's stack: still a malformed request, and Python's
         # own message ("maximum recursion depth exceeded ...") says nothing to the client
         raise Problem(400, "malformed-json", "request body is nested too deeply") from exc
-    except ValueError as exc:  # json's message names the line and column: for the client
+    except ValueError as exc:  # the message names the line and column: for the client
         raise Problem(400, "malformed-json", f"request body is not valid JSON: {exc}") from exc
 
 
@@ -170,8 +170,8 @@ async def _admit(services: Services, accepted: list[TrackedEvent]) -> None:
         ) from exc
 
 
-def _single(call_type: CallType) -> Callable[..., Awaitable[JSONResponse]]:
-    async def route(request: Request, services: ServicesDep) -> JSONResponse:
+def _single(call_type: CallType) -> Callable[..., Awaitable[Response]]:
+    async def route(request: Request, services: ServicesDep) -> Response:
         _, (result,) = await _decode(request, services, call_type)
         if isinstance(result, EventRejection):
             # 422: well-formed, but a time the store does not hold (the message names the
@@ -180,8 +180,7 @@ def _single(call_type: CallType) -> Callable[..., Awaitable[JSONResponse]]:
             slug = result.reason.replace("_", "-")
             raise Problem(status, slug, result.message, reason=result.reason)
         await _admit(services, [result])
-        body = {"message_id": result.message_id, "status": "accepted"}
-        return JSONResponse(body, status_code=202)
+        return _json(202, {"message_id": result.message_id, "status": "accepted"})
 
     route.__name__ = call_type.value
     route.__doc__ = (
@@ -198,7 +197,7 @@ for _call_type in CallType:
 
 @router.post("/batch", status_code=202)
 @router.post("/b", status_code=202, include_in_schema=False)
-async def batch(request: Request, services: ServicesDep) -> JSONResponse:
+async def batch(request: Request, services: ServicesDep) -> Response:
     """``{"batch": [event, …], "writeKey"?, "sentAt"?, "context"?}`` (or a bare list), at
     most 1,000 events and 1 MiB (decompressed). Events name their ``type`` (default track).
 
@@ -221,7 +220,9 @@ async def batch(request: Request, services: ServicesDep) -> JSONResponse:
                     "message": p.message,
                 }
             )
-    return JSONResponse(
-        {"accepted": len(accepted), "rejected": len(parsed) - len(accepted), "results": results},
-        status_code=202,
-    )
+    body = {"accepted": len(accepted), "rejected": len(parsed) - len(accepted), "results": results}
+    return _json(202, body)
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(jsontext.dumps(body), status_code=status, media_type="application/json")

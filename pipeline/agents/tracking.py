@@ -27,7 +27,6 @@ between the two would lose the event (measured: 2 of 30,000 lost that way).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -36,16 +35,16 @@ from typing import Any
 import fastjsonschema
 import structlog
 from cachetools import TTLCache
-from confluent_kafka import Message
 from redis.asyncio import Redis
 
 from connectors.batch import PartitionsLost, Record, still_member
 from connectors.clickhouse import ClickHouse, refusal
-from connectors.kafka import AsyncProducer
+from connectors.kafka import AsyncProducer, Deliveries
 from connectors.keys import SYSTEM
 from pipeline import topics
 from pipeline.agents.deadletter import provenance
 from pipeline.agents.projections import until_stored
+from pipeline.domain import jsontext
 from pipeline.domain.envelope import Envelope, sdk_actor
 from pipeline.domain.tracking import (
     RECORDED_AGGREGATE_TYPE,
@@ -88,8 +87,8 @@ class Structures:
 
 
 def dead_letter(
-    producer: AsyncProducer, record: Record, reason: str, *, value: bytes | None = None
-) -> asyncio.Future[Message]:
+    out: Deliveries, record: Record, reason: str, *, value: bytes | None = None
+) -> None:
     """Send ``record`` (or ``value`` in its place) to ``tracking.dlq``, with why and where
     from in the headers."""
     headers = provenance(
@@ -101,9 +100,7 @@ def dead_letter(
     )
     log.warning("dead-lettered", topic=record.topic, offset=record.offset, reason=reason[:200])
     body = record.value if value is None else value
-    return producer.produce_nowait(
-        topics.TRACKING_DLQ, body or b"", key=record.key, headers=headers
-    )
+    out.produce(topics.TRACKING_DLQ, body or b"", key=record.key, headers=headers)
 
 
 class Validation:
@@ -123,46 +120,51 @@ class Validation:
         self.producer_name = producer_name
 
     async def run_batch(self, records: Sequence[Record]) -> None:
-        """Produce every outcome, then wait for all acks (the batch's commit follows)."""
-        acks = [await self._one(record) for record in records]
-        await asyncio.gather(*acks)
+        """Produce every outcome, then wait once for all acks (the batch's commit follows).
 
-    async def _one(self, record: Record) -> asyncio.Future[Message]:
+        Raises ``KafkaDeliveryError`` when an outcome was not acknowledged: the batch is
+        not committed and is read again."""
+        out = self.producer.deliveries()
+        for record in records:
+            await self._one(record, out)
+        await out.wait()
+
+    async def _one(self, record: Record, out: Deliveries) -> None:
         try:
-            tracked = TrackedEvent.from_json_dict(json.loads(record.value or b""))
+            tracked = TrackedEvent.from_json_dict(jsontext.loads(record.value or b""))
         except (ValueError, KeyError, TypeError) as exc:
-            return dead_letter(self.producer, record, f"not an SDK event: {exc}")
+            dead_letter(out, record, f"not an SDK event: {exc}")
+            return
         # records ingested before the API checked client times (the same rule)
         original = tracked.original_timestamp or tracked.timestamp
         out_of_range = time_range_problem(tracked.timestamp, original, tracked.received_at)
         if out_of_range is not None:
-            return self._rejected(record, tracked, [out_of_range])
+            self._rejected(out, record, tracked, [out_of_range])
+            return
         view = await self.structures.view(tracked.system_id)
         reasons, schema_valid, version = self._check(tracked, view)
         if reasons:
-            return self._rejected(record, tracked, reasons)
+            self._rejected(out, record, tracked, reasons)
+            return
         try:
             value = self.codec.encode(self._envelope(tracked, schema_valid, version))
         except EncodeError as exc:
             # e.g. a lone surrogate ("\ud800") survives JSON but not Avro's UTF-8; one
             # such event stopped the whole validation consumer (and the process)
-            return self._rejected(record, tracked, [f"not encodable as Avro: {exc}"[:300]])
-        return self.producer.produce_nowait(
-            topics.TRACKING_EVENTS, value, key=tracked.system_id.encode()
-        )
+            self._rejected(out, record, tracked, [f"not encodable as Avro: {exc}"[:300]])
+            return
+        out.produce(topics.TRACKING_EVENTS, value, key=tracked.system_id.encode())
 
     def _rejected(
-        self, record: Record, tracked: TrackedEvent, reasons: list[str]
-    ) -> asyncio.Future[Message]:
+        self, out: Deliveries, record: Record, tracked: TrackedEvent, reasons: list[str]
+    ) -> None:
         body = {
             "reasons": reasons,
             "system_id": tracked.system_id,
             "partner_id": tracked.partner_id,
             "event": tracked.to_json_dict(),
         }
-        return dead_letter(
-            self.producer, record, "; ".join(reasons), value=json.dumps(body).encode()
-        )
+        dead_letter(out, record, "; ".join(reasons), value=json.dumps(body).encode())
 
     def _check(
         self, tracked: TrackedEvent, view: dict[str, Any] | None
@@ -260,17 +262,17 @@ class TrackingSink:
     async def run_batch(self, records: Sequence[Record]) -> None:
         rows: dict[str, list[Any]] = {}
         sources: dict[str, Record] = {}
-        acks = []
+        out = self.producer.deliveries()
         for r in records:
             try:
                 envelope = self.codec.decode(r.value or b"")
                 row = tracking_tables.row(envelope, r.topic, r.partition, r.offset)
             except (DecodeError, KeyError) as exc:
-                acks.append(dead_letter(self.producer, r, f"undecodable tracking event: {exc}"))
+                dead_letter(out, r, f"undecodable tracking event: {exc}")
                 continue
             out_of_range = time_range_problem(*tracking_tables.times(row))
             if out_of_range is not None:
-                acks.append(_dead_row(self.producer, r, row, out_of_range))
+                _dead_row(out, r, row, out_of_range)
                 continue
             if envelope.event_id not in rows:
                 rows[envelope.event_id] = row
@@ -281,8 +283,8 @@ class TrackingSink:
             for chunk in tracking_tables.insert_chunks(fresh):
                 for row, reason in await self._insert(chunk):
                     why = f"refused by ClickHouse: {reason}"
-                    acks.append(_dead_row(self.producer, sources[str(row[0])], row, why))
-        await asyncio.gather(*acks)
+                    _dead_row(out, sources[str(row[0])], row, why)
+        await out.wait()
 
     async def _stored(self, rows: dict[str, list[Any]]) -> set[str]:
         """The ids of ``rows`` already stored, received within the dedup window."""
@@ -361,9 +363,7 @@ async def store_rows(
     ]
 
 
-def _dead_row(
-    producer: AsyncProducer, record: Record, row: Sequence[Any], reason: str
-) -> asyncio.Future[Message]:
+def _dead_row(out: Deliveries, record: Record, row: Sequence[Any], reason: str) -> None:
     """Dead-letter one decoded event with ``reason``, as validation does (a JSON body with
     the reasons, system, partner and the event), so ``tracking_rejections`` lists it under
     its system."""
@@ -377,7 +377,7 @@ def _dead_row(
         "partner_id": event["partner_id"],
         "event": event,
     }
-    return dead_letter(producer, record, reason, value=json.dumps(body, default=str).encode())
+    dead_letter(out, record, reason, value=json.dumps(body, default=str).encode())
 
 
 class RejectionSink:

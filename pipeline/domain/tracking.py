@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from pipeline.domain import jsontext
 from pipeline.domain.errors import InvalidValue
 
 __all__ = [
@@ -192,6 +193,10 @@ class TrackedEvent:
         """The id analytics count people by: ``user_id`` when known, else ``anonymous_id``."""
         return self.user_id or self.anonymous_id or ""
 
+    def to_json(self) -> bytes:
+        """The ``tracking.raw`` record: :meth:`to_json_dict` as compact UTF-8 JSON."""
+        return jsontext.dumps(self.to_json_dict())
+
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-safe dict for the ``tracking.raw`` topic; datetimes as ISO-8601 strings."""
         original = self.original_timestamp or self.timestamp  # always set by __post_init__
@@ -316,13 +321,14 @@ def decode_events(
     max_event_bytes: int = MAX_EVENT_BYTES,
 ) -> list[TrackedEvent | EventRejection]:
     """Every event of ``request`` through :func:`parse_sdk_event`, in order; an event's size
-    is that of its compact UTF-8 JSON.
+    is that of its compact UTF-8 JSON, and one that has none (``NaN``, ``Infinity``, a lone
+    surrogate: see :mod:`pipeline.domain.jsontext`) is MALFORMED.
     """
     results: list[TrackedEvent | EventRejection] = []
     for raw in request.events:
         try:
-            size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode())
-        except (ValueError, RecursionError):
+            size = len(jsontext.dumps(raw))
+        except (TypeError, ValueError, RecursionError):
             results.append(EventRejection(RejectReason.MALFORMED, "event is not plain JSON"))
             continue
         results.append(
@@ -526,9 +532,14 @@ def _object(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return dict(value)
 
 
-def _message_id(raw: dict[str, Any], system_id: str, canonical: str) -> str:
+def _message_id(raw: dict[str, Any], system_id: str) -> str:
     message_id = _field(raw, "message_id")
     if message_id is None:
+        # only here: SDKs send their own ids, and canonical JSON costs a second encoding
+        try:
+            canonical = canonical_json({k: v for k, v in raw.items() if k not in _NOT_CONTENT})
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise _reject(RejectReason.MALFORMED, f"event is not plain JSON: {exc}") from exc
         return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{system_id}\n{canonical}"))
     if not isinstance(message_id, str) or not 1 <= len(message_id) <= MAX_TEXT_LENGTH:
         raise _reject(RejectReason.MALFORMED, "message_id must be a string of 1-200 characters")
@@ -549,14 +560,15 @@ def parse_sdk_event(
 ) -> TrackedEvent | EventRejection:
     """Turn one SDK event (a parsed JSON value) into a :class:`TrackedEvent`, or say why not.
 
-    raw_size: bytes of this event's JSON, measured by the caller. received_at: tz-aware server
+    raw: a value parsed from JSON; raw_size: bytes of its compact JSON, measured by the
+    caller (:func:`decode_events` refuses an event that has none). received_at: tz-aware server
     time. sent_at / context: the batch's ``sentAt`` and ``context`` (see :class:`SdkRequest`).
     call_type: the type the route sets; None = the event's own ``type``, track if none.
 
     Fields are read in our snake_case or Segment's camelCase (``userId``, ``anonymousId``,
     ``messageId``, ``groupId``, ``previousId``, ``sentAt``); both spellings with different
     values is MALFORMED. Rules: ``raw`` must be an object (MALFORMED) of at most
-    ``max_event_bytes`` (TOO_LARGE) holding only JSON values (no NaN/Infinity; MALFORMED).
+    ``max_event_bytes`` (TOO_LARGE).
     ``type``: one of :class:`CallType`, and the route's if it sets one (MALFORMED).
     Event name (see :class:`TrackedEvent`): a track's ``event`` is a non-empty string of at
     most 200 chars after stripping; a page's/screen's ``name`` is optional.
@@ -582,10 +594,6 @@ def parse_sdk_event(
         if raw_size > max_event_bytes:
             message = f"event is {raw_size} bytes, more than the {max_event_bytes}-byte limit"
             raise _reject(RejectReason.TOO_LARGE, message)
-        try:
-            canonical = canonical_json({k: v for k, v in raw.items() if k not in _NOT_CONTENT})
-        except (TypeError, ValueError, RecursionError) as exc:
-            raise _reject(RejectReason.MALFORMED, f"event is not plain JSON: {exc}") from exc
         kind = _type_of(raw, call_type)
         name = _event_name(raw, kind)
         user_id, anonymous_id = _identities(raw)
@@ -595,7 +603,7 @@ def parse_sdk_event(
             _require(group_id, "group_id", kind)
         if kind is CallType.ALIAS:
             _require(previous_id, "previous_id", kind)
-        message_id = _message_id(raw, system_id, canonical)
+        message_id = _message_id(raw, system_id)
         timestamp, original_timestamp = _times(raw, sent_at, received_at)
         out_of_range = time_range_problem(timestamp, original_timestamp, received_at)
         if out_of_range is not None:
