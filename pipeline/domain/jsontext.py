@@ -54,17 +54,19 @@ def loads(data: bytes | str) -> Any:
         return json.loads(data, parse_constant=lambda _: NOT_JSON)
 
 
-def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON of ``value`` (dict keys in insertion order).
+def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact UTF-8 JSON of ``value``, dict keys in insertion order or sorted.
 
     Raises ``TypeError`` for values JSON cannot hold (:data:`NOT_JSON` among them),
     ``ValueError`` for NaN/Infinity that reached the fallback or lone surrogates,
     ``RecursionError`` for nesting deeper than the standard encoder's stack.
     """
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
     except TypeError:
         # orjson.JSONEncodeError is a TypeError: integers over 64 bits from a Python caller,
         # nesting over orjson's 254 levels, or a type nobody encodes (which raises again)
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(
+            value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=sort_keys
+        )
         return text.encode()

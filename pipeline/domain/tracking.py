@@ -639,7 +639,9 @@ def event_id_for(system_id: str, message_id: str) -> str:
 
 
 def _json_text(value: dict[str, Any]) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    # UTF-8 as sent (records before 2026-11-25 escaped non-ASCII as \uXXXX: both read the
+    # same through ClickHouse's JSON functions)
+    return jsontext.dumps(value, sort_keys=True).decode()
 
 
 def recorded_data(
@@ -649,8 +651,8 @@ def recorded_data(
 
     schema_valid: whether ``properties`` conform to the structure (True when none applies).
     structure_version: the structure version checked against, None if none. Datetimes stay
-    tz-aware datetimes (Avro timestamp-micros); properties/traits/context become canonical
-    JSON text.
+    tz-aware datetimes (Avro timestamp-micros); properties/traits/context become compact
+    JSON text with sorted keys, non-ASCII as UTF-8.
     """
     return {
         "partner_id": e.partner_id,

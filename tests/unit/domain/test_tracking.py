@@ -290,12 +290,12 @@ def test_recorded_data() -> None:
         "timestamp": NOW,
         "original_timestamp": NOW,
         "received_at": NOW,
-        "properties": '{"a":"\\u00fc","b":1}',
+        "properties": '{"a":"ü","b":1}',
         "traits": "{}",
         "context": '{"ip":"1.2.3.4"}',
         "schema_valid": False,
         "structure_version": 3,
     }
     assert recorded_data(parsed, schema_valid=True, structure_version=None)["properties"] == (
-        json.dumps({"b": 1, "a": "ü"}, sort_keys=True, separators=(",", ":"))
+        json.dumps({"b": 1, "a": "ü"}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     )
