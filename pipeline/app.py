@@ -147,7 +147,14 @@ def _command_agents(
         window=settings.recent_commands_per_aggregate,
         claim_keys=claim_keys,
     )
-    _event_agent(app, topic(aggregate.commands_topic), commands.process, f"{name}-commands")
+    _batch_agent(
+        app,
+        topic(aggregate.commands_topic),
+        commands.process_batch,
+        f"{name}-commands",
+        max_records=settings.command_batch_records,
+        within_s=settings.command_batch_ms / 1000,
+    )
     if reservations is not None and aggregate.claims_table is not None:
         claims = ReservationProcessor(
             table=app.Table(
@@ -299,5 +306,31 @@ def _event_agent(app: faust.App, source: Any, handle: Any, name: str) -> None:
         async for event in manual.events():
             await handle(event)
             await manual.ack(event)
+
+    app.agent(source, name=name)(agent)
+
+
+def _batch_agent(
+    app: faust.App,
+    source: Any,
+    handle: Any,
+    name: str,
+    *,
+    max_records: int,
+    within_s: float,
+) -> None:
+    """Up to ``max_records`` events at a time (or what arrived within ``within_s``),
+    acked only once ``handle`` returned for the whole batch.
+
+    ``noack_take``, because ``take_events`` acks its batch in a ``finally``: an agent
+    cancelled mid-batch would have acked, and then committed, commands it never handled
+    (the same trap as the one-at-a-time iterator, see ``_event_agent``).
+    """
+
+    async def agent(stream: faust.StreamT) -> None:
+        async for batch in stream.noack_take(max_records, within_s):
+            await handle(batch)
+            for event in batch:
+                await stream.ack(event)
 
     app.agent(source, name=name)(agent)

@@ -29,14 +29,27 @@ one handled after the restart, with all later ones acked. ``perform_seek`` here 
 flow and empties the agents' buffers first (the callers resume it right after, as they
 do on the path without recovery) and never moves a committed offset back.
 
+**Tables read and write the partition of "the current event".** A table key's store
+(one RocksDB per partition) and its changelog partition come from the ``current_event``
+context variable, which the stream iterator sets. An agent that handles batches
+(``Stream.noack_take``) runs beside the iterator, in another task, where the variable is
+unset: a write raised ``TypeError("Cannot modify table key from outside of stream
+iteration")`` (the command agent crashed on its first batch), and a read searched every
+partition's store. ``current_event(event)`` names the record whose key is read or
+written; faust-streaming has no public way to do it.
+
 Reproduced by ``tests/unit/pipeline/test_faust_fixes.py``; the crash test
 (``tests/integration/test_event_topics.py``) covers the whole path.
 """
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from faust import streams as faust_streams
 from faust.transport import consumer as faust_consumer
 from faust.utils.functional import consecutive_numbers
 
@@ -110,6 +123,17 @@ async def _perform_seek(self: Any) -> None:
             known = self._committed_offset.get(tp)
             # a commit that landed after the broker was asked is newer than its answer
             self._committed_offset[tp] = offset if known is None else max(known, offset)
+
+
+@contextmanager
+def current_event(event: Any) -> Iterator[None]:
+    """Within the block, Faust tables use ``event``'s partition (its store and its
+    changelog partition). Only for synchronous table access: nothing awaited inside."""
+    token = faust_streams._current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
 
 
 def install() -> None:

@@ -136,6 +136,12 @@ class Settings(BaseSettings):
     recent_commands_per_aggregate: int = Field(
         default=100, ge=1, description="Command ids remembered per aggregate for idempotency."
     )
+    command_batch_records: int = Field(
+        default=500, ge=1, description="Commands a command agent handles per round trip."
+    )
+    command_batch_ms: int = Field(
+        default=5, ge=1, description="...or what arrived within this long, ms (latency it adds)."
+    )
     projection_batch_rows: int = Field(default=5000, ge=1)
     projection_batch_ms: int = Field(default=500, ge=1)
 

@@ -1,32 +1,40 @@
-"""The command agent: load state from the table, ``handle`` (pure), emit, reply.
+"""The command agent: load state from the table, ``handle`` (pure), emit, reply; a batch
+of commands at a time, one wait for the brokers' acks per batch.
 
-Per command, in this order (the order is what makes a crash at any point harmless):
+Per batch, in this order (the order is what makes a crash at any point harmless):
 
-1. Decode; a malformed record is dead-lettered (and answered if it has a command id).
-2. ``handle(snapshot, command)``: a command id seen before returns its original result
-   and emits nothing; otherwise decide + evolve give the envelopes and the new snapshot.
-3. Send the envelopes to ``<aggregate>.events`` and wait for the brokers' acks.
-4. Store the new snapshot in the table (changelog-backed).
-5. Release uniqueness claims the command no longer needs.
-6. Send the result to ``command.results``.
+1. Decode each command; a malformed record is dead-lettered (and answered if it has a
+   command id).
+2. ``handle(snapshot, command)`` for each, in offset order, a later command of the same
+   aggregate seeing the snapshot an earlier one left: a command id seen before returns
+   its original result and emits nothing; otherwise decide + evolve give the envelopes
+   and the new snapshot.
+3. Send every envelope to ``<aggregate>.events``, then wait once for all the acks.
+4. Store each touched aggregate's newest snapshot in the table (changelog-backed).
+5. Release uniqueness claims the commands no longer need.
+6. Send the results to ``command.results``; ack the batch's records.
 
-A crash at any point replays the command from the last committed offset (Faust flushes
-its producer before it commits offsets, so nothing sent is lost behind a commit). If 4
-did not reach the changelog, the replay yields byte-identical envelopes (event ids,
-versions and times are deterministic) that idempotent projections ignore; if it did,
-step 2 answers with the stored result, marked ``duplicate``. Step 3 waits for the acks
-so that 4 can never be durable while the events are not.
+A crash at any point replays the batch from the last committed offset (Faust flushes
+its producer before it commits offsets, and commits only acked records, so nothing sent
+is lost behind a commit). If 4 did not reach the changelog, the replay yields
+byte-identical envelopes (event ids, versions and times are deterministic) that
+idempotent projections ignore; if it did, step 2 answers with the stored result, marked
+``duplicate``. Step 3 waits for the acks so that 4 can never be durable while the events
+are not. Only the round trip is shared: the outcome of every command is what handling
+them one at a time gives (``tests/integration/test_event_topics.py`` folds the topic).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import structlog
 from faust.types import EventT, TableT, TopicT
 
+from pipeline import faust_fixes
 from pipeline.agents.deadletter import DeadLetters
 from pipeline.aggregates import Aggregate
 from pipeline.codecs import (
@@ -38,6 +46,7 @@ from pipeline.codecs import (
 )
 from pipeline.domain.handling import (
     CommandResult,
+    Outcome,
     Snapshot,
     handle,
     snapshot_from_dict,
@@ -79,31 +88,50 @@ class CommandProcessor:
         self.window = window
         self.claim_keys = claim_keys
 
-    async def process(self, event: EventT) -> None:
-        try:
-            command = decode_command(self.aggregate, event.message.value)
-        except MalformedMessage as exc:
-            await self.dead_letters.send(event.message, str(exc))
-            await self._answer_malformed(event, str(exc))
-            return
+    async def process_batch(self, events: Sequence[EventT]) -> None:
+        """Handle ``events`` (records of ``<aggregate>.commands``, offset order within
+        each partition) and send everything they cause; the caller acks them after.
 
-        key = command.aggregate_id
-        stored = self.table.get(key)
-        snapshot = snapshot_from_dict(self.spec, stored) if stored else Snapshot(state=None)
-        outcome = handle(self.spec, snapshot, command, producer=self.producer, window=self.window)
-
-        acks = [
-            await self.events.send(key=key.encode(), value=self.codec.encode(env))
-            for env in outcome.envelopes
-        ]
+        Raises what the producer raises when an event is not acknowledged (the agent
+        stops, nothing is acked, and the batch is delivered again).
+        """
+        snapshots: dict[str, tuple[EventT, Snapshot]] = {}
+        handled: list[tuple[Any, Any, Outcome]] = []
+        acks = []
+        for event in events:
+            try:
+                command = decode_command(self.aggregate, event.message.value)
+            except MalformedMessage as exc:
+                await self.dead_letters.send(event.message, str(exc))
+                await self._answer_malformed(event, str(exc))
+                continue
+            key = command.aggregate_id
+            if key in snapshots:
+                snapshot = snapshots[key][1]
+            else:
+                with faust_fixes.current_event(event):
+                    stored = self.table.get(key)
+                snapshot = snapshot_from_dict(self.spec, stored) if stored else Snapshot(state=None)
+            outcome = handle(
+                self.spec, snapshot, command, producer=self.producer, window=self.window
+            )
+            for envelope in outcome.envelopes:
+                value = self.codec.encode(envelope)
+                acks.append(await self.events.send(key=key.encode(), value=value))
+            if not outcome.duplicate:
+                snapshots[key] = (event, outcome.snapshot)
+            handled.append((command, snapshot.state, outcome))
         for ack in acks:
             await ack
-        if outcome.duplicate:
-            await self.reply(replace(outcome.result, duplicate=True))
-            return
-        self.table[key] = snapshot_to_dict(self.spec, outcome.snapshot)
-        await self._release(command, snapshot.state, outcome)
-        await self.reply(outcome.result)
+        for key, (event, snapshot) in snapshots.items():
+            with faust_fixes.current_event(event):  # the table's partition is the record's
+                self.table[key] = snapshot_to_dict(self.spec, snapshot)
+        for command, before, outcome in handled:
+            if outcome.duplicate:
+                await self.reply(replace(outcome.result, duplicate=True))
+                continue
+            await self._release(command, before, outcome)
+            await self.reply(outcome.result)
 
     async def reply(self, result: CommandResult) -> None:
         """Send ``result`` keyed by its aggregate id.

@@ -282,3 +282,64 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
         f"doubled on the topic: {doubled_events}; results doubled: {duplicates} "
         f"({doubled_update_results} of commands sent straight to users.commands)"
     )
+
+
+def test_a_batch_of_commands_answers_as_one_at_a_time_would(server: ServeProcess) -> None:
+    """Commands produced in one burst reach the agent as one batch (several aggregates on
+    several partitions, each aggregate more than once): a later command of an aggregate
+    sees the state an earlier one of the same batch left, a command repeated within the
+    batch is answered once and then as a duplicate, and a stale ``expected_version`` is
+    a conflict, exactly as handling them one at a time gives."""
+    now = datetime.now(UTC)
+    ids = _user_ids(12)
+    hashed = hash_password("batch test password").value
+    creates = [
+        CreateUser(command_id=cid, aggregate_id=uid, issued_at=now, username=f"batch_{uid[:8]}",
+                   email=f"batch-{uid}@example.com", first_name="Batch", last_name="Test",
+                   phone=None, role="student", password_hash=hashed)
+        for cid, uid in ids
+    ]  # fmt: skip
+    produce_commands(server, creates)
+    wait_for(lambda: server.drained(USER_TOPICS), timeout_s=60, what="creates processed")
+
+    burst: list[Any] = []
+    for _, uid in ids:
+        first = UpdateUser(
+            command_id=str(uuid.uuid4()),
+            aggregate_id=uid,
+            issued_at=now,
+            first_name="One",
+            last_name="Test",
+            phone=None,
+            role="teacher",
+        )
+        second = replace(first, command_id=str(uuid.uuid4()), first_name="Two", expected_version=2)
+        stale = replace(
+            first, command_id=str(uuid.uuid4()), first_name="Stale", expected_version=2
+        )  # the aggregate is at 3 by then
+        burst += [first, first, second, stale]  # fmt: skip
+    produce_commands(server, burst)
+    wait_for(lambda: server.drained(USER_TOPICS), timeout_s=60, what="burst processed")
+
+    wanted = {c.command_id for c in burst}
+    answers: dict[str, list[Any]] = defaultdict(list)
+    for record in read_topic(server.settings.kafka_bootstrap, topics.COMMAND_RESULTS):
+        result = decode_result(record.value())
+        if result.command_id in wanted:
+            answers[result.command_id].append(result)
+    for index in range(0, len(burst), 4):
+        first, _, second, stale = burst[index : index + 4]
+        once, again = answers[first.command_id]
+        assert (once.status, once.version, once.duplicate) == ("accepted", 2, False)
+        assert replace(again, duplicate=False) == once and again.duplicate
+        [two] = answers[second.command_id]
+        assert (two.status, two.version) == ("accepted", 3)
+        [conflict] = answers[stale.command_id]
+        assert (conflict.status, conflict.reason, conflict.version) == ("rejected", "conflict", 3)
+
+    versions: dict[str, list[int]] = defaultdict(list)
+    users = {uid for _, uid in ids}
+    for record in read_topic(server.settings.kafka_bootstrap, topics.USER_EVENTS):
+        if record.key() is not None and record.key().decode() in users:
+            versions[record.key().decode()].append(CODEC.decode(record.value()).aggregate_version)
+    assert all(sorted(v) == [1, 2, 3] for v in versions.values()) and len(versions) == len(ids)

@@ -98,3 +98,19 @@ def test_the_seek_stops_the_flow_first_and_never_moves_a_commit_back() -> None:
     assert c._committed_offset[TP] == 360  # upstream wrote 340 back: 340-359 were gone
     # fetched again from the seek's target; what is below the commit is dropped on ack
     assert c._read_offset[TP] == 340
+
+
+def test_current_event_names_the_partition_tables_use_and_restores_the_previous() -> None:
+    from faust.streams import current_event
+
+    class Event:  # weakly referenced, as Faust refers to events
+        def __init__(self, partition: int) -> None:
+            self.message = SimpleNamespace(partition=partition)
+
+    older, newer = Event(1), Event(4)
+    with faust_fixes.current_event(newer):
+        assert current_event() is newer
+        with faust_fixes.current_event(older):
+            assert current_event().message.partition == 1
+        assert current_event() is newer
+    assert current_event() is None
