@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import problems
+from api import metrics, problems
 from api.deps import Services
 from api.limits import BodyLimit
 from api.routes import analytics, auth, commands, dashboard, health, ingest, partners, sql, users
@@ -21,7 +21,10 @@ def create_api(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
+    # outermost: it times and counts what every other layer answers, 413s included
+    app.add_middleware(metrics.RequestMetrics)
     problems.install(app)
+    app.include_router(metrics.router)
     for module in (health, auth, users, partners, commands, ingest, sql, analytics, dashboard):
         app.include_router(module.router)
     # The dashboard's script, styles and vendored Chart.js: same origin, no CDN.

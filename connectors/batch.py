@@ -43,10 +43,13 @@ from typing import Any, TypeVar
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from connectors import metrics
 from connectors.kafka import base_config
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+LAG_REPORT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,7 @@ class BatchConsumer:
                 **(config or {}),
             }
         )
+        self._lag_reported = 0.0
         self.last_progress = time.monotonic()
         """``time.monotonic()`` when this consumer last committed a batch or found nothing
         waiting for it (an empty poll); starts at construction."""
@@ -172,12 +176,15 @@ class BatchConsumer:
                 for m in messages:
                     if m.error() is not None:
                         log.warning("consume error", group=self.group_id, error=str(m.error()))
+                self._report_lag()
                 if not batch:
                     if not messages:  # nothing waiting for this member: not stalled
                         self.last_progress = time.monotonic()
                     continue
+                metrics.BATCH_RECORDS.labels(self.group_id).observe(len(batch))
                 try:
-                    await self.handle(batch)
+                    with metrics.timed(metrics.BATCH_SECONDS, self.group_id):
+                        await self.handle(batch)
                 except PartitionsLost as exc:
                     log.warning(
                         "batch given up: this member left its group, the partitions' new owner"
@@ -198,6 +205,20 @@ class BatchConsumer:
             _RUNNING.reset(running)
             await self._blocking(self._consumer.close)
             self._thread.shutdown(wait=False)
+
+    def _report_lag(self) -> None:
+        """Set ``streamfold_consumer_lag_records`` for each assigned partition, at most
+        once per ``LAG_REPORT_S``. Local calls only: the high watermark is the one
+        librdkafka cached from its last fetch response, the position is the client's."""
+        now = time.monotonic()
+        if now - self._lag_reported < LAG_REPORT_S:
+            return
+        self._lag_reported = now
+        for tp in self._consumer.position(self._consumer.assignment()):
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                lag = metrics.CONSUMER_LAG.labels(self.group_id, tp.topic, str(tp.partition))
+                lag.set(max(0, high - tp.offset))
 
     async def _commit(self, offsets: list[TopicPartition]) -> bool:
         """Commit synchronously; True if the broker took it.

@@ -21,7 +21,7 @@ import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
-from connectors import analyst_sql
+from connectors import analyst_sql, metrics
 from connectors.analyst_sql import FunctionCatalog, Select
 from connectors.exceptions import ConnectorError, ReadOnlyQueryError
 
@@ -160,9 +160,11 @@ class ClickHouse:
         if not rows:
             return
         settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
-        await self._call(
-            self.client.insert, table, list(rows), column_names=list(columns), settings=settings
-        )
+        with metrics.timed(metrics.INSERT_SECONDS, table):
+            await self._call(
+                self.client.insert, table, list(rows), column_names=list(columns), settings=settings
+            )
+        metrics.INSERT_ROWS.labels(table).inc(len(rows))
 
     async def query(
         self, sql: str, parameters: dict[str, Any] | None = None

@@ -15,6 +15,7 @@ import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from connectors import metrics
 from connectors.exceptions import KafkaDeliveryError, TopicSetupError
 from pipeline.topics import TopicSpec
 
@@ -169,6 +170,7 @@ class AsyncProducer:
             **extra,
         }
         self._producer = Producer(config)
+        self.client_id = client_id
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
         self._poller.start()
@@ -216,7 +218,7 @@ class AsyncProducer:
         ``await wait()``. For hot paths: one wake-up of the event loop per batch instead of
         a future and a cross-thread call per record (measured under ``bench/ingest.py``:
         ~10 % of an API process went to per-record futures)."""
-        return Deliveries(self._producer, asyncio.get_running_loop())
+        return Deliveries(self._producer, asyncio.get_running_loop(), client=self.client_id)
 
     def close(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)
@@ -232,8 +234,12 @@ class Deliveries:
     only once ``wait`` has sealed it and every record has its report.
     """
 
-    def __init__(self, producer: Producer, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, producer: Producer, loop: asyncio.AbstractEventLoop, *, client: str = ""
+    ) -> None:
         self._producer = producer
+        self._client = client
+        self._started = time.perf_counter()
         self._loop = loop
         self._done: asyncio.Future[None] = loop.create_future()
         self._lock = threading.Lock()
@@ -288,6 +294,9 @@ class Deliveries:
     def _settle(self) -> None:
         if self._done.done():
             return
+        if self._sent:
+            elapsed = time.perf_counter() - self._started
+            metrics.PRODUCE_SECONDS.labels(self._client).observe(elapsed)
         if self._error is not None:
             self._done.set_exception(self._error)
         else:

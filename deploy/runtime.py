@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 
 from api.app import create_api
 from api.deps import Services
+from connectors import metrics
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
 from connectors.ingest import Ingest
@@ -131,6 +132,8 @@ async def run_role(settings: Settings, role: Role) -> None:
     """
     settings.home.mkdir(parents=True, exist_ok=True)
     stop = _stop_on_signals()
+    if role is not Role.API:
+        metrics.serve_port(settings.metrics_port)
     await prepare_topics(settings)
     redis = open_redis(settings.redis_url)
     codec = AvroCodec(SchemaRegistry.load())

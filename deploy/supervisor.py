@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import json
+import os
+import shutil
 import signal
 import sys
 import time
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import structlog
 
+from connectors import metrics
 from connectors.store import StoreClient, socket_path
 from deploy.roles import Role
 from pipeline.settings import Settings
@@ -57,6 +60,15 @@ class Child:
         return f"{self.role}-{self.index}"
 
 
+def _shared_metrics_dir(settings: Settings) -> None:
+    """Give every child one empty Prometheus multiprocess directory (``connectors.metrics``):
+    values a previous ``serve`` left there would be summed into this one's counters."""
+    directory = settings.home.resolve() / "run" / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[metrics.MULTIPROC_ENV] = str(directory)
+
+
 def plan(settings: Settings) -> list[Child]:
     """The children of one ``serve``, in start order."""
     worker = [sys.executable, "-m", "deploy.cli", "worker", "--role"]
@@ -82,6 +94,7 @@ class Supervisor:
     async def run(self) -> int:
         """Until SIGINT/SIGTERM. Returns the exit status: 0 when every child stopped
         cleanly, 1 otherwise."""
+        _shared_metrics_dir(self.settings)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -123,6 +136,7 @@ class Supervisor:
         while True:
             assert child.proc is not None
             code = await child.proc.wait()
+            metrics.process_dead(child.proc.pid)
             if child.stopping or stop.is_set():
                 return
             ran_s = time.monotonic() - child.started_at

@@ -12,6 +12,7 @@ from typing import Any
 import faust
 from redis.asyncio import Redis
 
+from connectors import metrics
 from connectors.batch import BatchConsumer
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer
@@ -329,7 +330,9 @@ def _batch_agent(
 
     async def agent(stream: faust.StreamT) -> None:
         async for batch in stream.noack_take(max_records, within_s):
-            await handle(batch)
+            metrics.BATCH_RECORDS.labels(name).observe(len(batch))
+            with metrics.timed(metrics.BATCH_SECONDS, name):
+                await handle(batch)
             for event in batch:
                 await stream.ack(event)
 

@@ -75,6 +75,12 @@ class Settings(BaseSettings):
         description="Event loop of the api, validation and sinks processes (the Faust "
         "commands process keeps asyncio's).",
     )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        description="A worker role deployed on its own serves Prometheus /metrics here (0: "
+        "off). Under `serve`, the API's /metrics covers every child.",
+    )
     command_timeout_s: float = Field(default=5.0, gt=0, description="How long a route waits.")
     max_body_bytes: int = Field(default=1_048_576, description="Largest request body, bytes.")
 

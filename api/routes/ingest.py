@@ -25,6 +25,7 @@ fix; a rate limit (429) and an unavailable Kafka (503) are retried.
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +36,7 @@ from fastapi.responses import Response
 
 from api.deps import Services, ServicesDep, system_for_key
 from api.problems import RETRY_AFTER_S, Problem
+from connectors import metrics
 from connectors.exceptions import KafkaDeliveryError
 from connectors.keys import SystemKey
 from pipeline.domain import jsontext
@@ -129,6 +131,9 @@ async def _decode(
         partner_id=system.partner_id,
         received_at=datetime.now(UTC),
     )
+    refused = Counter(str(p.reason) for p in parsed if isinstance(p, EventRejection))
+    for reason, count in refused.items():
+        metrics.TRACKING_EVENTS.labels("ingest", "rejected", reason).inc(count)
     return system, parsed
 
 
@@ -159,6 +164,7 @@ async def _admit(services: Services, accepted: list[TrackedEvent]) -> None:
         return
     try:
         await services.ingest.publish(accepted)
+        metrics.TRACKING_EVENTS.labels("ingest", "accepted", "").inc(len(accepted))
     except (KafkaDeliveryError, BufferError) as exc:
         # the client learns to retry; the driver's text (brokers, internals) goes to the log
         log.warning("tracking events not stored", events=len(accepted), error=repr(exc))

@@ -28,6 +28,7 @@ between the two would lose the event (measured: 2 of 30,000 lost that way).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +38,7 @@ import structlog
 from cachetools import TTLCache
 from redis.asyncio import Redis
 
+from connectors import metrics
 from connectors.batch import PartitionsLost, Record, still_member
 from connectors.clickhouse import ClickHouse, refusal
 from connectors.kafka import AsyncProducer, Deliveries
@@ -125,35 +127,42 @@ class Validation:
         Raises ``KafkaDeliveryError`` when an outcome was not acknowledged: the batch is
         not committed and is read again."""
         out = self.producer.deliveries()
+        outcomes: Counter[str] = Counter()
         for record in records:
-            await self._one(record, out)
+            outcomes[await self._one(record, out)] += 1
         await out.wait()
+        for reason, count in outcomes.items():
+            outcome = "rejected" if reason else "accepted"
+            metrics.TRACKING_EVENTS.labels("validation", outcome, reason).inc(count)
 
-    async def _one(self, record: Record, out: Deliveries) -> None:
+    async def _one(self, record: Record, out: Deliveries) -> str:
+        """Produce ``record``'s outcome; returns "" if valid, else the rejection's kind
+        (a metric label: a small fixed set, never the reasons' text)."""
         try:
             tracked = TrackedEvent.from_json_dict(jsontext.loads(record.value or b""))
         except (ValueError, KeyError, TypeError) as exc:
             dead_letter(out, record, f"not an SDK event: {exc}")
-            return
+            return "not_sdk_event"
         # records ingested before the API checked client times (the same rule)
         original = tracked.original_timestamp or tracked.timestamp
         out_of_range = time_range_problem(tracked.timestamp, original, tracked.received_at)
         if out_of_range is not None:
             self._rejected(out, record, tracked, [out_of_range])
-            return
+            return "time_out_of_range"
         view = await self.structures.view(tracked.system_id)
         reasons, schema_valid, version = self._check(tracked, view)
         if reasons:
             self._rejected(out, record, tracked, reasons)
-            return
+            return "structure"
         try:
             value = self.codec.encode(self._envelope(tracked, schema_valid, version))
         except EncodeError as exc:
             # e.g. a lone surrogate ("\ud800") survives JSON but not Avro's UTF-8; one
             # such event stopped the whole validation consumer (and the process)
             self._rejected(out, record, tracked, [f"not encodable as Avro: {exc}"[:300]])
-            return
+            return "not_encodable"
         out.produce(topics.TRACKING_EVENTS, value, key=tracked.system_id.encode())
+        return ""
 
     def _rejected(
         self, out: Deliveries, record: Record, tracked: TrackedEvent, reasons: list[str]
