@@ -87,6 +87,10 @@ class SchemaRegistry:
                 raise SchemaError(f"{entry.path} and {other} have the same fingerprint")
             self._by_key[key] = entry
             self._by_fp[entry.fingerprint] = entry
+        # asked on every decode (the sink's hot path): computed once, the registry is fixed
+        self._latest: dict[str, int] = {}
+        for event_type, version in self._by_key:
+            self._latest[event_type] = max(version, self._latest.get(event_type, 0))
 
     @classmethod
     def load(cls, root: Path | None = None) -> SchemaRegistry:
@@ -114,10 +118,10 @@ class SchemaRegistry:
 
     def latest_version(self, event_type: str) -> int:
         """Highest known version of ``event_type``. Raises ``UnknownSchemaError``."""
-        versions = [v for (et, v) in self._by_key if et == event_type]
-        if not versions:
+        latest = self._latest.get(event_type)
+        if latest is None:
             raise UnknownSchemaError(f"no schema for event type {event_type!r}")
-        return max(versions)
+        return latest
 
     def by_fingerprint(self, fp: bytes) -> tuple[str, int, Any]:
         """``(event_type, version, parsed_schema)`` for an 8-byte fingerprint.
