@@ -100,9 +100,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 timings[name] = {"median_ms": round(statistics.median(samples), 1),
                                  "min_ms": round(min(samples), 1), "found": found}  # fmt: skip
             results[str(size)] = {"fill_s": round(filled_s, 1), **timings}
-            print(f"{size:>12,} rows  fill {filled_s:6.1f} s  fresh {timings['fresh']['median_ms']:8.1f} ms"
-                  f"  half stored {timings['half_stored']['median_ms']:8.1f} ms"
-                  f" (found {timings['half_stored']['found']:,})")  # fmt: skip
+            fresh_ms, half = timings["fresh"]["median_ms"], timings["half_stored"]
+            print(f"{size:>12,} rows  fill {filled_s:6.1f} s  fresh {fresh_ms:8.1f} ms"
+                  f"  half stored {half['median_ms']:8.1f} ms (found {half['found']:,})")  # fmt: skip
         clickhouse.close()
     return results
 
