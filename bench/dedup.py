@@ -101,8 +101,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                  "min_ms": round(min(samples), 1), "found": found}  # fmt: skip
             results[str(size)] = {"fill_s": round(filled_s, 1), **timings}
             fresh_ms, half = timings["fresh"]["median_ms"], timings["half_stored"]
-            print(f"{size:>12,} rows  fill {filled_s:6.1f} s  fresh {fresh_ms:8.1f} ms"
-                  f"  half stored {half['median_ms']:8.1f} ms (found {half['found']:,})")  # fmt: skip
+            print(
+                f"{size:>12,} rows  fill {filled_s:6.1f} s  fresh {fresh_ms:8.1f} ms"
+                f"  half stored {half['median_ms']:8.1f} ms (found {half['found']:,})"
+            )
         clickhouse.close()
     return results
 
