@@ -92,7 +92,7 @@ test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 bench: $(STAMP)
-	$(BIN)/python bench/commands.py && $(BIN)/python bench/ingest.py
+	$(BIN)/python bench/commands.py && $(BIN)/python bench/ingest.py && $(BIN)/python bench/dedup.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -4,7 +4,8 @@ Phases (each against one fresh ``streamfold serve``):
 1. api-create: N CreateUser through ``POST /api/admin/users`` with C concurrent clients;
    a request returns when the command's result arrives, so its latency is command ->
    result as a client sees it (argon2 hashing in the API included).
-2. api-update: N UpdateUser through ``PUT /api/admin/users/{id}``, same measure.
+2. api-update: N UpdateUser through ``PUT /api/admin/users/{id}``, same measure; then
+   api-update-sequential: the first ``--sequential`` of them again, one at a time.
 3. kafka-update: M users x R rounds of UpdateUser produced straight to users.commands
    (confluent-kafka, acks=all); command -> result from a tail of command.results, and
    command -> visible from polling the users read model's versions every 50 ms.
@@ -199,6 +200,8 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 for i in range(args.n)
             ]  # fmt: skip
             update_stats, _ = asyncio.run(api_phase(base, token, updates, args.concurrency))
+            # one at a time: command -> result without queueing (the latency floor)
+            single, _ = asyncio.run(api_phase(base, token, updates[: args.sequential], 1))
             with httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
             ) as admin:
@@ -207,6 +210,7 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
             return {
                 "api_create": create_stats,
                 "api_update": update_stats,
+                "api_update_sequential": single,
                 "kafka_update": kafka_stats,
             }
         finally:
@@ -219,6 +223,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--n", type=int, default=400, help="API commands per phase")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--sequential", type=int, default=200, help="PUTs sent one at a time")
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--guarantee", choices=["at_least_once"], default="at_least_once")

@@ -248,6 +248,14 @@ def pipeline_stats(
     }
 
 
+def stored_once(admin_client: httpx.Client, system_id: str) -> dict[str, int]:
+    """``count()`` and ``uniqExact(event_id)`` of the system's rows so far (warm-up event
+    included): equal when nothing was stored twice."""
+    row = sql(admin_client, "SELECT count() AS rows, uniqExact(event_id) AS ids "
+                            f"FROM tracking_events WHERE system_id = '{system_id}'")[0]  # fmt: skip
+    return {"rows": int(row["rows"]), "event_ids": int(row["ids"])}
+
+
 # --------------------------------------------------------------------------- load phases
 
 
@@ -533,6 +541,7 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
                         result[f"batch_{batch}"] = {
                             "load": load,
                             "pipeline": pipeline_stats(monitor, load, rows0, offsets0, offsets1),
+                            "stored": stored_once(admin_client, ids["system_id"]),
                         }
                         print(f"  batch {batch}: {json.dumps(result[f'batch_{batch}'])}",
                               flush=True)  # fmt: skip
