@@ -33,6 +33,8 @@ from pipeline.settings import Settings
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud")
 
+_MISSING = object()  # a cached None (no such user) is a value
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -130,8 +132,11 @@ class Accounts:
     async def get(self, user_id: str) -> Account | None:
         """The user's account, None if the read model has no such user. ClickHouse errors
         propagate (the API answers 503)."""
-        if self._cache is not None and user_id in self._cache:
-            return self._cache[user_id]
+        if self._cache is not None:
+            # one lookup: between `in` and `[]` the entry can expire (a KeyError)
+            cached = self._cache.get(user_id, _MISSING)
+            if cached is not _MISSING:
+                return cached  # type: ignore[return-value]
         rows = await self._clickhouse.query(ACCOUNT_SQL, {"id": user_id})
         account = None
         if rows:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,7 +44,12 @@ def install_secret(
     if refusal is not None:
         raise InstallSecretError(f"no secret at {path}: {refusal}")
     value = secrets.token_urlsafe(32)
-    write_private(path, value + "\n")
+    try:
+        write_private(path, value + "\n")
+    except FileExistsError:
+        # another process of this install made it first (`serve` starts every role at
+        # once on a fresh install: the loser crashed and was restarted): theirs is the key
+        return path.read_text().strip()
     return value
 
 
@@ -51,11 +57,22 @@ def write_private(path: Path, text: str) -> None:
     """Create ``path`` (and its parents) holding ``text``, readable by its owner only
     (0600 from the first byte: written then chmod-ed, a file would be world-readable for a
     moment under the usual umask). Raises ``FileExistsError`` if it exists: a secret is
-    made once, never overwritten."""
+    made once, never overwritten.
+
+    The whole text appears at once: it is written to a private temporary file beside
+    ``path`` and hard-linked into place (``link`` fails if ``path`` exists). Created empty
+    and then written, a process reading at the wrong moment took the empty file for the
+    key, and two processes of one install named uniqueness claims differently."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    fd, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # 0600
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(staging, path)
+    finally:
+        os.unlink(staging)
 
 
 def claim_keys(settings: Settings) -> ClaimKeys:

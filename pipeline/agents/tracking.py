@@ -64,6 +64,7 @@ from schemas.exceptions import DecodeError, EncodeError
 log = structlog.get_logger(__name__)
 
 Validator = Callable[[Any], Any]
+_MISSING = object()
 
 
 class Structures:
@@ -76,10 +77,16 @@ class Structures:
         self._compiled: dict[tuple[str, str, int], Validator] = {}
 
     async def view(self, system_id: str) -> dict[str, Any] | None:
-        if system_id not in self._views:
+        """The system's view, None for an unknown system (cached too)."""
+        # One lookup: checked with `in` and then read with `[]`, an entry that expired in
+        # between raised KeyError and stopped the validation process (seen on a cold
+        # `make run`: the TTL ran out between the two calls).
+        view = self._views.get(system_id, _MISSING)
+        if view is _MISSING:
             raw = await self.redis.get(SYSTEM.format(system_id=system_id))
-            self._views[system_id] = None if raw is None else json.loads(raw)
-        return self._views[system_id]
+            view = None if raw is None else json.loads(raw)
+            self._views[system_id] = view
+        return view  # type: ignore[return-value]
 
     def validator(self, system_id: str, name: str, structure: dict[str, Any]) -> Validator:
         key = (system_id, name, int(structure["version"]))

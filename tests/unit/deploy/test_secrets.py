@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -41,3 +43,24 @@ def test_no_jwt_secret_means_no_start_outside_the_local_stack(tmp_path: Path) ->
     # from then on every start of that install reads the same secret
     again = with_jwt_secret(settings, create=False)
     assert again.jwt_secret == made.jwt_secret
+
+
+def test_processes_racing_to_make_it_all_get_the_one_made(tmp_path: Path) -> None:
+    """``serve`` starts every role at once on a fresh install: each finds no key file and
+    makes one. One wins; the others read the winner's, whole (never an empty file)."""
+    path = tmp_path / "claims-key"
+    racers = 8
+    everyone_looked = threading.Barrier(racers)
+
+    def make() -> str:
+        def may_create() -> None:
+            everyone_looked.wait(timeout=10)  # all of them saw no file
+            return None
+
+        return install_secret(path, None, may_create=may_create)
+
+    with ThreadPoolExecutor(max_workers=racers) as pool:
+        keys = list(pool.map(lambda _: make(), range(racers)))
+    assert len(set(keys)) == 1 and len(keys[0]) >= 32
+    assert path.read_text().strip() == keys[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["claims-key"]  # no staging file left
