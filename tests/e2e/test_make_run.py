@@ -109,3 +109,6 @@ def test_make_run_sequence_from_a_cold_start(cold_env: dict[str, str], tmp_path:
     # directly as well died of the second SIGTERM, code -15)
     serve_log = (home / "logs" / "serve.log").read_text()
     assert "event='stopped' role='serve' clean=True" in serve_log, serve_log[-3000:]
+    # a cold start that only works because the supervisor restarted a crashed role is a
+    # bug (seen: two roles racing to make the claims key; a cache read racing its TTL)
+    assert "child exited; restarting" not in serve_log, serve_log[-6000:]
