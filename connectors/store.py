@@ -21,9 +21,11 @@ import datetime
 import decimal
 import io
 import ipaddress
+import itertools
 import os
 import pickle
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,6 +60,40 @@ class QueryStore(Protocol):
     async def ping(self) -> bool: ...
 
     def close(self) -> None: ...
+
+
+class QueryPool:
+    """A `QueryStore` over several connections to one engine: the API's queries each on
+    the next (round robin); analyst SQL always on the first, so analyst statements keep
+    their one queue (``ClickHouse.query_readonly``).
+
+    clickhouse-connect's chdb client serialises its calls on one lock, while chdb runs
+    queries of different connections in parallel (``chdb.connect``), so concurrent API
+    requests no longer wait for each other's queries on one connection.
+    """
+
+    def __init__(self, stores: Sequence[QueryStore]) -> None:
+        if not stores:
+            raise ValueError("a pool needs at least one store")
+        self.stores = list(stores)
+        self._next = itertools.cycle(self.stores)
+
+    async def query(
+        self, sql: str, parameters: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return await next(self._next).query(sql, parameters)
+
+    async def query_readonly(
+        self, sql: str, *, max_rows: int = 1000, analyst_dsn: str | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        return await self.stores[0].query_readonly(sql, max_rows=max_rows, analyst_dsn=analyst_dsn)
+
+    async def ping(self) -> bool:
+        return await next(self._next).ping()
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
 
 
 def socket_path(home: Path) -> Path:

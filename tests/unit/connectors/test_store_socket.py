@@ -95,3 +95,41 @@ def test_the_client_unpickles_value_types_only() -> None:
     assert store_module._loads(pickle.dumps(("ok", [ROW]))) == ("ok", [ROW])
     with pytest.raises(pickle.UnpicklingError):
         store_module._loads(pickle.dumps(("ok", Evil())))
+
+
+class _Recording:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.closed = False
+
+    async def query(self, sql: str, parameters: dict | None = None) -> list[dict]:
+        return [{"by": self.name}]
+
+    async def query_readonly(
+        self, sql: str, *, max_rows: int = 1000, analyst_dsn: str | None = None
+    ) -> tuple[list[str], list[tuple]]:
+        return ["by"], [(self.name,)]
+
+    async def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_query_pool_spreads_queries_and_keeps_analyst_sql_on_one_connection() -> None:
+    from connectors.store import QueryPool
+
+    stores = [_Recording("a"), _Recording("b"), _Recording("c")]
+    pool = QueryPool(stores)  # type: ignore[arg-type]
+
+    async def run() -> tuple[list[str], list[str]]:
+        spread = [(await pool.query("SELECT 1"))[0]["by"] for _ in range(6)]
+        analyst = [(await pool.query_readonly("SELECT 1"))[1][0][0] for _ in range(3)]
+        return spread, analyst
+
+    spread, analyst = asyncio.run(run())
+    assert spread == ["a", "b", "c", "a", "b", "c"]
+    assert analyst == ["a", "a", "a"]
+    pool.close()
+    assert all(s.closed for s in stores)
