@@ -1,7 +1,7 @@
 # streamfold — the two commands on a fresh machine are `make run` and `make test`.
 # Everything lands in git-ignored places: .venv/ (Python deps), .local/ (Kafka jars cache,
 # data, logs, pids). Kafka's jars come from Maven Central and redis-server from apt-get,
-# both fetched on first use by deploy/localstack.py.
+# both fetched on first use by deploy/binaries.py.
 
 PYTHON ?= python3
 VENV   := .venv

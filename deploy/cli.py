@@ -26,7 +26,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deploy import localstack
+from deploy import localstack, processes
 from deploy.exceptions import InstallSecretError, LocalStackError
 from deploy.roles import Role
 from deploy.secrets import claim_keys, with_jwt_secret, write_private
@@ -131,8 +131,8 @@ def up(
     )
     console.print(f"kafka {stack.kafka_bootstrap}   redis {stack.redis_url}")
     pidfile = _pidfile(settings, "serve")
-    running = localstack.read_pidfile(pidfile)
-    if running is None or not localstack.pid_alive(running.pid):
+    running = processes.read_pidfile(pidfile)
+    if running is None or not processes.pid_alive(running.pid):
         log_path = home / "logs" / "serve.log"
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
@@ -143,9 +143,9 @@ def up(
                 start_new_session=True,
                 env={**os.environ, "STREAMFOLD_HOME": str(home)},
             )
-        localstack.write_pidfile(
+        processes.write_pidfile(
             pidfile,
-            localstack.ServiceProcess(
+            processes.ServiceProcess(
                 name="serve", pid=proc.pid, address=settings.api_url, log_path=log_path
             ),
         )
@@ -159,8 +159,8 @@ def _wait_ready(settings: Settings, timeout_s: float, pidfile: Path) -> None:
     deadline = time.monotonic() + timeout_s
     last = "no answer"
     while time.monotonic() < deadline:
-        proc = localstack.read_pidfile(pidfile)
-        if proc is not None and not localstack.pid_alive(proc.pid):
+        proc = processes.read_pidfile(pidfile)
+        if proc is not None and not processes.pid_alive(proc.pid):
             tail = proc.log_path.read_text(errors="replace").splitlines()[-30:]
             raise typer.Exit(_fail("serve exited while starting:\n" + "\n".join(tail)))
         try:
@@ -189,12 +189,10 @@ def down() -> None:
     serve_s = 4 * STOP_TIMEOUT_S + 10
     for name in ("serve", "kafka", "redis"):
         pidfile = _pidfile(settings, name)
-        proc = localstack.read_pidfile(pidfile)
+        proc = processes.read_pidfile(pidfile)
         if proc is None:
             continue
-        was_running = localstack.stop_process(
-            proc.pid, timeout_s=serve_s if name == "serve" else 30
-        )
+        was_running = processes.stop_process(proc.pid, timeout_s=serve_s if name == "serve" else 30)
         pidfile.unlink(missing_ok=True)
         console.print(f"{name}: {'stopped' if was_running else 'was not running'} (pid {proc.pid})")
 
@@ -205,8 +203,8 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     settings = _settings()
     services = []
     for name in ("kafka", "redis", "serve"):
-        proc = localstack.read_pidfile(_pidfile(settings, name))
-        alive = proc is not None and localstack.pid_alive(proc.pid)
+        proc = processes.read_pidfile(_pidfile(settings, name))
+        alive = proc is not None and processes.pid_alive(proc.pid)
         services.append(
             {
                 "name": name,
@@ -223,7 +221,7 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         services.append(
             {
                 "name": f"serve/{child['role']}-{child['index']}",
-                "running": isinstance(pid, int) and localstack.pid_alive(pid),
+                "running": isinstance(pid, int) and processes.pid_alive(pid),
                 "pid": pid,
                 "address": settings.api_url if child["role"] == "api" else None,
                 "log": None,

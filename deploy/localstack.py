@@ -1,59 +1,46 @@
 """A local Kafka + Redis pair without Docker: Kafka from Maven Central jars, Redis from apt.
 
-Used by ``streamfold up/down`` and by the pytest session fixtures. Processes are started
-detached (own session, output to a log file) and described by JSON pid files, so a later
-``streamfold down`` in another process can stop them. Nothing here ever kills a process
-it cannot identify as one it started (no kill-by-name).
+Used by ``streamfold up/down`` and by the pytest session fixtures. The programs come from
+``deploy.binaries``; starting, identifying and stopping the processes, and their pid
+files, from ``deploy.processes``.
 
 Layout under ``home``::
 
     kafka/                  server.properties, cluster.id, data/ (Kafka log.dirs)
     redis/                  appendonly files
     logs/{kafka,redis}.log  service stdout+stderr
-    pids/{kafka,redis}.json pid files (see write_pidfile)
+    pids/{kafka,redis}.json pid files (see deploy.processes.write_pidfile)
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
-import json
-import logging
-import os
-import re
-import shutil
-import signal
-import socket
 import subprocess
-import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from deploy import binaries
 from deploy.exceptions import LocalStackError
-
-KAFKA_VERSION = "3.9.1"
+from deploy.processes import (
+    ServiceProcess,
+    check_free,
+    free_port,
+    is_service,
+    pid_alive,
+    port_open,
+    read_pidfile,
+    spawn,
+    stop_process,
+    tail,
+    wait_ready,
+    write_pidfile,
+)
 
 _KAFKA_FILES = Path(__file__).resolve().parent / "kafka"
-_JARS_MARKER = ".complete"
-_MVN_TIMEOUT_S = 900.0
-_APT_TIMEOUT_S = 900.0
 _FORMAT_TIMEOUT_S = 120.0
-_TAIL_LINES = 40
-_POLL_S = 0.2
-_MORE_FRAMES = re.compile(r"\s*\.\.\. \d+ more")
-
-_log = logging.getLogger(__name__)
-
-# Popen objects of services started by this process, by pid. Kept so that stopping them
-# reaps the child (no zombie that still "exists" for kill(pid, 0)) and so Popen.__del__
-# does not warn about a still-running child.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def repo_root() -> Path:
@@ -65,377 +52,7 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _tail(text: str, lines: int = _TAIL_LINES) -> str:
-    """Last ``lines`` lines of ``text`` without Java stack frames.
-
-    Frames would push the actual cause (e.g. "Address already in use") out of the tail.
-    """
-    kept = [
-        line
-        for line in text.strip().splitlines()
-        if not line.lstrip().startswith("at ") and not _MORE_FRAMES.match(line)
-    ]
-    return "\n".join(kept[-lines:])
-
-
-def _file_tail(path: Path, lines: int = _TAIL_LINES) -> str:
-    try:
-        # Only the end matters and logs can be large: read the last 64 KiB.
-        with path.open("rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 65536))
-            text = fh.read().decode("utf-8", "replace")
-    except OSError:
-        return "(no log)"
-    return _tail(text, lines)
-
-
-# --------------------------------------------------------------------------- binaries
-
-
-def kafka_jars(cache_dir: Path) -> Path:
-    """Return the folder holding the Kafka broker jars, fetching them with Maven if needed.
-
-    Args:
-        cache_dir: where fetched jar folders live; created if missing.
-
-    Returns:
-        ``cache_dir / f"kafka-{KAFKA_VERSION}"``, containing ~57 jars (~40 MB) and a
-        ``.complete`` marker. Use it as the classpath ``<dir>/*``.
-
-    The jars are copied by ``mvn dependency:copy-dependencies`` (``deploy/kafka/pom.xml``)
-    into a temporary sibling folder, the marker is written, and the folder is renamed into
-    place, so a half-finished fetch is never mistaken for a complete one. A lock file
-    serialises concurrent callers (e.g. parallel test sessions). A cold fetch takes
-    ~45 s; with a warm ``~/.m2`` ~3 s; an existing folder returns immediately.
-
-    Raises:
-        LocalStackError: ``mvn`` is not on PATH, or it failed or timed out (the message
-            carries the tail of its output).
-    """
-    target = cache_dir / f"kafka-{KAFKA_VERSION}"
-    if (target / _JARS_MARKER).is_file():
-        return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with (cache_dir / f".kafka-{KAFKA_VERSION}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (target / _JARS_MARKER).is_file():  # another process fetched while we waited
-            return target
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise LocalStackError(
-                "mvn not found on PATH: install Maven 3.8+ and Java 17 "
-                "(apt-get install -y maven openjdk-17-jre-headless) to fetch the Kafka broker"
-            )
-        work = Path(tempfile.mkdtemp(prefix=f".kafka-{KAFKA_VERSION}-", dir=cache_dir))
-        try:
-            # Run from a copy of the pom so Maven never writes into the source tree.
-            shutil.copy2(_KAFKA_FILES / "pom.xml", work / "pom.xml")
-            jars = work / "jars"
-            argv = [
-                mvn, "-B", "-q", "-f", str(work / "pom.xml"),
-                "dependency:copy-dependencies",
-                f"-DoutputDirectory={jars}", "-DincludeScope=runtime",
-            ]  # fmt: skip
-            try:
-                done = subprocess.run(
-                    argv, cwd=work, stdin=subprocess.DEVNULL, capture_output=True,
-                    text=True, timeout=_MVN_TIMEOUT_S, check=False,
-                )  # fmt: skip
-            except subprocess.TimeoutExpired as exc:
-                out = (exc.stdout or "") if isinstance(exc.stdout, str) else ""
-                raise LocalStackError(
-                    f"mvn did not finish fetching Kafka jars within {_MVN_TIMEOUT_S:.0f} s:\n"
-                    f"{_tail(out)}"
-                ) from exc
-            if done.returncode != 0 or not any(jars.glob("kafka_2.13-*.jar")):
-                raise LocalStackError(
-                    f"mvn failed to fetch Kafka {KAFKA_VERSION} jars (exit {done.returncode}):\n"
-                    f"{_tail(done.stdout + done.stderr)}"
-                )
-            (jars / _JARS_MARKER).write_text(f"{KAFKA_VERSION}\n")
-            if target.exists():  # a folder without marker: leftover of an old layout
-                shutil.rmtree(target)
-            os.rename(jars, target)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return target
-
-
-def ensure_redis_server() -> str:
-    """Return the path of ``redis-server``, installing it with apt-get when missing.
-
-    Installation (``apt-get update`` then ``apt-get install -y redis-server``, ~20-60 s)
-    only happens when running as root; the Debian package's own service is not used, we
-    start our own instance with start_redis.
-
-    Raises:
-        LocalStackError: not installed and not root, apt-get is absent, or it failed.
-    """
-    found = shutil.which("redis-server") or _first_existing(
-        "/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"
-    )
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise LocalStackError(
-            "redis-server is not installed and we are not root: "
-            "run `sudo apt-get install -y redis-server` (or put redis-server on PATH)"
-        )
-    apt = shutil.which("apt-get")
-    if apt is None:
-        raise LocalStackError("redis-server is not installed and apt-get is unavailable")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "redis-server"]):
-        try:
-            done = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
-                timeout=_APT_TIMEOUT_S, check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired as exc:
-            raise LocalStackError(f"{' '.join(argv)} timed out after {_APT_TIMEOUT_S} s") from exc
-        if done.returncode != 0:
-            raise LocalStackError(
-                f"{' '.join(argv)} failed (exit {done.returncode}):\n"
-                f"{_tail(done.stdout + done.stderr)}"
-            )
-    found = shutil.which("redis-server") or _first_existing("/usr/bin/redis-server")
-    if not found:
-        raise LocalStackError("apt-get installed redis-server but the binary was not found")
-    return found
-
-
-def _first_existing(*paths: str) -> str | None:
-    return next((p for p in paths if os.access(p, os.X_OK)), None)
-
-
-# --------------------------------------------------------------------------- ports / pids
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that was unused a moment ago (the OS picks it).
-
-    There is an unavoidable race until the service binds it; starts fail loudly then.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(host: str, port: int) -> bool:
-    """True if a TCP connect to ``host:port`` succeeds within 0.5 s."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` is a running (not zombie) process.
-
-    Reaps it first when it is our own exited child, so a stopped service reads as gone.
-    """
-    if pid <= 0:
-        return False
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        if child.poll() is not None:
-            _CHILDREN.pop(pid, None)
-            return False
-        return True
-    with contextlib.suppress(ChildProcessError, OSError):
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    try:
-        # /proc/<pid>/stat: "pid (comm) S ..."; comm may contain spaces, split after ')'.
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
-
-
-def _is_service(pid: int, name: str) -> bool:
-    """True if ``pid`` looks like the service ``name`` (guards against pid reuse)."""
-    argv = _cmdline(pid)
-    if name == "kafka":
-        return "kafka.Kafka" in argv
-    if name == "redis":
-        return bool(argv) and "redis-server" in argv[0]
-    return False
-
-
-def stop_process(pid: int, *, timeout_s: float = 20) -> bool:
-    """Stop ``pid``: SIGTERM, wait up to ``timeout_s`` seconds, then SIGKILL.
-
-    Signals the whole process group when ``pid`` leads its own group (our services are
-    started with ``start_new_session=True``), otherwise only ``pid``. Nothing else is
-    ever signalled.
-
-    Returns:
-        True if the process was running when called, False if it was already gone.
-
-    Raises:
-        LocalStackError: the process survived SIGKILL for 5 s (e.g. stuck in the kernel).
-    """
-    if not pid_alive(pid):
-        _CHILDREN.pop(pid, None)
-        return False
-    try:
-        group = os.getpgid(pid) == pid
-    except ProcessLookupError:
-        return False
-
-    def send(sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            if group:
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-
-    send(signal.SIGTERM)
-    if not _wait_gone(pid, timeout_s):
-        _log.warning("pid %d ignored SIGTERM for %.0f s; sending SIGKILL", pid, timeout_s)
-        send(signal.SIGKILL)
-        if not _wait_gone(pid, 5.0):
-            raise LocalStackError(f"pid {pid} is still alive after SIGKILL")
-    _CHILDREN.pop(pid, None)
-    return True
-
-
-def _wait_gone(pid: int, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while pid_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
-
-
-@dataclass(frozen=True)
-class ServiceProcess:
-    """A started service. ``address`` is ``host:port``; ``log_path`` its stdout+stderr."""
-
-    name: str
-    pid: int
-    address: str
-    log_path: Path
-
-    @property
-    def host(self) -> str:
-        return self.address.rsplit(":", 1)[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.address.rsplit(":", 1)[1])
-
-
-def write_pidfile(path: Path, proc: ServiceProcess) -> None:
-    """Write ``{"name", "pid", "address", "log_path"}`` as JSON to ``path`` (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        "name": proc.name,
-        "pid": proc.pid,
-        "address": proc.address,
-        "log_path": str(proc.log_path),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def read_pidfile(path: Path) -> ServiceProcess | None:
-    """Read a pid file written by write_pidfile; None if missing or unreadable."""
-    try:
-        data = json.loads(path.read_text())
-        return ServiceProcess(
-            name=str(data["name"]),
-            pid=int(data["pid"]),
-            address=str(data["address"]),
-            log_path=Path(data["log_path"]),
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 # --------------------------------------------------------------------------- services
-
-
-def _spawn(argv: list[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
-        log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting\n".encode())
-        log.flush()
-        try:
-            # Own session: Ctrl-C in the starting terminal does not reach the service, and
-            # stop_process can signal the whole group.
-            proc = subprocess.Popen(
-                argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        except OSError as exc:
-            raise LocalStackError(f"cannot start {argv[0]}: {exc}") from exc
-    _CHILDREN[proc.pid] = proc
-    return proc
-
-
-def _wait_ready(
-    proc: subprocess.Popen[bytes],
-    name: str,
-    log_path: Path,
-    timeout_s: float,
-    ready: Callable[[], bool],
-) -> None:
-    """Poll ``ready`` until true; on early exit or timeout kill ``proc`` and raise."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            _CHILDREN.pop(proc.pid, None)
-            raise LocalStackError(
-                f"{name} exited with code {proc.returncode} while starting; "
-                f"{log_path} ends with:\n{_file_tail(log_path)}"
-            )
-        if ready():
-            return
-        if time.monotonic() >= deadline:
-            stop_process(proc.pid, timeout_s=5)
-            raise LocalStackError(
-                f"{name} was not ready within {timeout_s:.0f} s (killed); "
-                f"{log_path} ends with:\n{_file_tail(log_path)}"
-            )
-        time.sleep(_POLL_S)
-
-
-def _check_free(*ports: int) -> None:
-    """Fail fast with a clear message instead of a service dying on bind after seconds."""
-    for port in ports:
-        if port_open("127.0.0.1", port):
-            raise LocalStackError(f"port {port} on 127.0.0.1 is already in use")
-
-
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and os.access(Path(java_home) / "bin" / "java", os.X_OK):
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise LocalStackError("java not found: install Java 17 (openjdk-17-jre-headless)")
-    return found
 
 
 def _new_cluster_id() -> str:
@@ -481,8 +98,8 @@ def start_kafka(
     """
     if port == controller_port:
         raise LocalStackError(f"port and controller_port must differ (both {port})")
-    _check_free(port, controller_port)
-    java = _java()
+    check_free(port, controller_port)
+    java = binaries.java()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_dirs = data_dir / "data"
@@ -527,10 +144,10 @@ def start_kafka(
         if done.returncode != 0:
             raise LocalStackError(
                 f"kafka storage format failed (exit {done.returncode}):\n"
-                f"{_tail(done.stdout + done.stderr)}"
+                f"{tail(done.stdout + done.stderr)}"
             )
 
-    proc = _spawn([*base, "kafka.Kafka", str(props)], log_path, cwd=data_dir)
+    proc = spawn([*base, "kafka.Kafka", str(props)], log_path, cwd=data_dir)
     address = f"127.0.0.1:{port}"
 
     from confluent_kafka.admin import AdminClient  # heavy import; only needed here
@@ -547,7 +164,7 @@ def start_kafka(
         except Exception:  # KafkaException while the broker is still electing itself
             return False
 
-    _wait_ready(proc, "kafka", log_path, timeout_s, ready)
+    wait_ready(proc, "kafka", log_path, timeout_s, ready)
     return ServiceProcess(name="kafka", pid=proc.pid, address=address, log_path=log_path)
 
 
@@ -567,8 +184,8 @@ def start_redis(
     """
     import redis  # only needed here
 
-    _check_free(port)
-    binary = ensure_redis_server()
+    check_free(port)
+    binary = binaries.ensure_redis_server()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
@@ -580,7 +197,7 @@ def start_redis(
         "--appendonly", "yes",
         "--daemonize", "no",  # default logfile "" = stdout, i.e. log_path
     ]  # fmt: skip
-    proc = _spawn(argv, log_path, cwd=data_dir)
+    proc = spawn(argv, log_path, cwd=data_dir)
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=1)
 
     def ready() -> bool:
@@ -590,7 +207,7 @@ def start_redis(
             return False
 
     try:
-        _wait_ready(proc, "redis", log_path, timeout_s, ready)
+        wait_ready(proc, "redis", log_path, timeout_s, ready)
     finally:
         client.close()
     return ServiceProcess(
@@ -644,7 +261,7 @@ class LocalStack:
         stack.redis = stack._reusable("redis", redis_port)
 
         def run_kafka() -> ServiceProcess:
-            jars = kafka_jars(jars_cache)
+            jars = binaries.kafka_jars(jars_cache)
             port = kafka_port or free_port()
             controller_port = free_port()
             while controller_port == port:
@@ -697,7 +314,7 @@ class LocalStack:
         proc = read_pidfile(path)
         if proc is None:
             return None
-        if not (pid_alive(proc.pid) and _is_service(proc.pid, name)):
+        if not (pid_alive(proc.pid) and is_service(proc.pid, name)):
             path.unlink(missing_ok=True)
             return None
         if want_port is not None and want_port != proc.port:
@@ -740,7 +357,7 @@ class LocalStack:
         for name in ("redis", "kafka"):
             path = self._pidfile(name)
             proc = getattr(self, name) or read_pidfile(path)
-            if proc is not None and pid_alive(proc.pid) and _is_service(proc.pid, name):
+            if proc is not None and pid_alive(proc.pid) and is_service(proc.pid, name):
                 # Kafka's controlled shutdown takes a few seconds; give it time.
                 stop_process(proc.pid, timeout_s=30 if name == "kafka" else 10)
             path.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
-from deploy.localstack import free_port
+from deploy.processes import free_port
 from deploy.secrets import claim_keys
 from pipeline.routing import ClaimKeys
 from pipeline.settings import Settings

@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.localstack import free_port, pid_alive
+from deploy.processes import free_port, pid_alive
 from tests.support import REPO
 
 pytestmark = pytest.mark.e2e

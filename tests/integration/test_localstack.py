@@ -12,7 +12,8 @@ import redis
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from deploy.localstack import LocalStack, pid_alive, port_open
+from deploy.localstack import LocalStack
+from deploy.processes import pid_alive, port_open
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ from connectors.commands import CommandBus
 from connectors.exceptions import KafkaDeliveryError
 from connectors.keys import KeyResolver
 from connectors.redis import open_redis
-from deploy.localstack import free_port
+from deploy.processes import free_port
 from pipeline.domain.partners.commands import CreatePartner
 from pipeline.routing import ClaimKeys
 from pipeline.settings import Settings
