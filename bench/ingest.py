@@ -12,7 +12,9 @@ Per run (one fresh Kafka + Redis + ``streamfold serve``):
    rate (committed offsets of ``tracking.raw``), overall and while draining.
 4. probe: ``--probes`` single-event ``/v1/track`` posts at ``--probe-rate``/s on the idle
    system; ClickHouse is polled every 50 ms for their message ids: ingest -> queryable p50/p99
-   (ms; seen = when the poll that found the row returned, an upper bound).
+   (ms; seen = when the poll that found the row returned, an upper bound). Then the same
+   while bench/loadgen.py posts batches of 100 paced at half the largest stored events/s
+   of the run (past the stored rate a backlog grows without bound).
 5. ceiling: the same ``tracking.raw`` JSON payloads produced by confluent-kafka alone (one
    process, acks=all, idempotence, linger 10 ms, lz4, key = system id) to a fresh topic
    for ``--seconds`` s, as long as each load phase it is compared with (a fixed count of
@@ -271,6 +273,31 @@ def load_phase(base: str, key: str, batch: int, args: argparse.Namespace, tag: s
     if done.returncode != 0:
         raise AssertionError(f"loadgen failed: {done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def loaded_probe_phase(
+    base: str, key: str, admin_client: httpx.Client, args: argparse.Namespace, *,
+    rate: float, tag: str,
+) -> dict[str, Any]:  # fmt: skip
+    """``probe_phase`` while bench/loadgen.py posts batches of 100 at ``rate`` events/s
+    (started 3 s before the first probe, so the pipeline is under that load)."""
+    seconds = args.probes / args.probe_rate + 6
+    load = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--base", base, "--key", key,
+         "--batch", "100", "--seconds", str(seconds), "--concurrency", str(args.concurrency),
+         "--anonymous", str(args.anonymous), "--prefix", tag, "--rate", str(rate)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        time.sleep(3)
+        probe = probe_phase(base, key, admin_client, args.probes, args.probe_rate)
+    finally:
+        out, err = load.communicate(timeout=seconds + 300)
+    if load.returncode != 0:
+        raise AssertionError(f"loadgen failed: {err[-3000:]}")
+    background = json.loads(out.strip().splitlines()[-1])
+    return {"target_events_per_s": round(rate, 1),
+            "background_events_per_s": background["events_per_s"], **probe}  # fmt: skip
 
 
 def probe_phase(
@@ -552,6 +579,18 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
                     base, ids["api_key"], admin_client, args.probes, args.probe_rate
                 )
                 print(f"  probe: {json.dumps(result['probe'])}", flush=True)
+                # half of the largest rate the pipeline stored in this run: past the
+                # stored rate a backlog grows and latency with it, so that is the maximum
+                stored = max(
+                    result[f"batch_{b}"]["pipeline"]["events_per_s"] or 0 for b in args.batches
+                )
+                if stored and args.probes:
+                    result["probe_half_load"] = loaded_probe_phase(
+                        base, ids["api_key"], admin_client, args, rate=stored / 2,
+                        tag=f"r{run_index}-half-{uuid.uuid4().hex[:6]}",
+                    )  # fmt: skip
+                    print(f"  probe at half load: {json.dumps(result['probe_half_load'])}",
+                          flush=True)  # fmt: skip
             result["ceiling"] = ceiling_phase(
                 bootstrap, ids["system_id"], ids["partner_id"], args.seconds, parts
             )
@@ -622,6 +661,18 @@ def summary(medians: dict[str, float], batches: list[int]) -> str:
         ("ingest -> queryable p50 ms", g("probe.to_queryable_ms.p50")),
         ("ingest -> queryable p99 ms", g("probe.to_queryable_ms.p99")),
         ("/v1/track ack p50 ms (idle)", g("probe.ack_ms.p50")),
+        (
+            "at half the stored rate: background events/s",
+            g("probe_half_load.background_events_per_s"),
+        ),
+        (
+            "at half the stored rate: ingest -> queryable p50 ms",
+            g("probe_half_load.to_queryable_ms.p50"),
+        ),
+        (
+            "at half the stored rate: ingest -> queryable p99 ms",
+            g("probe_half_load.to_queryable_ms.p99"),
+        ),
         ("confluent-kafka producer ceiling events/s", g("ceiling.events_per_s")),
         ("plain confluent-kafka validation consumer events/s", g("plain_consumer.events_per_s")),
     ]

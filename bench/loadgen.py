@@ -10,8 +10,11 @@ first post to the last answer), request latency p50/p99 (ms), status codes, and 
 clock (``time.time()``, s) of the first post and of the last answer, so the parent can
 line the run up with what it sees in ClickHouse.
 
+With ``--rate R`` the batches are paced to R events/s in all (a batch starts no earlier
+than its share of the schedule), else they go back to back.
+
 Usage: python bench/loadgen.py --base URL --key sk_live_... --batch 100 [--seconds 8]
-    [--concurrency 8] [--anonymous 300] [--prefix run1-b100]
+    [--concurrency 8] [--anonymous 300] [--prefix run1-b100] [--rate 0]
 """
 
 from __future__ import annotations
@@ -114,10 +117,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ) as client:
         deadline = time.perf_counter() + args.seconds
         t0 = time.perf_counter()
+        scheduled = 0  # events given a start time so far (paced runs)
 
         async def worker() -> None:
-            nonlocal accepted, sent, first_post, last_done
+            nonlocal accepted, sent, first_post, last_done, scheduled
             while time.perf_counter() < deadline:
+                if args.rate > 0:  # the next batch starts when the rate allows it
+                    start_at = t0 + scheduled / args.rate
+                    scheduled += args.batch
+                    await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
+                    if time.perf_counter() >= deadline:
+                        break
                 body = factory.batch_body(args.batch)
                 if first_post is None:
                     first_post = time.time()
@@ -156,6 +166,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent connections")
     parser.add_argument("--anonymous", type=int, default=300, help="distinct anonymous ids")
     parser.add_argument("--prefix", default="bench", help="message id prefix (unique per run)")
+    parser.add_argument("--rate", type=float, default=0, help="events/s to pace at (0: flat out)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))), flush=True)
 

@@ -266,7 +266,8 @@ def create_sinks(settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse
     producer = AsyncProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-sinks")
     sink = TrackingSink(clickhouse, producer, codec, dedup_window_s=settings.dedup_window_s)
     rejections = RejectionSink(clickhouse)
-    # the sink waits longer for bigger ClickHouse inserts (fewer parts to merge)
+    # the sink waits longer for bigger ClickHouse inserts (fewer parts to merge), but not
+    # so long that an event waits for it more than the rest of its way (settings)
     sink_s = settings.tracking_batch_ms / 1000
     return BatchPipeline(
         producer=producer,

@@ -152,7 +152,12 @@ class Settings(BaseSettings):
     projection_batch_ms: int = Field(default=500, ge=1)
 
     tracking_batch_rows: int = Field(default=50_000, ge=1, description="ClickHouse insert rows.")
-    tracking_batch_ms: int = Field(default=500, ge=1, description="...or this long, ms.")
+    tracking_batch_ms: int = Field(
+        default=200,
+        ge=1,
+        description="...or this long, ms. 500 gave ingest -> queryable p99 1.3 s at half "
+        "the stored rate, 200 gave 0.87 s with no loss of throughput (bench/ingest.py).",
+    )
     dedup_window_s: int = Field(default=86_400, ge=0, description="message_id dedup window.")
     stall_threshold_s: float = Field(
         default=60.0,
