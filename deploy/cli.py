@@ -477,15 +477,17 @@ def load_weblogs(
     ``POST /v1/batch``; wait until they are queryable and show an example query."""
     from collections import Counter
 
-    from deploy import weblogs
+    from deploy import batch_sender, demo_partner, weblogs
 
     settings = _settings()
     out = Console()
     token = admin_token(settings)
     state_path = settings.home.resolve() / "weblogs-partner.json"
     try:
-        partner_id, system_id, api_key = weblogs.setup_partner(settings.api_url, token, state_path)
-    except weblogs.WeblogsSetupError as exc:
+        partner_id, system_id, api_key = demo_partner.setup_partner(
+            settings.api_url, token, state_path
+        )
+    except demo_partner.WeblogsSetupError as exc:
         raise typer.Exit(_fail(str(exc))) from exc
     out.print(f"partner {partner_id}, system {system_id} (key in {state_path})")
     totals: Counter[str] = Counter()
@@ -496,7 +498,7 @@ def load_weblogs(
         (f"apache {apache.name}", list(weblogs.parse_apache(apache, skipped))),
     ):
         totals += asyncio.run(
-            weblogs.send_events(
+            batch_sender.send_events(
                 settings.api_url, api_key, events, concurrency=concurrency, progress_label=label
             )
         )
@@ -511,7 +513,7 @@ def load_weblogs(
     for outcome, count in [*totals.most_common(), *skipped.most_common()]:
         if outcome != "accepted":
             out.print(f"  {count:6d}  {outcome}")
-    events_n, rejected_n, done = weblogs.wait_for_pipeline(
+    events_n, rejected_n, done = demo_partner.wait_for_pipeline(
         settings.api_url, token, partner_id, system_id, accepted, timeout_s=wait_s
     )
     waited_s = time.monotonic() - started - sent_s

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from api import analytics_sql as q
-from deploy import weblogs
+from deploy import batch_sender, demo_partner, weblogs
 from deploy.loading import load_people
 from pipeline.settings import Settings
 from tests.support import ADMIN_PASSWORD, REPO, ServeProcess, admin_token, wait_for
@@ -113,16 +113,16 @@ def made_run(
         what="the people in the users read model",
     )
 
-    partner_id, system_id, api_key = weblogs.setup_partner(
+    partner_id, system_id, api_key = demo_partner.setup_partner(
         settings.api_url, token, home / "weblogs-partner.json"
     )
     events = [
         *islice(weblogs.parse_nasa(REPO / "deploy/data/nasa_19950801.tsv"), PAGE_VIEWS),
         *islice(weblogs.parse_apache(REPO / "deploy/data/apache_logs.log"), PAGE_VIEWS),
     ]
-    sent = asyncio.run(weblogs.send_events(settings.api_url, api_key, events))
+    sent = asyncio.run(batch_sender.send_events(settings.api_url, api_key, events))
     assert sent.get("accepted") == len(events), sent
-    *_, stored = weblogs.wait_for_pipeline(
+    *_, stored = demo_partner.wait_for_pipeline(
         settings.api_url, token, partner_id, system_id, len(events), timeout_s=60
     )
     assert stored, "the page views did not reach ClickHouse"

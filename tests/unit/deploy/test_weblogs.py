@@ -11,7 +11,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from deploy.weblogs import PAGE_VIEW_SCHEMA, _batches, parse_apache, parse_nasa
+from deploy.batch_sender import _batches
+from deploy.weblogs import PAGE_VIEW_SCHEMA, parse_apache, parse_nasa
 from pipeline.domain.tracking import TrackedEvent, parse_sdk_event
 
 DATA = Path(__file__).resolve().parents[3] / "deploy" / "data"
