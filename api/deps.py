@@ -69,6 +69,12 @@ def _login_throttle(request: Request, services: ServicesDep) -> LoginThrottle:
 LoginThrottleDep = Annotated[LoginThrottle, Depends(_login_throttle)]
 
 
+def _inactive() -> Problem:
+    return Problem(
+        401, "unauthorized", "this account is not active", headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
 async def _principal(
     request: Request, services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> Principal:
@@ -82,18 +88,32 @@ async def _principal(
         user_id = read_token(services.settings, token)
     except InvalidToken as exc:
         raise Problem(401, "unauthorized", f"invalid token: {exc}", headers=unauthorized) from exc
-    account = await _accounts(request, services).get(user_id)
+    accounts = _accounts(request, services)
+    account = await accounts.get(user_id)
+    if account is None or not account.active:
+        # A refusal is never from the cache alone: a reactivation counts the moment the
+        # read model shows it. Refusals cost a query each; grants are what must be prompt.
+        account = await accounts.get(user_id, fresh=True)
     if account is None or not account.active:
         # deactivated or deleted since the token was issued: the token dies with the account
-        raise Problem(401, "unauthorized", "this account is not active", headers=unauthorized)
+        raise _inactive()
     return Principal(user_id=user_id, role=account.role)
 
 
-def _admin(principal: Annotated[Principal, Depends(_principal)]) -> Principal:
-    """403 unless the caller's current role is admin."""
-    if principal.role != "admin":
+async def _admin(
+    request: Request, services: ServicesDep, principal: Annotated[Principal, Depends(_principal)]
+) -> Principal:
+    """403 unless the caller's current role is admin. A cached non-admin role is re-read
+    before the refusal, so a GrantAdmin works on every API process as soon as the read
+    model shows it (``create-admin`` waits for exactly that)."""
+    if principal.role == "admin":
+        return principal
+    account = await _accounts(request, services).get(principal.user_id, fresh=True)
+    if account is None or not account.active:
+        raise _inactive()
+    if account.role != "admin":
         raise Problem(403, "forbidden", "this route needs the admin role")
-    return principal
+    return Principal(user_id=principal.user_id, role=account.role)
 
 
 IdempotencyKey = Annotated[

@@ -111,7 +111,10 @@ class Accounts:
     ``Settings.principal_cache_ttl_s`` = 2 s; unknown ids are cached too), so a busy
     client costs one ClickHouse query per ``ttl_s``; 0 reads every time. The read model
     follows the write side within the projection batch time (0.5 s by default): a
-    demotion, deactivation or deletion takes effect within about ``ttl_s`` + that.
+    demotion, deactivation or deletion takes effect within about ``ttl_s`` + that. A
+    grant takes effect as soon as the read model shows it, on every API process: the
+    callers in ``api.deps`` re-read with ``fresh=True`` before they refuse (a process that
+    cached the old role would otherwise refuse the new admin for up to ``ttl_s``).
     One instance per API process (``api.deps``); the event loop is its only user, so the
     cache needs no lock.
     """
@@ -129,10 +132,10 @@ class Accounts:
             TTLCache(maxsize=size, ttl=ttl_s, timer=timer) if ttl_s > 0 else None
         )
 
-    async def get(self, user_id: str) -> Account | None:
-        """The user's account, None if the read model has no such user. ClickHouse errors
-        propagate (the API answers 503)."""
-        if self._cache is not None:
+    async def get(self, user_id: str, *, fresh: bool = False) -> Account | None:
+        """The user's account, None if the read model has no such user; ``fresh`` skips
+        the cache (and refills it). ClickHouse errors propagate (the API answers 503)."""
+        if self._cache is not None and not fresh:
             # one lookup: between `in` and `[]` the entry can expire (a KeyError)
             cached = self._cache.get(user_id, _MISSING)
             if cached is not _MISSING:

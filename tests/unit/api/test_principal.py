@@ -152,3 +152,34 @@ async def test_a_zero_ttl_reads_every_time() -> None:
     for _ in range(3):
         assert (await get(api, "/admin", ADMIN_TOKEN)).status_code == 200
     assert read_model.queries == 3
+
+
+async def test_a_grant_counts_at_once_though_the_old_role_is_cached() -> None:
+    """Found by CI: ``create-admin`` restored the admin role, its wait passed on one API
+    process, and the next request on another process was refused from that process's
+    cache (the role before the grant) for up to ``principal_cache_ttl_s``."""
+    read_model = ReadModel(**{"u-1": ("teacher", "active")})
+    api = app(read_model, Settings(env="test", jwt_secret=SECRET, principal_cache_ttl_s=60))
+    assert (await get(api, "/admin", ADMIN_TOKEN)).status_code == 403
+    read_model.users["u-1"] = ("admin", "active")
+    assert (await get(api, "/admin", ADMIN_TOKEN)).status_code == 200
+    queries = read_model.queries
+    assert (await get(api, "/admin", ADMIN_TOKEN)).status_code == 200
+    assert read_model.queries == queries  # an allowed request is served from the cache
+
+
+async def test_a_reactivation_counts_at_once_though_the_old_status_is_cached() -> None:
+    read_model = ReadModel(**{"u-1": ("admin", "inactive")})
+    api = app(read_model, Settings(env="test", jwt_secret=SECRET, principal_cache_ttl_s=60))
+    assert (await get(api, "/who", ADMIN_TOKEN)).status_code == 401
+    read_model.users["u-1"] = ("admin", "active")
+    assert (await get(api, "/who", ADMIN_TOKEN)).status_code == 200
+
+
+async def test_a_revocation_waits_out_the_cache() -> None:
+    """The other direction keeps the documented bound: a demotion counts within the TTL."""
+    read_model = ReadModel(**{"u-1": ("admin", "active")})
+    api = app(read_model, Settings(env="test", jwt_secret=SECRET, principal_cache_ttl_s=60))
+    assert (await get(api, "/admin", ADMIN_TOKEN)).status_code == 200
+    read_model.users["u-1"] = ("teacher", "active")
+    assert (await get(api, "/admin", ADMIN_TOKEN)).status_code == 200
