@@ -214,7 +214,7 @@ async def _scope(
         system = await _system(request, services)
         systems = await partner_systems(services.redis, system.partner_id)
         return Scope(frozenset(systems) | {system.system_id})
-    _admin(await _principal(request, services, token))
+    await _admin(request, services, await _principal(request, services, token))
     return Scope(None)
 
 
