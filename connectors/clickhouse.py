@@ -30,8 +30,12 @@ T = TypeVar("T")
 _PARSER_DSN = "chdb://memory"  # an in-process engine without data: the parser for servers
 
 
-def connect(dsn: str, settings: Mapping[str, Any] | None = None) -> Client:
+def connect(
+    dsn: str, settings: Mapping[str, Any] | None = None, *, session: bool = False
+) -> Client:
     """Open a client for ``dsn``; ``settings`` become session settings, applied in order.
+    ``session``: a server session of its own (temporary tables live as long as it does;
+    its calls must not overlap). A chdb connection is always one session.
 
     Raises:
         ConnectorError: the server is unreachable or the chdb directory is locked by
@@ -39,11 +43,11 @@ def connect(dsn: str, settings: Mapping[str, Any] | None = None) -> Client:
     """
     try:
         # tz_mode="aware": DateTime64(6, 'UTC') comes back tz-aware, as the domain requires.
-        # No session id: a server refuses concurrent queries within one session, and the
-        # API and the projections share this client.
+        # No session id unless asked: a server refuses concurrent queries within one
+        # session, and the API and the projections share this client.
         extra: dict[str, Any] = {}
         if not dsn.startswith("chdb:"):
-            extra["autogenerate_session_id"] = False
+            extra["autogenerate_session_id"] = session
         if settings:
             extra["settings"] = dict(settings)
         return clickhouse_connect.get_client(dsn=dsn, tz_mode="aware", **extra)
@@ -137,11 +141,34 @@ class ClickHouse:
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     @classmethod
-    def open(cls, dsn: str) -> ClickHouse:
-        return cls(connect(dsn), dsn=dsn)
+    def open(cls, dsn: str, *, session: bool = False) -> ClickHouse:
+        """A facade over a new client (``connect``; ``session`` as there)."""
+        return cls(connect(dsn, session=session), dsn=dsn)
 
     async def command(self, sql: str) -> None:
         await self._call(self.client.command, sql)
+
+    async def insert_select(
+        self,
+        table: str,
+        sql: str,
+        parameters: dict[str, Any] | None = None,
+        *,
+        dedup_token: str | None = None,
+    ) -> None:
+        """Run ``sql``, an ``INSERT INTO table ... SELECT``; ``parameters`` and
+        ``dedup_token`` as in :meth:`query` and :meth:`insert`. ``table`` names the metric."""
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        with metrics.timed(metrics.INSERT_SECONDS, table):
+            await self._call(self.client.command, sql, parameters=parameters, settings=settings)
+
+    async def insert_file(self, table: str, columns: Sequence[str], data: bytes, fmt: str) -> None:
+        """Insert ``data``, a whole input file of ClickHouse format ``fmt`` (for example
+        ``Avro``), which ClickHouse parses itself into ``columns`` of ``table``."""
+        with metrics.timed(metrics.INSERT_SECONDS, table):
+            await self._call(
+                self.client.raw_insert, table, list(columns), insert_block=data, fmt=fmt
+            )
 
     async def insert(
         self,

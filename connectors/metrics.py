@@ -87,7 +87,8 @@ CONSUMER_LAG = Gauge(
 )
 INSERT_ROWS = Counter(
     "streamfold_clickhouse_insert_rows_total",
-    "Rows inserted into ClickHouse, by table.",
+    "Rows sent to ClickHouse inserts, by table (tracking_events: the staged path counts a "
+    "batch's distinct events, some of which ClickHouse may find stored and skip).",
     ["table"],
 )
 INSERT_SECONDS = Histogram(

@@ -191,9 +191,11 @@ async def _run_sinks(
     try:
         sinks = await asyncio.to_thread(ClickHouse.open, settings.clickhouse_dsn)
         connections.append(sinks)
+        staging = await asyncio.to_thread(ClickHouse.open, settings.clickhouse_dsn, session=True)
+        connections.append(staging)
         stages = [
             create_projections(settings, codec=codec, clickhouse=clickhouse, redis=redis),
-            create_sinks(settings, codec=codec, clickhouse=sinks),
+            create_sinks(settings, codec=codec, clickhouse=sinks, staging=staging),
         ]
         serving = None
         if settings.clickhouse_dsn.startswith("chdb:"):

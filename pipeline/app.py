@@ -260,11 +260,15 @@ def create_validation(settings: Settings, *, codec: AvroCodec, redis: Redis) -> 
     )  # fmt: skip
 
 
-def create_sinks(settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse) -> BatchPipeline:
+def create_sinks(
+    settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, staging: ClickHouse
+) -> BatchPipeline:
     """``tracking.events`` -> ``tracking_events`` and ``tracking.dlq`` ->
-    ``tracking_rejections`` (groups ``<app id>-tracking-sink`` / ``-rejections``)."""
+    ``tracking_rejections`` (groups ``<app id>-tracking-sink`` / ``-rejections``).
+    ``staging``: the tracking sink's own client, opened with a session (its temporary
+    staging table lives there; ``TrackingSink._staged``)."""
     producer = AsyncProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-sinks")
-    sink = TrackingSink(clickhouse, producer, codec, dedup_window_s=settings.dedup_window_s)
+    sink = TrackingSink(staging, producer, codec, dedup_window_s=settings.dedup_window_s)
     rejections = RejectionSink(clickhouse)
     # the sink waits longer for bigger ClickHouse inserts (fewer parts to merge), but not
     # so long that an event waits for it more than the rest of its way (settings)

@@ -50,6 +50,11 @@ class AvroCodec:
         self._registry = registry
         self._upcasters = DEFAULT_UPCASTERS if upcasters is None else upcasters
 
+    @property
+    def registry(self) -> SchemaRegistry:
+        """The writer schemas this codec encodes and decodes with."""
+        return self._registry
+
     def encode(self, envelope: Envelope) -> bytes:
         """Single-object bytes for ``envelope``.
 

@@ -69,6 +69,7 @@ class _Entry:
     fingerprint: bytes
     path: Path
     fields: tuple[str, ...]
+    source: dict[str, Any]
 
 
 class SchemaRegistry:
@@ -111,6 +112,11 @@ class SchemaRegistry:
     def fingerprint(self, event_type: str, version: int) -> bytes:
         """The 8-byte little-endian fingerprint. Raises ``UnknownSchemaError``."""
         return self._entry(event_type, version).fingerprint
+
+    def source(self, event_type: str, version: int) -> dict[str, Any]:
+        """The writer schema as its file declares it (JSON; not fastavro's parsed form, which
+        carries fastavro's own keys). Raises ``UnknownSchemaError``."""
+        return self._entry(event_type, version).source
 
     def fields(self, event_type: str, version: int) -> tuple[str, ...]:
         """The writer schema's envelope field names, in order. Raises ``UnknownSchemaError``."""
@@ -164,4 +170,5 @@ def _load_file(path: Path) -> _Entry:
         fingerprint=crc64_fingerprint(parsed),
         path=path,
         fields=names,
+        source=raw,
     )

@@ -27,7 +27,9 @@ between the two would lose the event (measured: 2 of 30,000 lost that way).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -58,7 +60,8 @@ from pipeline.domain.tracking import (
     time_range_problem,
 )
 from pipeline.projections import tracking as tracking_tables
-from schemas.codec import AvroCodec
+from schemas.codec import AvroCodec, fingerprint_of
+from schemas.container import PositionedContainer
 from schemas.exceptions import DecodeError, EncodeError
 
 log = structlog.get_logger(__name__)
@@ -236,7 +239,11 @@ class TrackingSink:
     """``tracking.events`` -> ``tracking_events``, each event id at most once, and never
     stuck on a batch the store refuses.
 
-    Commit order for one batch:
+    A batch of newest-version events goes the staged way (``_staged``: ClickHouse decodes
+    and checks it, same rules); any other batch, and one the staged way cannot take, goes
+    row by row in Python, as follows.
+
+    Commit order for one batch (row by row):
     1. Decode; keep the first record of each event id (a batch may hold an SDK retry).
        Undecodable records and events whose times the store does not hold
        (``time_range_problem``: records from before the API checked them) go to
@@ -274,8 +281,71 @@ class TrackingSink:
         self.producer = producer
         self.codec = codec
         self.window = timedelta(seconds=dedup_window_s)
+        newest = codec.registry.latest_version(RECORDED_EVENT_TYPE)
+        self._newest = codec.registry.fingerprint(RECORDED_EVENT_TYPE, newest)
+        self._container = PositionedContainer(codec.registry.source(RECORDED_EVENT_TYPE, newest))
+        # temporary, so one per session; named per sink, so sinks sharing a session do not
+        # write over each other's batch
+        self._staging = f"tracking_staging_{uuid.uuid4().hex[:12]}"
 
     async def run_batch(self, records: Sequence[Record]) -> None:
+        if records and await self._staged(records):
+            return
+        await self._row_by_row(records)
+
+    async def _staged(self, records: Sequence[Record]) -> bool:
+        """The fast path: True once the batch is stored, False when it needs the row path
+        (``_row_by_row``), nothing stored by this call then but perhaps some rows, which
+        the row path's stored-ids check skips.
+
+        ClickHouse reads the records itself: their Avro bodies, joined into one container
+        file with their positions (``schemas/container.py``), go into a temporary table of
+        this connection's session; one query checks them against the row path's rules
+        (``tracking_tables.STAGED_SQL``) and one ``INSERT ... SELECT`` stores the first of
+        each event id not stored yet, with the batch's ids as its deduplication token.
+        Measured on chdb 26.9: ~2 µs a record against ~40 µs decoding, building and
+        inserting rows in Python. Taken only when every record is a newest-version
+        TrackingEventRecorded; any error gives the batch to the row path, which tells a
+        refused record from a store outage and dead-letters or retries accordingly.
+
+        Raises ``PartitionsLost`` when this consumer left its group before the insert.
+        """
+        if any(fingerprint_of(r.value or b"") != self._newest for r in records):
+            return False
+        data = self._container.file((r.value or b"", r.topic, r.partition, r.offset)
+                                    for r in records)  # fmt: skip
+        table = self._staging
+        try:
+            await self.clickhouse.command(tracking_tables.staging_ddl(table))
+            await self.clickhouse.command(f"TRUNCATE TABLE {table}")
+            await self.clickhouse.insert_file(table, tracking_tables.STAGING_COLUMNS, data, "Avro")
+            (staged,) = await self.clickhouse.query(tracking_tables.staged_sql(table))
+            if staged["unfit"] or staged["months"] > tracking_tables.MAX_PARTITIONS_PER_INSERT:
+                log.info("batch takes the row path", records=len(records),
+                         unfit=staged["unfit"], months=staged["months"])  # fmt: skip
+                return False
+            if not still_member():
+                raise PartitionsLost("dropped from the group before inserting")
+            await self.clickhouse.insert_select(
+                "tracking_events",
+                tracking_tables.staged_insert_sql(table),
+                {"window_s": int(self.window.total_seconds())},
+                dedup_token=tracking_tables.token_of(staged["ids_digest"]),
+            )
+            metrics.INSERT_ROWS.labels("tracking_events").inc(staged["events"])
+            return True
+        except PartitionsLost:
+            raise
+        except Exception as exc:  # the row path tells a refused record from an outage
+            log.warning("staged insert failed; the batch takes the row path",
+                        records=len(records), error=repr(exc)[:300])  # fmt: skip
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await self.clickhouse.command(f"TRUNCATE TABLE IF EXISTS {table}")
+
+    async def _row_by_row(self, records: Sequence[Record]) -> None:
+        """Decode every record in Python and insert rows (the steps in the class docstring)."""
         rows: dict[str, list[Any]] = {}
         sources: dict[str, Record] = {}
         out = self.producer.deliveries()

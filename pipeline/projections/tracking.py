@@ -39,11 +39,17 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.clickhouse import ClickHouse
 from pipeline.domain.envelope import Envelope
+from pipeline.domain.tracking import (
+    EARLIEST_CLIENT_TIME,
+    EARLIEST_TIMESTAMP,
+    LATEST_CLIENT_TIME,
+    MAX_FUTURE_SKEW,
+)
 
 MAX_PARTITIONS_PER_INSERT = 50
 """Months (``tracking_events`` partitions) one INSERT may span. ClickHouse refuses a block
@@ -159,6 +165,122 @@ STORED_IDS_SQL = """
 """
 
 
+# ------------------------------------------------------- the staged (Avro) way in
+#
+# The sink's fast path (``pipeline/agents/tracking.py``): a batch of TrackingEventRecorded
+# payloads of the newest version goes into ClickHouse as one Avro container file
+# (``schemas/container.py``), read by ClickHouse into a temporary table of the sink's
+# session; SQL then checks it and moves it into ``tracking_events``, with the same rules as
+# the row path below (:func:`row`, ``time_range_problem``, the stored-ids check).
+
+
+def staging_ddl(table: str) -> str:
+    """A temporary table ``table`` (session-scoped) for staged batches. Times stay Avro's
+    microseconds (Int64) until checked: ClickHouse wraps an out-of-range value into a
+    wrong date rather than refuse it."""
+    return f"""
+        CREATE TEMPORARY TABLE IF NOT EXISTS {table} (
+            event_id UUID,
+            `data.partner_id` String,
+            `data.system_id` String,
+            `data.type` String,
+            `data.event` String,
+            `data.message_id` String,
+            `data.user_id` Nullable(String),
+            `data.anonymous_id` Nullable(String),
+            `data.group_id` Nullable(String),
+            `data.previous_id` Nullable(String),
+            `data.category` Nullable(String),
+            `data.timestamp` Int64,
+            `data.original_timestamp` Int64,
+            `data.received_at` Int64,
+            `data.properties` String,
+            `data.traits` String,
+            `data.context` String,
+            `data.schema_valid` Bool,
+            `data.structure_version` Nullable(Int32),
+            kafka_topic String,
+            kafka_partition UInt32,
+            kafka_offset UInt64
+        ) ENGINE = Memory
+    """
+
+
+STAGING_COLUMNS = (
+    "event_id", "data.partner_id", "data.system_id", "data.type", "data.event",
+    "data.message_id", "data.user_id", "data.anonymous_id", "data.group_id",
+    "data.previous_id", "data.category", "data.timestamp", "data.original_timestamp",
+    "data.received_at", "data.properties", "data.traits", "data.context", "data.schema_valid",
+    "data.structure_version", "kafka_topic", "kafka_partition", "kafka_offset",
+)  # fmt: skip
+"""The staging table's columns; Avro's reader fills them by field name (``data.x``: field
+``x`` of the record ``data``; ``kafka_*``: ``schemas.container.POSITION_FIELDS``)."""
+
+
+def _micros(t: datetime) -> int:
+    return (t - EARLIEST_TIMESTAMP) // timedelta(microseconds=1)
+
+
+def staged_sql(table: str) -> str:
+    """One row about the batch staged in ``table``: ``unfit`` counts the rows the row path
+    would refuse or not store as they are (``time_range_problem``'s bounds, made from the
+    same constants; a negative structure version, which ``UInt32`` would wrap), ``months``
+    the partitions an insert would span, ``events`` its distinct event ids, ``ids_digest``
+    the SHA-256 of its sorted distinct event ids (as :func:`dedup_token` makes it). A
+    batch with unfit rows or more than ``MAX_PARTITIONS_PER_INSERT`` months takes the row
+    path, which dead-letters and chunks."""
+    skew_us = MAX_FUTURE_SKEW // timedelta(microseconds=1)
+    return f"""
+        SELECT
+            countIf(NOT (`data.timestamp` BETWEEN {_micros(EARLIEST_TIMESTAMP)}
+                         AND `data.received_at` + {skew_us})
+                    OR NOT (`data.original_timestamp` BETWEEN {_micros(EARLIEST_CLIENT_TIME)}
+                            AND {_micros(LATEST_CLIENT_TIME)})
+                    OR ifNull(`data.structure_version`, 0) < 0) AS unfit,
+            uniqExact(toYYYYMM(fromUnixTimestamp64Micro(`data.timestamp`, 'UTC'))) AS months,
+            uniqExact(event_id) AS events,
+            lower(hex(SHA256(arrayStringConcat(
+                arraySort(groupUniqArray(toString(event_id))), char(10))))) AS ids_digest
+        FROM {table}
+    """
+
+
+def _millis(column: str) -> str:
+    # floor to ms, as the row path's datetime does (intDiv truncates towards zero: -1.5 ms
+    # would become -1 ms, a pre-1970 client time 1 ms later than the row path stores it)
+    return f"fromUnixTimestamp64Milli(intDiv({column}, 1000) - ({column} % 1000 < 0), 'UTC')"
+
+
+def staged_insert_sql(table: str) -> str:
+    """The batch staged in ``table`` into ``tracking_events`` (parameter ``window_s``: the
+    dedup window, s): the first record of each event id (lowest offset: one id has one key,
+    so one partition) unless stored within the window (``STORED_IDS_SQL``'s rule), each
+    column as :func:`row` makes it. Only for a batch :func:`staged_sql` found fit."""
+    return f"""
+        INSERT INTO tracking_events ({", ".join(COLUMNS)})
+        SELECT
+            event_id, `data.partner_id`, `data.system_id`, `data.type`, `data.event`,
+            `data.message_id`, `data.user_id`, `data.anonymous_id`,
+            coalesce(nullIf(`data.user_id`, ''), nullIf(`data.anonymous_id`, ''), ''),
+            `data.group_id`, `data.previous_id`, `data.category`,
+            {_millis("`data.timestamp`")}, {_millis("`data.original_timestamp`")},
+            {_millis("`data.received_at`")},
+            `data.properties`, `data.traits`, `data.context`, toUInt8(`data.schema_valid`),
+            `data.structure_version`, kafka_topic, kafka_partition, kafka_offset
+        FROM {table}
+        WHERE event_id NOT IN (
+            SELECT event_id FROM tracking_events
+            WHERE system_id IN (SELECT `data.system_id` FROM {table})
+              AND event_id IN (SELECT event_id FROM {table})
+              AND received_at >= (
+                  SELECT {_millis("min(`data.received_at`)")} FROM {table}
+              ) - INTERVAL {{window_s:UInt32}} SECOND
+        )
+        ORDER BY kafka_partition, kafka_offset
+        LIMIT 1 BY event_id
+    """
+
+
 def row(env: Envelope, topic: str, partition: int, offset: int) -> list[Any]:
     """One ``tracking_events`` row (``COLUMNS`` order) of a decoded, upcast event."""
     d = env.data
@@ -210,7 +332,12 @@ def dedup_token(rows: Sequence[Sequence[Any]]) -> str:
     sorted event ids. Equal sets of events, equal tokens; a row is stored under one event
     id only, so a repeated token always means the same rows."""
     ids = sorted(str(r[_EVENT_ID]) for r in rows)
-    return "tracking_events:" + hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    return token_of(hashlib.sha256("\n".join(ids).encode()).hexdigest())
+
+
+def token_of(ids_digest: str) -> str:
+    """The insert token for the SHA-256 hex digest of sorted event ids."""
+    return "tracking_events:" + ids_digest
 
 
 async def retire_minute_table(clickhouse: ClickHouse) -> None:

@@ -22,6 +22,7 @@ inserts (the stall) and a handler that waits (the stuck consumer).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -150,6 +151,9 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
     def consumer(topic: str, group: str, handle: Any, **kw: Any) -> BatchConsumer:
         return BatchConsumer(bootstrap, group_id=group, topics=[topic], handle=handle, **kw)
 
+    # 0. the staged path stores what the row path stores ----------------------------------
+    out["staged"] = await _staged_equals_row_path(clickhouse, sink, tracked, recorded, now)
+
     # 1. 150 months in one batch: stored in chunks of at most 50 months ------------------
     topic, system, group = new_topic(), f"months-{uuid.uuid4()}", f"g-{uuid.uuid4()}"
     start = datetime(1990, 1, 15, tzinfo=UTC)
@@ -267,17 +271,26 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
     zombie_entered, gate, successor_stored = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     class Stalled(ClickHouse):
-        """The zombie's store: its insert waits until the successor has stored the batch
-        (longer than max.poll.interval.ms), as a slow or hung insert does."""
+        """The zombie's store: its insert (row or staged) waits until the successor has
+        stored the batch (longer than max.poll.interval.ms), as a slow or hung insert does."""
 
         async def insert(self, *args: Any, **kwargs: Any) -> None:
             zombie_entered.set()
             await asyncio.wait_for(gate.wait(), 90)
             await super().insert(*args, **kwargs)
 
+        async def insert_select(self, *args: Any, **kwargs: Any) -> None:
+            zombie_entered.set()
+            await asyncio.wait_for(gate.wait(), 90)
+            await super().insert_select(*args, **kwargs)
+
     class Successor(ClickHouse):
         async def insert(self, *args: Any, **kwargs: Any) -> None:
             await super().insert(*args, **kwargs)
+            successor_stored.set()
+
+        async def insert_select(self, *args: Any, **kwargs: Any) -> None:
+            await super().insert_select(*args, **kwargs)
             successor_stored.set()
 
     settings = {"max_records": 200, "max_wait_s": 3, "config": ZOMBIE_CONFIG}
@@ -329,6 +342,11 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
             if not store_back.is_set():
                 raise OperationalError("connection refused")
             await super().insert(*args, **kwargs)
+
+        async def insert_select(self, *args: Any, **kwargs: Any) -> None:
+            if not store_back.is_set():  # the staged path gives up: the row path retries
+                raise OperationalError("connection refused")
+            await super().insert_select(*args, **kwargs)
 
     zombie = consumer(topic, group, sink(Down(clickhouse.client)).run_batch,
                       max_records=200, max_wait_s=3, config=ZOMBIE_CONFIG)  # fmt: skip
@@ -428,6 +446,68 @@ async def _readyz(
     return out
 
 
+async def _staged_equals_row_path(
+    clickhouse: Any, sink: Any, tracked: Any, recorded: Any, now: datetime
+) -> dict[str, Any]:
+    """One batch, stored by the staged path under one system and by the row path under
+    another: the rows, the columns both paths make apart from the ids, the positions and
+    the system. The batch holds what the mapping could get wrong: a user id or an empty
+    one beside an anonymous id, nulls, pre-1970 client times with sub-millisecond
+    digits, a structure version, an SDK retry within the batch (same message id, later
+    received time: the first one is stored) and an event stored by an earlier batch."""
+    from connectors.batch import Record
+    from pipeline.domain.tracking import TrackedEvent
+
+    def events(system: str) -> list[TrackedEvent]:
+        made = []
+        for i in range(40):
+            event = tracked(system, i, now - timedelta(minutes=i, microseconds=i * 1501))
+            if i % 3 == 0:
+                event = dataclasses.replace(event, user_id="" if i % 2 else None,
+                                            anonymous_id=f"anon-{i}")  # fmt: skip
+            if i % 4 == 0:
+                event = dataclasses.replace(
+                    event, original_timestamp=datetime(1969, 12, 31, 23, 59, 59, 998_499, UTC)
+                )
+            made.append(event)
+        retry = dataclasses.replace(made[5], received_at=now + timedelta(seconds=3))
+        return [*made, retry]
+
+    def batch(system: str, first_offset: int) -> list[Record]:
+        return [
+            Record("tracking.events", 0, first_offset + i, system.encode(),
+                   recorded(e, structure_version=3 if i % 5 else None), ())
+            for i, e in enumerate(events(system))
+        ]  # fmt: skip
+
+    async def rows(system: str) -> list[tuple[Any, ...]]:
+        found = await clickhouse.query(
+            "SELECT * EXCEPT (event_id, system_id, topic, partition, offset) FROM tracking_events "
+            "WHERE system_id = {s:String} ORDER BY message_id, received_at",
+            {"s": system},
+        )
+        return [tuple(r.values()) for r in found]
+
+    staged_system, row_system = f"staged-{uuid.uuid4()}", f"rows-{uuid.uuid4()}"
+    staged_sink, row_sink = sink(clickhouse), sink(clickhouse)
+    # an earlier batch stored event 7 already: neither path stores it again
+    earlier_staged, earlier_rows = batch(staged_system, 0)[7:8], batch(row_system, 0)[7:8]
+    took_staged = [await staged_sink._staged(earlier_staged)]
+    await row_sink._row_by_row(earlier_rows)
+    took_staged.append(await staged_sink._staged(batch(staged_system, 100)))
+    await row_sink._row_by_row(batch(row_system, 100))
+    staged, by_row = await rows(staged_system), await rows(row_system)
+    return {
+        "took_staged": took_staged,
+        "same": staged == by_row,
+        "n": len(staged),
+        "n_row_path": len(by_row),
+        "first_difference": next(
+            ([repr(a), repr(b)] for a, b in zip(staged, by_row, strict=False) if a != b), None
+        ),
+    }
+
+
 # -- the tests ---------------------------------------------------------------------------------
 
 
@@ -457,6 +537,14 @@ def _dead_letters(endpoints: Endpoints, system: str) -> list[tuple[str, dict[str
             headers = {k: v.decode() for k, v in msg.headers() or []}
             found.append((headers["reason"], json.loads(msg.value())))
     return found
+
+
+def test_the_staged_path_stores_what_the_row_path_stores(outcome: dict[str, Any]) -> None:
+    staged = outcome["staged"]
+    assert staged["took_staged"] == [True, True], staged
+    # 40 distinct events (a retry and an already stored one among the 41 + 1 records)
+    assert staged["n"] == staged["n_row_path"] == 40, staged
+    assert staged["same"], staged["first_difference"]
 
 
 def test_a_batch_over_150_months_is_stored_in_chunks(outcome: dict[str, Any]) -> None:

@@ -1,0 +1,83 @@
+"""Avro object container files made of single-object payloads, for a store that reads Avro
+itself (ClickHouse ``FORMAT Avro``), so no Python decodes the records on the way in.
+
+A single-object payload (``schemas/codec.py``) is a 10-byte header and the record's binary
+encoding; an object container file (Avro 1.11 specification, "Object Container Files") is
+a header naming the schema, then blocks of ``count, size, records, sync marker``. The
+records of one writer schema are therefore joined as they are, header cut off. Avro
+encodes a record as its fields one after another, so fields appended to the writer schema
+are appended to each record as bytes: that is how a record's Kafka position (topic,
+partition, offset) travels with it into the store (:data:`POSITION_FIELDS`).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from typing import Any
+
+import fastavro
+
+from schemas.codec import HEADER_LENGTH
+
+__all__ = ["POSITION_FIELDS", "PositionedContainer", "encode_long"]
+
+POSITION_FIELDS = (
+    {"name": "kafka_topic", "type": "string"},
+    {"name": "kafka_partition", "type": "int"},
+    {"name": "kafka_offset", "type": "long"},
+)
+"""Appended to the writer schema by :class:`PositionedContainer`; their values follow each
+record's own fields."""
+
+# Any 16 bytes do: the marker only has to be the same in the header and after each block.
+_SYNC = b"streamfold-sync!"
+
+
+def encode_long(n: int) -> bytes:
+    """Avro's binary ``int``/``long``: zig-zag, then a little-endian base-128 varint (Avro
+    1.11 specification, "Binary Encoding"). ``n`` must fit a signed 64-bit integer."""
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _encode_string(text: str) -> bytes:
+    data = text.encode()
+    return encode_long(len(data)) + data
+
+
+class PositionedContainer:
+    """Container files of one writer schema (``source``: its JSON declaration) extended by
+    :data:`POSITION_FIELDS`. The header is made once, by fastavro."""
+
+    def __init__(self, source: dict[str, Any]) -> None:
+        schema = {**source, "fields": [*source["fields"], *POSITION_FIELDS]}
+        header = io.BytesIO()
+        # no records: fastavro writes the header (magic, schema, codec null, sync) alone
+        fastavro.writer(header, fastavro.parse_schema(schema, named_schemas={}), [],
+                        sync_marker=_SYNC)  # fmt: skip
+        self._header = header.getvalue()
+        self._positions: dict[tuple[str, int], bytes] = {}
+
+    def file(self, records: Iterable[tuple[bytes, str, int, int]]) -> bytes:
+        """One container file of one block: for each ``(payload, topic, partition, offset)``,
+        the payload's body (single-object header cut off) and its position. The payloads
+        must be of this container's writer schema; nothing here checks their bodies (the
+        store's reader refuses a file with a bad one)."""
+        parts = []
+        count = 0
+        for payload, topic, partition, offset in records:
+            where = self._positions.get((topic, partition))
+            if where is None:
+                where = self._positions[(topic, partition)] = _encode_string(topic) + encode_long(
+                    partition
+                )
+            parts += (memoryview(payload)[HEADER_LENGTH:], where, encode_long(offset))
+            count += 1
+        body = b"".join(parts)
+        return b"".join((self._header, encode_long(count), encode_long(len(body)), body, _SYNC))
