@@ -15,8 +15,8 @@ from api.problems import Problem
 from api.security import Accounts, InvalidToken, LoginThrottle, Principal, read_token
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
-from connectors.ingest import Ingest
 from connectors.keys import API_KEY_PREFIX, KeyResolver, SystemKey, partner_systems
+from pipeline.ingest import Ingest
 from pipeline.settings import Settings
 
 T = TypeVar("T")

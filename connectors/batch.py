@@ -65,9 +65,10 @@ class Record:
 
     @classmethod
     def of(cls, msg: Message) -> Record:
+        headers = msg.headers()  # None for most records: no generator made for them
         return cls(
             msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
-            tuple((k, v or b"") for k, v in (msg.headers() or [])),
+            tuple((k, v or b"") for k, v in headers) if headers else (),
         )  # fmt: skip
 
 

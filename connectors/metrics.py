@@ -55,7 +55,8 @@ HTTP_SECONDS = Histogram(
 TRACKING_EVENTS = Counter(
     "streamfold_tracking_events_total",
     "Tracking events by stage (ingest: the API's decision on each event of a request; "
-    "validation: against the partner's structures) and outcome; reason is empty when "
+    "validation: against the partner's structures, at the API for what it records there, "
+    "else in the validation consumer) and outcome; reason is empty when "
     "accepted, else the rejection's reason.",
     ["stage", "outcome", "reason"],
 )

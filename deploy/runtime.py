@@ -29,7 +29,6 @@ from api.deps import Services
 from connectors import metrics
 from connectors.clickhouse import ClickHouse
 from connectors.commands import CommandBus
-from connectors.ingest import Ingest
 from connectors.kafka import AsyncProducer, ensure_topics
 from connectors.keys import KeyResolver
 from connectors.ratelimit import Buckets, Limit
@@ -44,7 +43,9 @@ from pipeline.app import (
     create_projections,
     create_sinks,
     create_validation,
+    recorder,
 )
+from pipeline.ingest import Ingest
 from pipeline.projections import migrate
 from pipeline.settings import Settings
 from pipeline.topics import project_topics
@@ -148,7 +149,7 @@ async def run_role(settings: Settings, role: Role) -> None:
         elif role is Role.VALIDATION:
             await _run_batches(stop, [create_validation(settings, codec=codec, redis=redis)])
         else:
-            await _run_api(settings, stop, redis)
+            await _run_api(settings, stop, redis, codec)
     except BaseException:
         exit_within(FAILED_EXIT_DEADLINE_S)
         raise
@@ -247,7 +248,7 @@ async def _run_batches(stop: asyncio.Event, stages: list[BatchPipeline]) -> None
             raise result
 
 
-async def _run_api(settings: Settings, stop: asyncio.Event, redis: Redis) -> None:
+async def _run_api(settings: Settings, stop: asyncio.Event, redis: Redis, codec: AvroCodec) -> None:
     settings = with_jwt_secret(settings, create=False)
     keys = await asyncio.to_thread(claim_keys, settings)
     store = await asyncio.to_thread(open_query_store, settings)
@@ -268,6 +269,7 @@ async def _run_api(settings: Settings, stop: asyncio.Event, redis: Redis) -> Non
         ingest = Ingest(
             ingest_producer,
             Buckets(redis),
+            recorder=recorder(settings, codec=codec, redis=redis),
             per_system=Limit(settings.ingest_rate_per_s, settings.ingest_burst),
             per_partner=Limit(settings.partner_ingest_rate_per_s, settings.partner_ingest_burst),
         )

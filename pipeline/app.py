@@ -28,8 +28,9 @@ from pipeline.agents.projections import (
     UsersReadModel,
 )
 from pipeline.agents.reservations import ReservationProcessor
-from pipeline.agents.tracking import RejectionSink, Structures, TrackingSink, Validation
+from pipeline.agents.tracking import RejectionSink, TrackingSink, Validation
 from pipeline.aggregates import AGGREGATES, PARTNERS, USERS, Aggregate
+from pipeline.recording import Recorder, Structures
 from pipeline.routing import ClaimKeys
 from pipeline.settings import Settings
 from schemas.codec import AvroCodec
@@ -238,6 +239,12 @@ def create_projections(
     return BatchPipeline(producer=producer, consumers=consumers)
 
 
+def recorder(settings: Settings, *, codec: AvroCodec, redis: Redis) -> Recorder:
+    """The tracking decision (``pipeline.recording``), as the API and validation make it."""
+    structures = Structures(redis, ttl_s=settings.key_cache_ttl_s)
+    return Recorder(structures, codec, settings.producer_name)
+
+
 def create_validation(settings: Settings, *, codec: AvroCodec, redis: Redis) -> BatchPipeline:
     """``tracking.raw`` -> ``tracking.events`` | ``tracking.dlq`` (group
     ``<app id>-tracking-validation``): needs Kafka and Redis only, so it scales by count."""
@@ -245,10 +252,7 @@ def create_validation(settings: Settings, *, codec: AvroCodec, redis: Redis) -> 
         settings.kafka_bootstrap, client_id=f"{settings.app_id}-validation", **{"linger.ms": 5}
     )
     validation = Validation(
-        structures=Structures(redis, ttl_s=settings.key_cache_ttl_s),
-        producer=producer,
-        codec=codec,
-        producer_name=settings.producer_name,
+        recorder=recorder(settings, codec=codec, redis=redis), producer=producer
     )
     # cheap per record: short waits keep ingest -> queryable latency low
     return BatchPipeline(

@@ -9,8 +9,10 @@ shapes, snake_case and Segment's camelCase, go through one decoder
 
 Authenticated by the system's API key: ``Authorization: Bearer sk_live_…``, ``X-API-Key``,
 ``Authorization: Basic base64(key + ":")`` or ``writeKey`` in the body (Segment's two ways).
-A 202 means every accepted event is durably in ``tracking.raw`` (acks=all, idempotent
-producer); schema validation happens downstream (rejected events are queryable per system).
+A 202 means every accepted event is durably in Kafka (acks=all, idempotent producer):
+recorded in ``tracking.events`` when it passes the partner's structures here
+(``pipeline.recording``), else in ``tracking.raw``, where validation takes a second look
+and dead-letters what it refuses (rejected events are queryable per system).
 Per-event problems (malformed, too large, no user or anonymous id) reject that event only;
 the rest of the batch goes on.
 
@@ -163,8 +165,10 @@ async def _admit(services: Services, accepted: list[TrackedEvent]) -> None:
     if not accepted:
         return
     try:
-        await services.ingest.publish(accepted)
+        recorded = await services.ingest.publish(accepted)
         metrics.TRACKING_EVENTS.labels("ingest", "accepted", "").inc(len(accepted))
+        # validation's verdict, made here; the rest get theirs from the validation consumer
+        metrics.TRACKING_EVENTS.labels("validation", "accepted", "").inc(recorded)
     except (KafkaDeliveryError, BufferError) as exc:
         # the client learns to retry; the driver's text (brokers, internals) goes to the log
         log.warning("tracking events not stored", events=len(accepted), error=repr(exc))

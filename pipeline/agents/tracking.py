@@ -1,28 +1,17 @@
 """Tracking agents: validation (raw -> events | dlq) and the ClickHouse sinks.
 
-Validation, per record of ``tracking.raw`` (key = system id), stateless:
-
-1. Decode the SDK event; a record that is not one is dead-lettered.
-2. Look up the system's structures (Redis read model of partner events, cached for a
-   couple of seconds, compiled once per structure version with fastjsonschema).
-3. Valid, or invalid against a structure that is not ``required``, or no structure and
-   the system accepts unknown names: emit ``TrackingEventRecorded`` to
-   ``tracking.events`` (same key). Otherwise: ``tracking.dlq`` with the reasons.
-
-Structures and the unknown-event policy apply by event name to every Segment call type
-alike, and check ``properties``: an identify, group or alias is named after its type (a
-system that rejects unknown events needs a structure "identify" to take identify calls),
-a page or screen after its name. Traits are stored, not validated.
-
-Client times the store does not hold (``pipeline.domain.tracking.time_range_problem``) are
-refused at the API; validation and the sink apply the same rule to records that reached
-Kafka before it existed, and dead-letter them with the reason.
+Validation takes a second look at what reaches ``tracking.raw`` (key = system id): events
+the API could not record at the edge, and records from before it recorded any. Per
+record, stateless: decode the SDK event (a record that is not one is dead-lettered), then
+``pipeline.recording.Recorder`` decides, as at the API: ``TrackingEventRecorded`` to
+``tracking.events`` (same key), or ``tracking.dlq`` with the reasons.
 
 "Recorded once" is the sink's job, not validation's: the event id is uuid5(system,
-message id), so an SDK retry and a replay after a crash are the same event, and the sink
-inserts an event id only if it is not stored yet. A dedup mark kept beside validation
-could reach its changelog before the event it stands for reached Kafka, and a crash
-between the two would lose the event (measured: 2 of 30,000 lost that way).
+message id), so an SDK retry, a replay after a crash and the same event recorded at the
+edge and by validation are the same event, and the sink inserts an event id only if it is
+not stored yet. A dedup mark kept beside validation could reach its changelog before the
+event it stands for reached Kafka, and a crash between the two would lose the event
+(measured: 2 of 30,000 lost that way).
 """
 
 from __future__ import annotations
@@ -35,67 +24,28 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import fastjsonschema
 import structlog
-from cachetools import TTLCache
-from redis.asyncio import Redis
 
 from connectors import metrics
 from connectors.batch import PartitionsLost, Record, still_member
 from connectors.clickhouse import ClickHouse, refusal
 from connectors.kafka import AsyncProducer, Deliveries
-from connectors.keys import SYSTEM
 from pipeline import topics
 from pipeline.agents.deadletter import provenance
 from pipeline.agents.projections import until_stored
 from pipeline.domain import jsontext
-from pipeline.domain.envelope import Envelope, sdk_actor
 from pipeline.domain.tracking import (
-    RECORDED_AGGREGATE_TYPE,
     RECORDED_EVENT_TYPE,
-    RECORDED_SCHEMA_VERSION,
     TrackedEvent,
-    event_id_for,
-    recorded_data,
     time_range_problem,
 )
 from pipeline.projections import tracking as tracking_tables
+from pipeline.recording import Recorder, Refusal
 from schemas.codec import AvroCodec, fingerprint_of
 from schemas.container import PositionedContainer
-from schemas.exceptions import DecodeError, EncodeError
+from schemas.exceptions import DecodeError
 
 log = structlog.get_logger(__name__)
-
-Validator = Callable[[Any], Any]
-_MISSING = object()
-
-
-class Structures:
-    """system id -> its view (policy, structures), from Redis, cached ``ttl_s`` seconds;
-    compiled validators are cached per (system, event name, structure version)."""
-
-    def __init__(self, redis: Redis, *, ttl_s: float = 2.0) -> None:
-        self.redis = redis
-        self._views: TTLCache[str, dict[str, Any] | None] = TTLCache(maxsize=50_000, ttl=ttl_s)
-        self._compiled: dict[tuple[str, str, int], Validator] = {}
-
-    async def view(self, system_id: str) -> dict[str, Any] | None:
-        """The system's view, None for an unknown system (cached too)."""
-        # One lookup: checked with `in` and then read with `[]`, an entry that expired in
-        # between raised KeyError and stopped the validation process (seen on a cold
-        # `make run`: the TTL ran out between the two calls).
-        view = self._views.get(system_id, _MISSING)
-        if view is _MISSING:
-            raw = await self.redis.get(SYSTEM.format(system_id=system_id))
-            view = None if raw is None else json.loads(raw)
-            self._views[system_id] = view
-        return view  # type: ignore[return-value]
-
-    def validator(self, system_id: str, name: str, structure: dict[str, Any]) -> Validator:
-        key = (system_id, name, int(structure["version"]))
-        if key not in self._compiled:
-            self._compiled[key] = fastjsonschema.compile(json.loads(structure["json_schema"]))
-        return self._compiled[key]
 
 
 def dead_letter(
@@ -118,18 +68,9 @@ def dead_letter(
 class Validation:
     """Validates one batch of ``tracking.raw`` (see the module docstring)."""
 
-    def __init__(
-        self,
-        *,
-        structures: Structures,
-        producer: AsyncProducer,
-        codec: AvroCodec,
-        producer_name: str,
-    ) -> None:
-        self.structures = structures
+    def __init__(self, *, recorder: Recorder, producer: AsyncProducer) -> None:
+        self.recorder = recorder
         self.producer = producer
-        self.codec = codec
-        self.producer_name = producer_name
 
     async def run_batch(self, records: Sequence[Record]) -> None:
         """Produce every outcome, then wait once for all acks (the batch's commit follows).
@@ -146,93 +87,24 @@ class Validation:
             metrics.TRACKING_EVENTS.labels("validation", outcome, reason).inc(count)
 
     async def _one(self, record: Record, out: Deliveries) -> str:
-        """Produce ``record``'s outcome; returns "" if valid, else the rejection's kind
-        (a metric label: a small fixed set, never the reasons' text)."""
+        """Produce ``record``'s outcome; returns "" if recorded, else the refusal's kind."""
         try:
             tracked = TrackedEvent.from_json_dict(jsontext.loads(record.value or b""))
         except (ValueError, KeyError, TypeError) as exc:
             dead_letter(out, record, f"not an SDK event: {exc}")
             return "not_sdk_event"
-        # records ingested before the API checked client times (the same rule)
-        original = tracked.original_timestamp or tracked.timestamp
-        out_of_range = time_range_problem(tracked.timestamp, original, tracked.received_at)
-        if out_of_range is not None:
-            self._rejected(out, record, tracked, [out_of_range])
-            return "time_out_of_range"
-        view = await self.structures.view(tracked.system_id)
-        reasons, schema_valid, version = self._check(tracked, view)
-        if reasons:
-            self._rejected(out, record, tracked, reasons)
-            return "structure"
-        try:
-            value = self.codec.encode(self._envelope(tracked, schema_valid, version))
-        except EncodeError as exc:
-            # e.g. a lone surrogate ("\ud800") survives JSON but not Avro's UTF-8; one
-            # such event stopped the whole validation consumer (and the process)
-            self._rejected(out, record, tracked, [f"not encodable as Avro: {exc}"[:300]])
-            return "not_encodable"
-        out.produce(topics.TRACKING_EVENTS, value, key=tracked.system_id.encode())
+        outcome = await self.recorder.record(tracked)
+        if isinstance(outcome, Refusal):
+            body = {
+                "reasons": outcome.reasons,
+                "system_id": tracked.system_id,
+                "partner_id": tracked.partner_id,
+                "event": tracked.to_json_dict(),
+            }
+            dead_letter(out, record, "; ".join(outcome.reasons), value=json.dumps(body).encode())
+            return outcome.kind
+        out.produce(topics.TRACKING_EVENTS, outcome, key=tracked.system_id.encode())
         return ""
-
-    def _rejected(
-        self, out: Deliveries, record: Record, tracked: TrackedEvent, reasons: list[str]
-    ) -> None:
-        body = {
-            "reasons": reasons,
-            "system_id": tracked.system_id,
-            "partner_id": tracked.partner_id,
-            "event": tracked.to_json_dict(),
-        }
-        dead_letter(out, record, "; ".join(reasons), value=json.dumps(body).encode())
-
-    def _check(
-        self, tracked: TrackedEvent, view: dict[str, Any] | None
-    ) -> tuple[list[str], bool, int | None]:
-        """(reasons to reject, schema_valid, structure version)."""
-        if view is None:
-            return [f"unknown system {tracked.system_id}"], False, None
-        structure = view["structures"].get(tracked.event)
-        if structure is None:
-            if view["unknown_events"] == "reject":
-                return [f"no structure for event {tracked.event!r}"], False, None
-            return [], True, None
-        version = structure["version"]
-        try:
-            self.structures.validator(tracked.system_id, tracked.event, structure)(
-                tracked.properties
-            )
-        except fastjsonschema.JsonSchemaValueException as exc:
-            if structure["required"]:
-                return [f"properties: {exc.message}"], False, version
-            return [], False, version
-        except (fastjsonschema.JsonSchemaDefinitionException, RecursionError) as exc:
-            # A structure stored before the command side refused these
-            # (pipeline/domain/partners/rules.py: _compiles): one event used to stop this
-            # consumer. Dead-lettered with the reason, the event can be replayed once the
-            # structure is fixed.
-            reason = "refers to itself without end" if isinstance(exc, RecursionError) else exc
-            return (
-                [f"structure {tracked.event!r} v{version} cannot be applied: {reason}"],
-                False,
-                version,
-            )
-        return [], True, version
-
-    def _envelope(self, tracked: TrackedEvent, schema_valid: bool, version: int | None) -> Envelope:
-        return Envelope(
-            event_id=event_id_for(tracked.system_id, tracked.message_id),
-            event_type=RECORDED_EVENT_TYPE,
-            schema_version=RECORDED_SCHEMA_VERSION,
-            aggregate_type=RECORDED_AGGREGATE_TYPE,
-            aggregate_id=tracked.system_id,
-            aggregate_version=0,
-            occurred_at=tracked.timestamp,
-            producer=self.producer_name,
-            correlation_id=tracked.message_id,
-            causation_id=tracked.message_id,
-            actor=sdk_actor(tracked.system_id),
-            data=recorded_data(tracked, schema_valid=schema_valid, structure_version=version),
-        )
 
 
 class TrackingSink:

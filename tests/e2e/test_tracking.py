@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import uuid
@@ -12,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ServeProcess, wait_for
+from pipeline import topics
+from tests.support import ServeProcess, read_topic, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -145,6 +147,17 @@ def test_batch_is_counted_exactly_and_invalid_events_go_to_the_dlq(
     assert all("path" in " ".join(i["reasons"]) for i in body["items"])
     time.sleep(1)  # nothing more arrives later: the counts were final
     assert stats(admin, system["system_id"])["totals"]["events"] == 300
+    # recorded at the edge: only what the API refused took the tracking.raw hop
+    key = system["system_id"].encode()
+    raw = [
+        json.loads(m.value())
+        for m in read_topic(server.settings.kafka_bootstrap, topics.TRACKING_RAW)
+        if m.key() == key
+    ]
+    assert sorted(e["message_id"] for e in raw) == [f"bad-{i}" for i in range(5)]
+    recorded = [m for m in read_topic(server.settings.kafka_bootstrap, topics.TRACKING_EVENTS)
+                if m.key() == key]  # fmt: skip
+    assert len(recorded) == 300
 
 
 def test_duplicate_message_id_is_recorded_once(

@@ -13,10 +13,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from connectors.ingest import Ingest
 from connectors.keys import SystemKey
 from connectors.ratelimit import Buckets, Limit, TokenBuckets
 from connectors.redis import open_redis
+from pipeline.ingest import Ingest
 from tests.support import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -38,7 +38,7 @@ async def real_buckets(endpoints: Endpoints) -> AsyncIterator[Buckets]:
 
 def ingest(buckets: Buckets) -> Ingest:
     # charge() never touches the producer
-    return Ingest(None, buckets, per_system=PER_SYSTEM, per_partner=PER_PARTNER)  # type: ignore[arg-type]
+    return Ingest(None, buckets, recorder=None, per_system=PER_SYSTEM, per_partner=PER_PARTNER)  # type: ignore[arg-type]
 
 
 def systems(partner: str, n: int) -> list[SystemKey]:
@@ -73,6 +73,7 @@ async def test_the_system_limit_holds_below_the_partner_limit(endpoints: Endpoin
         limiter = Ingest(
             None,  # type: ignore[arg-type]
             buckets,
+            recorder=None,  # type: ignore[arg-type]
             per_system=Limit(rate_per_s=1, burst=1_000),
             per_partner=Limit(rate_per_s=1, burst=50_000),
         )

@@ -56,7 +56,7 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
     from connectors.keys import SYSTEM
     from connectors.redis import open_redis
     from pipeline import topics
-    from pipeline.agents.tracking import RejectionSink, Structures, TrackingSink, Validation
+    from pipeline.agents.tracking import RejectionSink, TrackingSink, Validation
     from pipeline.domain.envelope import Envelope, sdk_actor
     from pipeline.domain.tracking import (
         RECORDED_AGGREGATE_TYPE,
@@ -67,6 +67,7 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
         recorded_data,
     )
     from pipeline.projections import migrate
+    from pipeline.recording import Recorder, Structures
     from pipeline.topics import project_topics
     from schemas.codec import AvroCodec
     from schemas.registry import SchemaRegistry
@@ -228,9 +229,7 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
         tracked(system, 3, now + timedelta(days=2)),
         tracked(system, 4, now - timedelta(seconds=2)),
     ]
-    validation = Validation(
-        structures=Structures(redis), producer=producer, codec=codec, producer_name="test"
-    )
+    validation = Validation(recorder=Recorder(Structures(redis), codec, "test"), producer=producer)
     await produce(topic, system, [json.dumps(t.to_json_dict()).encode() for t in raw])
     errors = await run_until(
         [consumer(topic, group, validation.run_batch, max_records=100, max_wait_s=1)],

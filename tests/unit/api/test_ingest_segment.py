@@ -51,10 +51,12 @@ class FakeIngest:
             return Decision(allowed=True, tokens_left=100.0, retry_after_s=0.0)
         return Decision(False, 0.0, 2.2, self.limited_by)
 
-    async def publish(self, events: list[TrackedEvent]) -> None:
+    async def publish(self, events: list[TrackedEvent]) -> int:
+        """As ``pipeline.ingest.Ingest.publish``: every event recorded at the edge."""
         if self.kafka_down:
             raise KafkaDeliveryError("no broker acknowledged")
         self.published.extend(events)
+        return len(events)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from api.security import Account, Accounts
-from pipeline.agents.tracking import Structures
+from pipeline.recording import Structures
 
 
 class Ticking:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.agents.tracking import Structures, Validation
+from pipeline.recording import Recorder, Structures
 from tests.unit.schemas.test_codec import TRACKED
 
 
@@ -18,13 +18,8 @@ def view(schema: dict[str, Any], *, required: bool) -> dict[str, Any]:
 
 
 def check(schema: dict[str, Any], *, required: bool = False) -> tuple[list[str], bool, Any]:
-    validation = Validation(
-        structures=Structures(None, ttl_s=1),  # type: ignore[arg-type]  # view given
-        producer=None,  # type: ignore[arg-type]
-        codec=None,  # type: ignore[arg-type]
-        producer_name="test",
-    )
-    return validation._check(TRACKED, view(schema, required=required))
+    recorder = Recorder(Structures(None, ttl_s=1), None, "test")  # type: ignore[arg-type]
+    return recorder.check(TRACKED, view(schema, required=required))
 
 
 @pytest.mark.parametrize(
