@@ -7,9 +7,9 @@ Per run (one fresh Kafka + Redis + ``streamfold serve``):
    request p50/p99 (ms; a 202 means every event is acked by Kafka).
 3. pipeline, per batch phase: a monitor polls ClickHouse ``count()`` and the validation group's
    committed offsets on ``tracking.raw`` every ``--poll`` s, then waits until ClickHouse
-   holds every accepted event. events/s = events / (last visible - first post); also the
-   rate while only draining the backlog (after the last post) and the validation agent's
-   rate (committed offsets of ``tracking.raw``), overall and while draining.
+   holds every accepted event (and validation has read what the API sent it for a second
+   look). events/s = events / (last visible - first post); also the rate while only
+   draining the backlog (after the last post).
 4. probe: ``--probes`` single-event ``/v1/track`` posts at ``--probe-rate``/s on the idle
    system; ClickHouse is polled every 50 ms for their message ids: ingest -> queryable p50/p99
    (ms; seen = when the poll that found the row returned, an upper bound). Then the same
@@ -20,12 +20,11 @@ Per run (one fresh Kafka + Redis + ``streamfold serve``):
    for ``--seconds`` s, as long as each load phase it is compared with (a fixed count of
    200,000 events was over in ~1 s, before the producer reached its pace, and read 3-5x
    low); events/s = deliveries / (first produce .. last delivery); ratio = /v1/batch
-   events/s / ceiling.
-6. plain: a plain confluent-kafka batch consumer (``consume(1000)``, own group) does the
-   validation agent's work on the filled ``tracking.raw`` (JSON -> TrackedEvent, dedup dict,
-   fastjsonschema against the same structure, Avro envelope via AvroCodec, produce to a scratch
-   topic, flush + commit per batch): events/s, to compare with the in-server validation
-   consumer (a Faust agent before 2026-11-21: 1,001 events/s, medians of 3).
+   events/s / ceiling. Then the store's ceiling (``bench/store_ceiling.py``): a bare
+   column-oriented insert and the sink's staged insert of 50k-row batches into chdb.
+   (The "plain consumer" phase, a confluent-kafka validation consumer measured against the
+   Faust agent, is gone since events are recorded at the API: ``tracking.raw`` only
+   carries what the API refused. Its figures are in git history and NOTES.md.)
 
 Usage: python bench/ingest.py [--runs 3] [--seconds 8] [--concurrency 8] [--probes 100]
 Prints a table of medians; writes bench/results/local/ingest-<utc>.json (git-ignored).
@@ -47,9 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 import httpx
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,18 +58,10 @@ from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER, admin, base_config  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
 from pipeline import topics  # noqa: E402
-from pipeline.domain.envelope import Envelope, sdk_actor  # noqa: E402
 from pipeline.domain.tracking import (  # noqa: E402
-    RECORDED_AGGREGATE_TYPE,
-    RECORDED_EVENT_TYPE,
-    RECORDED_SCHEMA_VERSION,
     TrackedEvent,
-    event_id_for,
     parse_sdk_event,
-    recorded_data,
 )
-from schemas.codec import AvroCodec  # noqa: E402
-from schemas.registry import SchemaRegistry  # noqa: E402
 from tests.support import Endpoints, ServeProcess, admin_token, sql, wait_for  # noqa: E402
 
 PAGE_VIEW_SCHEMA: dict[str, Any] = {
@@ -219,19 +209,14 @@ def value_at(samples: list[tuple[float, int, int]], index: int, when: float) -> 
     return before[-1][index] if before else samples[0][index]
 
 
-def pipeline_stats(
-    monitor: Monitor, load: dict[str, Any], rows0: int, offsets0: int, offsets1: int
-) -> dict[str, Any]:
+def pipeline_stats(monitor: Monitor, load: dict[str, Any], rows0: int) -> dict[str, Any]:
     """Rates for one batch phase from the monitor's samples (all events/s)."""
     s = monitor.samples
     n = load["events_accepted"]
     t0, t_end = load["t_first_post"], load["t_last_done"]
     t_visible, rows1 = first_at_or_above(s, 1, rows0 + n)
-    t_validated, validated1 = first_at_or_above(s, 2, offsets1)
     rows_at_end = value_at(s, 1, t_end)
-    offsets_at_end = value_at(s, 2, t_end)
     drain_rows = rows1 - rows_at_end
-    drain_offsets = validated1 - offsets_at_end
 
     def rate(count: int, seconds: float) -> float | None:
         return round(count / seconds, 1) if seconds > 0 and count > 0 else None
@@ -244,9 +229,6 @@ def pipeline_stats(
         "events_per_s": rate(rows1 - rows0, t_visible - t0),
         "backlog_at_last_post": rows0 + n - rows_at_end,
         "drain_events_per_s": rate(drain_rows, t_visible - t_end),
-        "validation_events_per_s": rate(validated1 - offsets0, t_validated - t0),
-        "validation_backlog_at_last_post": offsets1 - offsets_at_end,
-        "validation_drain_events_per_s": rate(drain_offsets, t_validated - t_end),
     }
 
 
@@ -437,90 +419,13 @@ def ceiling_phase(
     }
 
 
-def plain_consumer_phase(bootstrap: str, producer_name: str, parts: int) -> dict[str, Any]:
-    """The validation agent's work in a plain confluent-kafka batch consumer (see module doc)."""
-    codec = AvroCodec(SchemaRegistry.load())
-    validate = fastjsonschema.compile(PAGE_VIEW_SCHEMA)
-    scratch = f"bench.plain-{uuid.uuid4().hex[:8]}"
-    new_topic(bootstrap, scratch, parts)
-    consumer = Consumer({**base_config(bootstrap), "group.id": f"bench-plain-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})  # fmt: skip
-    producer = Producer({**base_config(bootstrap), **PRODUCER_CONFIG, "linger.ms": 5})
-    meta = consumer.list_topics(topics.TRACKING_RAW, timeout=10).topics[topics.TRACKING_RAW]
-    target = 0
-    assignment = []
-    for p in meta.partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topics.TRACKING_RAW, p), 10)
-        target += high - low
-        assignment.append(TopicPartition(topics.TRACKING_RAW, p, OFFSET_BEGINNING))
-    consumer.assign(assignment)
-    seen: dict[str, float] = {}
-    consumed = recorded = rejected = 0
-    t0: float | None = None
-    deadline = time.monotonic() + 600
-    while consumed < target and time.monotonic() < deadline:
-        batch = consumer.consume(num_messages=1000, timeout=0.5)
-        if not batch:
-            continue
-        if t0 is None:
-            t0 = time.perf_counter()
-        for msg in batch:
-            if msg.error():
-                continue
-            consumed += 1
-            try:
-                tracked = TrackedEvent.from_json_dict(json.loads(msg.value()))
-            except (ValueError, KeyError, TypeError):
-                rejected += 1
-                continue
-            dedup_key = f"{tracked.system_id}:{tracked.message_id}"
-            received = tracked.received_at.timestamp()
-            if dedup_key in seen:
-                continue
-            try:
-                validate(tracked.properties)
-                valid = True
-            except fastjsonschema.JsonSchemaException:
-                rejected += 1  # required structure: the agent would dead-letter it
-                seen[dedup_key] = received
-                continue
-            envelope = Envelope(
-                event_id=event_id_for(tracked.system_id, tracked.message_id),
-                event_type=RECORDED_EVENT_TYPE,
-                schema_version=RECORDED_SCHEMA_VERSION,
-                aggregate_type=RECORDED_AGGREGATE_TYPE,
-                aggregate_id=tracked.system_id,
-                aggregate_version=0,
-                occurred_at=tracked.timestamp,
-                producer=producer_name,
-                correlation_id=tracked.message_id,
-                causation_id=tracked.message_id,
-                actor=sdk_actor(tracked.system_id),
-                data=recorded_data(tracked, schema_valid=valid, structure_version=1),
-            )
-            value = codec.encode(envelope)
-            while True:
-                try:
-                    producer.produce(scratch, value=value, key=msg.key())
-                    break
-                except BufferError:
-                    producer.poll(0.01)
-            recorded += 1
-            seen[dedup_key] = received
-        producer.flush(60)  # every output acked before the input offsets are committed
-        consumer.commit(asynchronous=False)
-    wall = time.perf_counter() - (t0 or time.perf_counter())
-    consumer.close()
-    return {
-        "events": consumed,
-        "recorded": recorded,
-        "rejected": rejected,
-        "seconds": round(wall, 3),
-        "events_per_s": round(consumed / wall, 1) if wall > 0 else None,
-    }
-
-
-# --------------------------------------------------------------------------- run
+def store_ceiling() -> dict[str, Any]:
+    """``bench/store_ceiling.py`` in a process of its own (chdb: one directory a process)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "store_ceiling.py")],
+        capture_output=True, text=True, timeout=600, check=True,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
@@ -558,7 +463,7 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
                 monitor.start()
                 try:
                     for batch in args.batches:
-                        _, rows0, offsets0 = monitor.sample()  # drained: stable values
+                        _, rows0, _ = monitor.sample()  # drained: stable values
                         tag = f"r{run_index}-b{batch}-{uuid.uuid4().hex[:6]}"
                         load = load_phase(base, ids["api_key"], batch, args, tag)
                         offsets1 = monitor.raw_end()
@@ -567,7 +472,7 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
                         )
                         result[f"batch_{batch}"] = {
                             "load": load,
-                            "pipeline": pipeline_stats(monitor, load, rows0, offsets0, offsets1),
+                            "pipeline": pipeline_stats(monitor, load, rows0),
                             "stored": stored_once(admin_client, ids["system_id"]),
                         }
                         print(f"  batch {batch}: {json.dumps(result[f'batch_{batch}'])}",
@@ -601,10 +506,8 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
                     3,
                 )
             print(f"  ceiling: {json.dumps(result['ceiling'])}", flush=True)
-            result["plain_consumer"] = plain_consumer_phase(
-                bootstrap, server.settings.producer_name, parts
-            )
-            print(f"  plain consumer: {json.dumps(result['plain_consumer'])}", flush=True)
+            result["store_ceiling"] = store_ceiling()
+            print(f"  store ceiling: {json.dumps(result['store_ceiling'])}", flush=True)
             return result
         finally:
             server.stop()
@@ -652,10 +555,6 @@ def summary(medians: dict[str, float], batches: list[int]) -> str:
              g(f"{p}.pipeline.events_per_s")),
             (f"pipeline B={b}: into ClickHouse events/s, drain only",
              g(f"{p}.pipeline.drain_events_per_s")),
-            (f"pipeline B={b}: server validation events/s",
-             g(f"{p}.pipeline.validation_events_per_s")),
-            (f"pipeline B={b}: server validation events/s, drain only",
-             g(f"{p}.pipeline.validation_drain_events_per_s")),
         ]  # fmt: skip
     rows += [
         ("ingest -> queryable p50 ms", g("probe.to_queryable_ms.p50")),
@@ -674,7 +573,11 @@ def summary(medians: dict[str, float], batches: list[int]) -> str:
             g("probe_half_load.to_queryable_ms.p99"),
         ),
         ("confluent-kafka producer ceiling events/s", g("ceiling.events_per_s")),
-        ("plain confluent-kafka validation consumer events/s", g("plain_consumer.events_per_s")),
+        (
+            "bare ClickHouse column insert, 50k rows, rows/s",
+            g("store_ceiling.column_insert_rows_per_s"),
+        ),
+        ("the sink's staged insert alone, 50k rows, rows/s", g("store_ceiling.staged_rows_per_s")),
     ]
     lines += [f"{name:<58}{value:>14}" for name, value in rows]
     return "\n".join(lines)
