@@ -19,6 +19,7 @@ from typing import Any
 import fastavro
 
 from pipeline.domain.envelope import Envelope
+from schemas.compiled import Encoder, compile_encoder
 from schemas.exceptions import CorruptPayloadError, DecodeError, EncodeError
 from schemas.registry import SchemaRegistry
 from schemas.upcasting import DEFAULT_UPCASTERS, Upcasters
@@ -49,6 +50,7 @@ class AvroCodec:
     def __init__(self, registry: SchemaRegistry, upcasters: Upcasters | None = None) -> None:
         self._registry = registry
         self._upcasters = DEFAULT_UPCASTERS if upcasters is None else upcasters
+        self._encoders: dict[tuple[str, int], Encoder | None] = {}
 
     @property
     def registry(self) -> SchemaRegistry:
@@ -82,15 +84,29 @@ class AvroCodec:
         # A pre-actor (v1) layout is still writable, so tests and tools can make old events.
         record = {name: record[name] for name in self._registry.fields(et, version)}
         _check_aware(et, envelope.data)
+        header = MAGIC + self._registry.fingerprint(et, version)
+        encoder = self._encoder(et, version)
+        if encoder is not None:
+            try:
+                return header + encoder(record)
+            except Exception:  # fastavro below encodes it, or says what is wrong with it
+                pass
         buffer = io.BytesIO()
-        buffer.write(MAGIC)
-        buffer.write(self._registry.fingerprint(et, version))
+        buffer.write(header)
         try:
             # strict: a missing or unexpected field is a producer bug, not something to default.
             fastavro.schemaless_writer(buffer, schema, record, strict=True)
         except _AVRO_WRITE_ERRORS as exc:
             raise EncodeError(f"{et} v{version} {envelope.event_id}: {exc}") from exc
         return buffer.getvalue()
+
+    def _encoder(self, event_type: str, version: int) -> Encoder | None:
+        """The compiled encoder of a writer schema (``schemas/compiled.py``), made once;
+        None when it cannot be compiled (fastavro encodes alone)."""
+        key = (event_type, version)
+        if key not in self._encoders:
+            self._encoders[key] = compile_encoder(self._registry.source(event_type, version))
+        return self._encoders[key]
 
     def decode(self, payload: bytes) -> Envelope:
         """The envelope in ``payload``, upcast to the newest schema version.

@@ -19,8 +19,9 @@ from typing import Any
 import fastavro
 
 from schemas.codec import HEADER_LENGTH
+from schemas.compiled import encode_long
 
-__all__ = ["POSITION_FIELDS", "PositionedContainer", "encode_long"]
+__all__ = ["POSITION_FIELDS", "PositionedContainer"]
 
 POSITION_FIELDS = (
     {"name": "kafka_topic", "type": "string"},
@@ -32,18 +33,6 @@ record's own fields."""
 
 # Any 16 bytes do: the marker only has to be the same in the header and after each block.
 _SYNC = b"streamfold-sync!"
-
-
-def encode_long(n: int) -> bytes:
-    """Avro's binary ``int``/``long``: zig-zag, then a little-endian base-128 varint (Avro
-    1.11 specification, "Binary Encoding"). ``n`` must fit a signed 64-bit integer."""
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _encode_string(text: str) -> bytes:

@@ -8,25 +8,16 @@ import io
 from datetime import UTC, datetime
 
 import fastavro
-from hypothesis import given
-from hypothesis import strategies as st
 
 from pipeline.domain.envelope import Envelope
 from schemas.codec import AvroCodec
-from schemas.container import POSITION_FIELDS, PositionedContainer, encode_long
+from schemas.container import POSITION_FIELDS, PositionedContainer
 from schemas.registry import SchemaRegistry
 
 REGISTRY = SchemaRegistry.load()
 CODEC = AvroCodec(REGISTRY)
 EVENT = "TrackingEventRecorded"
 NEWEST = REGISTRY.latest_version(EVENT)
-
-
-@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
-def test_a_long_is_encoded_as_fastavro_encodes_it(n: int) -> None:
-    expected = io.BytesIO()
-    fastavro.schemaless_writer(expected, fastavro.parse_schema({"type": "long"}), n)
-    assert encode_long(n) == expected.getvalue()
 
 
 def envelope(i: int, user_id: str | None) -> Envelope:
