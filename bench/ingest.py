@@ -491,7 +491,8 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
                 )
                 if stored and args.probes:
                     result["probe_half_load"] = loaded_probe_phase(
-                        base, ids["api_key"], admin_client, args, rate=stored / 2,
+                        base, ids["api_key"], admin_client, args,
+                        rate=args.probe_load_rate or stored / 2,
                         tag=f"r{run_index}-half-{uuid.uuid4().hex[:6]}",
                     )  # fmt: skip
                     print(f"  probe at half load: {json.dumps(result['probe_half_load'])}",
@@ -599,6 +600,11 @@ def main() -> None:
     )
     parser.add_argument("--probes", type=int, default=100)
     parser.add_argument("--probe-rate", type=float, default=5.0, help="probes per second")
+    parser.add_argument(
+        "--probe-load-rate", type=float, default=None,
+        help="background events/s while probing under load (default: half the stored rate); "
+        "to compare two commits at one rate",
+    )  # fmt: skip
     parser.add_argument(
         "--guarantee", choices=["exactly_once", "at_least_once"], default="at_least_once"
     )

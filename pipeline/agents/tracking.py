@@ -16,7 +16,6 @@ event it stands for reached Kafka, and a crash between the two would lose the ev
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections import Counter
@@ -159,6 +158,7 @@ class TrackingSink:
         # temporary, so one per session; named per sink, so sinks sharing a session do not
         # write over each other's batch
         self._staging = f"tracking_staging_{uuid.uuid4().hex[:12]}"
+        self._staging_made = False
 
     async def run_batch(self, records: Sequence[Record]) -> None:
         if records and await self._staged(records):
@@ -188,7 +188,11 @@ class TrackingSink:
                                     for r in records)  # fmt: skip
         table = self._staging
         try:
-            await self.clickhouse.command(tracking_tables.staging_ddl(table))
+            if not self._staging_made:
+                await self.clickhouse.command(tracking_tables.staging_ddl(table))
+                self._staging_made = True
+            # the previous batch's rows go here, not after it: a failed truncate after a
+            # batch would otherwise leave them to the next one
             await self.clickhouse.command(f"TRUNCATE TABLE {table}")
             await self.clickhouse.insert_file(table, tracking_tables.STAGING_COLUMNS, data, "Avro")
             (staged,) = await self.clickhouse.query(tracking_tables.staged_sql(table))
@@ -211,10 +215,8 @@ class TrackingSink:
         except Exception as exc:  # the row path tells a refused record from an outage
             log.warning("staged insert failed; the batch takes the row path",
                         records=len(records), error=repr(exc)[:300])  # fmt: skip
+            self._staging_made = False  # a new server session has no temporary table
             return False
-        finally:
-            with contextlib.suppress(Exception):
-                await self.clickhouse.command(f"TRUNCATE TABLE IF EXISTS {table}")
 
     async def _row_by_row(self, records: Sequence[Record]) -> None:
         """Decode every record in Python and insert rows (the steps in the class docstring)."""
