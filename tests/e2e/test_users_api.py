@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from api.routes.health import READY_CACHE_S
 from tests.support import ServeProcess, sql, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -263,10 +264,12 @@ def test_health_and_readiness(server: ServeProcess) -> None:
     ready = httpx.get(f"{base}/readyz").json()
     assert ready["status"] == "ready"
     assert set(ready["checks"]["lag"]) >= {"users.commands", "users.events"}
-    # a public probe is cheap: a burst shares one check (one per READY_CACHE_S)
+    # a public probe is cheap: a burst shares one check per READY_CACHE_S in each API
+    # process (each caches its own; the first answer may be one cached before the burst)
     started = time.monotonic()
     stamps = {httpx.get(f"{base}/readyz").json()["checked_at"] for _ in range(20)}
-    assert len(stamps) <= 2 + int(time.monotonic() - started)
+    per_process = 2 + int((time.monotonic() - started) / READY_CACHE_S)
+    assert len(stamps) <= server.settings.api_workers * per_process
 
 
 def test_a_token_signed_with_a_guessable_secret_is_refused(server: ServeProcess) -> None:
