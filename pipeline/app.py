@@ -332,13 +332,14 @@ def _batch_agent(
     """Up to ``max_records`` events at a time (or what arrived within ``within_s``),
     acked only once ``handle`` returned for the whole batch.
 
-    ``noack_take``, because ``take_events`` acks its batch in a ``finally``: an agent
-    cancelled mid-batch would have acked, and then committed, commands it never handled
-    (the same trap as the one-at-a-time iterator, see ``_event_agent``).
+    ``faust_fixes.take_batches`` (Faust's ``noack_take`` without its idle loop), because
+    ``take_events`` acks its batch in a ``finally``: an agent cancelled mid-batch would
+    have acked, and then committed, commands it never handled (the same trap as the
+    one-at-a-time iterator, see ``_event_agent``).
     """
 
     async def agent(stream: faust.StreamT) -> None:
-        async for batch in stream.noack_take(max_records, within_s):
+        async for batch in faust_fixes.take_batches(stream, max_records, within_s):
             metrics.BATCH_RECORDS.labels(name).observe(len(batch))
             with metrics.timed(metrics.BATCH_SECONDS, name):
                 await handle(batch)

@@ -38,20 +38,29 @@ iteration")`` (the command agent crashed on its first batch), and a read searche
 partition's store. ``current_event(event)`` names the record whose key is read or
 written; faust-streaming has no public way to do it.
 
+**A batch agent that never sleeps.** ``Stream.noack_take(max_, within)`` waits ``within``
+for its buffer and loops, buffer empty or not: with the command agents' 5 ms, ~200
+wake-ups a second each, ~9 % of a core for an idle commands process (measured: 176 CPU
+ticks in 20 s). ``take_batches`` is that loop with one change: it waits for the first
+record with no timeout, and only then up to ``within`` for the batch to fill (a record
+still waits at most ``within`` before its batch is handed out).
+
 Reproduced by ``tests/unit/pipeline/test_faust_fixes.py``; the crash test
 (``tests/integration/test_event_topics.py``) covers the whole path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from faust import streams as faust_streams
 from faust.transport import consumer as faust_consumer
 from faust.utils.functional import consecutive_numbers
+from mode.utils.futures import notify
 
 _UPSTREAM_NEW_OFFSET = faust_consumer.Consumer._new_offset
 
@@ -134,6 +143,64 @@ def current_event(event: Any) -> Iterator[None]:
         yield
     finally:
         faust_streams._current_event.reset(token)
+
+
+async def take_batches(stream: Any, max_records: int, within_s: float) -> AsyncIterator[list[Any]]:
+    """Batches of at most ``max_records`` events of ``stream``, each handed out
+    ``within_s`` after its first record at the latest, or as soon as it is full; none
+    acked (the caller acks once it has handled a batch). faust-streaming 0.15.3's
+    ``Stream.noack_take`` (``faust/streams.py``) but for the wait on an empty buffer, which
+    has no timeout here (see the module docstring)."""
+    buffer: list[Any] = []
+    started, full, consumed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    consuming: asyncio.Future[None] | None = None
+    enable_acks = stream.enable_acks
+
+    async def add_to_buffer(value: Any) -> Any:
+        nonlocal consuming
+        try:
+            if consuming is not None:  # a batch is being handled: wait for its end
+                try:
+                    await consuming
+                finally:
+                    consuming = None
+            event = stream.current_event
+            if event is None:
+                raise RuntimeError("take buffer found current_event None")
+            buffer.append(event)
+            started.set()
+            if len(buffer) >= max_records:
+                full.set()
+                consumed.clear()
+                await stream.wait(consumed)  # never more than max_records a batch
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            stream.log.exception("Error adding to take buffer: %r", exc)
+            await stream.crash(exc)
+        return value
+
+    stream.enable_acks = False  # acked by the caller, after handling
+    stream.add_processor(add_to_buffer)
+    stream._enable_passive(aiter(stream.channel))  # consumed in the background
+    try:
+        while not stream.should_stop:
+            await stream.wait_for_stopped(started)  # no timeout: sleep while idle
+            await stream.wait_for_stopped(full, timeout=within_s)
+            if not buffer:
+                continue
+            consuming = stream.loop.create_future()
+            try:
+                yield list(buffer)
+            finally:
+                buffer.clear()
+                started.clear()
+                full.clear()
+                notify(consuming)
+                consumed.set()
+    finally:
+        stream.enable_acks = enable_acks
+        stream._processors.remove(add_to_buffer)
 
 
 def install() -> None:
