@@ -173,7 +173,7 @@ class TrackingSink:
         ClickHouse reads the records itself: their Avro bodies, joined into one container
         file with their positions (``schemas/container.py``), go into a temporary table of
         this connection's session; one query checks them against the row path's rules
-        (``tracking_tables.STAGED_SQL``) and one ``INSERT ... SELECT`` stores the first of
+        (``tracking_tables.staged_sql``) and one ``INSERT ... SELECT`` stores the first of
         each event id not stored yet, with the batch's ids as its deduplication token.
         Measured on chdb 26.9: ~2 µs a record against ~40 µs decoding, building and
         inserting rows in Python. Taken only when every record is a newest-version
