@@ -5,7 +5,9 @@ Phases (each against one fresh ``streamfold serve``):
    a request returns when the command's result arrives, so its latency is command ->
    result as a client sees it (argon2 hashing in the API included).
 2. api-update: N UpdateUser through ``PUT /api/admin/users/{id}``, same measure; then
-   api-update-sequential: the first ``--sequential`` of them again, one at a time.
+   api-update-sequential: the first ``--sequential`` of them again, one at a time; then
+   api-update-paced: UpdateUser open-loop at ``--paced-rate``/s for ``--paced-seconds``
+   (each request at its own start time), command -> result p50/p99 at that load.
 3. kafka-update: M users x R rounds of UpdateUser produced straight to users.commands
    (confluent-kafka, acks=all); command -> result from a tail of command.results, and
    command -> visible from polling the users read model's versions every 50 ms.
@@ -84,6 +86,40 @@ async def api_phase(
         "command_to_result_ms": percentiles(latencies),
         "status_codes": codes,
     }, replies
+
+
+async def paced_phase(
+    base: str, token: str, bodies: list[tuple[str, str, dict]], rate: float
+) -> dict[str, Any]:
+    """``bodies`` sent open-loop at ``rate`` requests/s (each at its own start time, not
+    after the previous answer): command -> result p50/p99 at that load, and the rate the
+    answers kept up with. Past the API's capacity the latency grows for as long as it runs."""
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, timeout=60, limits=limits
+    ) as client:
+        t0 = time.perf_counter()
+
+        async def one(i: int, method: str, path: str, body: dict) -> None:
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+            started = time.perf_counter()
+            response = await client.request(method, path, json=body)
+            latencies.append((time.perf_counter() - started) * 1000)
+            codes[response.status_code] = codes.get(response.status_code, 0) + 1
+
+        await asyncio.gather(*(one(i, *b) for i, b in enumerate(bodies)))
+        wall = time.perf_counter() - t0
+    return {
+        "commands": len(bodies),
+        "target_per_s": rate,
+        "seconds": round(wall, 3),
+        "commands_per_s": round(len(bodies) / wall, 1),
+        "command_to_result_ms": percentiles(latencies),
+        "status_codes": codes,
+    }
 
 
 def kafka_phase(
@@ -202,6 +238,10 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
             update_stats, _ = asyncio.run(api_phase(base, token, updates, args.concurrency))
             # one at a time: command -> result without queueing (the latency floor)
             single, _ = asyncio.run(api_phase(base, token, updates[: args.sequential], 1))
+            # open loop at a fixed rate (issue 8: command -> result p99 at 200/s)
+            paced_n = int(args.paced_rate * args.paced_seconds)
+            paced_bodies = [updates[i % len(updates)] for i in range(paced_n)]
+            paced = asyncio.run(paced_phase(base, token, paced_bodies, args.paced_rate))
             with httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
             ) as admin:
@@ -211,6 +251,7 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 "api_create": create_stats,
                 "api_update": update_stats,
                 "api_update_sequential": single,
+                "api_update_paced": paced,
                 "kafka_update": kafka_stats,
             }
         finally:
@@ -224,6 +265,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=400, help="API commands per phase")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--sequential", type=int, default=200, help="PUTs sent one at a time")
+    parser.add_argument("--paced-rate", type=float, default=200.0, help="UpdateUser/s, open loop")
+    parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--guarantee", choices=["at_least_once"], default="at_least_once")
