@@ -32,15 +32,7 @@ sys.path.insert(0, str(ROOT))
 from connectors.batch import Record  # noqa: E402
 from connectors.clickhouse import ClickHouse  # noqa: E402
 from pipeline.agents.tracking import TrackingSink  # noqa: E402
-from pipeline.domain.envelope import Envelope, sdk_actor  # noqa: E402
-from pipeline.domain.tracking import (  # noqa: E402
-    RECORDED_AGGREGATE_TYPE,
-    RECORDED_EVENT_TYPE,
-    RECORDED_SCHEMA_VERSION,
-    TrackedEvent,
-    event_id_for,
-    recorded_data,
-)
+from pipeline.domain.tracking import TrackedEvent, recorded_envelope  # noqa: E402
 from pipeline.projections import migrate  # noqa: E402
 from pipeline.projections import tracking as tracking_tables  # noqa: E402
 from schemas.codec import AvroCodec  # noqa: E402
@@ -60,14 +52,9 @@ def payloads(codec: AvroCodec, start: int, n: int) -> list[bytes]:
             properties={"path": f"/p/{i % 50}", "status": 200}, context={"ip": "10.0.0.1"},
             system_id=SYSTEM, partner_id="partner",
         )  # fmt: skip
-        envelope = Envelope(
-            event_id=event_id_for(SYSTEM, tracked.message_id),
-            event_type=RECORDED_EVENT_TYPE, schema_version=RECORDED_SCHEMA_VERSION,
-            aggregate_type=RECORDED_AGGREGATE_TYPE, aggregate_id=SYSTEM, aggregate_version=0,
-            occurred_at=tracked.timestamp, producer="bench", correlation_id=tracked.message_id,
-            causation_id=tracked.message_id, actor=sdk_actor(SYSTEM),
-            data=recorded_data(tracked, schema_valid=True, structure_version=1),
-        )  # fmt: skip
+        envelope = recorded_envelope(
+            tracked, producer="bench", schema_valid=True, structure_version=1
+        )
         out.append(codec.encode(envelope))
     return out
 

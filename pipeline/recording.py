@@ -40,16 +40,7 @@ from cachetools import TTLCache
 from redis.asyncio import Redis
 
 from connectors.keys import SYSTEM
-from pipeline.domain.envelope import Envelope, sdk_actor
-from pipeline.domain.tracking import (
-    RECORDED_AGGREGATE_TYPE,
-    RECORDED_EVENT_TYPE,
-    RECORDED_SCHEMA_VERSION,
-    TrackedEvent,
-    event_id_for,
-    recorded_data,
-    time_range_problem,
-)
+from pipeline.domain.tracking import TrackedEvent, recorded_envelope, time_range_problem
 from schemas.codec import AvroCodec
 from schemas.exceptions import EncodeError
 
@@ -115,7 +106,13 @@ class Recorder:
         if reasons:
             return Refusal("structure", reasons)
         try:
-            return self.codec.encode(self._envelope(tracked, schema_valid, version))
+            envelope = recorded_envelope(
+                tracked,
+                producer=self.producer_name,
+                schema_valid=schema_valid,
+                structure_version=version,
+            )
+            return self.codec.encode(envelope)
         except EncodeError as exc:
             # one such event used to stop the whole validation consumer (and the process)
             return Refusal("not_encodable", [f"not encodable as Avro: {exc}"[:300]])
@@ -152,19 +149,3 @@ class Recorder:
                 version,
             )
         return [], True, version
-
-    def _envelope(self, tracked: TrackedEvent, schema_valid: bool, version: int | None) -> Envelope:
-        return Envelope(
-            event_id=event_id_for(tracked.system_id, tracked.message_id),
-            event_type=RECORDED_EVENT_TYPE,
-            schema_version=RECORDED_SCHEMA_VERSION,
-            aggregate_type=RECORDED_AGGREGATE_TYPE,
-            aggregate_id=tracked.system_id,
-            aggregate_version=0,
-            occurred_at=tracked.timestamp,
-            producer=self.producer_name,
-            correlation_id=tracked.message_id,
-            causation_id=tracked.message_id,
-            actor=sdk_actor(tracked.system_id),
-            data=recorded_data(tracked, schema_valid=schema_valid, structure_version=version),
-        )

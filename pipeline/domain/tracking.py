@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.domain import jsontext
+from pipeline.domain.envelope import Envelope, sdk_actor
 from pipeline.domain.errors import InvalidValue
 
 __all__ = [
@@ -674,3 +675,26 @@ def recorded_data(
         "schema_valid": schema_valid,
         "structure_version": structure_version,
     }
+
+
+def recorded_envelope(
+    e: TrackedEvent, *, producer: str, schema_valid: bool, structure_version: int | None
+) -> Envelope:
+    """``e``'s ``TrackingEventRecorded`` envelope: event id uuid5(system, message id),
+    occurred at the event's (skew-corrected) time, actor the system's SDK; ``data`` as
+    :func:`recorded_data` makes it. Deterministic: the same event, the same envelope,
+    whichever process records it."""
+    return Envelope(
+        event_id=event_id_for(e.system_id, e.message_id),
+        event_type=RECORDED_EVENT_TYPE,
+        schema_version=RECORDED_SCHEMA_VERSION,
+        aggregate_type=RECORDED_AGGREGATE_TYPE,
+        aggregate_id=e.system_id,
+        aggregate_version=0,
+        occurred_at=e.timestamp,
+        producer=producer,
+        correlation_id=e.message_id,
+        causation_id=e.message_id,
+        actor=sdk_actor(e.system_id),
+        data=recorded_data(e, schema_valid=schema_valid, structure_version=structure_version),
+    )

@@ -57,15 +57,7 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
     from connectors.redis import open_redis
     from pipeline import topics
     from pipeline.agents.tracking import RejectionSink, TrackingSink, Validation
-    from pipeline.domain.envelope import Envelope, sdk_actor
-    from pipeline.domain.tracking import (
-        RECORDED_AGGREGATE_TYPE,
-        RECORDED_EVENT_TYPE,
-        RECORDED_SCHEMA_VERSION,
-        TrackedEvent,
-        event_id_for,
-        recorded_data,
-    )
+    from pipeline.domain.tracking import TrackedEvent, recorded_envelope
     from pipeline.projections import migrate
     from pipeline.recording import Recorder, Structures
     from pipeline.topics import project_topics
@@ -97,16 +89,10 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
 
     def recorded(t: TrackedEvent, structure_version: int | None = None) -> bytes:
         return codec.encode(
-            Envelope(
-                event_id=event_id_for(t.system_id, t.message_id),
-                event_type=RECORDED_EVENT_TYPE, schema_version=RECORDED_SCHEMA_VERSION,
-                aggregate_type=RECORDED_AGGREGATE_TYPE, aggregate_id=t.system_id,
-                aggregate_version=0, occurred_at=t.timestamp, producer="test",
-                correlation_id=t.message_id, causation_id=t.message_id,
-                actor=sdk_actor(t.system_id),
-                data=recorded_data(t, schema_valid=True, structure_version=structure_version),
+            recorded_envelope(
+                t, producer="test", schema_valid=True, structure_version=structure_version
             )
-        )  # fmt: skip
+        )
 
     async def produce(topic: str, key: str, values: Sequence[bytes]) -> None:
         await asyncio.gather(*[producer.produce_nowait(topic, v, key=key.encode()) for v in values])
