@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["Encoder", "compile_encoder", "encode_long"]
+__all__ = ["Encoder", "compile_encoder", "encode_long", "encode_string"]
 
 Encoder = Callable[[Mapping[str, Any]], bytes]
 _Write = Callable[[Any, list[bytes]], None]
@@ -47,6 +47,13 @@ def encode_long(n: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+def encode_string(text: str) -> bytes:
+    """Avro's binary ``string``: the UTF-8 bytes' length as a long, then the bytes. Raises
+    ``UnicodeEncodeError`` for text UTF-8 cannot hold (a lone surrogate)."""
+    data = text.encode()
+    return encode_long(len(data)) + data
 
 
 def compile_encoder(schema: dict[str, Any]) -> Encoder | None:
@@ -125,9 +132,7 @@ def _union(branches: list[Any]) -> _Write | None:
 def _string(value: Any, out: list[bytes]) -> None:
     if type(value) is not str:
         raise TypeError("not a str")
-    data = value.encode()  # a lone surrogate raises, as Avro's UTF-8 requires
-    out.append(encode_long(len(data)))
-    out.append(data)
+    out.append(encode_string(value))
 
 
 def _uuid(value: Any, out: list[bytes]) -> None:

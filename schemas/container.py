@@ -19,7 +19,7 @@ from typing import Any
 import fastavro
 
 from schemas.codec import HEADER_LENGTH
-from schemas.compiled import encode_long
+from schemas.compiled import encode_long, encode_string
 
 __all__ = ["POSITION_FIELDS", "PositionedContainer"]
 
@@ -33,11 +33,6 @@ record's own fields."""
 
 # Any 16 bytes do: the marker only has to be the same in the header and after each block.
 _SYNC = b"streamfold-sync!"
-
-
-def _encode_string(text: str) -> bytes:
-    data = text.encode()
-    return encode_long(len(data)) + data
 
 
 class PositionedContainer:
@@ -63,7 +58,7 @@ class PositionedContainer:
         for payload, topic, partition, offset in records:
             where = self._positions.get((topic, partition))
             if where is None:
-                where = self._positions[(topic, partition)] = _encode_string(topic) + encode_long(
+                where = self._positions[(topic, partition)] = encode_string(topic) + encode_long(
                     partition
                 )
             parts += (memoryview(payload)[HEADER_LENGTH:], where, encode_long(offset))

@@ -159,6 +159,11 @@ class TrackingSink:
         # write over each other's batch
         self._staging = f"tracking_staging_{uuid.uuid4().hex[:12]}"
         self._staging_made = False
+        self._staging_sql = (
+            tracking_tables.staging_ddl(self._staging),
+            tracking_tables.staged_sql(self._staging),
+            tracking_tables.staged_insert_sql(self._staging),
+        )
 
     async def run_batch(self, records: Sequence[Record]) -> None:
         if records and await self._staged(records):
@@ -187,15 +192,16 @@ class TrackingSink:
         data = self._container.file((r.value or b"", r.topic, r.partition, r.offset)
                                     for r in records)  # fmt: skip
         table = self._staging
+        make_sql, check_sql, insert_sql = self._staging_sql
         try:
             if not self._staging_made:
-                await self.clickhouse.command(tracking_tables.staging_ddl(table))
+                await self.clickhouse.command(make_sql)
                 self._staging_made = True
             # the previous batch's rows go here, not after it: a failed truncate after a
             # batch would otherwise leave them to the next one
             await self.clickhouse.command(f"TRUNCATE TABLE {table}")
             await self.clickhouse.insert_file(table, tracking_tables.STAGING_COLUMNS, data, "Avro")
-            (staged,) = await self.clickhouse.query(tracking_tables.staged_sql(table))
+            (staged,) = await self.clickhouse.query(check_sql)
             if staged["unfit"] or staged["months"] > tracking_tables.MAX_PARTITIONS_PER_INSERT:
                 log.info("batch takes the row path", records=len(records),
                          unfit=staged["unfit"], months=staged["months"])  # fmt: skip
@@ -204,7 +210,7 @@ class TrackingSink:
                 raise PartitionsLost("dropped from the group before inserting")
             await self.clickhouse.insert_select(
                 "tracking_events",
-                tracking_tables.staged_insert_sql(table),
+                insert_sql,
                 {"window_s": int(self.window.total_seconds())},
                 dedup_token=tracking_tables.token_of(staged["ids_digest"]),
             )
