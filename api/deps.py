@@ -43,7 +43,7 @@ ServicesDep = Annotated[Services, Depends(_services)]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
-def _per_app(request: Request, name: str, make: Callable[[], T]) -> T:
+def per_app(request: Request, name: str, make: Callable[[], T]) -> T:
     """One ``make()`` per app, kept on ``app.state`` (made on first use)."""
     made = getattr(request.app.state, name, None)
     if made is None:
@@ -53,7 +53,7 @@ def _per_app(request: Request, name: str, make: Callable[[], T]) -> T:
 
 
 def _accounts(request: Request, services: Services) -> Accounts:
-    return _per_app(
+    return per_app(
         request,
         "accounts",
         lambda: Accounts(services.clickhouse, ttl_s=services.settings.principal_cache_ttl_s),
@@ -61,7 +61,7 @@ def _accounts(request: Request, services: Services) -> Accounts:
 
 
 def _login_throttle(request: Request, services: ServicesDep) -> LoginThrottle:
-    return _per_app(
+    return per_app(
         request, "login_throttle", lambda: LoginThrottle(services.redis, services.settings)
     )
 

@@ -7,9 +7,11 @@ that. An operator's way back is ``streamfold create-admin`` (``deploy/cli.py``).
 How a command that may take admin rights from its target (UpdateUser to another role,
 DeactivateUser, DeleteUser) runs, in :func:`run_removal`:
 
-1. Is the target an admin? The ``users`` read model says it is an active admin, or a
-   grant mark (below) says it may have become one in the last ``GRANT_MARK_S``.
-   If not, the command runs as any other: it takes admin rights from nobody.
+1. Is the target an admin? The ``users`` read model says it is an active admin (read
+   through :class:`AdminRoster`: the set of active admins, at most
+   ``principal_cache_ttl_s`` old), or a grant mark (below) says it may have become one
+   in the last ``GRANT_MARK_S``. If not, the command runs as any other: it takes admin
+   rights from nobody.
 2. Otherwise take ``LOCK`` (one Redis lock per install, shared by every API instance;
    wait up to the command timeout, else 503 with ``Retry-After``).
 3. Under the lock, count the *other* active admins in the read model; none: 409
@@ -20,10 +22,17 @@ DeactivateUser, DeleteUser) runs, in :func:`run_removal`:
    second finds no other admin and gets the 409.
 
 Grant marks: a command that may make its target an active admin (CreateUser or
-UpdateUser with the admin role, ReactivateUser) sets ``GRANT_MARK`` for the target
-before it is sent. Without them, an admin promoted less than the projection lag ago
+UpdateUser with the admin role, ReactivateUser; ``streamfold create-admin``'s
+ReactivateUser and GrantAdmin) sets ``GRANT_MARK`` for the target before it is sent.
+Without them, an admin promoted less than the projection lag (plus the roster's age) ago
 would look like a student to step 1 and be demoted without the lock, while a concurrent
-locked demotion counted it as the remaining admin.
+locked demotion counted it as the remaining admin. Because a mark lasts ``GRANT_MARK_S``
+(300 s) and the roster is at most a few seconds old, reading the roster from a cache
+is as safe as reading the read model per request: whoever is an admin now was one when
+the roster was read, or was granted it since and is marked. The roster made step 1 one
+query per API process every ``principal_cache_ttl_s`` instead of one ``users FINAL``
+query per request (17 ms p50 under load, the largest part of an UpdateUser's time in
+the API: NOTES.md, issue 8).
 
 What is left (this check lives in the API, not on the write side, so it is not
 race-free in every case):
@@ -35,7 +44,8 @@ race-free in every case):
   projection: ``/readyz`` shows lag), the lock is kept until it expires, not released
   early; after that, a concurrent removal may count the admin being removed.
 - A grant that reaches the read model more than ``GRANT_MARK_S`` after it was sent, or a
-  grant made outside the API, is not seen by step 1 during that time.
+  grant made outside the API and ``create-admin``, is not seen by step 1 during that
+  time.
 
 The race-free alternative is on the write side: every admin-role or status change routed
 through one partition that owns an "admin roster" claim, as the reservation chain owns
@@ -45,13 +55,18 @@ table with a bootstrap from ``users.events`` for existing installs.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import structlog
+from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
 from redis.exceptions import LockError
 
-from api.deps import Services
+from api.deps import Services, ServicesDep, per_app
 from api.problems import RETRY_AFTER_S, Problem
 from api.replies import (
     outcome_body,
@@ -61,8 +76,6 @@ from api.replies import (
     submit,
     until_applied,
 )
-from pipeline.domain.users import UserStatus
-from pipeline.domain.values import UserRole
 
 log = structlog.get_logger(__name__)
 
@@ -73,7 +86,7 @@ GRANT_MARK_S = 300
 """How long, s, a grant mark makes its user count as a possible admin (>> the
 projection lag, 0.5 s by default)."""
 
-TARGET_SQL = "SELECT role, status FROM users FINAL WHERE user_id = {id:String}"
+ACTIVE_ADMINS_SQL = "SELECT user_id FROM users FINAL WHERE role = 'admin' AND status = 'active'"
 OTHER_ADMINS_SQL = """
     SELECT count() AS n FROM users FINAL
     WHERE role = 'admin' AND status = 'active' AND user_id != {id:String}
@@ -87,16 +100,56 @@ def lock_ttl_s(services: Services) -> float:
     return 3 * services.settings.command_timeout_s
 
 
-async def mark_grant(services: Services, user_id: str) -> None:
+async def mark_grant(redis: Redis, user_id: str) -> None:
     """Note that ``user_id`` may become an active admin (call before sending)."""
-    await services.redis.set(GRANT_MARK.format(user_id=user_id), "1", ex=GRANT_MARK_S)
+    await redis.set(GRANT_MARK.format(user_id=user_id), "1", ex=GRANT_MARK_S)
 
 
-async def _may_be_admin(services: Services, user_id: str) -> bool:
-    rows = await services.clickhouse.query(TARGET_SQL, {"id": user_id})
-    if rows and rows[0]["role"] == UserRole.ADMIN and rows[0]["status"] == UserStatus.ACTIVE:
-        return True
-    return bool(await services.redis.exists(GRANT_MARK.format(user_id=user_id)))
+class AdminRoster:
+    """The ids of the active admins in the ``users`` read model, read at most once per
+    ``ttl_s`` seconds (0: on every call). One per API process; concurrent callers of an
+    expired roster share one query. ClickHouse errors propagate (the API answers 503)."""
+
+    def __init__(
+        self, services: Services, *, ttl_s: float, timer: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._services = services
+        self._ttl_s = ttl_s
+        self._timer = timer
+        self._ids: frozenset[str] = frozenset()
+        self._read_at: float | None = None
+        self._reading = asyncio.Lock()
+
+    def _fresh(self) -> bool:
+        return self._read_at is not None and self._timer() - self._read_at < self._ttl_s
+
+    async def active_admins(self) -> frozenset[str]:
+        if self._fresh():
+            return self._ids
+        async with self._reading:
+            if not self._fresh():  # another caller may have read it while this one waited
+                read_at = self._timer()
+                rows = await self._services.clickhouse.query(ACTIVE_ADMINS_SQL)
+                self._ids = frozenset(str(row["user_id"]) for row in rows)
+                self._read_at = read_at
+            return self._ids
+
+    async def may_be_admin(self, user_id: str) -> bool:
+        """Step 1 of the module docstring: an active admin in the roster, or marked."""
+        if user_id in await self.active_admins():
+            return True
+        return bool(await self._services.redis.exists(GRANT_MARK.format(user_id=user_id)))
+
+
+def _admin_roster(request: Request, services: ServicesDep) -> AdminRoster:
+    return per_app(
+        request,
+        "admin_roster",
+        lambda: AdminRoster(services, ttl_s=services.settings.principal_cache_ttl_s),
+    )
+
+
+AdminRosterDep = Annotated[AdminRoster, Depends(_admin_roster)]
 
 
 async def _read_version(services: Services, user_id: str) -> int:
@@ -104,7 +157,7 @@ async def _read_version(services: Services, user_id: str) -> int:
     return int(rows[0]["version"]) if rows else 0
 
 
-async def run_removal(services: Services, command: Any) -> JSONResponse:
+async def run_removal(services: Services, roster: AdminRoster, command: Any) -> JSONResponse:
     """``api.replies.run_command`` for a command that may take admin rights from its
     target, with the last-admin check of the module docstring.
 
@@ -114,7 +167,7 @@ async def run_removal(services: Services, command: Any) -> JSONResponse:
     such change held the lock for the whole command timeout.
     """
     target = command.aggregate_id
-    if not await _may_be_admin(services, target):
+    if not await roster.may_be_admin(target):
         return await run_command(services, command)
     lock = services.redis.lock(LOCK, timeout=lock_ttl_s(services))
     if not await lock.acquire(blocking_timeout=services.settings.command_timeout_s):

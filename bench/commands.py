@@ -13,6 +13,7 @@ Phases (each against one fresh ``streamfold serve``):
    command -> visible from polling the users read model's versions every 50 ms.
 
 Usage: python bench/commands.py [--runs 3] [--n 400] [--users 200] [--rounds 10]
+    [--phases api paced kafka]
 Prints a table per run and the medians; writes bench/results/local/commands-<utc>.json.
 """
 
@@ -241,25 +242,31 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
                  {"first_name": "Upd", "last_name": f"N{i}", "role": "teacher"})
                 for i in range(args.n)
             ]  # fmt: skip
-            update_stats, _ = asyncio.run(api_phase(base, token, updates, args.concurrency))
-            # one at a time: command -> result without queueing (the latency floor)
-            single, _ = asyncio.run(api_phase(base, token, updates[: args.sequential], 1))
-            # open loop at a fixed rate (issue 8: command -> result p99 at 200/s)
-            paced_n = int(args.paced_rate * args.paced_seconds)
-            paced_bodies = [updates[i % len(updates)] for i in range(paced_n)]
-            paced = asyncio.run(paced_phase(base, token, paced_bodies, args.paced_rate))
-            with httpx.Client(
-                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
-            ) as admin:
-                time.sleep(1.0)
-                kafka_stats = kafka_phase(server, admin, ids[: args.users], args.rounds)
-            return {
-                "api_create": create_stats,
-                "api_update": update_stats,
-                "api_update_sequential": single,
-                "api_update_paced": paced,
-                "kafka_update": kafka_stats,
-            }
+            result: dict[str, Any] = {"api_create": create_stats}
+            if "api" in args.phases:
+                result["api_update"], _ = asyncio.run(
+                    api_phase(base, token, updates, args.concurrency)
+                )
+                # one at a time: command -> result without queueing (the latency floor)
+                result["api_update_sequential"], _ = asyncio.run(
+                    api_phase(base, token, updates[: args.sequential], 1)
+                )
+            if "paced" in args.phases:
+                # open loop at a fixed rate (issue 8: command -> result p99 at 200/s)
+                paced_n = int(args.paced_rate * args.paced_seconds)
+                paced_bodies = [updates[i % len(updates)] for i in range(paced_n)]
+                result["api_update_paced"] = asyncio.run(
+                    paced_phase(base, token, paced_bodies, args.paced_rate)
+                )
+            if "kafka" in args.phases:
+                with httpx.Client(
+                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+                ) as admin:
+                    time.sleep(1.0)
+                    result["kafka_update"] = kafka_phase(
+                        server, admin, ids[: args.users], args.rounds
+                    )
+            return result
         finally:
             server.stop()
             stack.stop()
@@ -276,6 +283,13 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--guarantee", choices=["at_least_once"], default="at_least_once")
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        choices=["api", "paced", "kafka"],
+        default=["api", "paced", "kafka"],
+        help="what to run after api-create (which makes the users the others update)",
+    )
     args = parser.parse_args()
 
     runs = []

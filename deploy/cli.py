@@ -354,7 +354,9 @@ async def _create_admin(
     """CreateUser for the admin, then :func:`_restore_admin` on that user. Returns the
     admin's user id and what was restored. Exits with an error when a command gets no
     result or is refused."""
+    from api.last_admin import mark_grant
     from connectors.commands import CommandBus
+    from connectors.redis import open_redis
     from pipeline.domain.results import RejectionReason
     from pipeline.domain.users.commands import CreateUser
     from pipeline.domain.values import Email, hash_password
@@ -382,6 +384,13 @@ async def _create_admin(
         timeout_s=60,
         claim_keys=claim_keys(settings),
     )
+    # The API's last-admin check counts a user granted the role in the last few minutes
+    # as a possible admin only if the grant is marked (api/last_admin.py).
+    redis = open_redis(settings.redis_url)
+    try:
+        await mark_grant(redis, command.aggregate_id)
+    finally:
+        await redis.aclose()
     await bus.start()
     try:
         created = _answered(await bus.submit(command))

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import structlog
 import uvicorn
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from api.app import create_api
@@ -281,24 +282,11 @@ async def _run_api(settings: Settings, stop: asyncio.Event, redis: Redis, codec:
             keys=KeyResolver(redis, ttl_s=settings.key_cache_ttl_s),
             ingest=ingest,
         )
-        config = uvicorn.Config(
-            create_api(services),
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            http=settings.http,
-        )
-        server = _Server(config)
-        serving = asyncio.create_task(
-            server.serve(sockets=[_shared_socket(settings.api_host, settings.api_port)]),
-            name="api",
-        )
-        log.info("api listening", url=settings.api_url)
-        stopping = asyncio.create_task(stop.wait())
-        await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        server.should_exit = True  # drain open requests, then return
-        stopping.cancel()
-        await serving
+        app = create_api(services)
+        if settings.http == "granian":
+            await _serve_granian(app, settings, stop)
+        else:
+            await _serve_uvicorn(app, settings, stop)
     finally:
         await bus.stop()
         ingest_producer.close()
@@ -306,6 +294,53 @@ async def _run_api(settings: Settings, stop: asyncio.Event, redis: Redis, codec:
             await store.aclose()
         else:
             store.close()
+
+
+async def _serve_uvicorn(app: FastAPI, settings: Settings, stop: asyncio.Event) -> None:
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", http=settings.http
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(
+        server.serve(sockets=[_shared_socket(settings.api_host, settings.api_port)]),
+        name="api",
+    )
+    log.info("api listening", url=settings.api_url, server="uvicorn", http=settings.http)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True  # drain open requests, then return
+    stopping.cancel()
+    await serving
+
+
+async def _serve_granian(app: FastAPI, settings: Settings, stop: asyncio.Event) -> None:
+    """granian's embedded server (upstream marks it experimental) on this process's loop;
+    its socket is SO_REUSEPORT like :func:`_shared_socket`'s, so API processes share the
+    port the same way."""
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    # uvicorn applies this itself (Config.proxy_headers): the client address behind a
+    # trusted proxy comes from X-Forwarded-For, and the per-address login limit keys on it.
+    # Without it every client behind the proxy shared one login bucket under granian.
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    server = Server(
+        ProxyHeadersMiddleware(app, trusted_hosts=trusted),
+        address=settings.api_host,
+        port=settings.api_port,
+        interface=Interfaces.ASGINL,
+        backlog=2048,
+        websockets=False,
+        log_enabled=False,
+    )
+    serving = asyncio.create_task(server.serve(), name="api")
+    log.info("api listening", url=settings.api_url, server="granian")
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    server.stop()
+    stopping.cancel()
+    await serving
 
 
 def _shared_socket(host: str, port: int) -> socket.socket:

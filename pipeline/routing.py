@@ -16,6 +16,7 @@ from typing import Any
 
 from pipeline.aggregates import Aggregate, aggregate_of
 from pipeline.codecs import Reservation, command_dict, encode_command, encode_reservation
+from pipeline.domain.uuids import uuid5_text
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c5a2e-3b7d-5e2f-9a41-2d7c1e0b9f55")
 _AGGREGATE_NAMESPACE = uuid.UUID("0b8e4f61-92c3-5d1a-8f27-5c4b3a6e1d09")
@@ -35,17 +36,17 @@ def command_id_for(idempotency_key: str | None, *, caller: str | None = None) ->
     if caller is not None:
         # a JSON pair: no caller and key can be shifted into another pair's
         scoped = json.dumps([caller, idempotency_key])  # ASCII: any text encodes
-        return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, scoped))
+        return uuid5_text(_IDEMPOTENCY_NAMESPACE, scoped)
     try:
         return str(uuid.UUID(idempotency_key))
     except ValueError:
-        return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key))
+        return uuid5_text(_IDEMPOTENCY_NAMESPACE, idempotency_key)
 
 
 def new_aggregate_id(command_id: str) -> str:
     """The id a create command gives its aggregate: derived from the command id, so a
     resubmitted create addresses the same aggregate and is recognised as a duplicate."""
-    return str(uuid.uuid5(_AGGREGATE_NAMESPACE, command_id))
+    return uuid5_text(_AGGREGATE_NAMESPACE, command_id)
 
 
 class ClaimKeys:

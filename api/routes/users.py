@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import AdminDep, IdempotencyKey, Services, ServicesDep
-from api.last_admin import mark_grant, run_removal
+from api.last_admin import AdminRosterDep, mark_grant, run_removal
 from api.models import (
     AccountUpdate,
     CommandOutcome,
@@ -65,7 +65,7 @@ async def create_user(
         password_hash=hashed.value,
     )
     if body.role is UserRole.ADMIN:
-        await mark_grant(services, command.aggregate_id)
+        await mark_grant(services.redis, command.aggregate_id)
     return await run_command(services, command, success_status=201)
 
 
@@ -75,6 +75,7 @@ async def update_user(
     body: UserUpdate,
     services: ServicesDep,
     admin: AdminDep,
+    roster: AdminRosterDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """UpdateUser: names, phone, role. ``expected_version`` enables optimistic concurrency.
@@ -87,9 +88,9 @@ async def update_user(
         role=body.role.value,
     )
     if body.role is UserRole.ADMIN:
-        await mark_grant(services, user_id)
+        await mark_grant(services.redis, user_id)
         return await run_command(services, command)
-    return await run_removal(services, command)
+    return await run_removal(services, roster, command)
 
 
 @router.put("/{user_id}/account", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
@@ -119,6 +120,7 @@ async def deactivate_user(
     user_id: str,
     services: ServicesDep,
     admin: AdminDep,
+    roster: AdminRosterDep,
     body: Deactivate | None = None,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
@@ -127,14 +129,14 @@ async def deactivate_user(
     command = DeactivateUser(
         **command_fields(key, user_id, admin.user_id, body.expected_version), reason=body.reason
     )
-    return await run_removal(services, command)
+    return await run_removal(services, roster, command)
 
 
 @router.post("/{user_id}/reactivate", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
 async def reactivate_user(
     user_id: str, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
-    await mark_grant(services, user_id)  # an inactive admin becomes an active one
+    await mark_grant(services.redis, user_id)  # an inactive admin becomes an active one
     return await run_command(
         services, ReactivateUser(**command_fields(key, user_id, admin.user_id))
     )
@@ -142,11 +144,17 @@ async def reactivate_user(
 
 @router.delete("/{user_id}", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
 async def delete_user(
-    user_id: str, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
+    user_id: str,
+    services: ServicesDep,
+    admin: AdminDep,
+    roster: AdminRosterDep,
+    key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Soft delete: the user stays readable with status ``deleted``; email stays taken.
     409 ``last-admin`` for the last active admin."""
-    return await run_removal(services, DeleteUser(**command_fields(key, user_id, admin.user_id)))
+    return await run_removal(
+        services, roster, DeleteUser(**command_fields(key, user_id, admin.user_id))
+    )
 
 
 @router.get("", response_model=UserPage)

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pipeline.domain.uuids import uuid5_text
+
 __all__ = ["EVENT_NAMESPACE", "SYSTEM_ACTOR", "Envelope", "event_id_for", "sdk_actor"]
 
 # Fixed forever: changing it would change the ids of re-emitted events and break idempotent
@@ -28,7 +30,7 @@ def event_id_for(command_id: str, index: int) -> str:
     """Deterministic event id (UUIDv5 string) for the ``index``-th (0-based) event emitted by
     command ``command_id``, so a retried command yields identical event ids.
     """
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{command_id}/{index}"))
+    return uuid5_text(EVENT_NAMESPACE, f"{command_id}/{index}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,7 @@ from typing import Any
 from pipeline.domain import jsontext
 from pipeline.domain.envelope import Envelope, sdk_actor
 from pipeline.domain.errors import InvalidValue
+from pipeline.domain.uuids import uuid5_text
 
 __all__ = [
     "EARLIEST_CLIENT_TIME",
@@ -541,7 +542,7 @@ def _message_id(raw: dict[str, Any], system_id: str) -> str:
             canonical = canonical_json({k: v for k, v in raw.items() if k not in _NOT_CONTENT})
         except (TypeError, ValueError, RecursionError) as exc:
             raise _reject(RejectReason.MALFORMED, f"event is not plain JSON: {exc}") from exc
-        return str(uuid.uuid5(MESSAGE_NAMESPACE, f"{system_id}\n{canonical}"))
+        return uuid5_text(MESSAGE_NAMESPACE, f"{system_id}\n{canonical}")
     if not isinstance(message_id, str) or not 1 <= len(message_id) <= MAX_TEXT_LENGTH:
         raise _reject(RejectReason.MALFORMED, "message_id must be a string of 1-200 characters")
     return message_id
@@ -636,7 +637,7 @@ def event_id_for(system_id: str, message_id: str) -> str:
     """The ``TrackingEventRecorded`` event id: UUIDv5 of (system, message), so one message is
     one event everywhere, however often it is sent or replayed.
     """
-    return str(uuid.uuid5(TRACKING_EVENT_NAMESPACE, f"{system_id}/{message_id}"))
+    return uuid5_text(TRACKING_EVENT_NAMESPACE, f"{system_id}/{message_id}")
 
 
 def _json_text(value: dict[str, Any]) -> str:

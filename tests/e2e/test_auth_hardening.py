@@ -8,10 +8,10 @@
    demoting each other at once; ``streamfold create-admin`` gives a demoted or
    deactivated configured admin its role and status back.
 
-Login tries name their client address in ``X-Forwarded-For`` (uvicorn trusts it from
-loopback), each test its own, so the session's address buckets stay untouched. Tests
-that change the configured admin restore it before they end: the session ``admin``
-client is that admin.
+Login tries name their client address in ``X-Forwarded-For`` (the API trusts it from
+loopback, ``FORWARDED_ALLOW_IPS``), each test its own, so the session's address buckets
+stay untouched. Tests that change the configured admin restore it before they end: the
+session ``admin`` client is that admin.
 """
 
 from __future__ import annotations

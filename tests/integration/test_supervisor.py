@@ -97,3 +97,38 @@ def _sigterm_stops_every_role(own: ServeProcess) -> None:
     log = own.log_path.read_text()
     for role in ("api", "validation", "commands", "sinks", "serve"):
         assert f"event='stopped' role='{role}'" in log, role
+
+
+def test_the_api_serves_and_stops_under_uvicorn(
+    endpoints: Endpoints, server: ServeProcess, tmp_path: Path
+) -> None:
+    """``STREAMFOLD_HTTP=httptools`` (uvicorn; every other test runs the default, granian):
+    two API processes share the port, answer through the whole ASGI stack (problems, body
+    limit, metrics), and stop cleanly on SIGTERM."""
+    key = (server.settings.home / "claims-key").read_text().strip()
+    own = ServeProcess(endpoints, tmp_path, app_id="uvicorn-test", claims_key=key,
+                       api_workers="2", http="httptools")  # fmt: skip
+    own.start()  # /readyz answered 200 through uvicorn
+    try:
+        assert set(children(own)) >= {"api-0", "api-1"}
+        base = own.settings.api_url
+        with httpx.Client(base_url=base, timeout=10) as client:
+            # new connections: the kernel spreads them over both processes' sockets
+            assert all(
+                httpx.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}
+                for _ in range(20)
+            )
+            no_key = client.post("/v1/batch", json={"batch": []})
+            assert no_key.status_code == 401
+            assert no_key.headers["content-type"] == "application/problem+json"
+            too_big = client.post(
+                "/v1/batch",
+                content=b"x" * (own.settings.max_body_bytes + 1),
+                headers={"Authorization": "Basic eDo=", "content-type": "application/json"},
+            )
+            assert too_big.status_code == 413, too_big.text
+            assert "streamfold_http_requests_total" in client.get("/metrics").text
+        assert "server='uvicorn'" in own.log_path.read_text()
+        _sigterm_stops_every_role(own)
+    finally:
+        own.kill()
