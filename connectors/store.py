@@ -252,7 +252,7 @@ class StoreServer:
 
 class _QuietServer(uvicorn.Server):
     """No signal handling of its own: the process's runtime owns SIGTERM (see
-    ``deploy/runtime.py: _Server``)."""
+    ``deploy/roles/api.py: _Server``)."""
 
     def install_signal_handlers(self) -> None:  # uvicorn < 0.29
         pass

@@ -116,7 +116,8 @@ async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
     if not hasattr(state, "readiness"):
         state.readiness = _Readiness(services.settings.stall_threshold_s)
     cached: _Readiness = state.readiness
-    # this process's batch consumers, when it runs them (deploy/runtime.py puts them here)
+    # batch consumers running in this process beside the API (a test puts some here; in
+    # the process-per-role layout there are none)
     members: Sequence[BatchConsumer] = getattr(state, "batch_consumers", ())
     async with cached.lock:  # concurrent probes share one check
         if cached.answer is None or time.monotonic() - cached.at > READY_CACHE_S:

@@ -1,4 +1,6 @@
-"""The roles a streamfold process can run."""
+"""The roles a streamfold process can run, each in a module of its own here
+(``deploy/roles/<role>.py``, an ``async def run(settings, stop, redis, codec)``);
+``deploy/runtime.py`` runs one per process, ``deploy/supervisor.py`` supervises them."""
 
 from __future__ import annotations
 
