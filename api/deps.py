@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from api.problems import Problem
 from api.security import Accounts, InvalidToken, LoginThrottle, Principal, read_token
 from connectors.clickhouse import ClickHouse
-from connectors.commands import CommandBus
 from connectors.keys import API_KEY_PREFIX, KeyResolver, SystemKey, partner_systems
+from pipeline.command_bus import CommandBus
 from pipeline.ingest import Ingest
 from pipeline.settings import Settings
 

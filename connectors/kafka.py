@@ -9,6 +9,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import tenacity
@@ -17,12 +18,21 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from connectors import metrics
 from connectors.exceptions import KafkaDeliveryError, TopicSetupError
-from pipeline.topics import TopicSpec
 
 # aiokafka (Faust) places keys with Java's murmur2; librdkafka's default is CRC32. Commands
 # for one aggregate are produced by both clients, so both must agree or one user's commands
 # would land on two partitions and lose their order and their table state.
 PARTITIONER = "murmur2_random"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A topic to create at start: its name, topic configs (``retention.ms``, ...), and
+    its partitions (``None``: the count ``ensure_topics`` is given)."""
+
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None
 
 
 def base_config(bootstrap: str) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from deploy.secrets import claim_keys, with_jwt_secret, write_private
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
-    from connectors.commands import CommandBus
+    from pipeline.command_bus import CommandBus
     from pipeline.domain.handling import CommandResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -355,8 +355,8 @@ async def _create_admin(
     admin's user id and what was restored. Exits with an error when a command gets no
     result or is refused."""
     from api.last_admin import mark_grant
-    from connectors.commands import CommandBus
     from connectors.redis import open_redis
+    from pipeline.command_bus import CommandBus
     from pipeline.domain.results import RejectionReason
     from pipeline.domain.users.commands import CreateUser
     from pipeline.domain.values import Email, hash_password

@@ -9,7 +9,7 @@ across aggregates is enforced by partitioning on that value
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from connectors.kafka import TopicSpec
 
 USER_COMMANDS = "users.commands"
 USER_RESERVATIONS = "users.reservations"
@@ -36,15 +36,6 @@ EVENT_TOPICS: dict[str, str] = {"user": USER_EVENTS, "partner": PARTNER_EVENTS}
 
 _FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
 _WEEK_MS = str(7 * 24 * 3600 * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class TopicSpec:
-    """A topic the project creates at start; partitions ``None`` = the settings' default."""
-
-    name: str
-    config: dict[str, str] = field(default_factory=dict)
-    partitions: int | None = None
 
 
 def project_topics() -> list[TopicSpec]:

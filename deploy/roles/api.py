@@ -18,13 +18,13 @@ from redis.asyncio import Redis
 from api.app import create_api
 from api.deps import Services
 from connectors.clickhouse import ClickHouse
-from connectors.commands import CommandBus
 from connectors.kafka import AsyncProducer
 from connectors.keys import KeyResolver
 from connectors.ratelimit import Buckets, Limit
 from connectors.store import QueryStore, StoreClient, socket_path
 from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.app import recorder
+from pipeline.command_bus import CommandBus
 from pipeline.ingest import Ingest
 from pipeline.settings import Settings
 from schemas.codec import AvroCodec

@@ -14,11 +14,11 @@ import pytest
 
 from api.app import create_api
 from api.deps import Services
-from connectors.commands import CommandBus
 from connectors.exceptions import KafkaDeliveryError
 from connectors.keys import KeyResolver
 from connectors.redis import open_redis
 from deploy.processes import free_port
+from pipeline.command_bus import CommandBus
 from pipeline.domain.partners.commands import CreatePartner
 from pipeline.routing import ClaimKeys
 from pipeline.settings import Settings

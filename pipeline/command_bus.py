@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.kafka import AsyncProducer
-from connectors.results import ResultWaiter
 from pipeline import topics
 from pipeline.domain.handling import CommandResult
+from pipeline.result_waiter import ResultWaiter
 from pipeline.routing import ClaimKeys, submission
 
 
