@@ -76,6 +76,7 @@ from api.replies import (
     submit,
     until_applied,
 )
+from pipeline.projections import users
 
 log = structlog.get_logger(__name__)
 
@@ -85,13 +86,6 @@ GRANT_MARK = "streamfold:admin-grant:{user_id}"
 GRANT_MARK_S = 300
 """How long, s, a grant mark makes its user count as a possible admin (>> the
 projection lag, 0.5 s by default)."""
-
-ACTIVE_ADMINS_SQL = "SELECT user_id FROM users FINAL WHERE role = 'admin' AND status = 'active'"
-OTHER_ADMINS_SQL = """
-    SELECT count() AS n FROM users FINAL
-    WHERE role = 'admin' AND status = 'active' AND user_id != {id:String}
-"""
-VERSION_SQL = "SELECT version FROM users FINAL WHERE user_id = {id:String}"
 
 
 def lock_ttl_s(services: Services) -> float:
@@ -129,8 +123,7 @@ class AdminRoster:
         async with self._reading:
             if not self._fresh():  # another caller may have read it while this one waited
                 read_at = self._timer()
-                rows = await self._services.clickhouse.query(ACTIVE_ADMINS_SQL)
-                self._ids = frozenset(str(row["user_id"]) for row in rows)
+                self._ids = await users.active_admins(self._services.clickhouse)
                 self._read_at = read_at
             return self._ids
 
@@ -150,11 +143,6 @@ def _admin_roster(request: Request, services: ServicesDep) -> AdminRoster:
 
 
 AdminRosterDep = Annotated[AdminRoster, Depends(_admin_roster)]
-
-
-async def _read_version(services: Services, user_id: str) -> int:
-    rows = await services.clickhouse.query(VERSION_SQL, {"id": user_id})
-    return int(rows[0]["version"]) if rows else 0
 
 
 async def run_removal(services: Services, roster: AdminRoster, command: Any) -> JSONResponse:
@@ -179,8 +167,7 @@ async def run_removal(services: Services, roster: AdminRoster, command: Any) -> 
         )
     release = True
     try:
-        others = await services.clickhouse.query(OTHER_ADMINS_SQL, {"id": target})
-        if not others or int(others[0]["n"]) == 0:
+        if await users.other_active_admins(services.clickhouse, target) == 0:
             raise Problem(
                 409,
                 "last-admin",
@@ -195,7 +182,7 @@ async def run_removal(services: Services, roster: AdminRoster, command: Any) -> 
             return pending(command)
         raise_rejection(result)
         release = await until_applied(
-            services, result, lambda user_id: _read_version(services, user_id)
+            services, result, lambda user_id: users.version(services.clickhouse, user_id)
         )
         return JSONResponse(outcome_body(result), status_code=200)
     finally:

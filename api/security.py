@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from connectors.clickhouse import ClickHouse
 from connectors.ratelimit import TokenBuckets
 from pipeline.domain.values import HashedPassword, hash_password
+from pipeline.projections import users
 from pipeline.settings import Settings
 
 ALGORITHM = "HS256"
@@ -88,8 +89,6 @@ def read_token(settings: Settings, token: str) -> str:
 
 # ----------------------------------------------------------------- current standing
 
-ACCOUNT_SQL = "SELECT role, status FROM users FINAL WHERE user_id = {id:String}"
-
 
 @dataclass(frozen=True, slots=True)
 class Account:
@@ -140,10 +139,8 @@ class Accounts:
             cached = self._cache.get(user_id, _MISSING)
             if cached is not _MISSING:
                 return cached  # type: ignore[return-value]
-        rows = await self._clickhouse.query(ACCOUNT_SQL, {"id": user_id})
-        account = None
-        if rows:
-            account = Account(role=str(rows[0]["role"]), status=str(rows[0]["status"]))
+        row = await users.account(self._clickhouse, user_id)
+        account = None if row is None else Account(role=str(row["role"]), status=str(row["status"]))
         if self._cache is not None:
             self._cache[user_id] = account
         return account

@@ -23,20 +23,11 @@ from api.security import Principal, dummy_password_hash, issue_token
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.users.commands import RecordLogin
 from pipeline.domain.values import HashedPassword, verify_password
+from pipeline.projections import users
 from pipeline.routing import command_id_for
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
-
-LOGIN_SQL = """
-    SELECT u.user_id AS user_id, u.role AS role, u.status AS status,
-           a.password_hash AS password_hash
-    FROM users AS u FINAL
-    INNER JOIN accounts AS a FINAL ON a.user_id = u.user_id
-    WHERE u.email = {login:String} OR u.username = {login:String}
-    LIMIT 1
-"""
-
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Wrong login or password, or the account is not active."},
@@ -96,8 +87,7 @@ async def token(
             "too many failed logins for this account or from this address; retry later",
             headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
         )
-    rows = await services.clickhouse.query(LOGIN_SQL, {"login": login})
-    row = rows[0] if rows else None
+    row = await users.login(services.clickhouse, login)
     stored = _stored_hash(row)
     matches = await asyncio.to_thread(_verify, stored, form.password)
     if row is None or stored is None or not matches or row["status"] != "active":

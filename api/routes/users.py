@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import AdminDep, IdempotencyKey, Services, ServicesDep
+from api.deps import AdminDep, IdempotencyKey, ServicesDep
 from api.last_admin import AdminRosterDep, mark_grant, run_removal
 from api.models import (
     AccountUpdate,
@@ -32,7 +32,7 @@ from pipeline.domain.users.commands import (
     UpdateUser,
 )
 from pipeline.domain.values import UserRole, hash_password
-from pipeline.projections import event_log
+from pipeline.projections import event_log, users
 
 router = APIRouter(prefix="/api/admin/users", tags=["admin: users"])
 
@@ -168,56 +168,32 @@ async def list_users(
     search: Annotated[str | None, Query(max_length=200)] = None,
 ) -> UserPage:
     """Users from the ``users`` read model; deleted users only with ``status=deleted``."""
-    where, params = ["1"], {"limit": page_size, "offset": (page - 1) * page_size}
-    if role:
-        where.append("role = {role:String}")
-        params["role"] = role
-    if status:
-        where.append("status = {status:String}")
-        params["status"] = status
-    else:
-        where.append("status != 'deleted'")
-    if search:
-        where.append(
-            "positionCaseInsensitiveUTF8("
-            "concat(username, ' ', email, ' ', first_name, ' ', last_name), {q:String}) > 0"
-        )
-        params["q"] = search
-    cond = " AND ".join(where)
-    rows, total = await asyncio.gather(
-        services.clickhouse.query(
-            f"SELECT * FROM users FINAL WHERE {cond} "
-            "ORDER BY created_at, user_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
-            params,
-        ),
-        services.clickhouse.query(f"SELECT count() AS n FROM users FINAL WHERE {cond}", params),
+    rows, total = await users.page(
+        services.clickhouse,
+        limit=page_size,
+        offset=(page - 1) * page_size,
+        role=role,
+        status=status,
+        search=search,
     )
     return UserPage(
-        items=[UserPublic(**r) for r in rows], total=total[0]["n"], page=page, page_size=page_size
+        items=[UserPublic(**r) for r in rows], total=total, page=page, page_size=page_size
     )
-
-
-async def _user_row(services: Services, user_id: str) -> dict[str, Any]:
-    rows = await services.clickhouse.query(
-        "SELECT * FROM users FINAL WHERE user_id = {id:String}", {"id": user_id}
-    )
-    if not rows:
-        raise Problem(404, "not-found", f"no user {user_id}")
-    return rows[0]
 
 
 @router.get("/{user_id}", response_model=UserPublic)
 async def get_user(user_id: str, services: ServicesDep, _admin: AdminDep) -> UserPublic:
-    return UserPublic(**await _user_row(services, user_id))
+    row = await users.user(services.clickhouse, user_id)
+    if row is None:
+        raise Problem(404, "not-found", f"no user {user_id}")
+    return UserPublic(**row)
 
 
 @router.get("/{user_id}/history", response_model=list[HistoryEvent])
 async def user_history(user_id: str, services: ServicesDep, _admin: AdminDep) -> list[HistoryEvent]:
     """Every event of the user from the ``event_log`` archive, oldest first.
     Password hashes are redacted."""
-    rows = await services.clickhouse.query(
-        event_log.HISTORY_SQL, {"aggregate_type": "user", "aggregate_id": user_id}
-    )
+    rows = await event_log.history(services.clickhouse, "user", user_id)
     if not rows:
         raise Problem(404, "not-found", f"no events for user {user_id}")
     events = []

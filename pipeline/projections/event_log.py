@@ -7,10 +7,13 @@ or a full replay collapses to one row under ``FINAL``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.domain.envelope import Envelope
 from pipeline.projections.users import data_json
+
+if TYPE_CHECKING:
+    from connectors.store import QueryStore
 
 DDL = (
     """
@@ -59,3 +62,13 @@ def row(env: Envelope, topic: str, partition: int, offset: int) -> list[Any]:
         env.aggregate_version, env.occurred_at, env.producer, env.correlation_id,
         env.causation_id, env.actor, data_json(env.data), topic, partition, offset,
     ]  # fmt: skip
+
+
+async def history(
+    store: QueryStore, aggregate_type: str, aggregate_id: str
+) -> list[dict[str, Any]]:
+    """Every event of one aggregate, oldest first (columns as ``HISTORY_SQL``; ``data`` is
+    the JSON text of the event's data); empty if it has none."""
+    return await store.query(
+        HISTORY_SQL, {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id}
+    )

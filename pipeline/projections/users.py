@@ -9,16 +9,20 @@ were (README.md, "How it fits together": Projections; the rule is ``folding.py``
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.domain.envelope import Envelope
 from pipeline.domain.users.aggregate import User, UserStatus, evolve
 from pipeline.domain.users.events import from_data
 from pipeline.projections import folding
 from pipeline.projections.folding import FoldResult
+
+if TYPE_CHECKING:
+    from connectors.store import QueryStore
 
 DDL = (
     """
@@ -118,3 +122,101 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+# ------------------------------------------------------------ reads (what the API asks)
+# Every query of the users read model is here, beside its DDL and fold: a column renamed
+# or a table rebuilt changes one module (issue 9, section 4).
+
+ACCOUNT_SQL = "SELECT role, status FROM users FINAL WHERE user_id = {id:String}"
+LOGIN_SQL = """
+    SELECT u.user_id AS user_id, u.role AS role, u.status AS status,
+           a.password_hash AS password_hash
+    FROM users AS u FINAL
+    INNER JOIN accounts AS a FINAL ON a.user_id = u.user_id
+    WHERE u.email = {login:String} OR u.username = {login:String}
+    LIMIT 1
+"""
+ACTIVE_ADMINS_SQL = "SELECT user_id FROM users FINAL WHERE role = 'admin' AND status = 'active'"
+OTHER_ADMINS_SQL = """
+    SELECT count() AS n FROM users FINAL
+    WHERE role = 'admin' AND status = 'active' AND user_id != {id:String}
+"""
+VERSION_SQL = "SELECT version FROM users FINAL WHERE user_id = {id:String}"
+USER_SQL = "SELECT * FROM users FINAL WHERE user_id = {id:String}"
+
+
+async def account(store: QueryStore, user_id: str) -> dict[str, Any] | None:
+    """``{"role", "status"}`` of ``user_id``, None if the read model has no such user."""
+    rows = await store.query(ACCOUNT_SQL, {"id": user_id})
+    return rows[0] if rows else None
+
+
+async def login(store: QueryStore, name: str) -> dict[str, Any] | None:
+    """``{"user_id", "role", "status", "password_hash"}`` of the user whose email or
+    username is ``name`` (already normalised: stripped, lower case), None if none."""
+    rows = await store.query(LOGIN_SQL, {"login": name})
+    return rows[0] if rows else None
+
+
+async def active_admins(store: QueryStore) -> frozenset[str]:
+    """The ids of every active admin."""
+    return frozenset(str(row["user_id"]) for row in await store.query(ACTIVE_ADMINS_SQL))
+
+
+async def other_active_admins(store: QueryStore, user_id: str) -> int:
+    """How many active admins there are besides ``user_id``."""
+    rows = await store.query(OTHER_ADMINS_SQL, {"id": user_id})
+    return int(rows[0]["n"]) if rows else 0
+
+
+async def version(store: QueryStore, user_id: str) -> int:
+    """The aggregate version the read model has applied for ``user_id``; 0 if none."""
+    rows = await store.query(VERSION_SQL, {"id": user_id})
+    return int(rows[0]["version"]) if rows else 0
+
+
+async def user(store: QueryStore, user_id: str) -> dict[str, Any] | None:
+    """The ``users`` row of ``user_id`` (columns as ``USER_COLUMNS``), None if none."""
+    rows = await store.query(USER_SQL, {"id": user_id})
+    return rows[0] if rows else None
+
+
+async def page(
+    store: QueryStore,
+    *,
+    limit: int,
+    offset: int,
+    role: str | None = None,
+    status: str | None = None,
+    search: str | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of users (oldest first) and the total that match. ``status`` None leaves
+    out deleted users; ``search`` matches a case-insensitive substring of username,
+    email, first and last name. Every value is a bound parameter."""
+    where: list[str] = ["1"]
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if role:
+        where.append("role = {role:String}")
+        params["role"] = role
+    if status:
+        where.append("status = {status:String}")
+        params["status"] = status
+    else:
+        where.append("status != 'deleted'")
+    if search:
+        where.append(
+            "positionCaseInsensitiveUTF8("
+            "concat(username, ' ', email, ' ', first_name, ' ', last_name), {q:String}) > 0"
+        )
+        params["q"] = search
+    cond = " AND ".join(where)
+    rows, total = await asyncio.gather(
+        store.query(
+            f"SELECT * FROM users FINAL WHERE {cond} "
+            "ORDER BY created_at, user_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}",
+            params,
+        ),
+        store.query(f"SELECT count() AS n FROM users FINAL WHERE {cond}", params),
+    )
+    return rows, int(total[0]["n"])

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from api.last_admin import ACTIVE_ADMINS_SQL, GRANT_MARK, AdminRoster
+from api.last_admin import GRANT_MARK, AdminRoster
+from pipeline.projections.users import ACTIVE_ADMINS_SQL
 from pipeline.settings import Settings
 
 

@@ -22,6 +22,7 @@ from api.routes import auth
 from api.security import dummy_password_hash
 from connectors import ratelimit
 from pipeline.domain.values import HashedPassword, hash_password
+from pipeline.projections.users import LOGIN_SQL
 from pipeline.settings import Settings
 
 PASSWORD = "correct horse battery"
@@ -62,7 +63,7 @@ class ReadModel:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict]:
-        assert sql == auth.LOGIN_SQL
+        assert sql == LOGIN_SQL
         row = self.users.get((params or {})["login"])
         return [row] if row else []
 

@@ -15,7 +15,6 @@ from fastapi import FastAPI
 from api import problems
 from api.deps import AdminDep, PrincipalDep, Services
 from api.security import (
-    ACCOUNT_SQL,
     Account,
     Accounts,
     InvalidToken,
@@ -23,6 +22,7 @@ from api.security import (
     issue_token,
     read_token,
 )
+from pipeline.projections.users import ACCOUNT_SQL
 from pipeline.settings import Settings
 
 SECRET = "s" * 32
