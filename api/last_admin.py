@@ -61,6 +61,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import structlog
+from cachetools import TTLCache
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
@@ -99,33 +100,38 @@ async def mark_grant(redis: Redis, user_id: str) -> None:
     await redis.set(GRANT_MARK.format(user_id=user_id), "1", ex=GRANT_MARK_S)
 
 
+_ROSTER = "active-admins"
+
+
 class AdminRoster:
     """The ids of the active admins in the ``users`` read model, read at most once per
-    ``ttl_s`` seconds (0: on every call). One per API process; concurrent callers of an
-    expired roster share one query. ClickHouse errors propagate (the API answers 503)."""
+    ``ttl_s`` seconds (0: on every call), in a ``TTLCache`` as ``api.security.Accounts``
+    keeps accounts. One per API process; concurrent callers of an expired roster share
+    one query. ClickHouse errors propagate (the API answers 503)."""
 
     def __init__(
         self, services: Services, *, ttl_s: float, timer: Callable[[], float] = time.monotonic
     ) -> None:
         self._services = services
-        self._ttl_s = ttl_s
-        self._timer = timer
-        self._ids: frozenset[str] = frozenset()
-        self._read_at: float | None = None
+        self._cache: TTLCache[str, frozenset[str]] | None = (
+            TTLCache(maxsize=1, ttl=ttl_s, timer=timer) if ttl_s > 0 else None
+        )
         self._reading = asyncio.Lock()
 
-    def _fresh(self) -> bool:
-        return self._read_at is not None and self._timer() - self._read_at < self._ttl_s
-
     async def active_admins(self) -> frozenset[str]:
-        if self._fresh():
-            return self._ids
+        cached = self._cached()
+        if cached is not None:
+            return cached
         async with self._reading:
-            if not self._fresh():  # another caller may have read it while this one waited
-                read_at = self._timer()
-                self._ids = await users.active_admins(self._services.clickhouse)
-                self._read_at = read_at
-            return self._ids
+            cached = self._cached()  # another caller may have read it while this one waited
+            if cached is None:
+                cached = await users.active_admins(self._services.clickhouse)
+                if self._cache is not None:
+                    self._cache[_ROSTER] = cached
+            return cached
+
+    def _cached(self) -> frozenset[str] | None:
+        return None if self._cache is None else self._cache.get(_ROSTER)
 
     async def may_be_admin(self, user_id: str) -> bool:
         """Step 1 of the module docstring: an active admin in the roster, or marked."""
