@@ -37,13 +37,15 @@ help:
 	@echo "make lock   regenerate $(LOCK) and $(TEST_LOCK) from pyproject.toml (LOCK_UPGRADE=1: newest versions)"
 	@echo "make bench  benchmarks -> bench/results/local/*.json (git-ignored)"
 
-$(STAMP): pyproject.toml $(TEST_LOCK)
+$(STAMP): pyproject.toml $(TEST_LOCK) examples/partner_activity/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Python >= 3.11 is required (PYTHON=$(PYTHON))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --require-hashes -r $(TEST_LOCK)
 	$(BIN)/pip install -q --no-deps -e .
+	# the worked example of a projection plugin (README, "Replay and new projections")
+	$(BIN)/pip install -q --no-deps -e examples/partner_activity
 	$(BIN)/pip check
 	@touch $@
 
@@ -89,7 +91,7 @@ fuzz: $(STAMP)
 		$(BIN)/pytest -q -p no:cacheprovider -m fuzz tests/fuzz
 
 test-unit: $(STAMP)
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q tests/unit examples
 
 bench: $(STAMP)
 	$(BIN)/python bench/commands.py && $(BIN)/python bench/ingest.py && $(BIN)/python bench/dedup.py

@@ -8,7 +8,18 @@ from fastapi.staticfiles import StaticFiles
 from api import metrics, problems
 from api.deps import Services
 from api.limits import BodyLimit
-from api.routes import analytics, auth, commands, dashboard, health, ingest, partners, sql, users
+from api.routes import (
+    analytics,
+    auth,
+    commands,
+    dashboard,
+    health,
+    ingest,
+    partners,
+    projections,
+    sql,
+    users,
+)  # fmt: skip
 
 
 def create_api(services: Services) -> FastAPI:
@@ -25,7 +36,8 @@ def create_api(services: Services) -> FastAPI:
     app.add_middleware(metrics.RequestMetrics)
     problems.install(app)
     app.include_router(metrics.router)
-    for module in (health, auth, users, partners, commands, ingest, sql, analytics, dashboard):
+    for module in (health, auth, users, partners, commands, ingest, sql, analytics, projections,
+                   dashboard):  # fmt: skip
         app.include_router(module.router)
     # The dashboard's script, styles and vendored Chart.js: same origin, no CDN.
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

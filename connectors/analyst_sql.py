@@ -54,7 +54,7 @@ ALLOWED_TABLES = frozenset(
 )
 """Read models an analyst may query (DDL in ``pipeline/projections/``)."""
 
-PROJECT_TABLES = ALLOWED_TABLES | {"accounts"}
+PROJECT_TABLES = ALLOWED_TABLES | {"accounts", "projection_versions", "projection_checkpoints"}
 """Every table and view the projections create; a ``WITH`` name may not shadow one."""
 
 HIDDEN_COLUMNS: Mapping[str, frozenset[str]] = {"event_log": frozenset({"data"})}
@@ -220,16 +220,22 @@ class FunctionCatalog:
         return None
 
 
-def check(canonical: str, ast: Mapping[str, Any], catalog: FunctionCatalog) -> Select:
+def check(
+    canonical: str,
+    ast: Mapping[str, Any],
+    catalog: FunctionCatalog,
+    tables: frozenset[str] = ALLOWED_TABLES,
+) -> Select:
     """The canonical statement as a `Select` if its AST (``parseQueryToJSON``) obeys the
-    rules in the module docstring.
+    rules in the module docstring. ``tables``: what it may read (``ALLOWED_TABLES`` and
+    the analyst tables of installed projection plugins).
 
     Raises:
         ReadOnlyQueryError: it does not; ``reason`` names the first rule it broke.
     """
     if ast.get("type") != "SelectWithUnionQuery":
         _refuse("not a SELECT")
-    walker = _Walker(catalog)
+    walker = _Walker(catalog, tables)
     try:
         walker.node(ast, _Scope())
     except RecursionError:
@@ -245,8 +251,9 @@ class _Scope:
 
 
 class _Walker:
-    def __init__(self, catalog: FunctionCatalog) -> None:
+    def __init__(self, catalog: FunctionCatalog, tables: frozenset[str]) -> None:
         self.catalog = catalog
+        self.tables = tables
         self.hidden_tables: set[str] = set()
         self.identifiers: list[tuple[str, ...]] = []
         self.matchers = 0
@@ -341,7 +348,7 @@ class _Walker:
         parts = _parts(node)
         if len(parts) == 1 and parts[0] in scope.ctes:
             return
-        if len(parts) == 1 and parts[0] in ALLOWED_TABLES:
+        if len(parts) == 1 and parts[0] in self.tables:
             if parts[0] in HIDDEN_COLUMNS:
                 self.hidden_tables.add(parts[0])
             return
@@ -376,7 +383,7 @@ class _Walker:
         """``x IN name``: ClickHouse takes ``name`` as a table, a CTE or a WITH alias."""
         if len(parts) == 1 and (parts[0] in scope.ctes or parts[0] in scope.aliases):
             return
-        if len(parts) == 1 and parts[0] in ALLOWED_TABLES:
+        if len(parts) == 1 and parts[0] in self.tables:
             hidden = HIDDEN_COLUMNS.get(parts[0])
             if hidden:  # the set is every column of the table
                 _refuse(f"column not allowed: {parts[0]}.{min(hidden)}")

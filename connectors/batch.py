@@ -73,6 +73,10 @@ class Record:
 
 
 Handler = Callable[[Sequence[Record]], Awaitable[None]]
+StartAt = Callable[[str, int], int | None]
+"""(topic, partition) -> the offset to read next, or None for the group's committed offset
+(then ``auto.offset.reset``). Projections keep their own checkpoint with the read model and
+start there: the group's committed offsets are only a hint."""
 
 # Commit errors that mean "these partitions are not yours any more" (a rebalance went on
 # while the handler ran, or the member was dropped for exceeding max.poll.interval.ms;
@@ -124,10 +128,13 @@ class BatchConsumer:
         max_records: int = 2000,
         max_wait_s: float = 0.2,
         config: Mapping[str, Any] | None = None,
+        start_at: StartAt | None = None,
     ) -> None:
         """``config``: librdkafka settings over the defaults below (tests shorten
-        ``max.poll.interval.ms``)."""
+        ``max.poll.interval.ms``). ``start_at``: where each newly assigned partition starts
+        (see :data:`StartAt`); without it, at the group's committed offset."""
         self.group_id = group_id
+        self.start_at = start_at
         self.topics = list(topics)
         self.handle = handle
         self.max_records = max_records
@@ -166,7 +173,10 @@ class BatchConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop``; a handler error stops the loop without committing
         the batch (fail loudly: the batch is re-delivered after a restart)."""
-        self._consumer.subscribe(self.topics)
+        if self.start_at is None:
+            self._consumer.subscribe(self.topics)
+        else:
+            self._consumer.subscribe(self.topics, on_assign=self._assigned)
         running = _RUNNING.set(self)  # for still_member() in the handler (same task)
         try:
             while not stop.is_set():
@@ -206,6 +216,16 @@ class BatchConsumer:
             _RUNNING.reset(running)
             await self._blocking(self._consumer.close)
             self._thread.shutdown(wait=False)
+
+    def _assigned(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """librdkafka's rebalance callback (on the consuming thread): start each partition
+        where ``start_at`` says. The eager assignor hands over the whole assignment."""
+        assert self.start_at is not None
+        for tp in partitions:
+            offset = self.start_at(tp.topic, tp.partition)
+            if offset is not None:
+                tp.offset = offset
+        consumer.assign(partitions)
 
     def _report_lag(self) -> None:
         """Set ``streamfold_consumer_lag_records`` for each assigned partition, at most

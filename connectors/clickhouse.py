@@ -11,7 +11,7 @@ import asyncio
 import functools
 import json
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -124,9 +124,19 @@ class ClickHouse:
     on its engine handle itself; the HTTP driver runs them concurrently.
     """
 
-    def __init__(self, client: Client, *, threads: int = 4, dsn: str | None = None) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        threads: int = 4,
+        dsn: str | None = None,
+        analyst_tables: Iterable[str] = (),
+    ) -> None:
+        """``analyst_tables``: what analyst SQL may read besides ``ALLOWED_TABLES`` (the
+        tables projection plugins offer)."""
         self.client = client
         self.dsn = dsn  # analyst SQL opens sessions of its own on it
+        self.analyst_tables = analyst_sql.ALLOWED_TABLES | frozenset(analyst_tables)
         self._analyst: _Analyst | None = None
         self._analyst_lock = threading.Lock()
         # Analyst statements (up to max_execution_time each) queue on a thread of their own
@@ -141,9 +151,11 @@ class ClickHouse:
         return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
 
     @classmethod
-    def open(cls, dsn: str, *, session: bool = False) -> ClickHouse:
+    def open(
+        cls, dsn: str, *, session: bool = False, analyst_tables: Iterable[str] = ()
+    ) -> ClickHouse:
         """A facade over a new client (``connect``; ``session`` as there)."""
-        return cls(connect(dsn, session=session), dsn=dsn)
+        return cls(connect(dsn, session=session), dsn=dsn, analyst_tables=analyst_tables)
 
     async def command(self, sql: str) -> None:
         await self._call(self.client.command, sql)
@@ -240,7 +252,7 @@ class ClickHouse:
                 tree = json.loads(ast)
             except RecursionError:  # ClickHouse's max_ast_depth stops this first
                 raise ReadOnlyQueryError("the statement is nested too deeply") from None
-            select = analyst_sql.check(canonical, tree, analyst.catalog)
+            select = analyst_sql.check(canonical, tree, analyst.catalog, self.analyst_tables)
         except ReadOnlyQueryError as exc:
             log.warning("analyst SQL refused", reason=exc.reason, **named)
             raise

@@ -369,3 +369,20 @@ def consumer_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[str,
     for (topic, _), (committed, high) in group_positions(bootstrap, group, topics).items():
         lag[topic] += max(0, high - committed)
     return lag
+
+
+def offsets_at(bootstrap: str, topic: str, at_ms: int) -> dict[int, int]:
+    """Per partition of ``topic``, the offset of its first record with a timestamp at or
+    after ``at_ms`` (Unix ms; broker ``ListOffsets``), or the high watermark if none is."""
+    consumer = Consumer({**base_config(bootstrap), "group.id": "streamfold-probe"})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        asked = [TopicPartition(topic, p, at_ms) for p in meta.partitions]
+        found = consumer.offsets_for_times(asked, timeout=10)
+        return {
+            tp.partition: tp.offset if tp.offset >= 0
+            else consumer.get_watermark_offsets(TopicPartition(topic, tp.partition), 10)[1]
+            for tp in found
+        }  # fmt: skip
+    finally:
+        consumer.close()

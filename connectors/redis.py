@@ -27,15 +27,6 @@ def open_redis(url: str, *, timeout_s: float = REDIS_TIMEOUT_S) -> Redis:
     )
 
 
-async def put_command_results(redis: Redis, results: list[dict[str, Any]]) -> None:
-    """Store each result under its command id for ``COMMAND_TTL_S`` seconds (one round trip)."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for result in results:
-            key = COMMAND_KEY.format(command_id=result["command_id"])
-            pipe.set(key, json.dumps(result), ex=COMMAND_TTL_S)
-        await pipe.execute()
-
-
 async def get_command_result(redis: Redis, command_id: str) -> dict[str, Any] | None:
     raw = await redis.get(COMMAND_KEY.format(command_id=command_id))
     return None if raw is None else json.loads(raw)

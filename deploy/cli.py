@@ -3,7 +3,8 @@
 Processes: ``serve`` (every role as a supervised child process), ``worker --role`` and
 ``api`` (one role each: the separate deployables). Local stack: ``up``,
 ``down``, ``status``. Operators and analysts: ``create-admin``, ``load-users``,
-``load-weblogs``, ``sql``.
+``load-weblogs``, ``sql``. Platform engineers: ``projections`` (list, rebuild, promote,
+drop).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from rich.table import Table
 
 from deploy import localstack, processes
 from deploy.exceptions import InstallSecretError, LocalStackError
+from deploy.projections_cli import app as projections_app
 from deploy.roles import Role
 from deploy.secrets import claim_keys, with_jwt_secret, write_private
 from pipeline.settings import Settings
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from pipeline.domain.handling import CommandResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app.add_typer(projections_app, name="projections")
 console = Console(stderr=True)
 _ADMIN_NAMESPACE = uuid.UUID("3c2f8b1e-7a4d-5c6e-9f10-8b7a6d5c4e3f")
 
@@ -588,9 +591,13 @@ def sql(
     else:
         from connectors.clickhouse import ClickHouse
         from connectors.exceptions import ConnectorError, ReadOnlyQueryError
+        from pipeline.projections import registry
 
         analyst_dsn = settings.analyst_clickhouse_dsn or None
-        clickhouse = ClickHouse.open(analyst_dsn or settings.clickhouse_dsn)
+        clickhouse = ClickHouse.open(
+            analyst_dsn or settings.clickhouse_dsn,
+            analyst_tables=registry.analyst_tables(settings.projection_plugins),
+        )
         try:
             columns, rows = asyncio.run(
                 clickhouse.query_readonly(query, max_rows=max_rows, analyst_dsn=analyst_dsn)

@@ -19,17 +19,11 @@ from connectors.kafka import AsyncProducer
 from pipeline import faust_fixes, topics
 from pipeline.agents.commands import CommandProcessor
 from pipeline.agents.deadletter import DeadLetters
-from pipeline.agents.projections import (
-    CommandStatusProjection,
-    EventLogProjection,
-    PartnerKeysReadModel,
-    Projection,
-    Projector,
-    UsersReadModel,
-)
 from pipeline.agents.reservations import ReservationProcessor
 from pipeline.agents.tracking import RejectionSink, TrackingSink, Validation
-from pipeline.aggregates import AGGREGATES, PARTNERS, USERS, Aggregate
+from pipeline.aggregates import AGGREGATES, Aggregate
+from pipeline.projections import registry
+from pipeline.projections.runner import Deps, ProjectionRunner
 from pipeline.recording import Recorder, Structures
 from pipeline.routing import ClaimKeys
 from pipeline.settings import Settings
@@ -194,49 +188,26 @@ class BatchPipeline:
 
 def create_projections(
     settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, redis: Redis
-) -> BatchPipeline:
-    """Every aggregate's read models and the command statuses, one consumer group each
-    (``<app id>-projections-<topic>``), committed after the stores took the batch."""
+) -> ProjectionRunner:
+    """Every read model (built-in and plugged in) on the projection runner
+    (``pipeline/projections/runner.py``); poison records to ``projections.dlq``.
+
+    Raises:
+        PluginError: a configured or installed plugin does not load.
+    """
     producer = AsyncProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-projections")
-    rows, within_s = settings.projection_batch_rows, settings.projection_batch_ms / 1000
-    read_models: dict[Aggregate, list[Projection]] = {
-        USERS: [EventLogProjection(clickhouse), UsersReadModel(clickhouse)],
-        PARTNERS: [EventLogProjection(clickhouse), PartnerKeysReadModel(redis)],
-    }
-    consumers = []
-    for aggregate, projections in read_models.items():
-        source = aggregate.events_topic
-        projector = Projector(
-            codec=codec,
-            projections=projections,
-            dead_letters=DeadLetters.to_topic(
-                producer, aggregate.dlq_topic, agent=f"{source}-projections"
-            ),
-        )
-        consumers.append(
-            BatchConsumer(
-                settings.kafka_bootstrap,
-                group_id=topics.projection_group(settings.app_id, source),
-                topics=[source],
-                handle=projector.run_batch,
-                max_records=rows,
-                max_wait_s=within_s,
-            )
-        )
-    status = CommandStatusProjection(
-        redis, DeadLetters.to_topic(producer, topics.USER_DLQ, agent="command-status")
+    deps = Deps(
+        app_id=settings.app_id,
+        bootstrap=settings.kafka_bootstrap,
+        clickhouse=clickhouse,
+        redis=redis,
+        codec_decode=codec.decode,
+        dead_letters=DeadLetters.to_topic(producer, topics.PROJECTIONS_DLQ, agent="projections"),
+        batch_rows=settings.projection_batch_rows,
+        batch_wait_s=settings.projection_batch_ms / 1000,
     )
-    consumers.append(
-        BatchConsumer(
-            settings.kafka_bootstrap,
-            group_id=topics.projection_group(settings.app_id, topics.COMMAND_RESULTS),
-            topics=[topics.COMMAND_RESULTS],
-            handle=status.run_batch,
-            max_records=rows,
-            max_wait_s=within_s,
-        )
-    )
-    return BatchPipeline(producer=producer, consumers=consumers)
+    projections = registry.discover(settings.projection_plugins)
+    return ProjectionRunner(projections, deps=deps, producer=producer)
 
 
 def recorder(settings: Settings, *, codec: AvroCodec, redis: Redis) -> Recorder:

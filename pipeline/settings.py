@@ -152,6 +152,17 @@ class Settings(BaseSettings):
     )
     projection_batch_rows: int = Field(default=5000, ge=1)
     projection_batch_ms: int = Field(default=500, ge=1)
+    projection_plugins: list[str] = Field(
+        default_factory=list,
+        description="Projections to run besides the built-ins and the installed "
+        "`streamfold.projections` entry points: `module:attribute` paths (JSON list).",
+    )
+    projection_promote_max_lag: int = Field(
+        default=100,
+        ge=0,
+        description="`projections promote` waits until a rebuild is at most this many "
+        "records behind its topics' ends.",
+    )
 
     tracking_batch_rows: int = Field(default=50_000, ge=1, description="ClickHouse insert rows.")
     tracking_batch_ms: int = Field(

@@ -26,10 +26,13 @@ TRACKING_EVENTS = "tracking.events"
 TRACKING_DLQ = "tracking.dlq"
 """Events that failed validation, with the reasons (JSON), and poison records."""
 
+PROJECTIONS_CONTROL = "projections.control"
+"""Requests to the projection runner (JSON), from ``streamfold projections``; one partition."""
+PROJECTIONS_DLQ = "projections.dlq"
+"""Records a projection could not decode or apply, with the reason in the headers."""
+
 COMMAND_TOPICS = (USER_COMMANDS, USER_RESERVATIONS, PARTNER_COMMANDS)
 """Read by the Faust command agents (consumer group = the app id)."""
-PROJECTED_TOPICS = (USER_EVENTS, PARTNER_EVENTS, COMMAND_RESULTS)
-"""Each read by its projections' group (:func:`projection_group`)."""
 
 EVENT_TOPICS: dict[str, str] = {"user": USER_EVENTS, "partner": PARTNER_EVENTS}
 """aggregate_type -> its event topic (the event_log archive reads all of them)."""
@@ -57,9 +60,6 @@ def project_topics() -> list[TopicSpec]:
         TopicSpec(TRACKING_RAW, dict(week)),
         TopicSpec(TRACKING_EVENTS, dict(_FOREVER)),
         TopicSpec(TRACKING_DLQ, dict(_FOREVER)),
+        TopicSpec(PROJECTIONS_CONTROL, dict(week), partitions=1),
+        TopicSpec(PROJECTIONS_DLQ, dict(_FOREVER)),
     ]
-
-
-def projection_group(app_id: str, topic: str) -> str:
-    """The consumer group of the projections that read ``topic``."""
-    return f"{app_id}-projections-{topic}"

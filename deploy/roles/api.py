@@ -26,6 +26,7 @@ from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.app import recorder
 from pipeline.command_bus import CommandBus
 from pipeline.ingest import Ingest
+from pipeline.projections import registry
 from pipeline.settings import Settings
 from schemas.codec import AvroCodec
 
@@ -37,7 +38,8 @@ def open_query_store(settings: Settings) -> QueryStore:
     that process's alone), else a clickhouse-connect facade of its own."""
     if settings.clickhouse_dsn.startswith("chdb:"):
         return StoreClient(socket_path(settings.home))
-    return ClickHouse.open(settings.clickhouse_dsn)
+    tables = registry.analyst_tables(settings.projection_plugins)
+    return ClickHouse.open(settings.clickhouse_dsn, analyst_tables=tables)
 
 
 async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: AvroCodec) -> None:

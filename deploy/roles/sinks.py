@@ -14,7 +14,7 @@ from connectors.clickhouse import ClickHouse
 from connectors.store import QueryPool, StoreServer, socket_path
 from deploy.roles.batches import run_batches
 from pipeline.app import create_projections, create_sinks
-from pipeline.projections import migrate
+from pipeline.projections import migrate, registry
 from pipeline.settings import Settings
 from schemas.codec import AvroCodec
 
@@ -46,8 +46,11 @@ async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: Avro
         ]
         serving = None
         if settings.clickhouse_dsn.startswith("chdb:"):
+            tables = registry.analyst_tables(settings.projection_plugins)
             queries = [
-                await asyncio.to_thread(ClickHouse.open, settings.clickhouse_dsn)
+                await asyncio.to_thread(
+                    ClickHouse.open, settings.clickhouse_dsn, analyst_tables=tables
+                )
                 for _ in range(STORE_QUERY_CONNECTIONS)
             ]
             connections.extend(queries)

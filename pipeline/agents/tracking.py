@@ -31,13 +31,13 @@ from connectors.clickhouse import ClickHouse, refusal
 from connectors.kafka import AsyncProducer, Deliveries
 from pipeline import topics
 from pipeline.agents.deadletter import provenance
-from pipeline.agents.projections import until_stored
 from pipeline.domain import jsontext
 from pipeline.domain.tracking import (
     RECORDED_EVENT_TYPE,
     TrackedEvent,
     time_range_problem,
 )
+from pipeline.failures import until_stored
 from pipeline.projections import tracking as tracking_tables
 from pipeline.recording import Recorder, Refusal
 from schemas.codec import AvroCodec, fingerprint_of

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from connectors.clickhouse import ClickHouse
-from pipeline.projections import event_log, tracking, users
+from pipeline.projections import catalog, event_log, tracking, users
 
-ALL_DDL = (*users.DDL, *event_log.DDL, *tracking.DDL)
+ALL_DDL = (*catalog.DDL, *users.DDL, *event_log.DDL, *tracking.DDL)
 
 
 async def migrate(clickhouse: ClickHouse) -> None:
-    """Create every read-model table that is missing (idempotent, every start)."""
+    """Create every read-model table that is missing (idempotent, every start): the
+    live tables of the built-in projections (the runner also creates them, and those of
+    plugins and of rebuilds), the catalog, and the tracking tables."""
     await tracking.retire_minute_table(clickhouse)
     for ddl in ALL_DDL:
         await clickhouse.command(ddl)

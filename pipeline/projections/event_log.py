@@ -7,39 +7,49 @@ or a full replay collapses to one row under ``FINAL``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pipeline import topics
 from pipeline.domain.envelope import Envelope
+from pipeline.projections.runner import Context, Decoded, Failed, Projection, Store
 from pipeline.projections.users import data_json
 
 if TYPE_CHECKING:
     from connectors.store import QueryStore
 
-DDL = (
-    """
-    CREATE TABLE IF NOT EXISTS event_log (
-        event_id UUID,
-        event_type LowCardinality(String),
-        schema_version UInt16,
-        aggregate_type LowCardinality(String),
-        aggregate_id String,
-        aggregate_version UInt64,
-        occurred_at DateTime64(6, 'UTC'),
-        producer LowCardinality(String),
-        correlation_id String,
-        causation_id String,
-        actor String,
-        data String,
-        topic LowCardinality(String),
-        partition UInt32,
-        offset UInt64
-    ) ENGINE = ReplacingMergeTree
-    PARTITION BY toYYYYMM(occurred_at)
-    ORDER BY (aggregate_type, aggregate_id, aggregate_version)
-    """,
-    # tables made before envelopes carried an actor (their old rows read as '')
-    "ALTER TABLE event_log ADD COLUMN IF NOT EXISTS actor String AFTER causation_id",
-)
+
+def ddl(tables: Mapping[str, str]) -> list[str]:
+    """The statements that create ``tables["event_log"]`` (IF NOT EXISTS, idempotent)."""
+    name = tables["event_log"]
+    return [
+        f"""
+        CREATE TABLE IF NOT EXISTS {name} (
+            event_id UUID,
+            event_type LowCardinality(String),
+            schema_version UInt16,
+            aggregate_type LowCardinality(String),
+            aggregate_id String,
+            aggregate_version UInt64,
+            occurred_at DateTime64(6, 'UTC'),
+            producer LowCardinality(String),
+            correlation_id String,
+            causation_id String,
+            actor String,
+            data String,
+            topic LowCardinality(String),
+            partition UInt32,
+            offset UInt64
+        ) ENGINE = ReplacingMergeTree
+        PARTITION BY toYYYYMM(occurred_at)
+        ORDER BY (aggregate_type, aggregate_id, aggregate_version)
+        """,
+        # tables made before envelopes carried an actor (their old rows read as '')
+        f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS actor String AFTER causation_id",
+    ]
+
+
+DDL = tuple(ddl({"event_log": "event_log"}))
 
 COLUMNS = (
     "event_id", "event_type", "schema_version", "aggregate_type", "aggregate_id",
@@ -72,3 +82,21 @@ async def history(
     return await store.query(
         HISTORY_SQL, {"aggregate_type": aggregate_type, "aggregate_id": aggregate_id}
     )
+
+
+async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
+    """Archive the batch: one row per envelope (duplicates collapse under ``FINAL``)."""
+    rows = [row(d.envelope, d.topic, d.partition, d.offset) for d in batch]
+    await ctx.clickhouse.insert(ctx.tables["event_log"], rows, COLUMNS)
+    return ()
+
+
+PROJECTION = Projection(
+    name="event_log",
+    topics=tuple(topics.EVENT_TOPICS.values()),
+    store=Store.CLICKHOUSE,
+    handle=handle,
+    tables=("event_log",),
+    ddl=ddl,
+    description="every event of every aggregate topic, for audit and history",
+)

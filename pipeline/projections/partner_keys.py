@@ -9,11 +9,16 @@ makes replays and duplicates no-ops (the rule: ``pipeline/projections/folding.py
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from connectors.keys import KEY, PARTNER, SYSTEM
+from pipeline import topics
+from pipeline.domain import partners
 from pipeline.domain.partners import Partner, state_to_dict
 from pipeline.domain.partners.state import PartnerStatus, SystemStatus
+from pipeline.projections import folding
+from pipeline.projections.runner import Context, Decoded, Failed, Projection, Store
 
 
 def writes(
@@ -49,3 +54,37 @@ def system_view(partner: Partner, system: Any) -> dict[str, Any]:
             for name, s in system.structures.items()
         },
     }
+
+
+async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
+    """Fold the batch's partner events onto the states stored in Redis and queue, in
+    ``ctx.pipe`` (one MULTI/EXEC with the checkpoint), the keys that move."""
+    assert ctx.pipe is not None
+    mine = [d for d in batch if d.envelope.aggregate_type == "partner"]
+    if not mine:
+        return ()
+    ids = sorted({d.envelope.aggregate_id for d in mine})
+    current: folding.Folded = {}
+    for raw in await ctx.redis.mget([PARTNER.format(partner_id=i) for i in ids]):
+        if raw is not None:
+            stored = json.loads(raw)
+            state = partners.state_from_dict(stored["state"])
+            current[state.partner_id] = (state, int(stored["version"]))
+    result = folding.fold(
+        current, [d.envelope for d in mine], evolve=partners.evolve, from_data=partners.from_data
+    )
+    for pid, (state, version) in result.changed.items():
+        sets, deletes = writes(current.get(pid, (None, 0))[0], state, version)
+        ctx.pipe.mset(sets)
+        if deletes:
+            ctx.pipe.delete(*deletes)
+    return [(mine[i], reason) for i, reason in result.failed]
+
+
+PROJECTION = Projection(
+    name="partner_keys",
+    topics=(topics.PARTNER_EVENTS,),
+    store=Store.REDIS,
+    handle=handle,
+    description="partner states, API key -> system and system -> structures lookups",
+)

@@ -11,46 +11,55 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pipeline import topics
 from pipeline.domain.envelope import Envelope
 from pipeline.domain.users.aggregate import User, UserStatus, evolve
 from pipeline.domain.users.events import from_data
 from pipeline.projections import folding
 from pipeline.projections.folding import FoldResult
+from pipeline.projections.runner import Context, Decoded, Failed, Projection, Store
 
 if TYPE_CHECKING:
     from connectors.store import QueryStore
 
-DDL = (
-    """
-    CREATE TABLE IF NOT EXISTS users (
-        user_id String,
-        username String,
-        email String,
-        first_name String,
-        last_name String,
-        phone Nullable(String),
-        role LowCardinality(String),
-        status LowCardinality(String),
-        created_at DateTime64(6, 'UTC'),
-        updated_at DateTime64(6, 'UTC'),
-        last_login_at Nullable(DateTime64(6, 'UTC')),
-        version UInt64
-    ) ENGINE = ReplacingMergeTree(version) ORDER BY user_id
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS accounts (
-        user_id String,
-        email String,
-        password_hash String,
-        last_login_at Nullable(DateTime64(6, 'UTC')),
-        version UInt64
-    ) ENGINE = ReplacingMergeTree(version) ORDER BY user_id
-    """,
-)
+
+def ddl(tables: Mapping[str, str]) -> list[str]:
+    """The statements that create ``tables["users"]`` and ``tables["accounts"]``."""
+    return [
+        f"""
+        CREATE TABLE IF NOT EXISTS {tables["users"]} (
+            user_id String,
+            username String,
+            email String,
+            first_name String,
+            last_name String,
+            phone Nullable(String),
+            role LowCardinality(String),
+            status LowCardinality(String),
+            created_at DateTime64(6, 'UTC'),
+            updated_at DateTime64(6, 'UTC'),
+            last_login_at Nullable(DateTime64(6, 'UTC')),
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version) ORDER BY user_id
+        """,
+        f"""
+        CREATE TABLE IF NOT EXISTS {tables["accounts"]} (
+            user_id String,
+            email String,
+            password_hash String,
+            last_login_at Nullable(DateTime64(6, 'UTC')),
+            version UInt64
+        ) ENGINE = ReplacingMergeTree(version) ORDER BY user_id
+        """,
+    ]
+
+
+TABLES = ("users", "accounts")
+DDL = tuple(ddl({t: t for t in TABLES}))
 
 USER_COLUMNS = (
     "user_id", "username", "email", "first_name", "last_name", "phone", "role", "status",
@@ -58,16 +67,20 @@ USER_COLUMNS = (
 )  # fmt: skip
 ACCOUNT_COLUMNS = ("user_id", "email", "password_hash", "last_login_at", "version")
 
-LOAD_SQL = """
-    SELECT u.user_id AS user_id, u.username AS username, u.email AS email,
-           u.first_name AS first_name, u.last_name AS last_name, u.phone AS phone,
-           u.role AS role, u.status AS status, u.created_at AS created_at,
-           u.updated_at AS updated_at, u.last_login_at AS last_login_at,
-           u.version AS version, a.password_hash AS password_hash
-    FROM users AS u FINAL
-    INNER JOIN accounts AS a FINAL ON a.user_id = u.user_id
-    WHERE u.user_id IN {ids:Array(String)}
-"""
+
+def load_sql(tables: Mapping[str, str]) -> str:
+    """The stored state of the users ``{ids:Array(String)}``, from ``tables``."""
+    return f"""
+        SELECT u.user_id AS user_id, u.username AS username, u.email AS email,
+               u.first_name AS first_name, u.last_name AS last_name, u.phone AS phone,
+               u.role AS role, u.status AS status, u.created_at AS created_at,
+               u.updated_at AS updated_at, u.last_login_at AS last_login_at,
+               u.version AS version, a.password_hash AS password_hash
+        FROM {tables["users"]} AS u FINAL
+        INNER JOIN {tables["accounts"]} AS a FINAL ON a.user_id = u.user_id
+        WHERE u.user_id IN {{ids:Array(String)}}
+    """
+
 
 Folded = dict[str, tuple[User, int]]
 """aggregate id -> (state, aggregate version)."""
@@ -79,7 +92,7 @@ def fold(current: Folded, envelopes: Sequence[Envelope]) -> FoldResult:
 
 
 def row_to_user(row: dict[str, Any]) -> tuple[User, int]:
-    """A row of LOAD_SQL back into the domain state and its version."""
+    """A row of ``load_sql`` back into the domain state and its version."""
     user = User(
         user_id=row["user_id"],
         username=row["username"],
@@ -122,6 +135,40 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
+    """Fold the batch's user events onto the stored rows; write the users that moved.
+
+    Accounts first: ``load_sql`` joins both and users drives the join, so a crash between
+    the two inserts leaves users at the older version and the batch redoes."""
+    mine = [d for d in batch if d.envelope.aggregate_type == "user"]
+    if not mine:
+        return ()
+    ids = sorted({d.envelope.aggregate_id for d in mine})
+    rows = await ctx.clickhouse.query(load_sql(ctx.tables), {"ids": ids})
+    current: Folded = {row["user_id"]: row_to_user(row) for row in rows}
+    result = fold(current, [d.envelope for d in mine])
+    if result.changed:
+        states = list(result.changed.values())
+        await ctx.clickhouse.insert(
+            ctx.tables["accounts"], [account_row(u, v) for u, v in states], ACCOUNT_COLUMNS
+        )
+        await ctx.clickhouse.insert(
+            ctx.tables["users"], [user_row(u, v) for u, v in states], USER_COLUMNS
+        )
+    return [(mine[i], reason) for i, reason in result.failed]
+
+
+PROJECTION = Projection(
+    name="users",
+    topics=(topics.USER_EVENTS,),
+    store=Store.CLICKHOUSE,
+    handle=handle,
+    tables=TABLES,
+    ddl=ddl,
+    description="users and their accounts (login), one row per user at its latest version",
+)
 
 
 # ------------------------------------------------------------ reads (what the API asks)

@@ -9,7 +9,8 @@ import pytest
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
-from pipeline import topics
+from pipeline.projections import registry
+from pipeline.projections.runner import group_of
 from tests.support import Endpoints, ServeProcess
 
 pytestmark = pytest.mark.integration
@@ -37,7 +38,7 @@ def test_sigterm_stops_cleanly_and_leaves_the_groups(
     groups = [
         app_id,
         *(f"{app_id}-tracking-{r}" for r in ("validation", "sink", "rejections")),
-        *(topics.projection_group(app_id, t) for t in topics.PROJECTED_TOPICS),
+        *(group_of(app_id, p.name, 1) for p in registry.BUILTIN),
     ]
     admin = AdminClient({"bootstrap.servers": endpoints.kafka_bootstrap})
     for group, future in admin.describe_consumer_groups(groups).items():

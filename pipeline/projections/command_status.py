@@ -1,0 +1,41 @@
+"""Command statuses in Redis: ``command.results`` -> ``streamfold:command:<id>``, for
+``GET /api/commands/{id}`` after a 202 (kept ``COMMAND_TTL_S``). Setting a result again
+writes the same value: replays change nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from connectors.redis import COMMAND_KEY, COMMAND_TTL_S
+from pipeline import topics
+from pipeline.codecs import decode_result
+from pipeline.projections.runner import Context, Decoded, Failed, Projection, Store
+
+
+def decode(value: bytes) -> dict[str, Any]:
+    """A ``command.results`` record as the dict the status route answers with.
+
+    Raises:
+        MalformedMessage: not a command result (the runner dead-letters it).
+    """
+    return decode_result(value).to_dict()
+
+
+async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
+    assert ctx.pipe is not None
+    for d in batch:
+        key = COMMAND_KEY.format(command_id=d.value["command_id"])
+        ctx.pipe.set(key, json.dumps(d.value), ex=COMMAND_TTL_S)
+    return ()
+
+
+PROJECTION = Projection(
+    name="command_status",
+    topics=(topics.COMMAND_RESULTS,),
+    store=Store.REDIS,
+    handle=handle,
+    decode=decode,
+    description="each command's result, for GET /api/commands/{id}",
+)
