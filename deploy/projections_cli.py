@@ -14,7 +14,13 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)  # fmt: skip
 from rich.table import Table
 
 app = typer.Typer(
@@ -23,6 +29,9 @@ app = typer.Typer(
 )  # fmt: skip
 console = Console(stderr=True)
 POLL_S = 0.5
+TAKEN_WITHIN_S = 60.0
+"""How long a request may wait for the runner to show it (it reads ``projections.control``
+within a second when running)."""
 
 
 def _client() -> httpx.Client:
@@ -101,7 +110,7 @@ def rebuild(
         answer = _answer(client.post(f"/api/admin/projections/{name}/rebuild",
                                      json={"from": start}))  # fmt: skip
         number = answer["version"]
-        console.print(f"{name}: version {number} building from {start}")
+        typer.echo(f"{name}: version {number} building from {start}")
         if wait:
             _watch(client, name, number, timeout_s)
 
@@ -113,17 +122,21 @@ def _watch(client: httpx.Client, name: str, number: int, timeout_s: float) -> No
     threshold = _settings().projection_promote_max_lag
     deadline = time.monotonic() + timeout_s
     columns = (TextColumn("{task.description}"), BarColumn(),
-               TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+               MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} events/s"), TimeRemainingColumn())  # fmt: skip
     try:
         with Progress(*columns, console=console) as progress:
             task = progress.add_task(f"{name} v{number}", total=None, rate="-")
+            taken_by = time.monotonic() + TAKEN_WITHIN_S
             while True:
                 version = _version(client, name, number)
-                if version is None or version["state"] == "promoting":
-                    if version is None:
-                        raise _fail(f"version {number} of {name} is not in the catalog yet")
-                    break
+                if version is None:
+                    if time.monotonic() > taken_by:
+                        raise _fail(f"the runner has not started version {number} within "
+                                    f"{TAKEN_WITHIN_S:.0f} s; is the sinks role running? "
+                                    "(`streamfold status`)")  # fmt: skip
+                    time.sleep(POLL_S)
+                    continue
                 if version["state"] != "building":
                     break
                 parts = version["partitions"]
@@ -140,7 +153,7 @@ def _watch(client: httpx.Client, name: str, number: int, timeout_s: float) -> No
     except KeyboardInterrupt:
         console.print(f"stopped watching; version {number} goes on building in the runner")
         raise typer.Exit(130) from None
-    console.print(f"{name} v{number}: caught up; `streamfold projections promote {name}`")
+    typer.echo(f"{name} v{number}: caught up; `streamfold projections promote {name}`")
 
 
 @app.command()
@@ -162,7 +175,7 @@ def promote(
         while True:
             version = _version(client, name, number)
             if version is not None and version["state"] == "live":
-                console.print(f"{name}: version {number} is live")
+                typer.echo(f"{name}: version {number} is live")
                 return
             if version is not None and version["last_error"] not in ("", error_before):
                 raise _fail(f"the runner refused: {version['last_error']}")
@@ -186,4 +199,4 @@ def drop(
             if time.monotonic() > deadline:
                 raise _fail(f"version {version} still there after {timeout_s:.0f} s")
             time.sleep(POLL_S)
-    console.print(f"{name}: version {version} dropped")
+    typer.echo(f"{name}: version {version} dropped")

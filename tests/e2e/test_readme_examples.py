@@ -30,7 +30,7 @@ from tests.support import ADMIN_PASSWORD, REPO, ServeProcess, admin_token, wait_
 pytestmark = pytest.mark.e2e
 
 README = REPO / "README.md"
-SECTIONS = ("Users", "Partner tracking")
+SECTIONS = ("Users", "Partner tracking", "Runbook: rebuild", "A new projection")
 PEOPLE = 12  # rows of deploy/data/us-500.csv; the first is a gmail address
 PAGE_VIEWS = 150  # per web log
 DONE = "@@readme-command-done@@"
