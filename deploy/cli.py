@@ -231,12 +231,14 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                 "restarts": child.get("restarts", 0),
             }
         )
+    kafka_up = any(s["name"] == "kafka" and s["running"] for s in services)
     info = {
         "kafka_bootstrap": settings.kafka_bootstrap,
         "redis_url": settings.redis_url,
         "clickhouse_dsn": settings.clickhouse_dsn,
         "api_url": settings.api_url,
         "services": services,
+        "consumer_groups": _group_lag(settings) if kafka_up else [],
     }
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -246,8 +248,55 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         table.add_row(s["name"], "yes" if s["running"] else "no", str(s["pid"] or "-"),
                       s["address"] or "-", s["log"] or "-")  # fmt: skip
     Console().print(table)
+    if info["consumer_groups"]:
+        lags = Table("role", "consumer group", "topics", "lag (records not committed)")
+        for g in info["consumer_groups"]:
+            lags.add_row(g["role"], g["group"], ", ".join(g["topics"]),
+                         "?" if g["lag"] is None else f"{g['lag']:,}")  # fmt: skip
+        Console().print(lags)
     for key in ("kafka_bootstrap", "redis_url", "clickhouse_dsn", "api_url"):
         typer.echo(f"{key}: {info[key]}")
+
+
+def _group_lag(settings: Settings) -> list[dict[str, object]]:
+    """Every consumer group of the install (``pipeline/groups.py``) with its lag: records
+    its committed offsets are behind the topics' ends (None when Kafka does not answer).
+    The projection versions come from the catalog when the store answers, else v1."""
+    from confluent_kafka import KafkaException
+
+    from connectors.kafka import consumer_lag
+    from connectors.store import StoreClient
+    from deploy.roles.api import open_query_store
+    from pipeline import groups
+    from pipeline.projections import catalog, registry
+
+    async def read_catalog() -> list[catalog.Version]:
+        store = open_query_store(settings)
+        try:
+            return await catalog.versions(store)
+        finally:
+            if isinstance(store, StoreClient):
+                await store.aclose()
+            else:
+                store.close()
+
+    versions: list[catalog.Version] = []
+    try:
+        versions = asyncio.run(asyncio.wait_for(read_catalog(), 10))
+    except Exception as exc:  # the catalog is a refinement: status still answers
+        console.print(f"[yellow]projection catalog not read[/yellow]: {exc!r}"[:300])
+    projections = registry.installed(tuple(settings.projection_plugins))
+    rows: list[dict[str, object]] = []
+    for role, by_group in groups.by_role(settings.app_id, projections, versions).items():
+        for group, group_topics in by_group.items():
+            try:
+                lag: int | None = sum(
+                    consumer_lag(settings.kafka_bootstrap, group, group_topics).values()
+                )
+            except KafkaException:
+                lag = None
+            rows.append({"role": role, "group": group, "topics": group_topics, "lag": lag})
+    return rows
 
 
 # ----------------------------------------------------------------- operators

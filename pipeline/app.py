@@ -16,7 +16,7 @@ from connectors import metrics
 from connectors.batch import BatchConsumer
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer
-from pipeline import faust_fixes, topics
+from pipeline import faust_fixes, groups, topics
 from pipeline.agents.commands import CommandProcessor
 from pipeline.agents.deadletter import DeadLetters
 from pipeline.agents.reservations import ReservationProcessor
@@ -264,7 +264,7 @@ def _tracking_consumer(
 ) -> BatchConsumer:
     return BatchConsumer(
         settings.kafka_bootstrap,
-        group_id=f"{settings.app_id}-tracking-{name}",
+        group_id=groups.tracking_group(settings.app_id, name),
         topics=[topic],
         handle=handle,
         max_records=max_records,

@@ -21,20 +21,14 @@ from fastapi.responses import JSONResponse
 from api.deps import Services, ServicesDep
 from connectors.batch import BatchConsumer
 from connectors.kafka import group_positions
-from pipeline import topics
+from pipeline import groups, topics
 from pipeline.projections import catalog, registry
-from pipeline.projections.runner import consumer_groups
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
 
 
 # consumer group suffix -> its topic (pipeline.app: create_validation, create_sinks)
-TRACKING_GROUPS = {
-    "tracking-validation": topics.TRACKING_RAW,
-    "tracking-sink": topics.TRACKING_EVENTS,
-    "tracking-rejections": topics.TRACKING_DLQ,
-}
 CHECK_TIMEOUT_S = 5.0
 
 
@@ -130,10 +124,10 @@ async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=media)
 
 
-async def _projection_groups(services: Services) -> dict[str, list[str]]:
-    """The consumer groups of the running projection versions (``runner.consumer_groups``);
-    without the catalog (ClickHouse not answering: its own check fails) their first
-    versions'."""
+async def _batch_groups(services: Services) -> dict[str, list[str]]:
+    """The batch consumers' groups (``pipeline/groups.py``: validation and sinks), with
+    the running projection versions from the catalog; without it (ClickHouse not
+    answering: its own check fails) the projections' first versions."""
     settings = services.settings
     try:
         versions = await asyncio.wait_for(catalog.versions(services.clickhouse), CHECK_TIMEOUT_S)
@@ -141,7 +135,8 @@ async def _projection_groups(services: Services) -> dict[str, list[str]]:
         log.info("projection catalog not read", error=repr(exc))
         versions = []
     projections = registry.installed(tuple(settings.projection_plugins))
-    return consumer_groups(settings.app_id, projections, versions)
+    roles = groups.by_role(settings.app_id, projections, versions)
+    return {**roles["validation"], **roles["sinks"]}
 
 
 async def _check(
@@ -151,9 +146,7 @@ async def _check(
     checks: dict[str, Any] = {}
     checked_at = time.time()
     # the batch consumers' groups, then the Faust command group: all watched for stalls
-    batch_groups = await _projection_groups(services)
-    for suffix, topic in TRACKING_GROUPS.items():
-        batch_groups[f"{settings.app_id}-{suffix}"] = [topic]
+    batch_groups = await _batch_groups(services)
     for member in members:
         batch_groups.setdefault(member.group_id, list(member.topics))
     positions: dict[str, Positions] = {}

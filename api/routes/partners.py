@@ -40,6 +40,7 @@ from pipeline.domain.partners.commands import (
     RotateApiKey,
     SetUnknownEventPolicy,
 )
+from pipeline.projections import tracking as tracking_tables
 from pipeline.routing import command_id_for, new_aggregate_id
 
 router = APIRouter(prefix="/api/admin/partners", tags=["admin: partners"])
@@ -268,18 +269,7 @@ async def rejected_events(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Events of the system that failed validation, newest first, with the reasons."""
-    params = {"system": system_id, "partner": partner_id, "limit": limit}
-    where = "system_id = {system:String} AND partner_id = {partner:String}"
-    rows = await services.clickhouse.query(
-        "SELECT event, message_id, reasons, received_at, payload FROM tracking_rejections FINAL "
-        f"WHERE {where} ORDER BY received_at DESC, offset DESC LIMIT {{limit:UInt32}}",
-        params,
+    items, total = await tracking_tables.system_rejections(
+        services.clickhouse, partner_id, system_id, limit
     )
-    total = await services.clickhouse.query(
-        f"SELECT count() AS n FROM tracking_rejections FINAL WHERE {where}", params
-    )
-    items = []
-    for r in rows:
-        payload = json.loads(r.pop("payload") or "{}")
-        items.append({**r, "properties": payload.get("event", {}).get("properties")})
-    return {"items": items, "total": total[0]["n"]}
+    return {"items": items, "total": total}

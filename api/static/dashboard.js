@@ -219,10 +219,36 @@ function renderRejections(page) {
   }
 }
 
+// The read models' versions (GET /api/admin/projections): what `streamfold projections
+// list` shows.
+function renderProjections(answer) {
+  const body = $("projections");
+  body.replaceChildren();
+  for (const p of answer.projections) {
+    const row = document.createElement("tr");
+    const cells = [
+      p.name, String(p.version), p.state, p.topics.join(", "),
+      p.lag === null ? "–" : fmtInt(p.lag),
+      p.events_per_s === null ? "–" : fmtInt(Math.round(p.events_per_s)),
+      p.dead_lettered === null ? "–" : fmtInt(p.dead_lettered),
+      p.last_error || "",
+    ];
+    for (const text of cells) {
+      const cell = document.createElement("td");
+      cell.textContent = text; // never innerHTML
+      row.appendChild(cell);
+    }
+    body.appendChild(row);
+  }
+}
+
 async function load() {
   setStatus("Loading…");
   const bounds = await api("/v1/analytics/bounds");
   const rejections = api("/v1/analytics/rejections", { limit: 20 });
+  api("/api/admin/projections").then(renderProjections).catch((error) => {
+    setStatus(`Projections: ${error.message}`, true);
+  });
   $("login").hidden = true;
   $("board").hidden = false;
   $("range").hidden = false;

@@ -138,6 +138,11 @@ def group_of(app_id: str, projection: str, version: int) -> str:
     return f"{app_id}-projection-{projection}-v{version}"
 
 
+def control_group(app_id: str) -> str:
+    """The runner's reader of ``projections.control``."""
+    return f"{app_id}-projections-control"
+
+
 def consumer_groups(
     app_id: str, projections: Iterable[Projection], versions: Iterable[Version]
 ) -> dict[str, list[str]]:
@@ -215,22 +220,25 @@ class Instance:
             clickhouse=deps.clickhouse,
             redis=deps.redis,
         )
-        self.consumer = BatchConsumer(
-            deps.bootstrap,
-            group_id=group_of(deps.app_id, projection.name, version.version),
-            topics=projection.topics,
-            handle=self.run_batch,
-            max_records=deps.batch_rows,
-            max_wait_s=deps.batch_wait_s,
-            start_at=self._start_at,
-        )
 
     def _start_at(self, topic: str, partition: int) -> int | None:
         last = self.applied.get((topic, partition))
         return None if last is None else last + 1
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.consumer.run(stop)
+        """Consume from the checkpoint until ``stop`` (the consumer is made here: an
+        instance that never runs never opens a Kafka client)."""
+        deps, p = self.deps, self.projection
+        consumer = BatchConsumer(
+            deps.bootstrap,
+            group_id=group_of(deps.app_id, p.name, self.version.version),
+            topics=p.topics,
+            handle=self.run_batch,
+            max_records=deps.batch_rows,
+            max_wait_s=deps.batch_wait_s,
+            start_at=self._start_at,
+        )
+        await consumer.run(stop)
 
     async def run_batch(self, records: Sequence[Record]) -> None:
         decoded: list[Decoded] = []
@@ -362,7 +370,7 @@ class ProjectionRunner:
         await self._start_all()
         control = BatchConsumer(
             self.deps.bootstrap,
-            group_id=f"{self.deps.app_id}-projections-control",
+            group_id=control_group(self.deps.app_id),
             topics=[topics.PROJECTIONS_CONTROL],
             handle=self._control,
             max_records=100,

@@ -38,9 +38,10 @@ page and a track call of one name count together there; ``tracking_events`` tell
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.clickhouse import ClickHouse
 from pipeline.domain.envelope import Envelope
@@ -50,6 +51,9 @@ from pipeline.domain.tracking import (
     LATEST_CLIENT_TIME,
     MAX_FUTURE_SKEW,
 )
+
+if TYPE_CHECKING:
+    from connectors.store import QueryStore
 
 MAX_PARTITIONS_PER_INSERT = 50
 """Months (``tracking_events`` partitions) one INSERT may span. ClickHouse refuses a block
@@ -351,3 +355,30 @@ async def retire_minute_table(clickhouse: ClickHouse) -> None:
     if rows and rows[0]["engine"] != "View":
         await clickhouse.command("DROP VIEW IF EXISTS tracking_minute_mv")
         await clickhouse.command("DROP TABLE tracking_minute")
+
+
+# ------------------------------------------------------------ reads (what the API asks)
+REJECTIONS_WHERE = "system_id = {system:String} AND partner_id = {partner:String}"
+
+
+async def system_rejections(
+    store: QueryStore, partner_id: str, system_id: str, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One system's rejected events, newest first, at most ``limit``: each ``{"event",
+    "message_id", "reasons", "received_at", "properties"}`` (the event's properties as
+    sent, None if it had none), and how many there are in all."""
+    params = {"system": system_id, "partner": partner_id, "limit": limit}
+    rows = await store.query(
+        "SELECT event, message_id, reasons, received_at, payload FROM tracking_rejections "
+        f"FINAL WHERE {REJECTIONS_WHERE} ORDER BY received_at DESC, offset DESC "
+        "LIMIT {limit:UInt32}",
+        params,
+    )
+    total = await store.query(
+        f"SELECT count() AS n FROM tracking_rejections FINAL WHERE {REJECTIONS_WHERE}", params
+    )
+    items = []
+    for r in rows:
+        payload = json.loads(r.pop("payload") or "{}")
+        items.append({**r, "properties": payload.get("event", {}).get("properties")})
+    return items, int(total[0]["n"])

@@ -9,8 +9,8 @@ import pytest
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
+from pipeline import groups
 from pipeline.projections import registry
-from pipeline.projections.runner import group_of
 from tests.support import Endpoints, ServeProcess
 
 pytestmark = pytest.mark.integration
@@ -35,13 +35,11 @@ def test_sigterm_stops_cleanly_and_leaves_the_groups(
     assert code == 0, f"exit {code}; an un-handled SIGTERM exits 143\n{log}"
     assert "event='stopped'" in log, log
 
-    groups = [
-        app_id,
-        *(f"{app_id}-tracking-{r}" for r in ("validation", "sink", "rejections")),
-        *(group_of(app_id, p.name, 1) for p in registry.BUILTIN),
-    ]
+    # every group the install runs (pipeline/groups.py), the projections at version 1
+    roles = groups.by_role(app_id, registry.installed(), [])
+    names = [group for by_group in roles.values() for group in by_group]
     admin = AdminClient({"bootstrap.servers": endpoints.kafka_bootstrap})
-    for group, future in admin.describe_consumer_groups(groups).items():
+    for group, future in admin.describe_consumer_groups(names).items():
         described = future.result(timeout=30)
         # A member that did not leave would hold its partitions until its session expired.
         assert described.state == ConsumerGroupState.EMPTY, (group, described.state)

@@ -1,0 +1,47 @@
+"""Every consumer group an install runs, by the role whose processes are its members: the
+one map that ``/readyz`` (stalls and lag), ``streamfold status`` (lag per group) and the
+graceful-stop test read.
+
+- commands: the Faust command agents, one group named by the app id;
+- validation: ``<app id>-tracking-validation`` on ``tracking.raw``;
+- sinks: the tracking sink and the rejections sink (``<app id>-tracking-sink``,
+  ``-rejections``), the projection runner's control consumer, and one group per running
+  projection version (``pipeline.projections.runner.consumer_groups``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pipeline import topics
+from pipeline.projections.catalog import Version
+from pipeline.projections.runner import Projection, consumer_groups, control_group
+
+TRACKING = {
+    "validation": topics.TRACKING_RAW,
+    "sink": topics.TRACKING_EVENTS,
+    "rejections": topics.TRACKING_DLQ,
+}
+"""The tracking batch consumers: name -> the topic each reads."""
+
+
+def tracking_group(app_id: str, name: str) -> str:
+    """The group of tracking consumer ``name`` (a key of ``TRACKING``)."""
+    return f"{app_id}-tracking-{name}"
+
+
+def by_role(
+    app_id: str, projections: Iterable[Projection], versions: Iterable[Version]
+) -> dict[str, dict[str, list[str]]]:
+    """role -> {consumer group -> the topics it reads}, for every group this install runs
+    (``versions``: the projection catalog; projections it does not list count at v1)."""
+    return {
+        "commands": {app_id: list(topics.COMMAND_TOPICS)},
+        "validation": {tracking_group(app_id, "validation"): [topics.TRACKING_RAW]},
+        "sinks": {
+            tracking_group(app_id, "sink"): [topics.TRACKING_EVENTS],
+            tracking_group(app_id, "rejections"): [topics.TRACKING_DLQ],
+            control_group(app_id): [topics.PROJECTIONS_CONTROL],
+            **consumer_groups(app_id, projections, versions),
+        },
+    }
