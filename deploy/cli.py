@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
@@ -28,10 +27,12 @@ from rich.console import Console
 from rich.table import Table
 
 from deploy import localstack, processes
+from deploy.admin_login import admin_password, admin_password_path, admin_token
+from deploy.admin_login import fail as _fail
 from deploy.exceptions import InstallSecretError, LocalStackError
 from deploy.projections_cli import app as projections_app
 from deploy.roles import Role
-from deploy.secrets import claim_keys, with_jwt_secret, write_private
+from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.settings import Settings
 
 if TYPE_CHECKING:
@@ -177,11 +178,6 @@ def _wait_ready(settings: Settings, timeout_s: float, pidfile: Path) -> None:
     raise typer.Exit(_fail(f"not ready after {timeout_s:.0f} s: {last}"))
 
 
-def _fail(message: str) -> int:
-    console.print(f"[red]error[/red]: {message}")
-    return 1
-
-
 @app.command()
 def down() -> None:
     """Stop what ``up`` started (by pid: serve, then Kafka and Redis). Nothing else."""
@@ -300,30 +296,6 @@ def _group_lag(settings: Settings) -> list[dict[str, object]]:
 
 
 # ----------------------------------------------------------------- operators
-
-
-def admin_password_path(settings: Settings) -> Path:
-    return settings.home.resolve() / "admin-password"
-
-
-def admin_password(settings: Settings, *, create: bool) -> str:
-    """STREAMFOLD_ADMIN_PASSWORD, else ``<home>/admin-password`` (made once if ``create``,
-    mode 0600). The password itself is never printed: terminals, CI logs and scrollback
-    keep what is printed."""
-    if settings.admin_password is not None:
-        return settings.admin_password.get_secret_value()
-    path = admin_password_path(settings)
-    if path.exists():
-        if path.stat().st_mode & 0o077:
-            path.chmod(0o600)  # made by an older version, or copied in: owner only
-        return path.read_text().strip()
-    if not create:
-        raise typer.Exit(
-            _fail(f"no admin password: set STREAMFOLD_ADMIN_PASSWORD or create {path}")
-        )
-    password = secrets.token_urlsafe(18)
-    write_private(path, password + "\n")
-    return password
 
 
 @app.command("create-admin")
@@ -498,17 +470,6 @@ def _answered(result: CommandResult | None) -> CommandResult:
     if result is None:
         raise typer.Exit(_fail("no result within the timeout; is the worker running?"))
     return result
-
-
-def admin_token(settings: Settings) -> str:
-    response = httpx.post(
-        f"{settings.api_url}/api/auth/token",
-        data={"username": settings.admin_email, "password": admin_password(settings, create=False)},
-        timeout=30,
-    )
-    if response.status_code != 200:
-        raise typer.Exit(_fail(f"admin login failed: {response.status_code} {response.text}"))
-    return response.json()["access_token"]
 
 
 @app.command("load-users")

@@ -23,6 +23,9 @@ from rich.progress import (
 )  # fmt: skip
 from rich.table import Table
 
+from deploy.admin_login import admin_token, fail
+from pipeline.settings import Settings
+
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,
     help="List, rebuild, promote and drop the versions of read models (projections).",
@@ -35,9 +38,7 @@ within a second when running)."""
 
 
 def _client() -> httpx.Client:
-    from deploy.cli import _settings, admin_token
-
-    settings = _settings()
+    settings = Settings()
     return httpx.Client(
         base_url=settings.api_url,
         headers={"Authorization": f"Bearer {admin_token(settings)}"},
@@ -46,8 +47,7 @@ def _client() -> httpx.Client:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error[/red]: {message}")
-    return typer.Exit(1)
+    return typer.Exit(fail(message))
 
 
 def _answer(response: httpx.Response) -> Any:
@@ -117,9 +117,7 @@ def rebuild(
 
 def _watch(client: httpx.Client, name: str, number: int, timeout_s: float) -> None:
     """A progress bar of version ``number``'s applied records until its lag is 0."""
-    from deploy.cli import _settings
-
-    threshold = _settings().projection_promote_max_lag
+    threshold = Settings().projection_promote_max_lag
     deadline = time.monotonic() + timeout_s
     columns = (TextColumn("{task.description}"), BarColumn(),
                MofNCompleteColumn(),

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 
 from pipeline import topics
 from pipeline.projections.catalog import Version
-from pipeline.projections.runner import Projection, consumer_groups, control_group
+from pipeline.projections.projection import Projection
+from pipeline.projections.runner import consumer_groups, control_group
 
 TRACKING = {
     "validation": topics.TRACKING_RAW,

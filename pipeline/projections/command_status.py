@@ -11,7 +11,7 @@ from typing import Any
 from connectors.redis import COMMAND_KEY, COMMAND_TTL_S
 from pipeline import topics
 from pipeline.codecs import decode_result
-from pipeline.projections.runner import Context, Decoded, Failed, Projection, Store
+from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 
 
 def decode(value: bytes) -> dict[str, Any]:

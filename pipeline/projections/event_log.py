@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline import topics
 from pipeline.domain.envelope import Envelope
-from pipeline.projections.runner import Context, Decoded, Failed, Projection, Store
+from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 from pipeline.projections.users import data_json
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from connectors.kafka import end_offsets
 from pipeline.projections import catalog
 from pipeline.projections.catalog import Offsets, State, Version
-from pipeline.projections.runner import Projection, Store
+from pipeline.projections.projection import Projection, Store
 
 if TYPE_CHECKING:
     from connectors.store import QueryStore

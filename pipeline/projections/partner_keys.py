@@ -18,7 +18,7 @@ from pipeline.domain import partners
 from pipeline.domain.partners import Partner, state_to_dict
 from pipeline.domain.partners.state import PartnerStatus, SystemStatus
 from pipeline.projections import folding
-from pipeline.projections.runner import Context, Decoded, Failed, Projection, Store
+from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 
 
 def writes(

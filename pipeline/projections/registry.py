@@ -2,7 +2,7 @@
 entry point of the installed distributions, and the ``module:attribute`` paths of
 ``STREAMFOLD_PROJECTION_PLUGINS``.
 
-An entry point (or path) names a :class:`~pipeline.projections.runner.Projection`, a
+An entry point (or path) names a :class:`~pipeline.projections.projection.Projection`, a
 sequence of them, or a function of no arguments returning either (Python packaging,
 "Entry points specification": ``[project.entry-points."streamfold.projections"]``).
 """
@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pipeline.projections import command_status, event_log, partner_keys, users
-from pipeline.projections.runner import Projection
+from pipeline.projections.projection import Projection
 
 GROUP = "streamfold.projections"
 

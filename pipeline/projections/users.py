@@ -21,7 +21,7 @@ from pipeline.domain.users.aggregate import User, UserStatus, evolve
 from pipeline.domain.users.events import from_data
 from pipeline.projections import folding
 from pipeline.projections.folding import FoldResult
-from pipeline.projections.runner import Context, Decoded, Failed, Projection, Store
+from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 
 if TYPE_CHECKING:
     from connectors.store import QueryStore

@@ -42,7 +42,7 @@ applied_while_building = 0  # records the building version's handler applied (re
 
 
 def _projection(topic: str, *, slow_rebuild: bool = False) -> Any:
-    from pipeline.projections.runner import Context, Decoded, Projection, Store
+    from pipeline.projections.projection import Context, Decoded, Projection, Store
 
     def ddl(tables: dict[str, str]) -> list[str]:
         return [

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipeline import topics
-from pipeline.projections.runner import Context, Decoded, Failed, Projection, Store
+from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 
 TABLE = "partner_daily_events"
 VIEW = "partner_daily_activity"

@@ -15,7 +15,8 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from connectors.batch import Record
 from pipeline import failures
 from pipeline.projections.catalog import State, Version, first_version
-from pipeline.projections.runner import Context, Decoded, Deps, Instance, Projection, Store
+from pipeline.projections.projection import Context, Decoded, Projection, Store
+from pipeline.projections.runner import Deps, Instance
 
 
 class Store_:

@@ -1,0 +1,102 @@
+"""What a projection is: the contract between a read model and the runner that feeds it
+(``pipeline/projections/runner.py``). Built-in read models and plugins declare a
+:class:`Projection`; its handler receives :class:`Decoded` records and a :class:`Context`.
+
+The contract a handler may rely on, and must keep (README, "Replay and new projections"):
+
+- records arrive **at least once**, in offset order within a partition, in batches; a
+  batch can be applied twice (a crash before its checkpoint, a poison record being halved
+  out), so the handler is **idempotent**: deterministic keys, version-skipping folds;
+- envelopes are decoded (Avro, upcast to the current schema version) before it runs;
+- ``Context.replaying`` is True while a version is being rebuilt: no side effects
+  (notifications, webhooks) then, history must not be re-sent;
+- it writes only to ``Context.tables`` (ClickHouse) or into ``Context.pipe`` (Redis), and
+  returns the records it cannot apply, with why: they are dead-lettered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from connectors.batch import Record
+from connectors.clickhouse import ClickHouse
+from pipeline.projections import catalog
+
+
+class Store(StrEnum):
+    CLICKHOUSE = "clickhouse"
+    REDIS = "redis"
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One source record after decoding: ``value`` is an ``Envelope`` (or what the
+    projection's own ``decode`` returned)."""
+
+    value: Any
+    topic: str
+    partition: int
+    offset: int
+    record: Record
+
+    @property
+    def envelope(self) -> Any:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a handler writes to, for the version being applied."""
+
+    projection: str
+    version: int
+    tables: Mapping[str, str]
+    """Declared table name -> the physical table this version writes."""
+    replaying: bool
+    """True while the version is being built from history: no side effects."""
+    clickhouse: ClickHouse
+    redis: Redis
+    pipe: Pipeline | None = None
+    """Redis projections: queue writes here; the runner executes them in one MULTI/EXEC
+    with the checkpoint."""
+
+
+Failed = Sequence[tuple[Decoded, str]]
+Handler = Callable[[Sequence[Decoded], Context], Awaitable[Failed]]
+Decode = Callable[[bytes], Any]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A read model as the runner sees it. Plugins declare one of these under the
+    ``streamfold.projections`` entry-point group (``pipeline/projections/registry.py``)."""
+
+    name: str
+    topics: tuple[str, ...]
+    store: Store
+    handle: Handler
+    tables: tuple[str, ...] = ()
+    """ClickHouse tables this projection owns (versioned by the runner)."""
+    ddl: Callable[[Mapping[str, str]], Sequence[str]] = lambda tables: ()
+    """Declared table -> physical name  ->  the statements that create them (IF NOT EXISTS)."""
+    decode: Decode | None = None
+    """Bytes -> value; None: the Avro envelope codec (upcast)."""
+    analyst_tables: tuple[str, ...] = ()
+    """Tables and views of this projection that ``streamfold sql`` may read (the live
+    version's names)."""
+    description: str = ""
+
+    @property
+    def rebuildable(self) -> bool:
+        """Whether a new version can be built beside the live one. Redis projections
+        cannot yet: their keys are not versioned (the timeline work will need it)."""
+        return self.store is Store.CLICKHOUSE
+
+    def tables_of(self, version: int, *, live: bool) -> dict[str, str]:
+        return {t: catalog.physical(t, version, live=live) for t in self.tables}
