@@ -72,6 +72,7 @@ run: up
 	@echo "Users:      curl -s -H \"Authorization: Bearer \$$TOKEN\" '$(API)/api/admin/users?page_size=5&search=gmail'"
 	@echo "SQL:        $(BIN)/streamfold sql \"SELECT role, status, count() FROM users FINAL GROUP BY role, status\""
 	@echo "Dashboard:  $(API)/dashboard"
+	@echo "Read models: $(BIN)/streamfold projections list   (README: Replay and new projections)"
 	@echo "Status:     $(BIN)/streamfold status      Stop: make down"
 
 down:
