@@ -96,21 +96,28 @@ def test_poison_event_is_dead_lettered_and_projection_keeps_going(
         what="user visible after poison",
     )
 
+    # each projection of users.events (users, event_log) dead-letters each poison record
+    readers = ("users", "event_log")
+
     def dead_letters() -> list[Any] | None:
         records = [
             r
-            for r in read_topic(server.settings.kafka_bootstrap, topics.USER_DLQ)
+            for r in read_topic(server.settings.kafka_bootstrap, topics.PROJECTIONS_DLQ)
             if r.key() == key
         ]
-        return records if len(records) == len(poison) else None
+        return records if len(records) == len(poison) * len(readers) else None
 
-    records = wait_for(dead_letters, timeout_s=30, what="3 dead letters", every_s=0.5)
+    records = wait_for(dead_letters, timeout_s=30, what="6 dead letters", every_s=0.5)
     assert {r.value() for r in records} == set(poison)
+    by_reader: dict[str, int] = {}
     for record in records:
         headers = {k: v.decode() for k, v in record.headers()}
         assert headers["source.topic"] == topics.USER_EVENTS
-        assert headers["reason"].startswith("undecodable event")
+        name, version, why = headers["reason"].split(" ", 2)
+        assert version.startswith("v") and why.startswith("undecodable: "), headers["reason"]
+        by_reader[name] = by_reader.get(name, 0) + 1
         assert int(headers["source.offset"]) >= 0
+    assert by_reader == dict.fromkeys(readers, len(poison))
 
 
 def _user_ids(n: int) -> list[tuple[str, str]]:
