@@ -10,7 +10,8 @@ run, on a fresh chdb engine and the project's own code:
   (``projections promote``: the table exchange, timed from the request to the catalog
   showing it live);
 - ``tracking_events`` as it is stored today, by the tracking sink on its own batch
-  consumer (not on the runner yet), from offset 0 of a new consumer group;
+  consumer, from offset 0 of a new consumer group (its replay as the sink does it: it
+  cannot be rebuilt as a version yet);
 - the ceiling in the same run: a bare confluent-kafka consumer reading the topic, nothing
   decoded.
 

@@ -20,7 +20,7 @@ from pipeline import faust_fixes, groups, topics
 from pipeline.agents.commands import CommandProcessor
 from pipeline.agents.deadletter import DeadLetters
 from pipeline.agents.reservations import ReservationProcessor
-from pipeline.agents.tracking import RejectionSink, TrackingSink, Validation
+from pipeline.agents.tracking import Validation
 from pipeline.aggregates import AGGREGATES, Aggregate
 from pipeline.projections import registry
 from pipeline.projections.runner import Deps, ProjectionRunner
@@ -68,8 +68,9 @@ def create_app(
     claim_keys: ClaimKeys,
 ) -> Pipeline:
     """Build the Faust worker: command (+ reservation) agents per aggregate, whose state is
-    in changelog-backed tables. Projections (``create_projections``) and the tracking path
-    (``create_validation``, ``create_sinks``) run on batch consumers.
+    in changelog-backed tables. Every read model (``create_projections``: the projection
+    runner, the tracking sinks included) and validation (``create_validation``) run on
+    batch consumers.
 
     Topics must already exist (``connectors.kafka.ensure_topics``); Faust creates only its
     changelog topics, with the same partition count as their source topics.
@@ -187,10 +188,17 @@ class BatchPipeline:
 
 
 def create_projections(
-    settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, redis: Redis
+    settings: Settings,
+    *,
+    codec: AvroCodec,
+    clickhouse: ClickHouse,
+    redis: Redis,
+    staging: ClickHouse,
 ) -> ProjectionRunner:
     """Every read model (built-in and plugged in) on the projection runner
     (``pipeline/projections/runner.py``); poison records to ``projections.dlq``.
+    ``staging``: the tracking sink's own client, opened with a session (its temporary
+    staging table lives there; ``TrackingSink._staged``).
 
     Raises:
         PluginError: a configured or installed plugin does not load.
@@ -205,6 +213,16 @@ def create_projections(
         dead_letters=DeadLetters.to_topic(producer, topics.PROJECTIONS_DLQ, agent="projections"),
         batch_rows=settings.projection_batch_rows,
         batch_wait_s=settings.projection_batch_ms / 1000,
+        # the tracking sink waits longer for bigger ClickHouse inserts (fewer parts to
+        # merge), but not so long that an event waits for it more than the rest of its way
+        batches={
+            "tracking_events": (settings.tracking_batch_rows, settings.tracking_batch_ms / 1000),
+            "tracking_rejections": (5000, 0.1),
+        },
+        producer=producer,
+        codec=codec,
+        staging=staging,
+        dedup_window_s=settings.dedup_window_s,
     )
     projections = registry.discover(settings.projection_plugins)
     return ProjectionRunner(projections, deps=deps, producer=producer)
@@ -231,30 +249,6 @@ def create_validation(settings: Settings, *, codec: AvroCodec, redis: Redis) -> 
         consumers=[
             _tracking_consumer(settings, "validation", topics.TRACKING_RAW, validation.run_batch,
                                5000, 0.1),
-        ],
-    )  # fmt: skip
-
-
-def create_sinks(
-    settings: Settings, *, codec: AvroCodec, clickhouse: ClickHouse, staging: ClickHouse
-) -> BatchPipeline:
-    """``tracking.events`` -> ``tracking_events`` and ``tracking.dlq`` ->
-    ``tracking_rejections`` (groups ``<app id>-tracking-sink`` / ``-rejections``).
-    ``staging``: the tracking sink's own client, opened with a session (its temporary
-    staging table lives there; ``TrackingSink._staged``)."""
-    producer = AsyncProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-sinks")
-    sink = TrackingSink(staging, producer, codec, dedup_window_s=settings.dedup_window_s)
-    rejections = RejectionSink(clickhouse)
-    # the sink waits longer for bigger ClickHouse inserts (fewer parts to merge), but not
-    # so long that an event waits for it more than the rest of its way (settings)
-    sink_s = settings.tracking_batch_ms / 1000
-    return BatchPipeline(
-        producer=producer,
-        consumers=[
-            _tracking_consumer(settings, "sink", topics.TRACKING_EVENTS, sink.run_batch,
-                               settings.tracking_batch_rows, sink_s),
-            _tracking_consumer(settings, "rejections", topics.TRACKING_DLQ,
-                               rejections.run_batch, 5000, 0.1),
         ],
     )  # fmt: skip
 

@@ -4,9 +4,9 @@ graceful-stop test read.
 
 - commands: the Faust command agents, one group named by the app id;
 - validation: ``<app id>-tracking-validation`` on ``tracking.raw``;
-- sinks: the tracking sink and the rejections sink (``<app id>-tracking-sink``,
-  ``-rejections``), the projection runner's control consumer, and one group per running
-  projection version (``pipeline.projections.runner.consumer_groups``).
+- sinks: the projection runner's control consumer and one group per running projection
+  version (``pipeline.projections.runner.consumer_groups``), among them the tracking sinks
+  (whose version 1 keeps ``<app id>-tracking-sink`` and ``-rejections``).
 """
 
 from __future__ import annotations
@@ -18,16 +18,10 @@ from pipeline.projections.catalog import Version
 from pipeline.projections.projection import Projection
 from pipeline.projections.runner import consumer_groups, control_group
 
-TRACKING = {
-    "validation": topics.TRACKING_RAW,
-    "sink": topics.TRACKING_EVENTS,
-    "rejections": topics.TRACKING_DLQ,
-}
-"""The tracking batch consumers: name -> the topic each reads."""
-
 
 def tracking_group(app_id: str, name: str) -> str:
-    """The group of tracking consumer ``name`` (a key of ``TRACKING``)."""
+    """The group of tracking consumer ``name`` (``validation``; the sinks' version 1 keep
+    ``sink`` and ``rejections``: ``pipeline/agents/tracking.py``)."""
     return f"{app_id}-tracking-{name}"
 
 
@@ -40,8 +34,6 @@ def by_role(
         "commands": {app_id: list(topics.COMMAND_TOPICS)},
         "validation": {tracking_group(app_id, "validation"): [topics.TRACKING_RAW]},
         "sinks": {
-            tracking_group(app_id, "sink"): [topics.TRACKING_EVENTS],
-            tracking_group(app_id, "rejections"): [topics.TRACKING_DLQ],
             control_group(app_id): [topics.PROJECTIONS_CONTROL],
             **consumer_groups(app_id, projections, versions),
         },

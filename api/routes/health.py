@@ -28,7 +28,6 @@ log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
 
 
-# consumer group suffix -> its topic (pipeline.app: create_validation, create_sinks)
 CHECK_TIMEOUT_S = 5.0
 
 

@@ -20,6 +20,7 @@ from pipeline import topics
 from pipeline.projections import catalog, registry
 from pipeline.projections.control import Action, Request
 from pipeline.projections.overview import overview
+from pipeline.projections.projection import Projection
 
 router = APIRouter(prefix="/api/admin/projections", tags=["projections"])
 
@@ -40,9 +41,13 @@ class Promote(BaseModel):
     )  # fmt: skip
 
 
+def _installed(services: ServicesDep) -> tuple[Projection, ...]:
+    return registry.installed(tuple(services.settings.projection_plugins))
+
+
 async def _versions(services: ServicesDep, name: str | None = None) -> list[dict[str, Any]]:
     settings = services.settings
-    installed = registry.installed(tuple(settings.projection_plugins))
+    installed = _installed(services)
     rows = await overview(services.clickhouse, services.redis, settings.kafka_bootstrap, installed)
     if name is None:
         return rows
@@ -115,14 +120,15 @@ async def rebuild(
     """Build the next version of ``name`` from ``from`` (default: the start of its topics)
     beside the live one. 202 ``{name, version, action}`` + Location; 200 with the version
     already building (a rebuild resumes by itself). 404 ``unknown-projection``, 409
-    ``not-rebuildable`` (Redis projections, for now), 422 ``bad-start``."""
+    ``not-rebuildable`` (Redis projections and the tracking sinks, for now; ``detail`` says
+    why), 422 ``bad-start``."""
     versions = await _versions(services, name)
     building = next((v for v in versions if v["state"] in ("building", "promoting")), None)
     if building is not None:
         return _accepted(name, building["version"], Action.REBUILD, status=200)
-    if not versions or not versions[0]["rebuildable"]:
-        raise Problem(409, "not-rebuildable", f"{name} cannot be rebuilt yet: its store "
-                      "(Redis) keeps no versions")  # fmt: skip
+    projection = next(p for p in _installed(services) if p.name == name)
+    if not projection.rebuildable:
+        raise Problem(409, "not-rebuildable", f"{name} cannot be rebuilt yet: {projection.refusal}")
     source = _source((body or Rebuild()).start)
     # dropped versions included: a number is never reused
     everything = await catalog.versions(services.clickhouse)

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from connectors.clickhouse import ClickHouse
 from connectors.store import QueryPool, StoreServer, socket_path
 from deploy.roles.batches import run_batches
-from pipeline.app import create_projections, create_sinks
+from pipeline.app import create_projections
 from pipeline.projections import migrate, registry
 from pipeline.settings import Settings
 from schemas.codec import AvroCodec
@@ -36,13 +36,12 @@ async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: Avro
     clickhouse = await open_store(settings)
     connections = [clickhouse]
     try:
-        sinks = await asyncio.to_thread(ClickHouse.open, settings.clickhouse_dsn)
-        connections.append(sinks)
         staging = await asyncio.to_thread(ClickHouse.open, settings.clickhouse_dsn, session=True)
         connections.append(staging)
         stages = [
-            create_projections(settings, codec=codec, clickhouse=clickhouse, redis=redis),
-            create_sinks(settings, codec=codec, clickhouse=sinks, staging=staging),
+            create_projections(
+                settings, codec=codec, clickhouse=clickhouse, redis=redis, staging=staging
+            ),
         ]
         serving = None
         if settings.clickhouse_dsn.startswith("chdb:"):

@@ -39,6 +39,8 @@ from pipeline.domain.tracking import (
 )
 from pipeline.failures import until_stored
 from pipeline.projections import tracking as tracking_tables
+from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
+from pipeline.projections.runner import Deps
 from pipeline.recording import Recorder, Refusal
 from schemas.codec import AvroCodec, fingerprint_of
 from schemas.container import PositionedContainer
@@ -393,3 +395,64 @@ class RejectionSink:
 def _utf8(text: str) -> str:
     """``text`` with what UTF-8 cannot encode (lone surrogates) replaced by "?"."""
     return text.encode("utf-8", "replace").decode("utf-8")
+
+
+# ---------------------------------------------------------------- on the projection runner
+# Both sinks run as projections (checkpoints, the catalog, `projections list`), on the
+# groups they had before the runner; they decode records themselves (the tracking sink
+# lets ClickHouse decode a whole batch), so the runner hands them the bytes.
+
+_NOT_VERSIONED = (
+    "tracking_events' materialized views and the sink's event-id dedup are not versioned"
+)
+
+
+def _bytes(value: bytes) -> bytes:
+    return value
+
+
+def _bind_sink(deps: Deps) -> Handler:
+    if deps.staging is None or deps.producer is None or deps.codec is None:
+        raise ValueError("the tracking sink needs Deps.staging, .producer and .codec")
+    sink = TrackingSink(deps.staging, deps.producer, deps.codec,
+                        dedup_window_s=deps.dedup_window_s)  # fmt: skip
+
+    async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
+        await sink.run_batch([d.record for d in batch])
+        return ()
+
+    return handle
+
+
+def _bind_rejections(deps: Deps) -> Handler:
+    sink = RejectionSink(deps.clickhouse)
+
+    async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
+        await sink.run_batch([d.record for d in batch])
+        return ()
+
+    return handle
+
+
+SINK = Projection(
+    name="tracking_events",
+    topics=(topics.TRACKING_EVENTS,),
+    store=Store.CLICKHOUSE,
+    handle=None,
+    bind=_bind_sink,
+    decode=_bytes,
+    legacy_group="tracking-sink",
+    rebuild_refused=_NOT_VERSIONED,
+    description="recorded tracking events (and the per-minute view), each event id once",
+)
+REJECTIONS = Projection(
+    name="tracking_rejections",
+    topics=(topics.TRACKING_DLQ,),
+    store=Store.CLICKHOUSE,
+    handle=None,
+    bind=_bind_rejections,
+    decode=_bytes,
+    legacy_group="tracking-rejections",
+    rebuild_refused="its table is not versioned yet",
+    description="events that failed validation, with the reasons",
+)

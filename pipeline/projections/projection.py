@@ -80,7 +80,7 @@ class Projection:
     name: str
     topics: tuple[str, ...]
     store: Store
-    handle: Handler
+    handle: Handler | None
     tables: tuple[str, ...] = ()
     """ClickHouse tables this projection owns (versioned by the runner)."""
     ddl: Callable[[Mapping[str, str]], Sequence[str]] = lambda tables: ()
@@ -91,12 +91,29 @@ class Projection:
     """Tables and views of this projection that ``streamfold sql`` may read (the live
     version's names)."""
     description: str = ""
+    bind: Callable[[Any], Handler] | None = None
+    """For a handler that needs the runner's resources (a ClickHouse session, the
+    producer): called with the runner's ``Deps`` once per instance, it returns the handler
+    (``handle`` is then not used)."""
+    legacy_group: str | None = None
+    """The consumer group (after ``<app id>-``) this read model had before it ran on the
+    runner: version 1 keeps it, so an upgraded install goes on from its committed offsets
+    instead of replaying the topic."""
+    rebuild_refused: str = ""
+    """Why this projection cannot be rebuilt beside its live version, if it cannot."""
 
     @property
     def rebuildable(self) -> bool:
         """Whether a new version can be built beside the live one. Redis projections
         cannot yet: their keys are not versioned (the timeline work will need it)."""
-        return self.store is Store.CLICKHOUSE
+        return self.store is Store.CLICKHOUSE and not self.rebuild_refused
+
+    @property
+    def refusal(self) -> str:
+        """Why it is not rebuildable ("" if it is)."""
+        if self.store is not Store.CLICKHOUSE:
+            return f"its store ({self.store}) keeps no versions"
+        return self.rebuild_refused
 
     def tables_of(self, version: int, *, live: bool) -> dict[str, str]:
         return {t: catalog.physical(t, version, live=live) for t in self.tables}

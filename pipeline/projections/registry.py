@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
+from pipeline.agents import tracking as tracking_sinks
 from pipeline.projections import command_status, event_log, partner_keys, users
 from pipeline.projections.projection import Projection
 
@@ -25,6 +26,8 @@ BUILTIN: tuple[Projection, ...] = (
     event_log.PROJECTION,
     partner_keys.PROJECTION,
     command_status.PROJECTION,
+    tracking_sinks.SINK,
+    tracking_sinks.REJECTIONS,
 )
 
 

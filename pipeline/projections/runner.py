@@ -28,7 +28,7 @@ import asyncio
 import dataclasses
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -44,14 +44,26 @@ from pipeline.agents.deadletter import DeadLetters
 from pipeline.projections import catalog
 from pipeline.projections.catalog import Offsets, State, Version
 from pipeline.projections.control import Action, Request
-from pipeline.projections.projection import Context, Decode, Decoded, Failed, Projection, Store
+from pipeline.projections.projection import (
+    Context,
+    Decode,
+    Decoded,
+    Failed,
+    Handler,
+    Projection,
+    Store,
+)  # fmt: skip
+from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)
 
 
-def group_of(app_id: str, projection: str, version: int) -> str:
-    """The consumer group of one version of a projection."""
-    return f"{app_id}-projection-{projection}-v{version}"
+def group_of(app_id: str, projection: Projection, version: int) -> str:
+    """The consumer group of one version of a projection (version 1 of one that had a
+    group before the runner keeps it: ``Projection.legacy_group``)."""
+    if version == 1 and projection.legacy_group:
+        return f"{app_id}-{projection.legacy_group}"
+    return f"{app_id}-projection-{projection.name}-v{version}"
 
 
 def control_group(app_id: str) -> str:
@@ -70,7 +82,7 @@ def consumer_groups(
         if v.state in (State.LIVE, State.BUILDING, State.PROMOTING):
             running.setdefault(v.projection, []).append(v.version)
     return {
-        group_of(app_id, p.name, number): list(p.topics)
+        group_of(app_id, p, number): list(p.topics)
         for p in projections
         for number in running.get(p.name, [1])
     }
@@ -112,6 +124,14 @@ class Deps:
     dead_letters: DeadLetters
     batch_rows: int
     batch_wait_s: float
+    batches: Mapping[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
+    """Projection name -> (records, seconds) per batch, for one that needs its own."""
+    # what the tracking sinks bind to (pipeline/agents/tracking.py: SINK, REJECTIONS)
+    producer: AsyncProducer | None = None
+    codec: AvroCodec | None = None
+    staging: ClickHouse | None = None
+    """A ClickHouse client with a session, for the tracking sink's temporary table."""
+    dedup_window_s: int = 86_400
 
 
 class Instance:
@@ -128,6 +148,10 @@ class Instance:
         self.deps = deps
         self.stats = Stats()
         self.decode = projection.decode or deps.codec_decode
+        handle = projection.bind(deps) if projection.bind is not None else projection.handle
+        if handle is None:
+            raise ValueError(f"projection {projection.name} has neither handle nor bind")
+        self.handle: Handler = handle
         self.context = Context(
             projection=projection.name,
             version=version.version,
@@ -145,13 +169,14 @@ class Instance:
         """Consume from the checkpoint until ``stop`` (the consumer is made here: an
         instance that never runs never opens a Kafka client)."""
         deps, p = self.deps, self.projection
+        rows, wait_s = deps.batches.get(p.name, (deps.batch_rows, deps.batch_wait_s))
         consumer = BatchConsumer(
             deps.bootstrap,
-            group_id=group_of(deps.app_id, p.name, self.version.version),
+            group_id=group_of(deps.app_id, p, self.version.version),
             topics=p.topics,
             handle=self.run_batch,
-            max_records=deps.batch_rows,
-            max_wait_s=deps.batch_wait_s,
+            max_records=rows,
+            max_wait_s=wait_s,
             start_at=self._start_at,
         )
         await consumer.run(stop)
@@ -204,13 +229,13 @@ class Instance:
         if p.store is Store.REDIS:
             async with self.deps.redis.pipeline(transaction=True) as pipe:
                 ctx = dataclasses.replace(self.context, pipe=pipe)
-                refused = await p.handle(batch, ctx) if batch else ()
+                refused = await self.handle(batch, ctx) if batch else ()
                 await self._dead_letter_all(refused)
                 key = catalog.CHECKPOINT_KEY.format(projection=p.name, version=self.version.version)
                 pipe.hset(key, mapping={f"{t}:{n}": o for (t, n), o in offsets.items()})
                 await pipe.execute()
         else:
-            refused = await p.handle(batch, self.context) if batch else ()
+            refused = await self.handle(batch, self.context) if batch else ()
             await self._dead_letter_all(refused)
             await self.deps.clickhouse.insert(
                 "projection_checkpoints",
@@ -425,7 +450,7 @@ class ProjectionRunner:
         """Start version ``request.version`` from ``request.source`` into tables of its own."""
         live = next(v for v in versions if v.state is State.LIVE)
         if not projection.rebuildable:
-            await self._refuse(live, f"{projection.store} projections cannot be rebuilt yet")
+            await self._refuse(live, f"cannot be rebuilt yet: {projection.refusal}")
             return
         busy = next((v for v in versions if v.state in (State.BUILDING, State.PROMOTING)), None)
         if busy is not None:
