@@ -6,6 +6,7 @@
 - a poison record goes to ``projections.dlq`` with the reason, in the live version and in
   the rebuild, and both finish;
 - a rebuild SIGKILLed halfway resumes from its checkpoint, and the counts are exact;
+- a promotion stopped between its EXCHANGE and the rest is finished on the next start;
 - drop removes a retired version's tables.
 
 Each scenario runs in a subprocess of its own (chdb allows one data path per process, and
@@ -86,7 +87,7 @@ class Harness:
         from connectors.redis import open_redis
         from pipeline.agents.deadletter import DeadLetters
         from pipeline.projections import migrate
-        from pipeline.projections.runner import Deps, ProjectionRunner
+        from pipeline.projections.runner import Deps
         from pipeline.topics import PROJECTIONS_DLQ, project_topics
         from schemas.codec import AvroCodec
         from schemas.registry import SchemaRegistry
@@ -109,15 +110,26 @@ class Harness:
                                               agent="projections"),
             batch_rows=BATCH_ROWS, batch_wait_s=0.1,
         )  # fmt: skip
-        projection = _projection(self.topic, slow_rebuild=self.slow_rebuild)
-        self.runner = ProjectionRunner([projection], deps=deps, producer=runner_producer)
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(self.runner.run(self.stop))
+        self.deps = deps
+        self.start_runner(runner_producer)
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    def start_runner(self, producer: Any = None) -> None:
+        from connectors.kafka import AsyncProducer
+        from pipeline.projections.runner import ProjectionRunner
+
+        producer = producer or AsyncProducer(self.bootstrap, client_id="test-projections-runner")
+        projection = _projection(self.topic, slow_rebuild=self.slow_rebuild)
+        self.runner = ProjectionRunner([projection], deps=self.deps, producer=producer)
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(self.runner.run(self.stop))
+
+    async def stop_runner(self) -> None:
         self.stop.set()
         await asyncio.wait_for(self.task, 60)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop_runner()
         self.producer.close()
         self.clickhouse.close()
         self.reader.close()
@@ -270,6 +282,35 @@ async def _resumed(h: Harness) -> dict[str, Any]:
     }
 
 
+async def _promotion_interrupted(h: Harness) -> dict[str, Any]:
+    """A runner that stopped after a promotion's EXCHANGE and before its RENAME and its
+    catalog rows (the crash the table comments are for), then a runner started again."""
+    from pipeline.projections import catalog
+    from pipeline.projections.catalog import State
+
+    await h.produce(0, 500)
+    await until("v1 caught up", lambda: _zero(h.behind(1)))
+    await h.send("rebuild", 2)
+    await until("v2 building", lambda: _has(h.states(), 2, "building"))
+    await until("v2 caught up", lambda: _zero(h.behind(2)))
+    await h.stop_runner()
+    # the first half of a promotion, as the runner does it, then the "crash"
+    (building,) = [v for v in await catalog.versions(h.reader) if v.version == 2]
+    await h.clickhouse.insert("projection_versions", [building.moved(State.PROMOTING).row()],
+                              catalog.VERSION_COLUMNS)  # fmt: skip
+    await h.clickhouse.command(f"EXCHANGE TABLES {TABLE} AND {TABLE}__v2")
+    h.start_runner()
+    await until("v2 live after the restart", lambda: _has(h.states(), 2, "live"))
+    held = await catalog.table_versions(h.reader, [TABLE, f"{TABLE}__v1", f"{TABLE}__v2"])
+    await h.produce(500, 50)
+    await until("v2 caught up live", lambda: _zero(h.behind(2)))
+    return {
+        "states": await h.states(),
+        "held": {name: version for name, (_, version) in held.items()},
+        "live_count": await h.count(TABLE),
+    }
+
+
 async def _zero(n: Awaitable[int]) -> bool:
     return await n == 0
 
@@ -288,6 +329,8 @@ async def _main(mode: str, home: Path, bootstrap: str, redis_url: str, topic: st
     async with Harness(home, bootstrap, redis_url, topic, app_id, slow_rebuild=slow) as h:
         if mode == "lifecycle":
             return await _lifecycle(h)
+        if mode == "interrupted":
+            return await _promotion_interrupted(h)
         if mode == "killed":
             await _killed_halfway(h)
         return await _resumed(h)
@@ -376,6 +419,20 @@ def test_a_rebuild_killed_halfway_resumes_from_its_checkpoint(
     # it went on from its checkpoint: at most one batch per partition more than it lacked
     assert result["applied_after_restart"] <= behind + PARTITIONS * BATCH_ROWS, (result, behind)
     assert "from_checkpoint=True" in resumed.stderr
+
+
+def test_a_promotion_interrupted_after_its_exchange_is_finished_on_the_next_start(
+    endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    topic, app_id = f"test-proj-{uuid.uuid4().hex[:8]}", f"t{uuid.uuid4().hex[:8]}"
+    done = _run("interrupted", tmp_path_factory.mktemp("runner-promote"), endpoints, topic,
+                app_id)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-6000:]
+    result = _last_json(done.stdout)
+    assert result["states"] == {"1": "retired", "2": "live"}
+    # each table holds the version its name says: the exchange was not done twice
+    assert result["held"] == {TABLE: 2, f"{TABLE}__v1": 1}
+    assert result["live_count"] == 550
 
 
 if __name__ == "__main__":
