@@ -1,6 +1,6 @@
-"""The API-key read model in Redis: key hash -> system, kept by a projection of partner
-events (``PartnerKeysReadModel`` in ``pipeline/agents/projections.py``, the writes in
-``pipeline/projections/partner_keys.py``), read on every SDK request.
+"""The API-key read model in Redis: key hash -> system, kept by the ``partner_keys``
+projection of partner events (``pipeline/projections/partner_keys.py``), read on every SDK
+request.
 
 Redis layout (all JSON):
 - ``streamfold:key:<sha256 hex>`` -> {"system_id", "partner_id", "active"}

@@ -63,6 +63,11 @@ CHECKPOINT_COLUMNS = ("name", "version", "topic", "partition", "offset", "at")
 CHECKPOINT_KEY = "streamfold:projection:{projection}:v{version}:checkpoint"
 """Redis hash of a Redis projection's version: ``<topic>:<partition>`` -> last applied offset."""
 
+LIVE_KEY = "streamfold:projection:{projection}:live"
+"""Redis: the version whose keys are the live ones, set in the MULTI that swaps them (the
+Redis counterpart of the tables' comments: a promotion interrupted after it is not done
+twice)."""
+
 STATS_KEY = "streamfold:projection:{projection}:v{version}:stats"
 """Redis hash the runner refreshes each second: events_per_s, applied, last_error, at."""
 
@@ -115,6 +120,12 @@ def physical(table: str, version: Version | int, *, live: bool) -> str:
     """The table ``version`` writes: ``table`` itself when live, else ``table__v<N>``."""
     number = version if isinstance(version, int) else version.version
     return table if live else f"{table}__v{number}"
+
+
+def key_prefix(version: Version | int, *, live: bool) -> str:
+    """What the Redis keys of ``version`` start with: nothing when live, else ``v<N>:``."""
+    number = version if isinstance(version, int) else version.version
+    return "" if live else f"v{number}:"
 
 
 def comment(projection: str, version: int) -> str:
@@ -186,6 +197,11 @@ async def table_versions(store: QueryStore, names: Iterable[str]) -> dict[str, t
 def checkpoint_rows(projection: str, version: int, offsets: Offsets) -> list[list[Any]]:
     at = _now()
     return [[projection, version, t, p, o, at] for (t, p), o in sorted(offsets.items())]
+
+
+def redis_fields(offsets: Offsets) -> dict[str, int]:
+    """:data:`Offsets` as the fields of a ``CHECKPOINT_KEY`` hash."""
+    return {f"{topic}:{partition}": offset for (topic, partition), offset in offsets.items()}
 
 
 def redis_checkpoint(raw: Mapping[bytes, bytes]) -> Offsets:

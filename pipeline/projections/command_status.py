@@ -26,7 +26,7 @@ def decode(value: bytes) -> dict[str, Any]:
 async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
     assert ctx.pipe is not None
     for d in batch:
-        key = COMMAND_KEY.format(command_id=d.value["command_id"])
+        key = ctx.key(COMMAND_KEY.format(command_id=d.value["command_id"]))
         ctx.pipe.set(key, json.dumps(d.value), ex=COMMAND_TTL_S)
     return ()
 
@@ -37,5 +37,6 @@ PROJECTION = Projection(
     store=Store.REDIS,
     handle=handle,
     decode=decode,
+    keys=(COMMAND_KEY.split("{")[0] + "*",),
     description="each command's result, for GET /api/commands/{id}",
 )

@@ -65,7 +65,7 @@ async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
         return ()
     ids = sorted({d.envelope.aggregate_id for d in mine})
     current: folding.Folded = {}
-    for raw in await ctx.redis.mget([PARTNER.format(partner_id=i) for i in ids]):
+    for raw in await ctx.redis.mget([ctx.key(PARTNER.format(partner_id=i)) for i in ids]):
         if raw is not None:
             stored = json.loads(raw)
             state = partners.state_from_dict(stored["state"])
@@ -75,9 +75,9 @@ async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
     )
     for pid, (state, version) in result.changed.items():
         sets, deletes = writes(current.get(pid, (None, 0))[0], state, version)
-        ctx.pipe.mset(sets)
+        ctx.pipe.mset({ctx.key(k): v for k, v in sets.items()})
         if deletes:
-            ctx.pipe.delete(*deletes)
+            ctx.pipe.delete(*(ctx.key(k) for k in deletes))
     return [(mine[i], reason) for i, reason in result.failed]
 
 
@@ -86,5 +86,6 @@ PROJECTION = Projection(
     topics=(topics.PARTNER_EVENTS,),
     store=Store.REDIS,
     handle=handle,
+    keys=tuple(k.split("{")[0] + "*" for k in (PARTNER, KEY, SYSTEM)),
     description="partner states, API key -> system and system -> structures lookups",
 )

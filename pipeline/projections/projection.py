@@ -65,6 +65,13 @@ class Context:
     pipe: Pipeline | None = None
     """Redis projections: queue writes here; the runner executes them in one MULTI/EXEC
     with the checkpoint."""
+    key_prefix: str = ""
+    """Redis projections: what this version's keys start with ("" when live)."""
+
+    def key(self, name: str) -> str:
+        """The Redis key ``name`` (as readers name it) of the version being applied: read
+        and write only through this, so a rebuild never touches the live keys."""
+        return self.key_prefix + name
 
 
 Failed = Sequence[tuple[Decoded, str]]
@@ -101,18 +108,20 @@ class Projection:
     instead of replaying the topic."""
     rebuild_refused: str = ""
     """Why this projection cannot be rebuilt beside its live version, if it cannot."""
+    keys: tuple[str, ...] = ()
+    """Redis projections: glob patterns of every key the live version owns (``SCAN
+    MATCH``), what a promotion swaps and a drop deletes; needed to rebuild one."""
 
     @property
     def rebuildable(self) -> bool:
-        """Whether a new version can be built beside the live one. Redis projections
-        cannot yet: their keys are not versioned (the timeline work will need it)."""
-        return self.store is Store.CLICKHOUSE and not self.rebuild_refused
+        """Whether a new version can be built beside the live one."""
+        return not self.refusal
 
     @property
     def refusal(self) -> str:
         """Why it is not rebuildable ("" if it is)."""
-        if self.store is not Store.CLICKHOUSE:
-            return f"its store ({self.store}) keeps no versions"
+        if self.store is Store.REDIS and not self.keys:
+            return "it declares no key patterns to version"
         return self.rebuild_refused
 
     def tables_of(self, version: int, *, live: bool) -> dict[str, str]:

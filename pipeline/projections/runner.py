@@ -159,6 +159,7 @@ class Instance:
             replaying=not live,
             clickhouse=deps.clickhouse,
             redis=deps.redis,
+            key_prefix=catalog.key_prefix(version, live=live),
         )
 
     def _start_at(self, topic: str, partition: int) -> int | None:
@@ -232,7 +233,7 @@ class Instance:
                 refused = await self.handle(batch, ctx) if batch else ()
                 await self._dead_letter_all(refused)
                 key = catalog.CHECKPOINT_KEY.format(projection=p.name, version=self.version.version)
-                pipe.hset(key, mapping={f"{t}:{n}": o for (t, n), o in offsets.items()})
+                pipe.hset(key, mapping=catalog.redis_fields(offsets))
                 await pipe.execute()
         else:
             refused = await self.handle(batch, self.context) if batch else ()
@@ -471,11 +472,7 @@ class ProjectionRunner:
                 start.update({(topic, p): o - 1 for p, o in found.items()})
         await self._create_tables(projection, number, live=False)
         if start:
-            await self.ch.insert(
-                "projection_checkpoints",
-                catalog.checkpoint_rows(projection.name, number, start),
-                catalog.CHECKPOINT_COLUMNS,
-            )
+            await self._checkpoint(projection, number, start)
         version = catalog.new_version(projection.name, number, source)
         await self._record(version)
         await self._start(projection, version, live=False)
@@ -508,6 +505,25 @@ class ProjectionRunner:
         await self._halt(projection.name, new.version)
         if old is not None:
             await self._halt(projection.name, old.version)
+        if projection.store is Store.REDIS:
+            await self._swap_keys(projection, new, old)
+        else:
+            await self._exchange_tables(projection, new, old)
+        if old is not None:
+            await self._record(old.moved(State.RETIRED))
+        live = new.moved(State.LIVE)
+        await self._record(live)
+        log.info("projection promoted", name=projection.name, version=new.version,
+                 retired=old.version if old else None)  # fmt: skip
+        if start:
+            await self._start(projection, live, live=True)
+
+    async def _exchange_tables(
+        self, projection: Projection, new: Version, old: Version | None
+    ) -> None:
+        """ClickHouse: each table of ``new`` exchanged with the live one (atomic per pair),
+        the old rows renamed to the old version's tables; skipped where the tables'
+        comments say it is done."""
         names = [n for t in projection.tables for n in _candidates(t, new, old)]
         for table in projection.tables:
             held = await catalog.table_versions(self.ch, names)
@@ -518,22 +534,64 @@ class ProjectionRunner:
             if old is not None and held.get(building, (None, 0))[1] == old.version:
                 retired = catalog.physical(table, old, live=False)
                 await self.ch.command(f"RENAME TABLE {building} TO {retired}")
-        if old is not None:
-            await self._record(old.moved(State.RETIRED))
-        live = new.moved(State.LIVE)
-        await self._record(live)
-        log.info("projection promoted", name=projection.name, version=new.version,
-                 retired=old.version if old else None)  # fmt: skip
-        if start:
-            await self._start(projection, live, live=True)
+
+    async def _swap_keys(self, projection: Projection, new: Version, old: Version | None) -> None:
+        """Redis: in one MULTI/EXEC (readers see all of it or none of it), every live key
+        renamed under the old version's prefix, every key of ``new`` renamed to its live
+        name, and ``LIVE_KEY`` set to ``new``; skipped if ``LIVE_KEY`` already says so.
+
+        One transaction holds every key of the projection: fine for thousands, a pause of
+        Redis for millions (measure before promoting a big one)."""
+        redis = self.deps.redis
+        marker = catalog.LIVE_KEY.format(projection=projection.name)
+        if (await redis.get(marker) or b"").decode() == str(new.version):
+            return
+        live = await self._scan(projection, "")
+        building = await self._scan(projection, catalog.key_prefix(new, live=False))
+        prefix = len(catalog.key_prefix(new, live=False))
+        async with redis.pipeline(transaction=True) as pipe:
+            for key in live:
+                if old is not None:
+                    pipe.rename(key, catalog.key_prefix(old, live=False).encode() + key)
+                else:
+                    pipe.delete(key)
+            for key in building:
+                pipe.rename(key, key[prefix:])
+            pipe.set(marker, str(new.version))
+            # a key that expired between the SCAN and here fails its RENAME alone
+            await pipe.execute(raise_on_error=False)
+
+    async def _scan(self, projection: Projection, prefix: str) -> list[bytes]:
+        keys: list[bytes] = []
+        for pattern in projection.keys:
+            keys.extend([k async for k in self.deps.redis.scan_iter(match=prefix + pattern,
+                                                                    count=1000)])  # fmt: skip
+        return keys
+
+    async def _checkpoint(self, projection: Projection, version: int, offsets: Offsets) -> None:
+        """Write ``offsets`` as ``version``'s checkpoint (where a rebuild starts)."""
+        if projection.store is Store.REDIS:
+            key = catalog.CHECKPOINT_KEY.format(projection=projection.name, version=version)
+            await self.deps.redis.hset(key, mapping=catalog.redis_fields(offsets))
+            return
+        await self.ch.insert(
+            "projection_checkpoints",
+            catalog.checkpoint_rows(projection.name, version, offsets),
+            catalog.CHECKPOINT_COLUMNS,
+        )
 
     async def _drop(self, projection: Projection, version: Version) -> None:
-        """Drop a retired version (or cancel a building one): its tables and its place."""
+        """Drop a retired version (or cancel a building one): its tables or keys, and its
+        place in the catalog."""
         await self._halt(projection.name, version.version)
         for table in projection.tables:
             await self.ch.command(
                 f"DROP TABLE IF EXISTS {catalog.physical(table, version, live=False)}"
             )
+        if projection.store is Store.REDIS:
+            keys = await self._scan(projection, catalog.key_prefix(version, live=False))
+            for start in range(0, len(keys), 1000):
+                await self.deps.redis.delete(*keys[start : start + 1000])
         await self._record(version.moved(State.DROPPED))
 
     async def _lag(self, projection: Projection, applied: Offsets) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_tracking import new_system, post_batch
+from tests.e2e.test_tracking import key_works, new_system, post_batch
 from tests.support import ServeProcess, sql, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -106,11 +106,58 @@ def test_the_example_plugin_is_built_rebuilt_promoted_and_kept_live(
              what="the retired version dropped")  # fmt: skip
 
 
+def test_a_redis_read_model_is_rebuilt_and_promoted_while_keys_keep_working(
+    admin: httpx.Client, server: ServeProcess
+) -> None:
+    """partner_keys: the API-key lookup of every SDK request. Version N+1 is built under
+    prefixed keys, the swap is one MULTI/EXEC, and a key works before, after and from the
+    new version on; the retired keys go with drop."""
+    import redis
+
+    system = new_system(admin)
+    client = redis.Redis.from_url(server.settings.redis_url)
+    by_version = {v["version"]: v for v in admin.get("/api/admin/projections/partner_keys")
+                  .json()["versions"]}  # fmt: skip
+    (live,) = [n for n, v in by_version.items() if v["state"] == "live"]
+    started = admin.post("/api/admin/projections/partner_keys/rebuild")
+    assert started.status_code == 202, started.text
+    number = started.json()["version"]
+
+    def version(n: int) -> dict[str, Any] | None:
+        found = admin.get("/api/admin/projections/partner_keys").json()["versions"]
+        return next((v for v in found if v["version"] == n), None)
+
+    wait_for(lambda: (v := version(number)) and v["state"] == "building" and v["lag"] == 0,
+             timeout_s=60, what="the Redis rebuild caught up", every_s=0.3)  # fmt: skip
+    prefixed = f"v{number}:streamfold:partner:{system['partner_id']}"
+    assert client.exists(prefixed), "the rebuild writes its own keys"
+    assert post_batch(server, system["api_key"], events(100, 1))["accepted"] == 1
+
+    promoted = admin.post("/api/admin/projections/partner_keys/promote", json={"max_lag": 0})
+    assert promoted.status_code == 202, promoted.text
+    wait_for(lambda: (v := version(number)) and v["state"] == "live", timeout_s=60,
+             what="the Redis version live")  # fmt: skip
+    assert not client.exists(prefixed)
+    assert client.exists(f"v{live}:streamfold:partner:{system['partner_id']}")
+    assert post_batch(server, system["api_key"], events(101, 1))["accepted"] == 1
+    partner = admin.get(f"/api/admin/partners/{system['partner_id']}")
+    assert partner.status_code == 200, partner.text
+    # a key made after the swap exists only through the promoted version, now live
+    fresh = new_system(admin)
+    assert key_works(server, fresh["api_key"])
+    assert client.exists(f"streamfold:partner:{fresh['partner_id']}")
+
+    dropped = admin.delete(f"/api/admin/projections/partner_keys/versions/{live}")
+    assert dropped.status_code == 202, dropped.text
+    wait_for(lambda: version(live) is None, timeout_s=60, what="the old keys dropped")
+    assert not list(client.scan_iter(match=f"v{live}:streamfold:*", count=1000))
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "slug"),
     [
         ("post", "/api/admin/projections/nope/rebuild", None, 404, "unknown-projection"),
-        ("post", "/api/admin/projections/partner_keys/rebuild", None, 409, "not-rebuildable"),
+        ("post", "/api/admin/projections/tracking_events/rebuild", None, 409, "not-rebuildable"),
         ("post", "/api/admin/projections/users/promote", None, 409, "nothing-to-promote"),
         ("post", "/api/admin/projections/users/rebuild", {"from": "yesterday"}, 422, "bad-start"),
         ("post", "/api/admin/projections/users/rebuild", {"from": "2024-01-01T00:00:00"}, 422,
