@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -411,27 +411,26 @@ def _bytes(value: bytes) -> bytes:
     return value
 
 
+def _over_records(run_batch: Callable[[Sequence[Record]], Awaitable[None]]) -> Handler:
+    """A handler that gives a sink the batch's records as consumed."""
+
+    async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
+        await run_batch([d.record for d in batch])
+        return ()
+
+    return handle
+
+
 def _bind_sink(deps: Deps) -> Handler:
     if deps.staging is None or deps.producer is None or deps.codec is None:
         raise ValueError("the tracking sink needs Deps.staging, .producer and .codec")
     sink = TrackingSink(deps.staging, deps.producer, deps.codec,
                         dedup_window_s=deps.dedup_window_s)  # fmt: skip
-
-    async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
-        await sink.run_batch([d.record for d in batch])
-        return ()
-
-    return handle
+    return _over_records(sink.run_batch)
 
 
 def _bind_rejections(deps: Deps) -> Handler:
-    sink = RejectionSink(deps.clickhouse)
-
-    async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
-        await sink.run_batch([d.record for d in batch])
-        return ()
-
-    return handle
+    return _over_records(RejectionSink(deps.clickhouse).run_batch)
 
 
 SINK = Projection(
