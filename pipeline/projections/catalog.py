@@ -11,6 +11,8 @@ exchanges the two atomically (``EXCHANGE TABLES``), so readers never see a half-
 model. Each table's ``COMMENT`` says which version its rows belong to
 (``streamfold:<projection>:v<N>``); a comment moves with its table on an exchange, so after
 a crash mid-promotion the runner can tell which data is where (:func:`table_versions`).
+A Redis projection's version writes its keys under ``v<N>:`` (:func:`key_prefix`) until
+promoted; ``LIVE_KEY`` plays the comments' part there.
 
 Checkpoints: the offsets a version has applied, per partition, written after the version's
 rows (ClickHouse) or in the same MULTI/EXEC (Redis: ``CHECKPOINT_KEY``). They, not the
