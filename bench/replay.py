@@ -152,7 +152,7 @@ async def one_run(args: argparse.Namespace, stack: LocalStack, topics: dict[str,
         dataclasses.replace(ACTIVITY, topics=(topics["tracking"],)),
     ]
     deps = Deps(app_id=app_id, bootstrap=bootstrap, clickhouse=clickhouse, redis=redis,
-                codec_decode=codec.decode,
+                codec=codec,
                 dead_letters=DeadLetters.to_topic(producer, PROJECTIONS_DLQ, agent="bench"),
                 batch_rows=args.batch_rows, batch_wait_s=0.5)  # fmt: skip
     ends = {t: await asyncio.to_thread(end_offsets, bootstrap, t) for t in topics.values()}

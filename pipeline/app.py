@@ -20,7 +20,7 @@ from pipeline import faust_fixes, groups, topics
 from pipeline.agents.commands import CommandProcessor
 from pipeline.agents.deadletter import DeadLetters
 from pipeline.agents.reservations import ReservationProcessor
-from pipeline.agents.tracking import Validation
+from pipeline.agents.tracking import REJECTIONS, SINK, Validation
 from pipeline.aggregates import AGGREGATES, Aggregate
 from pipeline.projections import registry
 from pipeline.projections.runner import Deps, ProjectionRunner
@@ -209,18 +209,17 @@ def create_projections(
         bootstrap=settings.kafka_bootstrap,
         clickhouse=clickhouse,
         redis=redis,
-        codec_decode=codec.decode,
+        codec=codec,
         dead_letters=DeadLetters.to_topic(producer, topics.PROJECTIONS_DLQ, agent="projections"),
         batch_rows=settings.projection_batch_rows,
         batch_wait_s=settings.projection_batch_ms / 1000,
         # the tracking sink waits longer for bigger ClickHouse inserts (fewer parts to
         # merge), but not so long that an event waits for it more than the rest of its way
         batches={
-            "tracking_events": (settings.tracking_batch_rows, settings.tracking_batch_ms / 1000),
-            "tracking_rejections": (5000, 0.1),
+            SINK.name: (settings.tracking_batch_rows, settings.tracking_batch_ms / 1000),
+            REJECTIONS.name: (5000, 0.1),
         },
         producer=producer,
-        codec=codec,
         staging=staging,
         dedup_window_s=settings.dedup_window_s,
     )

@@ -48,12 +48,11 @@ def _installed(services: ServicesDep) -> tuple[Projection, ...]:
 async def _versions(services: ServicesDep, name: str | None = None) -> list[dict[str, Any]]:
     settings = services.settings
     installed = _installed(services)
-    rows = await overview(services.clickhouse, services.redis, settings.kafka_bootstrap, installed)
-    if name is None:
-        return rows
-    if name not in {p.name for p in installed}:
+    if name is not None and name not in {p.name for p in installed}:
         raise Problem(404, "unknown-projection", f"no projection named {name!r} is installed")
-    return [r for r in rows if r["name"] == name]
+    return await overview(
+        services.clickhouse, services.redis, settings.kafka_bootstrap, installed, name=name
+    )
 
 
 @router.get("")
@@ -120,8 +119,8 @@ async def rebuild(
     """Build the next version of ``name`` from ``from`` (default: the start of its topics)
     beside the live one. 202 ``{name, version, action}`` + Location; 200 with the version
     already building (a rebuild resumes by itself). 404 ``unknown-projection``, 409
-    ``not-rebuildable`` (Redis projections and the tracking sinks, for now; ``detail`` says
-    why), 422 ``bad-start``."""
+    ``not-rebuildable`` (the tracking sinks, for now; ``detail`` says why), 422
+    ``bad-start``."""
     versions = await _versions(services, name)
     building = next((v for v in versions if v["state"] in ("building", "promoting")), None)
     if building is not None:

@@ -422,8 +422,8 @@ def _over_records(run_batch: Callable[[Sequence[Record]], Awaitable[None]]) -> H
 
 
 def _bind_sink(deps: Deps) -> Handler:
-    if deps.staging is None or deps.producer is None or deps.codec is None:
-        raise ValueError("the tracking sink needs Deps.staging, .producer and .codec")
+    if deps.staging is None or deps.producer is None:
+        raise ValueError("the tracking sink needs Deps.staging and .producer")
     sink = TrackingSink(deps.staging, deps.producer, deps.codec,
                         dedup_window_s=deps.dedup_window_s)  # fmt: skip
     return _over_records(sink.run_batch)

@@ -20,9 +20,15 @@ if TYPE_CHECKING:
 
 
 async def overview(
-    store: QueryStore, redis: Redis, bootstrap: str, projections: Sequence[Projection]
+    store: QueryStore,
+    redis: Redis,
+    bootstrap: str,
+    projections: Sequence[Projection],
+    *,
+    name: str | None = None,
 ) -> list[dict[str, Any]]:
-    """One dict per version that is not dropped, by projection then version:
+    """One dict per version that is not dropped (of projection ``name`` only, if given:
+    the topics' ends are asked of Kafka for its topics alone), by projection then version:
 
     ``name``, ``version``, ``state``, ``store``, ``topics``, ``source``, ``installed``,
     ``rebuildable``, ``lag`` (records not applied, all partitions), ``partitions`` (each
@@ -33,7 +39,10 @@ async def overview(
     Raises what the store, Redis or Kafka raise when they do not answer.
     """
     installed = {p.name: p for p in projections}
-    versions = [v for v in await catalog.versions(store) if v.state is not State.DROPPED]
+    versions = [
+        v for v in await catalog.versions(store)
+        if v.state is not State.DROPPED and name in (None, v.projection)
+    ]  # fmt: skip
     checkpoints = await catalog.checkpoints(store)
     topics = sorted({t for v in versions if v.projection in installed
                      for t in installed[v.projection].topics})  # fmt: skip

@@ -46,7 +46,6 @@ from pipeline.projections.catalog import Offsets, State, Version
 from pipeline.projections.control import Action, Request
 from pipeline.projections.projection import (
     Context,
-    Decode,
     Decoded,
     Failed,
     Handler,
@@ -120,7 +119,8 @@ class Deps:
     bootstrap: str
     clickhouse: ClickHouse
     redis: Redis
-    codec_decode: Decode
+    codec: AvroCodec
+    """Decodes envelopes for every projection without a ``decode`` of its own."""
     dead_letters: DeadLetters
     batch_rows: int
     batch_wait_s: float
@@ -128,7 +128,6 @@ class Deps:
     """Projection name -> (records, seconds) per batch, for one that needs its own."""
     # what the tracking sinks bind to (pipeline/agents/tracking.py: SINK, REJECTIONS)
     producer: AsyncProducer | None = None
-    codec: AvroCodec | None = None
     staging: ClickHouse | None = None
     """A ClickHouse client with a session, for the tracking sink's temporary table."""
     dedup_window_s: int = 86_400
@@ -147,7 +146,7 @@ class Instance:
         """The checkpoint: last offset applied per partition (kept in step with the store)."""
         self.deps = deps
         self.stats = Stats()
-        self.decode = projection.decode or deps.codec_decode
+        self.decode = projection.decode or deps.codec.decode
         handle = projection.bind(deps) if projection.bind is not None else projection.handle
         if handle is None:
             raise ValueError(f"projection {projection.name} has neither handle nor bind")

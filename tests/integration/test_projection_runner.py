@@ -105,7 +105,7 @@ class Harness:
         runner_producer = AsyncProducer(self.bootstrap, client_id="test-projections-runner")
         deps = Deps(
             app_id=self.app_id, bootstrap=self.bootstrap, clickhouse=self.clickhouse,
-            redis=self.redis, codec_decode=self.codec.decode,
+            redis=self.redis, codec=self.codec,
             dead_letters=DeadLetters.to_topic(runner_producer, PROJECTIONS_DLQ,
                                               agent="projections"),
             batch_rows=BATCH_ROWS, batch_wait_s=0.1,

@@ -65,7 +65,7 @@ def instance(store: Store_, values: dict[int, str]) -> Instance:
     projection = Projection(name="p", topics=("t",), store=Store.CLICKHOUSE, handle=handle,
                             tables=("rows",), decode=decode)  # fmt: skip
     deps = Deps(app_id="a", bootstrap="127.0.0.1:1", clickhouse=store, redis=None,  # type: ignore[arg-type]
-                codec_decode=decode, dead_letters=Letters(store), batch_rows=10,  # type: ignore[arg-type]
+                codec=None, dead_letters=Letters(store), batch_rows=10,  # type: ignore[arg-type]
                 batch_wait_s=0.1)  # fmt: skip
     return Instance(projection, first_version("p"), live=True, applied={}, deps=deps)
 
