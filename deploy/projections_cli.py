@@ -116,8 +116,12 @@ def rebuild(
 
 
 def _watch(client: httpx.Client, name: str, number: int, timeout_s: float) -> None:
-    """A progress bar of version ``number``'s applied records until its lag is 0."""
+    """A progress bar of version ``number``'s applied records until it has applied the
+    history its topics held when watching began and is at most the promotion's lag
+    threshold behind (on a busy topic the lag is never 0; on a small one the threshold
+    alone would call a version that applied nothing "caught up")."""
     threshold = Settings().projection_promote_max_lag
+    history: int | None = None
     deadline = time.monotonic() + timeout_s
     columns = (TextColumn("{task.description}"), BarColumn(),
                MofNCompleteColumn(),
@@ -140,10 +144,12 @@ def _watch(client: httpx.Client, name: str, number: int, timeout_s: float) -> No
                 parts = version["partitions"]
                 total = sum(p["end"] for p in parts)
                 done = total - (version["lag"] or 0)
+                history = total if history is None and parts else history
                 rate = version["events_per_s"]
                 progress.update(task, total=max(total, 1), completed=done,
                                 rate="-" if rate is None else f"{rate:,.0f}")  # fmt: skip
-                if version["lag"] is not None and version["lag"] <= threshold and parts:
+                lag = version["lag"]
+                if history is not None and done >= history and lag is not None and lag <= threshold:
                     break
                 if time.monotonic() > deadline:
                     raise _fail(f"not caught up within {timeout_s:.0f} s; it goes on building")
