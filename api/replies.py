@@ -32,6 +32,7 @@ STATUS_FOR_REASON = {
     RejectionReason.INVALID_STATE: 409,
     RejectionReason.DUPLICATE_EMAIL: 409,
     RejectionReason.DUPLICATE_USERNAME: 409,
+    RejectionReason.FORBIDDEN: 403,
 }
 
 

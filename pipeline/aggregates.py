@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from pipeline import topics
 from pipeline.domain import partners, users
 from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.social import chirps, follows
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,27 @@ PARTNERS = Aggregate(
     state_table="partners-state",
 )
 
-AGGREGATES = (USERS, PARTNERS)
+CHIRPS = Aggregate(
+    spec=chirps.CHIRP_SPEC,
+    commands=TypeAdapter(chirps.ChirpCommand),
+    command_types=frozenset(chirps.COMMAND_TYPES.values()),
+    commands_topic=topics.CHIRP_COMMANDS,
+    events_topic=topics.CHIRP_EVENTS,
+    dlq_topic=topics.CHIRP_DLQ,
+    state_table="chirps-state",
+)
+
+FOLLOWS = Aggregate(
+    spec=follows.FOLLOW_SPEC,
+    commands=TypeAdapter(follows.FollowCommand),
+    command_types=frozenset(follows.COMMAND_TYPES.values()),
+    commands_topic=topics.FOLLOW_COMMANDS,
+    events_topic=topics.FOLLOW_EVENTS,
+    dlq_topic=topics.FOLLOW_DLQ,
+    state_table="follows-state",
+)
+
+AGGREGATES = (USERS, PARTNERS, CHIRPS, FOLLOWS)
 
 
 def changelog_topics(app_id: str) -> list[topics.TopicSpec]:

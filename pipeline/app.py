@@ -222,6 +222,7 @@ def create_projections(
         producer=producer,
         staging=staging,
         dedup_window_s=settings.dedup_window_s,
+        timelines=settings.timelines,
     )
     projections = registry.discover(settings.projection_plugins)
     return ProjectionRunner(projections, deps=deps, producer=producer)

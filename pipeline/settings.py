@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.domain.social.policy import TimelinePolicy
+
 
 class Settings(BaseSettings):
     """All configuration of a streamfold deployment.
@@ -26,7 +28,9 @@ class Settings(BaseSettings):
             for.
     """
 
-    model_config = SettingsConfigDict(env_prefix="STREAMFOLD_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMFOLD_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
 
     env: Literal["development", "test", "production"] = "development"
     home: Path = Field(default=Path(".local"), description="Data, logs and pid files.")
@@ -55,6 +59,11 @@ class Settings(BaseSettings):
     )
     app_id: str = Field(default="streamfold", description="Faust app id = consumer group.")
     producer_name: str = "streamfold-pipeline"
+
+    timelines: TimelinePolicy = Field(
+        default_factory=TimelinePolicy,
+        description="Fan-out: timeline cap, backfill, celebrity line and hysteresis.",
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

@@ -18,6 +18,13 @@ USER_DLQ = "users.dlq"
 PARTNER_COMMANDS = "partners.commands"
 PARTNER_EVENTS = "partners.events"
 PARTNER_DLQ = "partners.dlq"
+CHIRP_COMMANDS = "chirps.commands"
+CHIRP_EVENTS = "chirps.events"
+CHIRP_DLQ = "chirps.dlq"
+FOLLOW_COMMANDS = "follows.commands"
+FOLLOW_EVENTS = "follows.events"
+"""Key = the pair's follow id: every event of one (follower, followee) pair, in order."""
+FOLLOW_DLQ = "follows.dlq"
 COMMAND_RESULTS = "command.results"
 TRACKING_RAW = "tracking.raw"
 """SDK events as received (JSON, key = system id), before schema validation."""
@@ -31,10 +38,21 @@ PROJECTIONS_CONTROL = "projections.control"
 PROJECTIONS_DLQ = "projections.dlq"
 """Records a projection could not decode or apply, with the reason in the headers."""
 
-COMMAND_TOPICS = (USER_COMMANDS, USER_RESERVATIONS, PARTNER_COMMANDS)
+COMMAND_TOPICS = (
+    USER_COMMANDS,
+    USER_RESERVATIONS,
+    PARTNER_COMMANDS,
+    CHIRP_COMMANDS,
+    FOLLOW_COMMANDS,
+)
 """Read by the Faust command agents (consumer group = the app id)."""
 
-EVENT_TOPICS: dict[str, str] = {"user": USER_EVENTS, "partner": PARTNER_EVENTS}
+EVENT_TOPICS: dict[str, str] = {
+    "user": USER_EVENTS,
+    "partner": PARTNER_EVENTS,
+    "chirp": CHIRP_EVENTS,
+    "follow": FOLLOW_EVENTS,
+}
 """aggregate_type -> its event topic (the event_log archive reads all of them)."""
 
 _FOREVER = {"retention.ms": "-1", "cleanup.policy": "delete"}
@@ -54,9 +72,13 @@ def project_topics() -> list[TopicSpec]:
         TopicSpec(USER_COMMANDS, dict(week)),
         TopicSpec(USER_RESERVATIONS, dict(week)),
         TopicSpec(PARTNER_COMMANDS, dict(week)),
+        TopicSpec(CHIRP_COMMANDS, dict(week)),
+        TopicSpec(FOLLOW_COMMANDS, dict(week)),
         TopicSpec(COMMAND_RESULTS, dict(week)),
         TopicSpec(USER_DLQ, dict(_FOREVER)),
         TopicSpec(PARTNER_DLQ, dict(_FOREVER)),
+        TopicSpec(CHIRP_DLQ, dict(_FOREVER)),
+        TopicSpec(FOLLOW_DLQ, dict(_FOREVER)),
         TopicSpec(TRACKING_RAW, dict(week)),
         TopicSpec(TRACKING_EVENTS, dict(_FOREVER)),
         TopicSpec(TRACKING_DLQ, dict(_FOREVER)),

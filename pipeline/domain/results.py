@@ -21,6 +21,7 @@ class RejectionReason(StrEnum):
     INVALID_STATE = "invalid_state"  # command not allowed in the current lifecycle status
     DUPLICATE_EMAIL = "duplicate_email"  # the e-mail is claimed by another user
     DUPLICATE_USERNAME = "duplicate_username"  # the username is claimed by another user
+    FORBIDDEN = "forbidden"  # the actor may not do this to this aggregate (not its owner)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pipeline.agents import tracking as tracking_sinks
-from pipeline.projections import command_status, event_log, partner_keys, users
+from pipeline.projections import command_status, event_log, partner_keys, timelines, users
 from pipeline.projections.projection import Projection
 
 GROUP = "streamfold.projections"
@@ -26,6 +26,7 @@ BUILTIN: tuple[Projection, ...] = (
     event_log.PROJECTION,
     partner_keys.PROJECTION,
     command_status.PROJECTION,
+    timelines.PROJECTION,
     tracking_sinks.SINK,
     tracking_sinks.REJECTIONS,
 )

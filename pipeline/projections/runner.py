@@ -41,6 +41,7 @@ from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer, end_offsets, offsets_at
 from pipeline import failures, topics
 from pipeline.agents.deadletter import DeadLetters
+from pipeline.domain.social.policy import TimelinePolicy
 from pipeline.projections import catalog
 from pipeline.projections.catalog import Offsets, State, Version
 from pipeline.projections.control import Action, Request
@@ -131,6 +132,8 @@ class Deps:
     staging: ClickHouse | None = None
     """A ClickHouse client with a session, for the tracking sink's temporary table."""
     dedup_window_s: int = 86_400
+    timelines: TimelinePolicy = dataclasses.field(default_factory=TimelinePolicy)
+    """The timeline projection's fan-out numbers (``pipeline/projections/timelines.py``)."""
 
 
 class Instance:

@@ -1,0 +1,215 @@
+"""The timeline read model in Redis (seed 001): followers and following, each chirp once,
+each user's own chirps, and home timelines filled by fan-out on write, except for
+celebrities, whose chirps readers pull (the feed read merges both).
+
+The writes are Redis Lua scripts (``timeline_scripts.lua`` says why), queued in the
+runner's MULTI/EXEC with the checkpoint, one per event; this module turns envelopes into
+script calls and reads the feed back. Rules (sources: seed 001 and issue 10):
+
+- ChirpPosted by a regular author: its id goes to every follower's home timeline (sorted
+  by time, capped at ``TimelinePolicy.cap``); by a celebrity, only to the author's own set.
+- An author becomes a celebrity at ``celebrity_followers`` followers and stops being one
+  below ``demote_below`` (hysteresis: an author near the line does not flap); on the way
+  down their newest chirps are backfilled into every follower's timeline.
+- UserFollowed: the followee's newest ``backfill`` chirps into the follower's timeline,
+  unless a celebrity. UserUnfollowed: the followee's chirps out of it.
+- ChirpDeleted: gone from every timeline, and every read skips it.
+
+What a feed equals (the reference model, ``tests/unit/test_timeline_model.py``): the
+chirps of the users the reader follows now, not deleted, newest first (ties: higher id
+first), limited to the newest ``backfill`` per author at the moment of following and the
+newest ``cap`` fanned-out ones.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from pipeline import topics
+from pipeline.domain.errors import DomainError
+from pipeline.domain.social import chirps, follows
+from pipeline.domain.social.policy import TimelinePolicy
+from pipeline.domain.users import events as user_events
+from pipeline.domain.values import canonical_uuid
+from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
+
+LIVE_STREAM = "timeline:live"
+"""Redis stream of chirps projected by the live version (``chirp``, ``author``): what live
+feeds (SSE) read. Outside the versioned keys: a rebuild never writes it."""
+
+KEY_PATTERNS = ("tl:*",)
+
+
+@functools.cache
+def script_sources() -> dict[str, str]:
+    """Section name -> Lua source, from ``timeline_scripts.lua`` ("--! name" lines)."""
+    text = (Path(__file__).parent / "timeline_scripts.lua").read_text()
+    sections: dict[str, str] = {}
+    for chunk in text.split("\n--! ")[1:]:
+        name, _, body = chunk.partition("\n")
+        sections[name.strip()] = body
+    return sections
+
+
+@dataclass(frozen=True)
+class Scripts:
+    """The scripts, registered on one client (redis-py loads them before a pipeline's
+    EXEC and falls back from EVALSHA on a Redis that restarted)."""
+
+    post: AsyncScript
+    delete: AsyncScript
+    follow: AsyncScript
+    unfollow: AsyncScript
+    profile: AsyncScript
+    feed: AsyncScript
+
+    @classmethod
+    def on(cls, redis: Redis) -> Scripts:
+        sources = script_sources()
+        return cls(**{name: redis.register_script(sources[name]) for name in cls.__annotations__})
+
+
+def _ms(envelope: Any) -> str:
+    return str(int(envelope.occurred_at.timestamp() * 1000))
+
+
+def _display(first: str, last: str) -> str:
+    return first if first == last else f"{first} {last}".strip()
+
+
+class TimelineHandler:
+    """The projection's handler, bound to a policy and the scripts."""
+
+    def __init__(self, policy: TimelinePolicy, scripts: Scripts) -> None:
+        self.policy = policy
+        self.scripts = scripts
+
+    async def __call__(self, batch: Sequence[Decoded], ctx: Context) -> Failed:
+        assert ctx.pipe is not None
+        failed: list[tuple[Decoded, str]] = []
+        for decoded in batch:
+            try:
+                await self._queue(decoded.envelope, ctx)
+            except (DomainError, ValueError, KeyError) as exc:
+                failed.append((decoded, f"{type(exc).__name__}: {exc}"))
+        return failed
+
+    async def _queue(self, envelope: Any, ctx: Context) -> None:
+        # redis-py's AsyncScript.__call__ is a coroutine even when it only queues into a
+        # pipeline (it registers the script for the pipeline to load before EXEC)
+        p, s, policy, pipe = ctx.key_prefix, self.scripts, self.policy, ctx.pipe
+        kind, v = envelope.aggregate_type, str(envelope.aggregate_version)
+        if kind == chirps.AGGREGATE_TYPE:
+            event = chirps.from_data(envelope.event_type, envelope.data)
+            canonical_uuid("chirp_id", event.chirp_id)
+            canonical_uuid("author_id", event.author_id)
+            if isinstance(event, chirps.ChirpPosted):
+                live = "0" if ctx.replaying else "1"
+                args = [p, event.chirp_id, event.author_id, event.text, _ms(envelope), v,
+                        policy.cap, live, policy.live_stream_max, LIVE_STREAM]  # fmt: skip
+                await s.post(args=args, client=pipe)
+            else:
+                await s.delete(args=[p, event.chirp_id, event.author_id, v], client=pipe)
+        elif kind == follows.AGGREGATE_TYPE:
+            event = follows.from_data(envelope.event_type, envelope.data)
+            follower = canonical_uuid("follower_id", event.follower_id)
+            followee = canonical_uuid("followee_id", event.followee_id)
+            if isinstance(event, follows.UserFollowed):
+                line = policy.celebrity_followers
+                script = s.follow
+            else:
+                line = policy.demote_below
+                script = s.unfollow
+            await script(
+                args=[p, follower, followee, v, policy.backfill, policy.cap, line], client=pipe
+            )
+        elif kind == "user":
+            await self._profile(envelope, ctx)
+
+    async def _profile(self, envelope: Any, ctx: Context) -> None:
+        if envelope.event_type not in ("UserCreated", "UserUpdated"):
+            return
+        event = user_events.from_data(envelope.event_type, envelope.data)
+        username = getattr(event, "username", "")
+        display = _display(event.first_name, event.last_name)
+        args = [ctx.key_prefix, envelope.aggregate_id, str(envelope.aggregate_version),
+                username, display]  # fmt: skip
+        await self.scripts.profile(args=args, client=ctx.pipe)
+
+
+def bind(deps: Any) -> Handler:
+    """The handler for one instance of the runner (``Deps.timelines`` is the policy)."""
+    return TimelineHandler(deps.timelines, Scripts.on(deps.redis))
+
+
+PROJECTION = Projection(
+    name="timelines",
+    topics=(topics.CHIRP_EVENTS, topics.FOLLOW_EVENTS, topics.USER_EVENTS),
+    store=Store.REDIS,
+    handle=None,
+    bind=bind,
+    keys=KEY_PATTERNS,
+    description="home timelines (fan-out on write, celebrities pulled), followers, chirps",
+)
+
+
+# -- reads (the API) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One chirp as a feed shows it; ``at_ms``: posted at, ms since the Unix epoch (UTC)."""
+
+    chirp_id: str
+    author_id: str
+    username: str
+    display_name: str
+    text: str
+    at_ms: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.chirp_id,
+            "author": {
+                "id": self.author_id,
+                "username": self.username,
+                "display_name": self.display_name,
+            },
+            "text": self.text,
+            "at_ms": self.at_ms,
+        }
+
+
+def encode_cursor(at_ms: int, chirp_id: str) -> str:
+    return f"{at_ms}:{chirp_id}"
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Raises ValueError for a cursor this module did not make."""
+    at, _, chirp_id = cursor.partition(":")
+    return int(at), canonical_uuid("cursor", chirp_id)
+
+
+async def feed(
+    scripts: Scripts, user_id: str, *, limit: int, cursor: str | None, prefix: str = ""
+) -> tuple[list[FeedItem], str | None]:
+    """(items, next cursor or None): one round trip (the ``feed`` script).
+
+    Raises ValueError for a malformed cursor.
+    """
+    at, after = decode_cursor(cursor) if cursor else ("", "")
+    raw = await scripts.feed(args=[prefix, user_id, limit, at, after])
+    values = [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
+    items = [
+        FeedItem(*values[i : i + 5], at_ms=int(float(values[i + 5])))
+        for i in range(2, len(values), 6)
+    ]
+    next_cursor = encode_cursor(int(float(values[0])), values[1]) if values[0] else None
+    return items, next_cursor
