@@ -17,6 +17,7 @@ from api.routes import (
     ingest,
     partners,
     projections,
+    social,
     sql,
     users,
 )  # fmt: skip
@@ -37,7 +38,7 @@ def create_api(services: Services) -> FastAPI:
     problems.install(app)
     app.include_router(metrics.router)
     for module in (health, auth, users, partners, commands, ingest, sql, analytics, projections,
-                   dashboard):  # fmt: skip
+                   social, dashboard):  # fmt: skip
         app.include_router(module.router)
     # The dashboard's script, styles and vendored Chart.js: same origin, no CDN.
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

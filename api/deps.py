@@ -52,7 +52,8 @@ def per_app(request: Request, name: str, make: Callable[[], T]) -> T:
     return made
 
 
-def _accounts(request: Request, services: Services) -> Accounts:
+def accounts(request: Request, services: Services) -> Accounts:
+    """This API process's :class:`Accounts` (the users read model, briefly cached)."""
     return per_app(
         request,
         "accounts",
@@ -88,12 +89,12 @@ async def _principal(
         user_id = read_token(services.settings, token)
     except InvalidToken as exc:
         raise Problem(401, "unauthorized", f"invalid token: {exc}", headers=unauthorized) from exc
-    accounts = _accounts(request, services)
-    account = await accounts.get(user_id)
+    accounts_ = accounts(request, services)
+    account = await accounts_.get(user_id)
     if account is None or not account.active:
         # A refusal is never from the cache alone: a reactivation counts the moment the
         # read model shows it. Refusals cost a query each; grants are what must be prompt.
-        account = await accounts.get(user_id, fresh=True)
+        account = await accounts_.get(user_id, fresh=True)
     if account is None or not account.active:
         # deactivated or deleted since the token was issued: the token dies with the account
         raise _inactive()
@@ -108,7 +109,7 @@ async def _admin(
     model shows it (``create-admin`` waits for exactly that)."""
     if principal.role == "admin":
         return principal
-    account = await _accounts(request, services).get(principal.user_id, fresh=True)
+    account = await accounts(request, services).get(principal.user_id, fresh=True)
     if account is None or not account.active:
         raise _inactive()
     if account.role != "admin":

@@ -55,6 +55,26 @@ class UserCreate(_Profile):
         return _value(Email.parse, v)
 
 
+class Registration(BaseModel):
+    """Self-registration (``POST /api/users/register``): a student account."""
+
+    model_config = _STRICT
+    username: str = Field(description="3-30 chars of a-z, 0-9, _; unique, case-insensitive.")
+    email: str = Field(max_length=254)
+    password: SecretStr = Field(min_length=8, max_length=128)
+    display_name: str = Field(min_length=1, max_length=100)
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, v: str) -> str:
+        return _value(Username.parse, v)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        return _value(Email.parse, v)
+
+
 class UserUpdate(_Profile):
     expected_version: int | None = Field(default=None, ge=0)
 

@@ -58,7 +58,10 @@ def server(
     endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServeProcess]:
     """One ``streamfold serve`` for the session, with an admin created through Kafka."""
-    proc = ServeProcess(endpoints, tmp_path_factory.mktemp("serve"))
+    # a celebrity at 3 followers, not 10,000: tests/e2e/test_social.py
+    proc = ServeProcess(
+        endpoints, tmp_path_factory.mktemp("serve"), timelines__celebrity_followers="3"
+    )
     proc.start()
     try:
         proc.create_admin()

@@ -213,3 +213,81 @@ async def feed(
     ]
     next_cursor = encode_cursor(int(float(values[0])), values[1]) if values[0] else None
     return items, next_cursor
+
+
+async def hydrate(redis: Redis, chirp_ids: Sequence[str]) -> list[FeedItem | None]:
+    """The live chirps ``chirp_ids`` as feed items (None: unknown or deleted), in two
+    pipelined round trips (chirps, then their authors' profiles)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for chirp_id in chirp_ids:
+            pipe.hmget(f"tl:chirp:{chirp_id}", "a", "t", "s", "d")
+        rows = await pipe.execute()
+    authors = sorted({row[0] for row in rows if row[0] is not None})
+    async with redis.pipeline(transaction=False) as pipe:
+        for author in authors:
+            pipe.hmget(f"tl:profile:{author.decode()}", "n", "d")
+        profiles = dict(zip(authors, await pipe.execute(), strict=True))
+    items: list[FeedItem | None] = []
+    for chirp_id, (author, text, at, deleted) in zip(chirp_ids, rows, strict=True):
+        if author is None or deleted:
+            items.append(None)
+            continue
+        username, display = profiles[author]
+        items.append(
+            FeedItem(
+                chirp_id,
+                author.decode(),
+                (username or b"").decode(),
+                (display or b"").decode(),
+                (text or b"").decode(),
+                int(at),
+            )
+        )
+    return items
+
+
+async def own_chirps(
+    redis: Redis, user_id: str, *, limit: int, cursor: str | None
+) -> tuple[list[FeedItem], str | None]:
+    """A user's chirps, newest first, cursor-paginated like the feed. Raises ValueError
+    for a malformed cursor."""
+    key = f"tl:own:{user_id}"
+    if cursor:
+        at, after = decode_cursor(cursor)
+        ties = [i.decode() for i in await redis.zrange(key, at, at, byscore=True, desc=True)]
+        ids = [i for i in ties if i < after]
+        rest = await redis.zrange(key, f"({at}", "-inf", byscore=True, desc=True,
+                                  offset=0, num=limit)  # fmt: skip
+        ids += [i.decode() for i in rest]
+    else:
+        raw = await redis.zrange(key, "+inf", "-inf", byscore=True, desc=True, offset=0, num=limit)
+        ids = [i.decode() for i in raw]
+    items = [i for i in await hydrate(redis, ids[:limit]) if i is not None]
+    more = len(ids) >= limit and items
+    return items, encode_cursor(items[-1].at_ms, items[-1].chirp_id) if more else None
+
+
+async def relations(
+    redis: Redis, user_id: str, which: str, *, limit: int, cursor: str | None
+) -> tuple[int, list[str], str | None]:
+    """(count, user ids in id order after ``cursor``, next cursor) of ``which``
+    ("followers" or "following")."""
+    members = sorted(m.decode() for m in await redis.smembers(f"tl:{which}:{user_id}"))
+    start = 0
+    if cursor:
+        start = next((i for i, m in enumerate(members) if m > cursor), len(members))
+    page = members[start : start + limit]
+    more = start + limit < len(members)
+    return len(members), page, page[-1] if more and page else None
+
+
+async def profiles(redis: Redis, user_ids: Sequence[str]) -> list[dict[str, str]]:
+    """``{"id", "username", "display_name"}`` for each user (blank when not projected)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in user_ids:
+            pipe.hmget(f"tl:profile:{user_id}", "n", "d")
+        rows = await pipe.execute()
+    return [
+        {"id": u, "username": (n or b"").decode(), "display_name": (d or b"").decode()}
+        for u, (n, d) in zip(user_ids, rows, strict=True)
+    ]
