@@ -91,30 +91,41 @@ def kafka_jars(cache_dir: Path) -> Path:
 
 
 def ensure_redis_server() -> str:
-    """Return the path of ``redis-server``, installing it with apt-get when missing.
+    """Return the path of ``redis-server``, installing Debian's package when missing
+    (:func:`ensure_debian_binary`); the package's own service is not used, we start our
+    own instance with start_redis. Raises LocalStackError."""
+    return ensure_debian_binary("redis-server", "redis-server")
 
-    Installation (``apt-get update`` then ``apt-get install -y redis-server``, ~20-60 s)
-    only happens when running as root; the Debian package's own service is not used, we
-    start our own instance with start_redis.
+
+def ensure_chromium() -> str:
+    """Return the path of Debian's ``chromium`` (the browser tests drive it headless),
+    installing the package when missing. Raises LocalStackError."""
+    return ensure_debian_binary("chromium", "chromium")
+
+
+def ensure_debian_binary(binary: str, package: str) -> str:
+    """Return the path of ``binary``, installing ``package`` with apt-get when missing.
+
+    Installation (``apt-get update`` then ``apt-get install -y <package>``, ~20-120 s)
+    only happens when running as root.
 
     Raises:
         LocalStackError: not installed and not root, apt-get is absent, or it failed.
     """
-    found = shutil.which("redis-server") or _first_existing(
-        "/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"
-    )
+    where = (f"/usr/bin/{binary}", f"/usr/local/bin/{binary}", f"/usr/sbin/{binary}")
+    found = shutil.which(binary) or _first_existing(*where)
     if found:
         return found
     if os.geteuid() != 0:
         raise LocalStackError(
-            "redis-server is not installed and we are not root: "
-            "run `sudo apt-get install -y redis-server` (or put redis-server on PATH)"
+            f"{binary} is not installed and we are not root: "
+            f"run `sudo apt-get install -y {package}` (or put {binary} on PATH)"
         )
     apt = shutil.which("apt-get")
     if apt is None:
-        raise LocalStackError("redis-server is not installed and apt-get is unavailable")
+        raise LocalStackError(f"{binary} is not installed and apt-get is unavailable")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "redis-server"]):
+    for argv in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", package]):
         try:
             done = subprocess.run(
                 argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env,
@@ -127,9 +138,9 @@ def ensure_redis_server() -> str:
                 f"{' '.join(argv)} failed (exit {done.returncode}):\n"
                 f"{tail(done.stdout + done.stderr)}"
             )
-    found = shutil.which("redis-server") or _first_existing("/usr/bin/redis-server")
+    found = shutil.which(binary) or _first_existing(*where)
     if not found:
-        raise LocalStackError("apt-get installed redis-server but the binary was not found")
+        raise LocalStackError(f"apt-get installed {package} but {binary} was not found")
     return found
 
 

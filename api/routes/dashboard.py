@@ -1,4 +1,4 @@
-"""``GET /dashboard``: the analytics dashboard page.
+"""``GET /dashboard`` (the analytics dashboard) and ``GET /timeline`` (the social page).
 
 The page itself is public and carries no data: a browser cannot attach a bearer header to
 a navigation, so the page's script asks for the admin token (or takes ``?token=``), keeps
@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse
 router = APIRouter(tags=["dashboard"])
 
 PAGE = Path(__file__).resolve().parent.parent / "templates" / "dashboard.html"
+TIMELINE_PAGE = PAGE.with_name("timeline.html")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 _HEADERS = {
@@ -40,3 +41,11 @@ _HEADERS = {
 async def dashboard() -> FileResponse:
     """The static dashboard HTML (no data; see the module docstring)."""
     return FileResponse(PAGE, media_type="text/html", headers=_HEADERS)
+
+
+@router.get("/timeline", response_class=FileResponse, include_in_schema=False)
+async def timeline() -> FileResponse:
+    """The social timeline page: sign in, the home feed, post, new chirps live (SSE read
+    with fetch, so the bearer header goes along). Same rules as the dashboard: no data in
+    the page, same-origin script only."""
+    return FileResponse(TIMELINE_PAGE, media_type="text/html", headers=_HEADERS)
