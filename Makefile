@@ -65,6 +65,7 @@ run: up
 	$(BIN)/streamfold create-admin
 	$(BIN)/streamfold load-users deploy/data/us-500.csv
 	$(BIN)/streamfold load-weblogs
+	$(BIN)/streamfold load-social
 	@echo
 	@echo "API docs:   $(API)/docs"
 	@echo "Readiness:  curl -s $(API)/readyz"

@@ -3,8 +3,8 @@
 Processes: ``serve`` (every role as a supervised child process), ``worker --role`` and
 ``api`` (one role each: the separate deployables). Local stack: ``up``,
 ``down``, ``status``. Operators and analysts: ``create-admin``, ``load-users``,
-``load-weblogs``, ``sql``. Platform engineers: ``projections`` (list, rebuild, promote,
-drop).
+``load-weblogs``, ``load-social``, ``sql``. Platform engineers: ``projections`` (list,
+rebuild, promote, drop).
 """
 
 from __future__ import annotations
@@ -482,6 +482,23 @@ def load_users(
 
     settings = _settings()
     load_people(settings, admin_token(settings), csv_path, concurrency=concurrency)
+
+
+@app.command("load-social")
+def load_social(
+    users: Annotated[int, typer.Option(min=2, max=3726, help="Best-connected users.")] = 200,
+    chirps_per_user: Annotated[int, typer.Option(min=0, max=100)] = 3,
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
+) -> None:
+    """Register a real follower network's users, create their follows and post chirps,
+    each user with their own token; print a sample feed."""
+    from deploy.social_load import load_social as load
+
+    refused = load(
+        _settings(), users=users, chirps_per_user=chirps_per_user, concurrency=concurrency
+    )
+    if refused:
+        raise typer.Exit(_fail(f"{refused} requests were refused (see above)"))
 
 
 @app.command("load-weblogs")

@@ -1,0 +1,202 @@
+"""Loading a real follower network through the public API: registrations, follows and
+chirps, each user acting with their own token (``streamfold load-social``).
+
+The network is an anonymised Twitter ego network (``deploy/data/hersheycareers.json``,
+MIT; ``[src, trg]`` read as "src follows trg"). Only the ``users`` best-connected
+accounts and the follows among them are loaded: each registration costs an argon2 hash,
+and a first run should take a minute, not an hour. Chirp texts are the tweets of
+``../shared/data/social`` when that folder exists (read, never copied into the repo),
+else the fortunes of Debian's ``fortune-mod``.
+
+Idempotent: Idempotency-Keys derive from the node ids, and the generated passwords are
+kept in ``<home>/social-users.json``, so a second run creates nothing new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from deploy.binaries import ensure_debian_binary
+from pipeline.settings import Settings
+
+NETWORK = Path("deploy/data/hersheycareers.json")
+TWEETS = Path("../shared/data/social/tweets_emoji_train.txt")
+FORTUNES = Path("/usr/share/games/fortunes/fortunes")
+PASSWORD_BYTES = 12
+
+
+@dataclass
+class Member:
+    node: str
+    username: str
+    password: str
+    id: str = ""
+    token: str = ""
+
+
+def subnetwork(path: Path, size: int) -> tuple[list[str], list[tuple[str, str]]]:
+    """The ``size`` nodes of highest degree (ties by id) and the edges among them."""
+    data = json.loads(path.read_text())
+    degree: Counter[str] = Counter()
+    for src, trg in data["edges"]:
+        degree[str(src)] += 1
+        degree[str(trg)] += 1
+    nodes = sorted(degree, key=lambda n: (-degree[n], int(n)))[:size]
+    kept = set(nodes)
+    edges = [(str(s), str(t)) for s, t in data["edges"] if str(s) in kept and str(t) in kept]
+    return nodes, edges
+
+
+def chirp_texts() -> list[str]:
+    """Tweets when ``../shared/data`` is there, else Debian's fortunes (installed on
+    first use). Blank and over-long lines are left out."""
+    if TWEETS.exists():
+        lines = TWEETS.read_text(errors="replace").splitlines()
+    else:
+        ensure_debian_binary("fortune", "fortune-mod")
+        lines = [" ".join(f.split()) for f in FORTUNES.read_text(errors="replace").split("\n%\n")]
+    return [t.strip() for t in lines if t.strip() and len(t.strip()) <= 280]
+
+
+class SocialLoader:
+    """Registers, signs in, follows and chirps, ``concurrency`` requests at a time."""
+
+    def __init__(self, settings: Settings, concurrency: int) -> None:
+        self.settings = settings
+        self.gate = asyncio.Semaphore(concurrency)
+        self.outcomes: Counter[str] = Counter()
+        self.client = httpx.AsyncClient(base_url=settings.api_url, timeout=120)
+
+    async def _call(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        async with self.gate:
+            response = await self.client.request(method, url, **kwargs)
+        if response.status_code < 300:
+            self.outcomes[f"{what}: ok"] += 1
+        else:
+            kind = response.json().get("type", "").rsplit("/", 1)[-1]
+            self.outcomes[f"{what}: {response.status_code} {kind}"] += 1
+        return response
+
+    async def _each(self, progress: Progress, label: str, jobs: list[Any]) -> None:
+        task = progress.add_task(label, total=len(jobs))
+
+        async def run(job: Any) -> None:
+            await job
+            progress.advance(task)
+
+        await asyncio.gather(*(run(j) for j in jobs))
+
+    async def register(self, m: Member) -> None:
+        body = {
+            "username": m.username,
+            "email": f"{m.username}@social.example.org",
+            "password": m.password,
+            "display_name": f"Chirper {m.node}",
+        }
+        headers = {"Idempotency-Key": f"social-network:{m.node}"}
+        r = await self._call("register", "POST", "/api/users/register", json=body, headers=headers)
+        if r.status_code < 300:
+            m.id = r.json()["id"]
+        login = {"username": m.username, "password": m.password}
+        r = await self._call("sign in", "POST", "/api/auth/token", data=login)
+        if r.status_code == 200:
+            m.token = r.json()["access_token"]
+            m.id = m.id or _subject(m.token)
+
+    async def follow(self, follower: Member, followee: Member) -> None:
+        headers = {
+            "Authorization": f"Bearer {follower.token}",
+            "Idempotency-Key": f"social-follow:{follower.node}:{followee.node}",
+        }
+        await self._call("follow", "POST", f"/api/users/{followee.id}/follow", headers=headers)
+
+    async def chirp(self, author: Member, n: int, text: str) -> None:
+        headers = {
+            "Authorization": f"Bearer {author.token}",
+            "Idempotency-Key": f"social-chirp:{author.node}:{n}",
+        }
+        await self._call("chirp", "POST", "/api/chirps", json={"text": text}, headers=headers)
+
+
+def _subject(token: str) -> str:
+    # the registration was answered in an earlier run: the token names the user
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+
+
+def _members(settings: Settings, nodes: list[str]) -> list[Member]:
+    # passwords made once per install and kept with its other local secrets
+    path = settings.home.resolve() / "social-users.json"
+    saved: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    for node in nodes:
+        saved.setdefault(node, secrets.token_urlsafe(PASSWORD_BYTES))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(saved))
+    path.chmod(0o600)
+    return [Member(node, f"hs_{node}", saved[node]) for node in nodes]
+
+
+async def _load(settings: Settings, size: int, per_user: int, concurrency: int) -> Any:
+    nodes, edges = subnetwork(NETWORK, size)
+    members = _members(settings, nodes)
+    by_node = {m.node: m for m in members}
+    texts = chirp_texts()
+    rng = random.Random(7)  # the same texts on every run: reruns are duplicates
+    loader = SocialLoader(settings, concurrency)
+    async with loader.client:
+        with Progress(transient=False) as progress:
+            await loader._each(progress, "registering", [loader.register(m) for m in members])
+            ready = [m for m in members if m.token]
+            follows = [
+                loader.follow(by_node[s], by_node[t])
+                for s, t in edges
+                if by_node[s].token and by_node[t].id
+            ]
+            await loader._each(progress, "following", follows)
+            chirps = [loader.chirp(m, n, rng.choice(texts)) for m in ready for n in range(per_user)]
+            await loader._each(progress, "chirping", chirps)
+        reader = max(ready, key=lambda m: sum(1 for s, _ in edges if s == m.node))
+        feed = await loader.client.get(
+            f"/api/users/{reader.id}/feed",
+            params={"limit": 5},
+            headers={"Authorization": f"Bearer {reader.token}"},
+        )
+    return loader.outcomes, reader, feed.json().get("items", []), len(edges)
+
+
+def load_social(settings: Settings, *, users: int, chirps_per_user: int, concurrency: int) -> int:
+    """Load the network, print the outcomes and a sample feed. Returns the number of
+    refused requests (a rerun answers with the first run's results: none)."""
+    outcomes, reader, items, edges = asyncio.run(
+        _load(settings, users, chirps_per_user, concurrency)
+    )
+    out = Console()
+    out.print(f"social network: {users} users, {edges} follows among them")
+    for outcome, count in sorted(outcomes.items()):
+        out.print(f"  {count:6d}  {outcome}")
+    table = Table(title=f"feed of @{reader.username} (newest 5)")
+    for column in ("when (UTC)", "author", "chirp"):
+        table.add_column(column)
+    for item in items:
+        when = datetime.fromtimestamp(item["at_ms"] / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+        table.add_row(when, "@" + item["author"]["username"], item["text"])
+    out.print(table)
+    out.print(
+        f"Sign in at {settings.api_url}/timeline as {reader.username} "
+        f"(password in {settings.home}/social-users.json, node {reader.node})"
+    )
+    return sum(n for k, n in outcomes.items() if not k.endswith(": ok"))
