@@ -488,7 +488,7 @@ def load_users(
 def load_social(
     users: Annotated[int, typer.Option(min=2, max=3726, help="Best-connected users.")] = 200,
     chirps_per_user: Annotated[int, typer.Option(min=0, max=100)] = 3,
-    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
+    concurrency: Annotated[int, typer.Option(min=1, max=128)] = 32,
 ) -> None:
     """Register a real follower network's users, create their follows and post chirps,
     each user with their own token; print a sample feed."""

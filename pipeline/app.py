@@ -22,7 +22,7 @@ from pipeline.agents.deadletter import DeadLetters
 from pipeline.agents.reservations import ReservationProcessor
 from pipeline.agents.tracking import REJECTIONS, SINK, Validation
 from pipeline.aggregates import AGGREGATES, Aggregate
-from pipeline.projections import registry
+from pipeline.projections import registry, timelines
 from pipeline.projections.runner import Deps, ProjectionRunner
 from pipeline.recording import Recorder, Structures
 from pipeline.routing import ClaimKeys
@@ -218,6 +218,8 @@ def create_projections(
         batches={
             SINK.name: (settings.tracking_batch_rows, settings.tracking_batch_ms / 1000),
             REJECTIONS.name: (5000, 0.1),
+            # a chirp is pushed to live feeds once projected: short waits, small batches
+            timelines.PROJECTION.name: (settings.projection_batch_rows, 0.02),
         },
         producer=producer,
         staging=staging,

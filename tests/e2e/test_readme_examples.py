@@ -30,7 +30,9 @@ from tests.support import ADMIN_PASSWORD, REPO, ServeProcess, admin_token, wait_
 pytestmark = pytest.mark.e2e
 
 README = REPO / "README.md"
-SECTIONS = ("Users", "Partner tracking", "Runbook: rebuild", "A new projection")
+SECTIONS = (
+    "Users", "Partner tracking", "Social timelines", "Runbook: rebuild", "A new projection"
+)  # fmt: skip
 PEOPLE = 12  # rows of deploy/data/us-500.csv; the first is a gmail address
 PAGE_VIEWS = 150  # per web log
 DONE = "@@readme-command-done@@"
