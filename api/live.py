@@ -30,7 +30,9 @@ from pipeline.projections.timelines import LIVE_STREAM
 log = structlog.get_logger(__name__)
 
 QUEUE_MAX = 256
-_BLOCK_MS = 5000
+_BLOCK_MS = 1000
+"""Below the client's socket timeout (``connectors.redis.REDIS_TIMEOUT_S``): a longer block
+on an idle stream ended in a read timeout, and a second's pause, every time."""
 _CATCH_UP_MAX = 10_000
 
 

@@ -28,7 +28,9 @@ dir, a free port), in this order:
    a MULTI runs, Redis serves nobody else). Same-run ceiling: the same ZADD +
    ZREMRANGEBYRANK pairs on the same homes (keys in database 1), RESP pre-encoded outside
    the timing and written to a raw socket in one MULTI per batch: what Redis does for
-   these writes without Lua and without a Python client;
+   these writes without Lua and without a Python client. Also the shares of the wall time
+   spent in the handler (Python, queueing) and in the post script (Redis, ``INFO
+   commandstats``);
    memory: ``INFO memory`` used_memory after minus before step 2, divided by the number of
    home-timeline entries (sum of ZCARD ``tl:home:*``): includes the chirp hashes (text),
    the authors' ``tl:own`` sets and the live stream (capped at ~10,000 entries), not only
@@ -40,16 +42,19 @@ dir, a free port), in this order:
    page, 20 items, one ``feed`` script call) read one at a time, round robin over the
    groups: first idle (``--idle-s``), then for ``--read-s`` while another process (the
    runner's place) posts chirps through the handler flat out (``--load-rate`` 0) or at a
-   given rate: p50/p99 ms per group, client side (redis-py round trip included);
+   given rate: p50/p99 ms per group, client side (redis-py round trip included), and
+   Redis's own time per feed call (``INFO commandstats``, idle);
 4. live delivery: ``--subscribers`` subscribers (the network users who follow the most
-   authors) on one ``LiveFeeds`` (its own ``open_redis`` client, as the API), chirps by
+   authors) on one ``LiveFeeds`` (its own ``open_redis`` client, as the API; subscribed 50
+   at a time: a burst of 200 exceeds redis-py's default pool of 100), chirps by
    authors drawn as in 2, ``--sse-batch`` per batch every ``--sse-interval`` s, live; latency
    from just before the batch's ``pipe.execute()`` to the item's receipt by each
    subscriber following the author: p50/p99 ms.
 
 Units: rates per second of wall time on this machine (2 cores shared by Redis, the bench
 and, in step 3, the load process); latencies in ms; memory in bytes per home entry.
-Scale: the defaults keep a run at about a minute (20,000 chirps, not a day's traffic).
+Scale: scaled down to fit this machine: 20,000 chirps (~1.1 M timeline writes), not a
+day's traffic; a run takes ~45 s and ``--runs 3`` ~2.5 min (envelopes made once, ~11 s).
 Each figure is reported as the median, min and max over ``--runs`` runs; the envelopes are
 made once (seeded: every run applies the same events) and the runs differ only by noise.
 
@@ -592,7 +597,6 @@ async def one_run(args: argparse.Namespace, server: Server, w: Workload,
     load = ctx.Process(target=load_process, args=(server.url, policy_of(args), w.load,
                        args.batch, args.load_rate, ready, stop, results))  # fmt: skip
     load.start()
-    out["load_pid"] = load.pid
     if not await asyncio.to_thread(ready.wait, 60):
         load.kill()
         raise RuntimeError("the load process did not start")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 COMMAND_KEY = "streamfold:command:{command_id}"
 COMMAND_TTL_S = 7 * 24 * 3600
@@ -17,14 +17,25 @@ REDIS_TIMEOUT_S = 2.0
 seconds (a 503) instead of hanging it."""
 
 
+MAX_CONNECTIONS = 256
+"""Connections per client. redis-py's default pool raises MaxConnectionsError past 100
+commands in flight (found by bench/timelines.py: 200 live-feed subscribers connecting at
+once); this pool makes a caller wait up to the timeout for a connection instead."""
+
+
 def open_redis(url: str, *, timeout_s: float = REDIS_TIMEOUT_S) -> Redis:
-    return Redis.from_url(
+    """A client on a blocking pool of ``MAX_CONNECTIONS``; connect, command and
+    wait-for-a-connection timeouts of ``timeout_s`` seconds."""
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout_s,
         decode_responses=False,
         health_check_interval=30,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
     )
+    return Redis(connection_pool=pool)
 
 
 async def get_command_result(redis: Redis, command_id: str) -> dict[str, Any] | None:

@@ -11,7 +11,11 @@ The contract a handler may rely on, and must keep (README, "Replay and new proje
 - ``Context.replaying`` is True while a version is being rebuilt: no side effects
   (notifications, webhooks) then, history must not be re-sent;
 - it writes only to ``Context.tables`` (ClickHouse) or into ``Context.pipe`` (Redis), and
-  returns the records it cannot apply, with why: they are dead-lettered.
+  returns the records it cannot apply, with why: they are dead-lettered. A Redis handler
+  whose every write is idempotent on its own (a version-skipping script per key) may
+  instead send them through ``Context.redis`` under ``Context.key``, in short pipelines,
+  before the runner's MULTI with the checkpoint: one batch then never holds Redis for
+  its whole length (``pipeline/projections/timelines.py``).
 """
 
 from __future__ import annotations

@@ -136,12 +136,17 @@ return 1
 -- Returns {next ms or "", next id or "", then per item: id, author, username, display,
 -- text, ms}. Newest first, ties by id descending; deduplicated; deleted chirps and
 -- chirps of authors the user no longer follows left out.
+--
+-- A lazy k-way merge of the home timeline and the followed celebrities' own sets: each
+-- source is read a few entries at a time and only when its head is taken, so a reader
+-- who follows 100 celebrities costs about 100 short ZRANGEs, not 100 pages and a sort.
 local p, user, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local cs, cid = ARGV[4], ARGV[5]
+local CHUNK = 8
 local following = p .. 'tl:following:' .. user
-local sources = { p .. 'tl:home:' .. user }
+local keys = { p .. 'tl:home:' .. user }
 for _, c in ipairs(redis.call('SINTER', following, p .. 'tl:celebrities')) do
-  sources[#sources + 1] = p .. 'tl:own:' .. c
+  keys[#keys + 1] = p .. 'tl:own:' .. c
 end
 
 local function before(a_s, a_id, b_s, b_id)  -- a comes first in feed order
@@ -149,67 +154,68 @@ local function before(a_s, a_id, b_s, b_id)  -- a comes first in feed order
   return a_id > b_id
 end
 
--- up to n entries of key after the cursor, feed order: flat {id, score, ...}
-local function page(key, n)
-  if cs == '' then
-    return redis.call('ZRANGE', key, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n,
-      'WITHSCORES')
+-- a source: {key, ids, scores, at (next index), offset (entries read past the ties), done}
+local function refill(src)
+  local max = (cs == '') and '+inf' or ('(' .. cs)
+  local got = redis.call('ZRANGE', src.key, max, '-inf', 'BYSCORE', 'REV', 'LIMIT',
+    src.offset, CHUNK, 'WITHSCORES')
+  src.ids, src.scores, src.at = {}, {}, 1
+  for i = 1, #got, 2 do
+    src.ids[#src.ids + 1] = got[i]
+    src.scores[#src.scores + 1] = tonumber(got[i + 1])
   end
-  local out = {}
-  for _, id in ipairs(redis.call('ZRANGE', key, cs, cs, 'BYSCORE', 'REV')) do
-    if id < cid then
-      out[#out + 1] = id
-      out[#out + 1] = cs
-    end
-  end
-  local rest = redis.call('ZRANGE', key, '(' .. cs, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n,
-    'WITHSCORES')
-  for _, x in ipairs(rest) do out[#out + 1] = x end
-  return out
+  src.offset = src.offset + #src.ids
+  src.done = #got < 2 * CHUNK
 end
 
-local n = limit + 8
-while true do
-  local candidates, bound = {}, nil
-  for _, key in ipairs(sources) do
-    local got = page(key, n)
-    for i = 1, #got, 2 do candidates[#candidates + 1] = { got[i], tonumber(got[i + 1]) } end
-    if #got >= 2 * n then
-      -- this source has more: nothing after its last entry is known to be complete
-      local last = { got[#got - 1], tonumber(got[#got]) }
-      if bound == nil or before(last[2], last[1], bound[2], bound[1]) then bound = last end
-    end
-  end
-  table.sort(candidates, function(a, b) return before(a[2], a[1], b[2], b[1]) end)
-  local out, seen, complete = {}, {}, true
-  for _, c in ipairs(candidates) do
-    if #out >= 6 * limit then break end
-    if bound ~= nil and before(bound[2], bound[1], c[2], c[1]) then
-      complete = false
-      break
-    end
-    if not seen[c[1]] then
-      seen[c[1]] = true
-      local h = redis.call('HMGET', p .. 'tl:chirp:' .. c[1], 'a', 't', 'd')
-      if h[1] and not h[3] and redis.call('SISMEMBER', following, h[1]) == 1 then
-        local who = redis.call('HMGET', p .. 'tl:profile:' .. h[1], 'n', 'd')
-        out[#out + 1] = c[1]
-        out[#out + 1] = h[1]
-        out[#out + 1] = who[1] or ''
-        out[#out + 1] = who[2] or ''
-        out[#out + 1] = h[2] or ''
-        out[#out + 1] = tostring(c[2])
+local sources = {}
+for _, key in ipairs(keys) do
+  local src = { key = key, ids = {}, scores = {}, at = 1, offset = 0, done = false }
+  if cs ~= '' then  -- entries at the cursor's own ms that sort after it come first
+    for _, id in ipairs(redis.call('ZRANGE', key, cs, cs, 'BYSCORE', 'REV')) do
+      if id < cid then
+        src.ids[#src.ids + 1] = id
+        src.scores[#src.scores + 1] = tonumber(cs)
       end
     end
   end
-  if #out >= 6 * limit or complete or n > 100000 then
-    local result = { '', '' }
-    if #out >= 6 * limit then
-      result[1] = out[#out]
-      result[2] = out[#out - 5]
-    end
-    for _, x in ipairs(out) do result[#result + 1] = x end
-    return result
-  end
-  n = n * 4
+  if #src.ids == 0 then refill(src) end
+  sources[#sources + 1] = src
 end
+
+local out, seen = {}, {}
+while #out < 6 * limit do
+  local best = nil
+  for _, src in ipairs(sources) do
+    if src.at > #src.ids and not src.done then refill(src) end
+    if src.at <= #src.ids then
+      if best == nil or before(src.scores[src.at], src.ids[src.at],
+                               best.scores[best.at], best.ids[best.at]) then
+        best = src
+      end
+    end
+  end
+  if best == nil then break end
+  local id, score = best.ids[best.at], best.scores[best.at]
+  best.at = best.at + 1
+  if not seen[id] then
+    seen[id] = true
+    local h = redis.call('HMGET', p .. 'tl:chirp:' .. id, 'a', 't', 'd')
+    if h[1] and not h[3] and redis.call('SISMEMBER', following, h[1]) == 1 then
+      local who = redis.call('HMGET', p .. 'tl:profile:' .. h[1], 'n', 'd')
+      out[#out + 1] = id
+      out[#out + 1] = h[1]
+      out[#out + 1] = who[1] or ''
+      out[#out + 1] = who[2] or ''
+      out[#out + 1] = h[2] or ''
+      out[#out + 1] = string.format('%d', score)
+    end
+  end
+end
+local result = { '', '' }
+if #out >= 6 * limit then
+  result[1] = out[#out]
+  result[2] = out[#out - 5]
+end
+for _, x in ipairs(out) do result[#result + 1] = x end
+return result

@@ -2,9 +2,10 @@
 each user's own chirps, and home timelines filled by fan-out on write, except for
 celebrities, whose chirps readers pull (the feed read merges both).
 
-The writes are Redis Lua scripts (``timeline_scripts.lua`` says why), queued in the
-runner's MULTI/EXEC with the checkpoint, one per event; this module turns envelopes into
-script calls and reads the feed back. Rules (sources: seed 001 and issue 10):
+The writes are Redis Lua scripts (``timeline_scripts.lua`` says why), one per event,
+each atomic and version-skipping, sent a few at a time before the runner writes its
+checkpoint (``WRITE_CHUNK``); this module turns envelopes into script calls and reads
+the feed back. Rules (sources: seed 001 and issue 10):
 
 - ChirpPosted by a regular author: its id goes to every follower's home timeline (sorted
   by time, capped at ``TimelinePolicy.cap``); by a celebrity, only to the author's own set.
@@ -23,6 +24,7 @@ newest ``cap`` fanned-out ones.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,6 +86,13 @@ def _display(first: str, last: str) -> str:
     return first if first == last else f"{first} {last}".strip()
 
 
+WRITE_CHUNK = 8
+"""Events per round trip to Redis. Each script is atomic and version-skipping on its own,
+so the batch is not one MULTI: Redis serves feed reads between chunks (a 500-chirp MULTI
+held them for ~250 ms in bench/timelines.py). A crash between a chunk and the runner's
+checkpoint replays the chunk, and the scripts skip what they applied."""
+
+
 class TimelineHandler:
     """The projection's handler, bound to a policy and the scripts."""
 
@@ -92,13 +101,15 @@ class TimelineHandler:
         self.scripts = scripts
 
     async def __call__(self, batch: Sequence[Decoded], ctx: Context) -> Failed:
-        assert ctx.pipe is not None
         failed: list[tuple[Decoded, str]] = []
-        for decoded in batch:
-            try:
-                await self._queue(decoded.envelope, ctx)
-            except (DomainError, ValueError, KeyError) as exc:
-                failed.append((decoded, f"{type(exc).__name__}: {exc}"))
+        for start in range(0, len(batch), WRITE_CHUNK):
+            async with ctx.redis.pipeline(transaction=False) as pipe:
+                for decoded in batch[start : start + WRITE_CHUNK]:
+                    try:
+                        await self._queue(decoded.envelope, dataclasses.replace(ctx, pipe=pipe))
+                    except (DomainError, ValueError, KeyError) as exc:
+                        failed.append((decoded, f"{type(exc).__name__}: {exc}"))
+                await pipe.execute()
         return failed
 
     async def _queue(self, envelope: Any, ctx: Context) -> None:
