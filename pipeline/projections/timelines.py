@@ -99,20 +99,30 @@ class TimelineHandler:
     def __init__(self, policy: TimelinePolicy, scripts: Scripts) -> None:
         self.policy = policy
         self.scripts = scripts
+        self.fanned_out = 0
+        """Timeline writes made by fan-out on post so far (what bench/timelines.py rates)."""
 
     async def __call__(self, batch: Sequence[Decoded], ctx: Context) -> Failed:
         failed: list[tuple[Decoded, str]] = []
         for start in range(0, len(batch), WRITE_CHUNK):
             async with ctx.redis.pipeline(transaction=False) as pipe:
+                kinds = []
                 for decoded in batch[start : start + WRITE_CHUNK]:
                     try:
-                        await self._queue(decoded.envelope, dataclasses.replace(ctx, pipe=pipe))
+                        kinds.append(
+                            await self._queue(decoded.envelope, dataclasses.replace(ctx, pipe=pipe))
+                        )
                     except (DomainError, ValueError, KeyError) as exc:
                         failed.append((decoded, f"{type(exc).__name__}: {exc}"))
-                await pipe.execute()
+                results = await pipe.execute()
+            kinds = [k for k in kinds if k]
+            self.fanned_out += sum(
+                r for k, r in zip(kinds, results, strict=True) if k == "post" and r > 0
+            )
         return failed
 
-    async def _queue(self, envelope: Any, ctx: Context) -> None:
+    async def _queue(self, envelope: Any, ctx: Context) -> str | None:
+        """Queue the script for ``envelope``; its name ("post", ...), None if none."""
         # redis-py's AsyncScript.__call__ is a coroutine even when it only queues into a
         # pipeline (it registers the script for the pipeline to load before EXEC)
         p, s, policy, pipe = ctx.key_prefix, self.scripts, self.policy, ctx.pipe
@@ -126,9 +136,10 @@ class TimelineHandler:
                 args = [p, event.chirp_id, event.author_id, event.text, _ms(envelope), v,
                         policy.cap, live, policy.live_stream_max, LIVE_STREAM]  # fmt: skip
                 await s.post(args=args, client=pipe)
-            else:
-                await s.delete(args=[p, event.chirp_id, event.author_id, v], client=pipe)
-        elif kind == follows.AGGREGATE_TYPE:
+                return "post"
+            await s.delete(args=[p, event.chirp_id, event.author_id, v], client=pipe)
+            return "delete"
+        if kind == follows.AGGREGATE_TYPE:
             event = follows.from_data(envelope.event_type, envelope.data)
             follower = canonical_uuid("follower_id", event.follower_id)
             followee = canonical_uuid("followee_id", event.followee_id)
@@ -141,18 +152,21 @@ class TimelineHandler:
             await script(
                 args=[p, follower, followee, v, policy.backfill, policy.cap, line], client=pipe
             )
-        elif kind == "user":
-            await self._profile(envelope, ctx)
+            return "follow"
+        if kind == "user":
+            return await self._profile(envelope, ctx)
+        return None
 
-    async def _profile(self, envelope: Any, ctx: Context) -> None:
+    async def _profile(self, envelope: Any, ctx: Context) -> str | None:
         if envelope.event_type not in ("UserCreated", "UserUpdated"):
-            return
+            return None
         event = user_events.from_data(envelope.event_type, envelope.data)
         username = getattr(event, "username", "")
         display = _display(event.first_name, event.last_name)
         args = [ctx.key_prefix, envelope.aggregate_id, str(envelope.aggregate_version),
                 username, display]  # fmt: skip
         await self.scripts.profile(args=args, client=ctx.pipe)
+        return "profile"
 
 
 def bind(deps: Any) -> Handler:
