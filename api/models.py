@@ -39,30 +39,11 @@ class _Profile(BaseModel):
         return None if v in (None, "") else _value(Phone.parse, v)
 
 
-class UserCreate(_Profile):
-    username: str = Field(description="3-30 chars of a-z, 0-9, _; unique, case-insensitive.")
-    email: str = Field(max_length=254)
-    password: SecretStr = Field(min_length=8, max_length=128)
-
-    @field_validator("username")
-    @classmethod
-    def _username(cls, v: str) -> str:
-        return _value(Username.parse, v)
-
-    @field_validator("email")
-    @classmethod
-    def _email(cls, v: str) -> str:
-        return _value(Email.parse, v)
-
-
-class Registration(BaseModel):
-    """Self-registration (``POST /api/users/register``): a student account."""
-
+class _Credentials(BaseModel):
     model_config = _STRICT
     username: str = Field(description="3-30 chars of a-z, 0-9, _; unique, case-insensitive.")
     email: str = Field(max_length=254)
     password: SecretStr = Field(min_length=8, max_length=128)
-    display_name: str = Field(min_length=1, max_length=100)
 
     @field_validator("username")
     @classmethod
@@ -73,6 +54,16 @@ class Registration(BaseModel):
     @classmethod
     def _email(cls, v: str) -> str:
         return _value(Email.parse, v)
+
+
+class UserCreate(_Profile, _Credentials):
+    """An account an admin creates (``POST /api/admin/users``)."""
+
+
+class Registration(_Credentials):
+    """Self-registration (``POST /api/users/register``): a student account."""
+
+    display_name: str = Field(min_length=1, max_length=100)
 
 
 class UserUpdate(_Profile):
