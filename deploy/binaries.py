@@ -112,7 +112,9 @@ def ensure_debian_binary(binary: str, package: str) -> str:
     Raises:
         LocalStackError: not installed and not root, apt-get is absent, or it failed.
     """
-    where = (f"/usr/bin/{binary}", f"/usr/local/bin/{binary}", f"/usr/sbin/{binary}")
+    where = tuple(
+        f"{d}/{binary}" for d in ("/usr/bin", "/usr/local/bin", "/usr/sbin", "/usr/games")
+    )
     found = shutil.which(binary) or _first_existing(*where)
     if found:
         return found
