@@ -148,7 +148,10 @@ async def _follow_command(
 ) -> JSONResponse:
     followee = _user_id(user_id)
     if kind is follows.FollowUser:
-        account = await accounts(request, services).get(followee, fresh=True)
+        known = accounts(request, services)
+        account = await known.get(followee)
+        if account is None or not account.active:  # a refusal is never from the cache
+            account = await known.get(followee, fresh=True)
         if account is None:
             raise Problem(404, "unknown-user", f"no user {followee}")
         if not account.active:
