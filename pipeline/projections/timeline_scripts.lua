@@ -6,7 +6,7 @@
 -- from Python lets a follow and a chirp of the same pair miss each other. Redis runs a
 -- script atomically, so every interleaving is one of the serial orders, and each script
 -- below is written to be correct after any other (the proof is the stateful test,
--- tests/unit/test_timeline_model.py).
+-- tests/integration/test_timeline_model.py).
 --
 -- Every script takes the key prefix of the version being written as ARGV[1] ("" when
 -- live, "v<N>:" while a version is rebuilt); the keys, as readers name them:

@@ -16,7 +16,7 @@ the feed back. Rules (sources: seed 001 and issue 10):
   unless a celebrity. UserUnfollowed: the followee's chirps out of it.
 - ChirpDeleted: gone from every timeline, and every read skips it.
 
-What a feed equals (the reference model, ``tests/unit/test_timeline_model.py``): the
+What a feed equals (the reference model, ``tests/integration/test_timeline_model.py``): the
 chirps of the users the reader follows now, not deleted, newest first (ties: higher id
 first), limited to the newest ``backfill`` per author at the moment of following and the
 newest ``cap`` fanned-out ones.
