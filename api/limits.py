@@ -47,6 +47,11 @@ class BodyLimit:
                 "too-large",
                 f"body is {declared} bytes; the limit is {self.limit}",
                 instance=scope.get("path"),
+                # The unread body is still on the wire, so the server drops the
+                # connection; said out loud, a client does not send its next request on
+                # it (httpx did, and got "Server disconnected": a flaky
+                # test_errors_are_problem_details). RFC 9112, section 9.6.
+                headers={"Connection": "close"},
             )
             await response(scope, receive, send)
             return
