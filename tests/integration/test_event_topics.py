@@ -107,7 +107,9 @@ def test_poison_event_is_dead_lettered_and_projection_keeps_going(
         ]
         return records if len(records) == len(poison) * len(readers) else None
 
-    records = wait_for(dead_letters, timeout_s=30, what="a dead letter per reader and record", every_s=0.5)
+    records = wait_for(
+        dead_letters, timeout_s=30, what="a dead letter per reader and record", every_s=0.5
+    )
     assert {r.value() for r in records} == set(poison)
     by_reader: dict[str, int] = {}
     for record in records:
