@@ -141,6 +141,10 @@ def _dumps(value: Any) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+_CLIENT_KEEPALIVE_S = 2.0
+_SERVER_KEEPALIVE_S = 30
+
+
 class StoreClient:
     """`QueryStore` through the store process's socket (``chdb://`` installs).
 
@@ -151,8 +155,14 @@ class StoreClient:
 
     def __init__(self, path: Path, *, timeout_s: float = _CALL_TIMEOUT_S) -> None:
         self.path = path
+        # The client drops an idle connection (2 s) well before the server does (30 s,
+        # StoreServer): with both at their defaults (5 s) a request could go out on a
+        # connection uvicorn was closing that instant, "Server disconnected without
+        # sending a response", a 503 (found by a fresh make run's load-social).
         self._http = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(path)),
+            transport=httpx.AsyncHTTPTransport(
+                uds=str(path), limits=httpx.Limits(keepalive_expiry=_CLIENT_KEEPALIVE_S)
+            ),
             base_url="http://store",
             timeout=timeout_s,
         )
@@ -232,8 +242,9 @@ class StoreServer:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.path.unlink(missing_ok=True)
         config = uvicorn.Config(
-            self.app, uds=str(self.path), log_config=None, access_log=False, lifespan="off"
-        )
+            self.app, uds=str(self.path), log_config=None, access_log=False, lifespan="off",
+            timeout_keep_alive=_SERVER_KEEPALIVE_S,
+        )  # fmt: skip
         server = _QuietServer(config)
         task = asyncio.create_task(server.serve(), name="store-rpc")
         try:

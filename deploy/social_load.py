@@ -37,7 +37,7 @@ NETWORK = Path("deploy/data/hersheycareers.json")
 TWEETS = Path("../shared/data/social/tweets_emoji_train.txt")
 FORTUNES = Path("/usr/share/games/fortunes/fortunes")
 PASSWORD_BYTES = 12
-RETRIES_429 = 30
+RETRIES = 30
 
 
 @dataclass
@@ -83,12 +83,13 @@ class SocialLoader:
         self.client = httpx.AsyncClient(base_url=settings.api_url, timeout=120)
 
     async def _call(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        for _ in range(RETRIES_429):
+        for _ in range(RETRIES):
             async with self.gate:
                 response = await self.client.request(method, url, **kwargs)
-            if response.status_code != 429:
+            if response.status_code not in (429, 503):
                 break
-            # the login throttle (per client address) answers a burst of sign-ins so
+            # the login throttle (per client address) answers a burst of sign-ins with
+            # 429, a store restarting with 503; both say when to come back
             await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
         if response.status_code < 300:
             self.outcomes[f"{what}: ok"] += 1
