@@ -13,7 +13,9 @@ from api.routes import (
     auth,
     commands,
     dashboard,
+    events,
     health,
+    identity,
     ingest,
     partners,
     projections,
@@ -38,7 +40,7 @@ def create_api(services: Services) -> FastAPI:
     problems.install(app)
     app.include_router(metrics.router)
     for module in (health, auth, users, partners, commands, ingest, sql, analytics, projections,
-                   social, dashboard):  # fmt: skip
+                   social, identity, events, dashboard):  # fmt: skip
         app.include_router(module.router)
     # The dashboard's script, styles and vendored Chart.js: same origin, no CDN.
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

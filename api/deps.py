@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
+from starlette.requests import HTTPConnection
 
 from api.problems import Problem
 from api.security import Accounts, InvalidToken, LoginThrottle, Principal, read_token
@@ -43,7 +44,7 @@ ServicesDep = Annotated[Services, Depends(_services)]
 _bearer = OAuth2PasswordBearer(tokenUrl="/api/auth/token", auto_error=False)
 
 
-def per_app(request: Request, name: str, make: Callable[[], T]) -> T:
+def per_app(request: HTTPConnection, name: str, make: Callable[[], T]) -> T:
     """One ``make()`` per app, kept on ``app.state`` (made on first use)."""
     made = getattr(request.app.state, name, None)
     if made is None:
@@ -52,7 +53,7 @@ def per_app(request: Request, name: str, make: Callable[[], T]) -> T:
     return made
 
 
-def accounts(request: Request, services: Services) -> Accounts:
+def accounts(request: HTTPConnection, services: Services) -> Accounts:
     """This API process's :class:`Accounts` (the users read model, briefly cached)."""
     return per_app(
         request,
@@ -76,12 +77,11 @@ def _inactive() -> Problem:
     )
 
 
-async def _principal(
-    request: Request, services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]
-) -> Principal:
-    """The caller of a route that needs a user: a valid token (signature, expiry, issuer,
-    audience) whose user is active now, with the role the ``users`` read model shows now
-    (cached ``principal_cache_ttl_s``; ``api.security.Accounts``). 401 otherwise."""
+async def authenticate(conn: HTTPConnection, services: Services, token: str | None) -> Principal:
+    """The caller behind ``token``: a valid token (signature, expiry, issuer, audience)
+    whose user is active now, with the role the ``users`` read model shows now (cached
+    ``principal_cache_ttl_s``; ``api.security.Accounts``). Raises Problem 401 otherwise.
+    ``conn``: the request or the WebSocket."""
     unauthorized = {"WWW-Authenticate": "Bearer"}
     if not token:
         raise Problem(401, "unauthorized", "a bearer token is required", headers=unauthorized)
@@ -89,7 +89,7 @@ async def _principal(
         user_id = read_token(services.settings, token)
     except InvalidToken as exc:
         raise Problem(401, "unauthorized", f"invalid token: {exc}", headers=unauthorized) from exc
-    accounts_ = accounts(request, services)
+    accounts_ = accounts(conn, services)
     account = await accounts_.get(user_id)
     if account is None or not account.active:
         # A refusal is never from the cache alone: a reactivation counts the moment the
@@ -101,20 +101,34 @@ async def _principal(
     return Principal(user_id=user_id, role=account.role)
 
 
-async def _admin(
-    request: Request, services: ServicesDep, principal: Annotated[Principal, Depends(_principal)]
+async def _principal(
+    request: Request, services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> Principal:
-    """403 unless the caller's current role is admin. A cached non-admin role is re-read
-    before the refusal, so a GrantAdmin works on every API process as soon as the read
-    model shows it (``create-admin`` waits for exactly that)."""
-    if principal.role == "admin":
-        return principal
-    account = await accounts(request, services).get(principal.user_id, fresh=True)
-    if account is None or not account.active:
-        raise _inactive()
-    if account.role != "admin":
-        raise Problem(403, "forbidden", "this route needs the admin role")
-    return Principal(user_id=principal.user_id, role=account.role)
+    """The caller of a route that needs a user (:func:`authenticate`)."""
+    return await authenticate(request, services, token)
+
+
+def _requires(*roles: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: the caller, 403 unless their current role is one of ``roles``. A
+    cached role that is refused is re-read first, so a role granted works on every API
+    process as soon as the read model shows it (``create-admin`` waits for exactly that)."""
+    wanted = " or ".join(roles)
+
+    async def dependency(
+        request: Request,
+        services: ServicesDep,
+        principal: Annotated[Principal, Depends(_principal)],
+    ) -> Principal:
+        if principal.role in roles:
+            return principal
+        account = await accounts(request, services).get(principal.user_id, fresh=True)
+        if account is None or not account.active:
+            raise _inactive()
+        if account.role not in roles:
+            raise Problem(403, "forbidden", f"this route needs the {wanted} role")
+        return Principal(user_id=principal.user_id, role=account.role)
+
+    return dependency
 
 
 IdempotencyKey = Annotated[
@@ -127,7 +141,10 @@ IdempotencyKey = Annotated[
 ]
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
+_admin = _requires("admin")
 AdminDep = Annotated[Principal, Depends(_admin)]
+StaffDep = Annotated[Principal, Depends(_requires("admin", "teacher"))]
+"""Who may write identity records (issue 11: admins and teachers)."""
 
 
 def _basic_user(header: str) -> str | None:

@@ -1,25 +1,28 @@
-"""Live feeds: chirps pushed to the followers who have a feed stream open (SSE).
+"""Live pushes over Server-Sent Events and WebSockets: one Redis stream, one reader per
+API process, many subscribers.
 
-One reader per API process follows the live stream (``timeline:live``, written by the
-timeline projection in the MULTI that fans the chirp out, so a pushed chirp is already in
-the feed a reload shows) and hands each entry to the subscribers who follow its author:
-one ``SMISMEMBER`` per entry, not one query per subscriber. A reconnecting client sends
-``Last-Event-ID`` (a stream entry id) and first gets what it missed from the stream
-(``XRANGE``; the stream keeps ``TimelinePolicy.live_stream_max`` entries), then the live
-entries, without a gap or a repeat: it subscribes before it reads back.
+:class:`LiveHub` is the mechanism, shared by every live route: the reader follows one
+stream (``XREAD``) and hands each batch of entries to the subscribers who may see them
+(:meth:`LiveHub.select`, the hub's own rule). A reconnecting client sends the last id it
+got (``Last-Event-ID``, or ``last_id`` on a WebSocket) and first gets what it missed
+from the stream (``XRANGE``; the stream keeps what its writer's MAXLEN says), then the
+live entries, without a gap or a repeat: it subscribes before it reads back.
 
 A subscriber that does not keep up (its queue of ``QUEUE_MAX`` items full) is dropped:
-its stream ends and the client resumes from its last id, so a slow client never grows
-this process's memory.
+its stream ends (a WebSocket is closed with ``TOO_SLOW``) and the client resumes from its
+last id, so a slow client never grows this process's memory.
+
+The hubs: :class:`ChirpFeeds` (a user's live feed, ``timeline:live``) and
+``api/notifications.py`` (identity read-model changes, ``identity:live``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from redis.asyncio import Redis
@@ -33,7 +36,11 @@ QUEUE_MAX = 256
 _BLOCK_MS = 1000
 """Below the client's socket timeout (``connectors.redis.REDIS_TIMEOUT_S``): a longer block
 on an idle stream ended in a read timeout, and a second's pause, every time."""
+_READ_COUNT = 500
 _CATCH_UP_MAX = 10_000
+
+Entry = tuple[str, dict[bytes, bytes]]
+"""A stream entry: id ``"<ms>-<seq>"`` and its fields."""
 
 
 def entry_key(entry_id: str) -> tuple[int, int]:
@@ -44,103 +51,112 @@ def entry_key(entry_id: str) -> tuple[int, int]:
 
 @dataclass(frozen=True, slots=True)
 class LiveItem:
-    """One pushed chirp: ``entry_id`` is the SSE id; ``chirp`` the feed item's dict, or
-    None for the first item of a stream: "subscribed; caught up to ``entry_id``"."""
+    """One push: ``entry_id`` is the newest stream position it covers (the SSE id, what
+    a client resumes after); ``payload`` what the hub made of the entries, or None for the
+    first item of a stream: "subscribed; caught up to ``entry_id``"."""
 
     entry_id: str
-    chirp: dict[str, Any] | None
+    payload: Any
 
 
 @dataclass(eq=False)
 class Subscriber:
-    user_id: str
+    """``who``: what the hub's ``select`` decides by (a user id, an audience)."""
+
+    who: Any
     queue: asyncio.Queue[LiveItem | None] = field(
         default_factory=lambda: asyncio.Queue(maxsize=QUEUE_MAX)
     )
     dropped: bool = False
 
 
-class LiveFeeds:
-    """The per-process reader and its subscribers."""
+class LiveHub:
+    """The per-process reader of ``STREAM`` and its subscribers. Subclasses say who gets
+    what (:meth:`select`)."""
+
+    STREAM: ClassVar[str]
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self.subscribers: set[Subscriber] = set()
         self._reader: asyncio.Task[None] | None = None
 
-    async def stream(self, user_id: str, last_event_id: str | None) -> AsyncIterator[LiveItem]:
-        """The chirps to push to ``user_id``: a ready marker once subscribed, then the
-        ones after ``last_event_id``, then live ones.
+    async def select(
+        self, entries: Sequence[Entry], subscribers: Sequence[Subscriber]
+    ) -> list[tuple[Subscriber, LiveItem]]:
+        """What each subscriber gets of ``entries`` (oldest first), in order."""
+        raise NotImplementedError
+
+    def after(self, item: LiveItem, sent: tuple[int, int]) -> LiveItem | None:
+        """``item`` without what is at or before ``sent`` (already read back), None if
+        nothing is left. One entry per item here; hubs that batch override it."""
+        return item if entry_key(item.entry_id) > sent else None
+
+    async def stream(self, who: Any, last_event_id: str | None) -> AsyncIterator[LiveItem]:
+        """What to push to ``who``: a ready marker once subscribed, then what came after
+        ``last_event_id``, then live items.
 
         Ends when the subscriber falls ``QUEUE_MAX`` items behind (the client resumes).
         Raises ValueError for a malformed ``last_event_id``.
         """
-        after = entry_key(last_event_id) if last_event_id else None
-        subscriber = Subscriber(user_id)
+        sent = entry_key(last_event_id) if last_event_id else None
+        subscriber = Subscriber(who)
         self.subscribers.add(subscriber)
         self._ensure_reader()
         try:
-            sent = after
-            newest = await self.redis.xrevrange(LIVE_STREAM, count=1)
+            newest = await self.redis.xrevrange(self.STREAM, count=1)
             yield LiveItem(newest[0][0].decode() if newest else "0-0", None)
             if last_event_id:
-                async for item in self._catch_up(user_id, last_event_id):
+                async for item in self._catch_up(subscriber, last_event_id):
                     sent = entry_key(item.entry_id)
                     yield item
             while True:
                 item = await subscriber.queue.get()
                 if item is None:
                     return
-                if sent is not None and entry_key(item.entry_id) <= sent:
+                if sent is not None and (item := self.after(item, sent)) is None:
                     continue  # read back already
                 yield item
         finally:
             self.subscribers.discard(subscriber)
 
-    async def _catch_up(self, user_id: str, last_event_id: str) -> AsyncIterator[LiveItem]:
-        start = f"({last_event_id}"
-        entries = await self.redis.xrange(LIVE_STREAM, min=start, max="+", count=_CATCH_UP_MAX)
-        following = await self.redis.smembers(f"tl:following:{user_id}")
-        for entry_id, fields in entries:
-            if fields.get(b"author") in following:
-                chirp = await self._hydrate(fields[b"chirp"].decode())
-                if chirp is not None:
-                    yield LiveItem(entry_id.decode(), chirp)
+    async def _catch_up(
+        self, subscriber: Subscriber, last_event_id: str
+    ) -> AsyncIterator[LiveItem]:
+        raw = await self.redis.xrange(
+            self.STREAM, min=f"({last_event_id}", max="+", count=_CATCH_UP_MAX
+        )
+        entries = [(entry_id.decode(), fields) for entry_id, fields in raw]
+        for i in range(0, len(entries), _READ_COUNT):
+            for _subscriber, item in await self.select(entries[i : i + _READ_COUNT], [subscriber]):
+                yield item
 
     def _ensure_reader(self) -> None:
         if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read(), name="live-feeds")
+            self._reader = asyncio.create_task(self._read(), name=f"live:{self.STREAM}")
 
     async def _read(self) -> None:
         last = "$"
         while self.subscribers:
             try:
-                answer = await self.redis.xread({LIVE_STREAM: last}, block=_BLOCK_MS, count=500)
+                answer = await self.redis.xread(
+                    {self.STREAM: last}, block=_BLOCK_MS, count=_READ_COUNT
+                )
             except Exception as exc:  # a Redis outage: subscribers wait, the reader retries
-                log.warning("live feed read failed", error=str(exc))
+                log.warning("live stream read failed", stream=self.STREAM, error=str(exc))
                 await asyncio.sleep(1)
                 continue
-            for _stream, entries in answer or ():
-                for entry_id, fields in entries:
-                    last = entry_id.decode()
-                    await self._dispatch(last, fields)
+            for _stream, raw in answer or ():
+                entries = [(entry_id.decode(), fields) for entry_id, fields in raw]
+                last = entries[-1][0]
+                subscribers = list(self.subscribers)
+                if subscribers:
+                    await self._dispatch(await self.select(entries, subscribers))
 
-    async def _dispatch(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        subscribers = list(self.subscribers)
-        if not subscribers:
-            return
-        author = fields[b"author"].decode()
-        members = await self.redis.smismember(
-            f"tl:followers:{author}", [s.user_id for s in subscribers]
-        )
-        chosen = [s for s, follows in zip(subscribers, members, strict=True) if follows]
-        if not chosen:
-            return
-        chirp = await self._hydrate(fields[b"chirp"].decode())
-        if chirp is None:
-            return
-        item = LiveItem(entry_id, chirp)
-        for subscriber in chosen:
+    async def _dispatch(self, pushes: list[tuple[Subscriber, LiveItem]]) -> None:
+        for subscriber, item in pushes:
+            if subscriber.dropped:
+                continue
             try:
                 subscriber.queue.put_nowait(item)
             except asyncio.QueueFull:
@@ -152,8 +168,31 @@ class LiveFeeds:
         with contextlib.suppress(asyncio.QueueEmpty):
             subscriber.queue.get_nowait()  # room for the end marker
         subscriber.queue.put_nowait(None)
-        log.info("live feed subscriber dropped: too slow", user_id=subscriber.user_id)
+        log.info("live subscriber dropped: too slow", stream=self.STREAM)
 
-    async def _hydrate(self, chirp_id: str) -> dict[str, Any] | None:
-        item = (await timelines.hydrate(self.redis, [chirp_id]))[0]
-        return None if item is None else item.to_dict()
+
+class ChirpFeeds(LiveHub):
+    """Chirps pushed to the followers who have a feed stream open (``who``: a user id).
+
+    The timeline projection writes ``timeline:live`` in the MULTI that fans the chirp
+    out, so a pushed chirp is already in the feed a reload shows. One ``SMISMEMBER`` per
+    entry, not one query per subscriber; payload: the feed item's dict."""
+
+    STREAM = LIVE_STREAM
+
+    async def select(
+        self, entries: Sequence[Entry], subscribers: Sequence[Subscriber]
+    ) -> list[tuple[Subscriber, LiveItem]]:
+        pushes = []
+        for entry_id, fields in entries:
+            author = fields[b"author"].decode()
+            members = await self.redis.smismember(
+                f"tl:followers:{author}", [s.who for s in subscribers]
+            )
+            chosen = [s for s, follows in zip(subscribers, members, strict=True) if follows]
+            if not chosen:
+                continue
+            item = (await timelines.hydrate(self.redis, [fields[b"chirp"].decode()]))[0]
+            if item is not None:
+                pushes += [(s, LiveItem(entry_id, item.to_dict())) for s in chosen]
+        return pushes

@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.values import Email, Phone, Username, UserRole, parse_name
 
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
+STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-def _value(parse: Any, raw: str) -> str:
+def domain_value(parse: Any, raw: str) -> str:
     try:
         return str(parse(raw))
     except InvalidValue as exc:
@@ -22,7 +22,7 @@ def _value(parse: Any, raw: str) -> str:
 
 
 class _Profile(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     first_name: str = Field(min_length=1, max_length=100)
     last_name: str = Field(min_length=1, max_length=100)
     phone: str | None = Field(default=None, description="Any common format; stored as E.164.")
@@ -31,16 +31,16 @@ class _Profile(BaseModel):
     @field_validator("first_name", "last_name")
     @classmethod
     def _name(cls, v: str, info: Any) -> str:
-        return _value(lambda raw: parse_name(info.field_name, raw), v)
+        return domain_value(lambda raw: parse_name(info.field_name, raw), v)
 
     @field_validator("phone")
     @classmethod
     def _phone(cls, v: str | None) -> str | None:
-        return None if v in (None, "") else _value(Phone.parse, v)
+        return None if v in (None, "") else domain_value(Phone.parse, v)
 
 
 class _Credentials(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     username: str = Field(description="3-30 chars of a-z, 0-9, _; unique, case-insensitive.")
     email: str = Field(max_length=254)
     password: SecretStr = Field(min_length=8, max_length=128)
@@ -48,12 +48,12 @@ class _Credentials(BaseModel):
     @field_validator("username")
     @classmethod
     def _username(cls, v: str) -> str:
-        return _value(Username.parse, v)
+        return domain_value(Username.parse, v)
 
     @field_validator("email")
     @classmethod
     def _email(cls, v: str) -> str:
-        return _value(Email.parse, v)
+        return domain_value(Email.parse, v)
 
 
 class UserCreate(_Profile, _Credentials):
@@ -71,7 +71,7 @@ class UserUpdate(_Profile):
 
 
 class AccountUpdate(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     email: str | None = Field(default=None, max_length=254)
     password: SecretStr | None = Field(default=None, min_length=8, max_length=128)
     expected_version: int | None = Field(default=None, ge=0)
@@ -79,11 +79,11 @@ class AccountUpdate(BaseModel):
     @field_validator("email")
     @classmethod
     def _email(cls, v: str | None) -> str | None:
-        return None if v is None else _value(Email.parse, v)
+        return None if v is None else domain_value(Email.parse, v)
 
 
 class Deactivate(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     reason: str | None = Field(default=None, max_length=500)
     expected_version: int | None = Field(default=None, ge=0)
 
@@ -145,7 +145,7 @@ class Token(BaseModel):
 
 
 class SqlQuery(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     sql: str = Field(min_length=1, max_length=100_000)
     max_rows: int = Field(default=1000, ge=1, le=100_000)
 

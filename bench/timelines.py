@@ -5,7 +5,7 @@ Everything goes through the project's own code: envelopes come from the real wri
 ``pipeline.projections.timelines.TimelineHandler`` called per batch the way the projection
 runner calls it (it sends its Lua scripts ``WRITE_CHUNK`` at a time itself; the runner's
 MULTI then holds only the checkpoint, so no per-batch EXEC time is reported), feeds are
-read with ``timelines.feed`` and live feeds with ``api.live.LiveFeeds``. Not included: Kafka,
+read with ``timelines.feed`` and live feeds with ``api.live.ChirpFeeds``. Not included: Kafka,
 Avro decoding, the runner's checkpoint (one HSET per batch).
 
 Data (read at run time, never copied into the repo): the follower network
@@ -46,7 +46,7 @@ dir, a free port), in this order:
    given rate: p50/p99 ms per group, client side (redis-py round trip included), and
    Redis's own time per feed call (``INFO commandstats``, idle);
 4. live delivery: ``--subscribers`` subscribers (the network users who follow the most
-   authors) on one ``LiveFeeds`` (its own ``open_redis`` client, as the API; subscribed 50
+   authors) on one ``ChirpFeeds`` (its own ``open_redis`` client, as the API; subscribed 50
    at a time: a burst of 200 exceeds redis-py's default pool of 100), chirps by
    authors drawn as in 2, ``--sse-batch`` per batch every ``--sse-interval`` s, live; latency
    from just before the batch's ``pipe.execute()`` to the item's receipt by each
@@ -90,7 +90,7 @@ sys.path.insert(0, str(ROOT))
 import redis as sync_redis  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
-from api.live import LiveFeeds  # noqa: E402
+from api.live import ChirpFeeds  # noqa: E402
 from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.redis import open_redis  # noqa: E402
 from deploy import binaries  # noqa: E402
@@ -471,16 +471,16 @@ async def read_feeds(scripts: Scripts, groups: dict[int, list[str]], seconds: fl
 async def live_delivery(url: str, redis: Redis, handler: TimelineHandler, w: Workload,
                         args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
     api_redis = open_redis(url)
-    feeds = LiveFeeds(api_redis)
+    feeds = ChirpFeeds(api_redis)
     received: list[tuple[str, float]] = []
     readies = [asyncio.Event() for _ in w.subscribers]
 
     async def subscribe(user_id: str, ready: asyncio.Event) -> None:
         async for item in feeds.stream(user_id, None):
-            if item.chirp is None:
+            if item.payload is None:
                 ready.set()
             else:
-                received.append((item.chirp["id"], time.perf_counter()))
+                received.append((item.payload["id"], time.perf_counter()))
 
     # in waves: the API's client pool (redis-py's default, 100 connections) refuses a
     # burst of 200 subscriptions at once (MaxConnectionsError)

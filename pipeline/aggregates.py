@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from pipeline import topics
 from pipeline.domain import partners, users
 from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.identity import instructors, prospects, students
 from pipeline.domain.social import chirps, follows
 
 
@@ -80,7 +81,49 @@ FOLLOWS = Aggregate(
     state_table="follows-state",
 )
 
-AGGREGATES = (USERS, PARTNERS, CHIRPS, FOLLOWS)
+PROSPECTS = Aggregate(
+    spec=prospects.PROSPECT_SPEC,
+    commands=TypeAdapter(prospects.ProspectCommand),
+    command_types=frozenset(prospects.COMMAND_TYPES.values()),
+    commands_topic=topics.PROSPECT_COMMANDS,
+    events_topic=topics.PROSPECT_EVENTS,
+    dlq_topic=topics.PROSPECT_DLQ,
+    state_table="prospects-state",
+    reservations_topic=topics.PROSPECT_RESERVATIONS,
+    claims_table="prospect-claims",
+    claims_for=prospects.claims_for,
+    claims_held=prospects.claims_held,
+)
+
+STUDENTS = Aggregate(
+    spec=students.STUDENT_SPEC,
+    commands=TypeAdapter(students.StudentCommand),
+    command_types=frozenset(students.COMMAND_TYPES.values()),
+    commands_topic=topics.STUDENT_COMMANDS,
+    events_topic=topics.STUDENT_EVENTS,
+    dlq_topic=topics.STUDENT_DLQ,
+    state_table="students-state",
+    reservations_topic=topics.STUDENT_RESERVATIONS,
+    claims_table="student-claims",
+    claims_for=students.claims_for,
+    claims_held=students.claims_held,
+)
+
+INSTRUCTORS = Aggregate(
+    spec=instructors.INSTRUCTOR_SPEC,
+    commands=TypeAdapter(instructors.InstructorCommand),
+    command_types=frozenset(instructors.COMMAND_TYPES.values()),
+    commands_topic=topics.INSTRUCTOR_COMMANDS,
+    events_topic=topics.INSTRUCTOR_EVENTS,
+    dlq_topic=topics.INSTRUCTOR_DLQ,
+    state_table="instructors-state",
+    reservations_topic=topics.INSTRUCTOR_RESERVATIONS,
+    claims_table="instructor-claims",
+    claims_for=instructors.claims_for,
+    claims_held=instructors.claims_held,
+)
+
+AGGREGATES = (USERS, PARTNERS, CHIRPS, FOLLOWS, PROSPECTS, STUDENTS, INSTRUCTORS)
 
 
 def changelog_topics(app_id: str) -> list[topics.TopicSpec]:

@@ -19,6 +19,7 @@ from connectors.kafka import AsyncProducer
 from pipeline import faust_fixes, groups, topics
 from pipeline.agents.commands import CommandProcessor
 from pipeline.agents.deadletter import DeadLetters
+from pipeline.agents.reactions import ReactionProcessor
 from pipeline.agents.reservations import ReservationProcessor
 from pipeline.agents.tracking import REJECTIONS, SINK, Validation
 from pipeline.aggregates import AGGREGATES, Aggregate
@@ -68,9 +69,9 @@ def create_app(
     claim_keys: ClaimKeys,
 ) -> Pipeline:
     """Build the Faust worker: command (+ reservation) agents per aggregate, whose state is
-    in changelog-backed tables. Every read model (``create_projections``: the projection
-    runner, the tracking sinks included) and validation (``create_validation``) run on
-    batch consumers.
+    in changelog-backed tables, and the identity process manager (``agents/reactions.py``).
+    Every read model (``create_projections``: the projection runner, the tracking sinks
+    included) and validation (``create_validation``) run on batch consumers.
 
     Topics must already exist (``connectors.kafka.ensure_topics``); Faust creates only its
     changelog topics, with the same partition count as their source topics.
@@ -116,6 +117,15 @@ def create_app(
     results = topic(topics.COMMAND_RESULTS)
     for aggregate in AGGREGATES:
         _command_agents(app, settings, aggregate, topic, results, codec, claim_keys)
+    reactions = ReactionProcessor(
+        codec=codec,
+        claim_keys=claim_keys,
+        topic=topic,
+        dead_letters=DeadLetters.to_faust_topic(
+            topic(topics.PROSPECT_DLQ), agent="identity-reactions"
+        ),
+    )
+    _event_agent(app, topic(topics.PROSPECT_EVENTS), reactions.process, "identity-reactions")
 
     return pipeline
 

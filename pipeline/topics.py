@@ -25,6 +25,18 @@ FOLLOW_COMMANDS = "follows.commands"
 FOLLOW_EVENTS = "follows.events"
 """Key = the pair's follow id: every event of one (follower, followee) pair, in order."""
 FOLLOW_DLQ = "follows.dlq"
+PROSPECT_COMMANDS = "prospects.commands"
+PROSPECT_RESERVATIONS = "prospects.reservations"
+PROSPECT_EVENTS = "prospects.events"
+PROSPECT_DLQ = "prospects.dlq"
+STUDENT_COMMANDS = "students.commands"
+STUDENT_RESERVATIONS = "students.reservations"
+STUDENT_EVENTS = "students.events"
+STUDENT_DLQ = "students.dlq"
+INSTRUCTOR_COMMANDS = "instructors.commands"
+INSTRUCTOR_RESERVATIONS = "instructors.reservations"
+INSTRUCTOR_EVENTS = "instructors.events"
+INSTRUCTOR_DLQ = "instructors.dlq"
 COMMAND_RESULTS = "command.results"
 TRACKING_RAW = "tracking.raw"
 """SDK events as received (JSON, key = system id), before schema validation."""
@@ -44,6 +56,12 @@ COMMAND_TOPICS = (
     PARTNER_COMMANDS,
     CHIRP_COMMANDS,
     FOLLOW_COMMANDS,
+    PROSPECT_COMMANDS,
+    PROSPECT_RESERVATIONS,
+    STUDENT_COMMANDS,
+    STUDENT_RESERVATIONS,
+    INSTRUCTOR_COMMANDS,
+    INSTRUCTOR_RESERVATIONS,
 )
 """Read by the Faust command agents (consumer group = the app id)."""
 
@@ -52,6 +70,9 @@ EVENT_TOPICS: dict[str, str] = {
     "partner": PARTNER_EVENTS,
     "chirp": CHIRP_EVENTS,
     "follow": FOLLOW_EVENTS,
+    "prospect": PROSPECT_EVENTS,
+    "student": STUDENT_EVENTS,
+    "instructor": INSTRUCTOR_EVENTS,
 }
 """aggregate_type -> its event topic (the event_log archive reads all of them)."""
 
@@ -74,11 +95,23 @@ def project_topics() -> list[TopicSpec]:
         TopicSpec(PARTNER_COMMANDS, dict(week)),
         TopicSpec(CHIRP_COMMANDS, dict(week)),
         TopicSpec(FOLLOW_COMMANDS, dict(week)),
+        *(
+            TopicSpec(t, dict(week))
+            for t in (
+                PROSPECT_COMMANDS,
+                PROSPECT_RESERVATIONS,
+                STUDENT_COMMANDS,
+                STUDENT_RESERVATIONS,
+                INSTRUCTOR_COMMANDS,
+                INSTRUCTOR_RESERVATIONS,
+            )
+        ),
         TopicSpec(COMMAND_RESULTS, dict(week)),
         TopicSpec(USER_DLQ, dict(_FOREVER)),
         TopicSpec(PARTNER_DLQ, dict(_FOREVER)),
         TopicSpec(CHIRP_DLQ, dict(_FOREVER)),
         TopicSpec(FOLLOW_DLQ, dict(_FOREVER)),
+        *(TopicSpec(t, dict(_FOREVER)) for t in (PROSPECT_DLQ, STUDENT_DLQ, INSTRUCTOR_DLQ)),
         TopicSpec(TRACKING_RAW, dict(week)),
         TopicSpec(TRACKING_EVENTS, dict(_FOREVER)),
         TopicSpec(TRACKING_DLQ, dict(_FOREVER)),

@@ -73,6 +73,7 @@ class AvroCodec:
             "schema_version": version,
             "aggregate_type": envelope.aggregate_type,
             "aggregate_id": envelope.aggregate_id,
+            "subject": envelope.subject,
             "aggregate_version": envelope.aggregate_version,
             "occurred_at": envelope.occurred_at,
             "producer": envelope.producer,
@@ -81,7 +82,8 @@ class AvroCodec:
             "actor": envelope.actor,
             "data": envelope.data,
         }
-        # A pre-actor (v1) layout is still writable, so tests and tools can make old events.
+        # A pre-actor (v1) layout is still writable, so tests and tools can make old events;
+        # ``subject`` only where a schema has it.
         record = {name: record[name] for name in self._registry.fields(et, version)}
         _check_aware(et, envelope.data)
         header = MAGIC + self._registry.fingerprint(et, version)

@@ -1,6 +1,6 @@
 """Avro binary encoders compiled once per writer schema (Avro 1.11 specification, "Binary
 Encoding"), for the types the event schemas use: record, string (uuid too), int, long
-(timestamp-micros too), boolean, null and ``["null", T]`` unions.
+(timestamp-micros too), boolean, null, arrays and ``["null", T]`` unions.
 
 Why: fastavro's ``schemaless_writer`` walks the schema for every record and took ~20 µs
 per TrackingEventRecorded envelope, the largest single cost of recording an SDK event at
@@ -78,6 +78,8 @@ def _writer(t: Any) -> _Write | None:
     kind = t["type"] if isinstance(t, dict) else t
     if kind == "record":
         return _record(t)
+    if kind == "array":
+        return _array(t)
     if kind == "string":
         return _uuid if logical == "uuid" else _string
     if kind == "long":
@@ -110,6 +112,25 @@ def _record(schema: dict[str, Any]) -> _Write | None:
             write(value[name], out)
 
     return record
+
+
+def _array(schema: dict[str, Any]) -> _Write | None:
+    write_item = _writer(schema["items"])
+    if write_item is None:
+        return None
+
+    def array(value: Any, out: list[bytes]) -> None:
+        # one block of all items, then the empty block that ends an array (spec 1.11.1,
+        # "Complex Types Encoding"); an empty array is the end block alone, as fastavro
+        if type(value) not in (list, tuple):
+            raise TypeError("not an array")
+        if value:
+            out.append(encode_long(len(value)))
+            for item in value:
+                write_item(item, out)
+        out.append(b"\x00")
+
+    return array
 
 
 def _union(branches: list[Any]) -> _Write | None:

@@ -48,7 +48,10 @@ ENVELOPE_FIELDS = (
 # (``schemas.upcasting`` supplies the actor), never written again.
 PRE_ACTOR_ENVELOPE_FIELDS = tuple(f for f in ENVELOPE_FIELDS if f != "actor")
 
-_LAYOUTS = (ENVELOPE_FIELDS, PRE_ACTOR_ENVELOPE_FIELDS)
+# The envelope with seed 003's ``subject`` ("<aggregate_type>/<aggregate_id>", derived from
+# the two, ``Envelope.subject``), which the identity events carry (issue 11).
+SUBJECT_ENVELOPE_FIELDS = (*ENVELOPE_FIELDS[:5], "subject", *ENVELOPE_FIELDS[5:])
+_LAYOUTS = (ENVELOPE_FIELDS, PRE_ACTOR_ENVELOPE_FIELDS, SUBJECT_ENVELOPE_FIELDS)
 _FILE_RE = re.compile(r"(?P<event_type>[A-Za-z][A-Za-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.avsc")
 
 

@@ -25,7 +25,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import IdempotencyKey, PrincipalDep, Services, ServicesDep, accounts, per_app
-from api.live import LiveFeeds, entry_key
+from api.live import ChirpFeeds, entry_key
 from api.models import CommandOutcome, Registration
 from api.problems import Problem
 from api.replies import ReadModelVersion, command_fields, run_command
@@ -61,8 +61,8 @@ def _scripts(request: Request, services: Services) -> timelines.Scripts:
     return per_app(request, "timeline_scripts", lambda: timelines.Scripts.on(services.redis))
 
 
-def _live(request: Request, services: Services) -> LiveFeeds:
-    return per_app(request, "live_feeds", lambda: LiveFeeds(services.redis))
+def _live(request: Request, services: Services) -> ChirpFeeds:
+    return per_app(request, "live_feeds", lambda: ChirpFeeds(services.redis))
 
 
 def _user_id(raw: str) -> str:
@@ -255,10 +255,10 @@ async def feed_stream(
     while a timeline version is rebuilt are not re-sent. The user's own token."""
     user_id, last_event_id = subject
     async for item in _live(request, services).stream(user_id, last_event_id):
-        if item.chirp is None:
+        if item.payload is None:
             yield ServerSentEvent(event="ready", id=item.entry_id, data={})
         else:
-            yield ServerSentEvent(event="chirp", id=item.entry_id, data=item.chirp)
+            yield ServerSentEvent(event="chirp", id=item.entry_id, data=item.payload)
 
 
 @router.get("/api/users/{user_id}/chirps")

@@ -128,7 +128,7 @@ async def _serve_granian(app: FastAPI, settings: Settings, stop: asyncio.Event) 
         port=settings.api_port,
         interface=Interfaces.ASGINL,
         backlog=2048,
-        websockets=False,
+        websockets=True,
         log_enabled=False,
     )
     serving = asyncio.create_task(server.serve(), name="api")

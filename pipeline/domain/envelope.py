@@ -67,3 +67,9 @@ class Envelope:
     causation_id: str
     actor: str
     data: dict[str, Any]
+
+    @property
+    def subject(self) -> str:
+        """``"<aggregate_type>/<aggregate_id>"``, what the event is about: seed 003's
+        envelope field, written by the schemas that have it (identity events)."""
+        return f"{self.aggregate_type}/{self.aggregate_id}"

@@ -16,7 +16,14 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from pipeline.agents import tracking as tracking_sinks
-from pipeline.projections import command_status, event_log, partner_keys, timelines, users
+from pipeline.projections import (
+    command_status,
+    event_log,
+    identity,
+    partner_keys,
+    timelines,
+    users,
+)
 from pipeline.projections.projection import Projection
 
 GROUP = "streamfold.projections"
@@ -27,6 +34,7 @@ BUILTIN: tuple[Projection, ...] = (
     partner_keys.PROJECTION,
     command_status.PROJECTION,
     timelines.PROJECTION,
+    identity.PROJECTION,
     tracking_sinks.SINK,
     tracking_sinks.REJECTIONS,
 )

@@ -16,6 +16,8 @@ from pipeline.domain.handling import Snapshot, handle
 from pipeline.domain.partners import PARTNER_SPEC
 from pipeline.domain.partners import commands as pc
 from pipeline.domain.partners.events import EVENT_TYPES as PARTNER_EVENT_TYPES
+from pipeline.domain.identity import instructors, prospects, students
+from pipeline.domain.identity.profile import Profile
 from pipeline.domain.social import chirps, follows
 from pipeline.domain.users import USER_SPEC
 from pipeline.domain.users.commands import (
@@ -47,16 +49,23 @@ SYSTEM_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 KEY = "a" * 64
 KEY2 = "b" * 64
 # Aggregate (domain) events by type; TrackingEventRecorded has no aggregate class.
-EVENT_TYPES: dict[str, Any] = {
-    **USER_EVENT_TYPES, **PARTNER_EVENT_TYPES, **chirps.EVENT_TYPES, **follows.EVENT_TYPES
+IDENTITY_EVENT_TYPES = {
+    **prospects.EVENT_TYPES, **students.EVENT_TYPES, **instructors.EVENT_TYPES
 }  # fmt: skip
-BORN_WITH_ACTOR = frozenset([*chirps.EVENT_TYPES, *follows.EVENT_TYPES])
+EVENT_TYPES: dict[str, Any] = {
+    **USER_EVENT_TYPES, **PARTNER_EVENT_TYPES, **chirps.EVENT_TYPES, **follows.EVENT_TYPES,
+    **IDENTITY_EVENT_TYPES,
+}  # fmt: skip
+BORN_WITH_ACTOR = frozenset([*chirps.EVENT_TYPES, *follows.EVENT_TYPES, *IDENTITY_EVENT_TYPES])
 """Event types whose first schema already had the actor (no v1 -> v2 upcast)."""
 AGGREGATE_TYPES = {
     **dict.fromkeys(USER_EVENT_TYPES, "user"),
     **dict.fromkeys(PARTNER_EVENT_TYPES, "partner"),
     **dict.fromkeys(chirps.EVENT_TYPES, "chirp"),
     **dict.fromkeys(follows.EVENT_TYPES, "follow"),
+    **dict.fromkeys(prospects.EVENT_TYPES, "prospect"),
+    **dict.fromkeys(students.EVENT_TYPES, "student"),
+    **dict.fromkeys(instructors.EVENT_TYPES, "instructor"),
     tracking.RECORDED_EVENT_TYPE: tracking.RECORDED_AGGREGATE_TYPE,
 }
 TRACKED = tracking.TrackedEvent(
@@ -71,6 +80,27 @@ TRACKED = tracking.TrackedEvent(
     system_id=SYSTEM_ID,
     partner_id=USER_ID,
 )
+
+_PROFILE = Profile(
+    "Ada", "Lovelace", "ada@example.org", "+15046218927", "fair", "met at a fair",
+    other_names=("Augusta King",), other_emails=("ada@old.example",),
+)  # fmt: skip
+_IDENTITY_VALUES: dict[str, Any] = {
+    "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
+    "phone": "+15046218927", "source": None, "notes": "", "role": "student",
+    "reason": "merged", "course": "CS-101", "profile": _PROFILE.to_data(),
+}  # fmt: skip
+
+
+def _identity_data(cls: Any) -> dict[str, Any]:
+    """Sample data of an identity event: ids are uuids, the rest from ``_IDENTITY_VALUES``."""
+    import dataclasses
+
+    return {
+        f.name: _IDENTITY_VALUES.get(f.name, SYSTEM_ID if f.name.endswith("_id") else "x")
+        for f in dataclasses.fields(cls)
+    }
+
 
 DATA: dict[str, dict[str, Any]] = {
     "UserCreated": {
@@ -125,6 +155,7 @@ DATA: dict[str, dict[str, Any]] = {
     "ChirpPosted": {"chirp_id": SYSTEM_ID, "author_id": USER_ID, "text": "héllo 🐦"},
     "ChirpDeleted": {"chirp_id": SYSTEM_ID, "author_id": USER_ID},
     "UserFollowed": {"follower_id": USER_ID, "followee_id": SYSTEM_ID},
+    **{et: _identity_data(cls) for et, cls in IDENTITY_EVENT_TYPES.items()},
     "UserUnfollowed": {"follower_id": USER_ID, "followee_id": SYSTEM_ID},
     "TrackingEventRecorded": tracking.recorded_data(
         TRACKED, schema_valid=False, structure_version=None

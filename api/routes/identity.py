@@ -1,0 +1,367 @@
+"""Identity (seed 003, issue 11): prospects, and the students and instructors they
+convert into. Commands go to Kafka; reads come from the ``identity`` read models.
+
+Who may do what: admins and teachers write and read everything; a student reads only
+their own student record (the one with their account's e-mail) and nothing else.
+Command routes answer as the admin user routes do (201/200, 409/404/422 problem+json, or
+202 + Location when the result is late) and once the read model shows the change, so
+the next GET sees it. A merge and a conversion take more than one command (a process
+manager sends the later ones, ``pipeline/domain/identity/reactions.py``): their routes
+wait for the last one.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
+
+from api.deps import IdempotencyKey, PrincipalDep, Services, ServicesDep, StaffDep
+from api.identity_models import (
+    COMMAND_FORMS,
+    CommandForm,
+    ConvertRequest,
+    Enrollment,
+    InstructorDeactivate,
+    InstructorPage,
+    InstructorPublic,
+    InstructorUpdate,
+    MergeRequest,
+    ProspectCreate,
+    ProspectPage,
+    ProspectPublic,
+    ProspectUpdate,
+    StudentPage,
+    StudentPublic,
+    StudentUpdate,
+)
+from api.problems import Problem
+from api.replies import (
+    command_fields,
+    outcome_body,
+    pending,
+    raise_rejection,
+    run_command,
+    until_applied,
+)
+from api.security import Principal
+from pipeline.domain.envelope import event_id_for
+from pipeline.domain.identity import instructors, prospects, students
+from pipeline.domain.identity.reactions import reaction_id
+from pipeline.projections import identity, users
+from pipeline.projections.identity import INSTRUCTORS, PROSPECTS, STUDENTS, Model
+
+router = APIRouter(tags=["identity"])
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Queued; the result will be at the Location URL."},
+    403: {"description": "The caller's role may not do this (problem+json)."},
+    404: {"description": "No such record (problem+json)."},
+    409: {"description": "Conflict: duplicate e-mail, merged, merging, version (problem+json)."},
+    422: {"description": "Invalid input (problem+json)."},
+}
+Page = Annotated[int, Query(ge=1)]
+PageSize = Annotated[int, Query(ge=1, le=200)]
+
+
+def _read_model(services: Services, model: Model) -> Any:
+    return partial(identity.version, services.clickhouse, model)
+
+
+async def _run(services: Services, command: Any, model: Model, status: int = 200) -> JSONResponse:
+    return await run_command(
+        services, command, success_status=status, read_model=_read_model(services, model)
+    )
+
+
+def _then(command_id: str) -> str:
+    """The id of the command a process manager sends after ``command_id``'s (only) event."""
+    return reaction_id(event_id_for(command_id, 0))
+
+
+# -- prospects ----------------------------------------------------------------------------
+
+
+@router.post("/api/prospects", status_code=201, responses=_RESPONSES)
+async def create_prospect(
+    body: ProspectCreate, services: ServicesDep, who: StaffDep, key: IdempotencyKey = None
+) -> JSONResponse:
+    """CreateProspect: 201 with the new id; 409 ``duplicate-email`` (unique among
+    prospects, merged ones included); 422 invalid."""
+    command = prospects.CreateProspect(
+        **command_fields(key, "", who.user_id), **body.model_dump(exclude_none=True)
+    )
+    return await _run(services, command, PROSPECTS, 201)
+
+
+@router.put("/api/prospects/{prospect_id}", responses=_RESPONSES)
+async def update_prospect(
+    prospect_id: str,
+    body: ProspectUpdate,
+    services: ServicesDep,
+    who: StaffDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """UpdateProspect: the fields given. 409 ``deleted`` for a merged prospect,
+    ``invalid-state`` during a merge, ``duplicate-email``."""
+    fields = body.model_dump(exclude_none=True, exclude={"expected_version"})
+    command = prospects.UpdateProspect(
+        **command_fields(key, prospect_id, who.user_id, body.expected_version), **fields
+    )
+    return await _run(services, command, PROSPECTS)
+
+
+@router.post("/api/prospects/{prospect_id}/merge", responses=_RESPONSES)
+async def merge_prospect(
+    prospect_id: str,
+    body: MergeRequest,
+    services: ServicesDep,
+    who: StaffDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """MergeProspect: this prospect (a second record of one person) into ``into``, which
+    keeps the union of both. 200 ``{"status": "merged"}`` once done; 404 for an unknown
+    prospect; 409 ``deleted`` if this one is merged already, ``invalid-state`` while it
+    is merging, ``merge-refused`` when ``into`` is merged or merging (the refusal is
+    decided by ``into`` itself, race-free: two merges never form a cycle)."""
+    if await identity.prospect(services.clickhouse, body.into) is None:
+        raise Problem(404, "not-found", f"no prospect {body.into}", field="into")
+    command = prospects.MergeProspect(
+        **command_fields(key, prospect_id, who.user_id), into_id=body.into
+    )
+    absorb = _then(command.command_id)
+    first, _, last = await services.bus.submit_chain(command, [absorb, _then(absorb)])
+    if first is None:
+        return pending(command)
+    raise_rejection(first)
+    if last is None and not first.duplicate:
+        return pending(command)
+    if last is not None:
+        await until_applied(services, last, _read_model(services, PROSPECTS))
+    row = await identity.prospect(services.clickhouse, prospect_id)
+    if row is None or row["status"] == "merging":
+        return pending(command)
+    if row["status"] != "merged" or row["into_id"] != body.into:
+        raise Problem(
+            409,
+            "merge-refused",
+            f"prospect {body.into} is merged or being merged: merge into its survivor",
+            command_id=command.command_id,
+            id=prospect_id,
+        )
+    answer = outcome_body(last or first)
+    return JSONResponse({**answer, "status": "merged", "into": body.into})
+
+
+@router.post("/api/prospects/{prospect_id}/convert", status_code=201, responses=_RESPONSES)
+async def convert_prospect(
+    prospect_id: str,
+    body: ConvertRequest,
+    services: ServicesDep,
+    who: StaffDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """ConvertProspect into a student or an instructor (once per role): 201 with the new
+    record's id and ``Location``; 409 ``already-exists`` for a second conversion,
+    ``deleted``/``invalid-state`` for a merged or merging prospect, ``duplicate-email``
+    when a student (instructor) already has this e-mail."""
+    command = prospects.ConvertProspect(
+        **command_fields(key, prospect_id, who.user_id), role=body.role
+    )
+    create = _then(command.command_id)
+    first, made = await services.bus.submit_chain(command, [create])
+    if first is None:
+        return pending(command)
+    raise_rejection(first)
+    model = STUDENTS if body.role == "student" else INSTRUCTORS
+    person_id = prospects.person_id(prospect_id, body.role)
+    location = {"Location": f"/api/{body.role}s/{person_id}"}
+    if made is None and first.duplicate:
+        if await identity.version(services.clickhouse, model, person_id):
+            return JSONResponse({**outcome_body(first), "id": person_id}, 201, location)
+    if made is None:
+        return pending(command)
+    raise_rejection(made)
+    await until_applied(services, made, _read_model(services, model))
+    return JSONResponse({**outcome_body(made), "role": body.role}, 201, location)
+
+
+@router.get("/api/prospects/{prospect_id}", response_model=ProspectPublic)
+async def get_prospect(prospect_id: str, services: ServicesDep, _who: StaffDep) -> Any:
+    """The prospect as stored: a merged one has ``status: merged`` and ``into_id``."""
+    row = await identity.prospect(services.clickhouse, prospect_id)
+    if row is None:
+        raise Problem(404, "not-found", f"no prospect {prospect_id}")
+    return row
+
+
+@router.get("/api/prospects", response_model=ProspectPage)
+async def list_prospects(
+    services: ServicesDep,
+    _who: StaffDep,
+    search: Annotated[str | None, Query(max_length=200)] = None,
+    page: Page = 1,
+    page_size: PageSize = 20,
+) -> Any:
+    """Prospects by name, merged ones left out; ``search``: a prefix of a name, an e-mail
+    or a phone number (digits, with or without the country code). A merged prospect that
+    matches is shown as its survivor."""
+    rows, total = await identity.search(
+        services.clickhouse, search, limit=page_size, offset=(page - 1) * page_size
+    )
+    return {"items": rows, "total": total, "page": page, "page_size": page_size}
+
+
+@router.get("/api/identity/commands", response_model=list[CommandForm])
+async def command_forms(_who: PrincipalDep) -> Any:
+    """The commands the identity routes take, each with its body's JSON Schema: what
+    ``/identity`` builds its forms from."""
+    return [
+        {
+            "name": name,
+            "method": method,
+            "path": path,
+            "needs_id": "{id}" in path,
+            "schema": model.model_json_schema(),
+        }
+        for name, method, path, model in COMMAND_FORMS
+    ]
+
+
+# -- students and instructors ---------------------------------------------------------------
+
+
+async def _own_email(services: Services, who: Principal) -> str | None:
+    """None for staff (they see everyone); a student's account e-mail otherwise.
+    Raises 403 for any other role."""
+    if who.role in ("admin", "teacher"):
+        return None
+    if who.role != "student":
+        raise Problem(403, "forbidden", "this route needs the admin, teacher or student role")
+    row = await users.user(services.clickhouse, who.user_id)
+    return "" if row is None else str(row["email"])
+
+
+async def _person(services: Services, who: Principal, model: Model, person_id: str) -> Any:
+    own = await _own_email(services, who)
+    row = await identity.person(services.clickhouse, model, person_id)
+    if row is None or (own is not None and row["email"] != own):
+        raise Problem(404, "not-found", f"no {model.aggregate_type} {person_id}")
+    return row
+
+
+@router.get("/api/students/{student_id}", response_model=StudentPublic)
+async def get_student(student_id: str, services: ServicesDep, who: PrincipalDep) -> Any:
+    """A student; a student caller sees only themselves (anyone else: 404)."""
+    return await _person(services, who, STUDENTS, student_id)
+
+
+@router.get("/api/students", response_model=StudentPage)
+async def list_students(
+    services: ServicesDep, who: PrincipalDep, page: Page = 1, page_size: PageSize = 20
+) -> Any:
+    """Students by name; a student caller gets only themselves."""
+    own = await _own_email(services, who)
+    rows, total = await identity.people(
+        services.clickhouse, STUDENTS, email=own, limit=page_size, offset=(page - 1) * page_size
+    )
+    return {"items": rows, "total": total, "page": page, "page_size": page_size}
+
+
+@router.put("/api/students/{student_id}", responses=_RESPONSES)
+async def update_student(
+    student_id: str,
+    body: StudentUpdate,
+    services: ServicesDep,
+    who: StaffDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """UpdateStudent: the contact fields given; 409 ``duplicate-email``."""
+    fields = body.model_dump(exclude_none=True, exclude={"expected_version"})
+    command = students.UpdateStudent(
+        **command_fields(key, student_id, who.user_id, body.expected_version), **fields
+    )
+    return await _run(services, command, STUDENTS)
+
+
+@router.post("/api/students/{student_id}/enrollments", responses=_RESPONSES)
+async def enroll_student(
+    student_id: str,
+    body: Enrollment,
+    services: ServicesDep,
+    who: StaffDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """EnrollStudent in ``course``; 409 ``already-exists`` if enrolled."""
+    command = students.EnrollStudent(
+        **command_fields(key, student_id, who.user_id), course=body.course
+    )
+    return await _run(services, command, STUDENTS)
+
+
+@router.post("/api/students/{student_id}/withdrawals", responses=_RESPONSES)
+async def withdraw_student(
+    student_id: str,
+    body: Enrollment,
+    services: ServicesDep,
+    who: StaffDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """WithdrawStudent from ``course``; 404 ``not-found`` if not enrolled."""
+    command = students.WithdrawStudent(
+        **command_fields(key, student_id, who.user_id), course=body.course
+    )
+    return await _run(services, command, STUDENTS)
+
+
+@router.get("/api/instructors/{instructor_id}", response_model=InstructorPublic)
+async def get_instructor(instructor_id: str, services: ServicesDep, _who: StaffDep) -> Any:
+    row = await identity.person(services.clickhouse, INSTRUCTORS, instructor_id)
+    if row is None:
+        raise Problem(404, "not-found", f"no instructor {instructor_id}")
+    return row
+
+
+@router.get("/api/instructors", response_model=InstructorPage)
+async def list_instructors(
+    services: ServicesDep, _who: StaffDep, page: Page = 1, page_size: PageSize = 20
+) -> Any:
+    rows, total = await identity.people(
+        services.clickhouse, INSTRUCTORS, email=None, limit=page_size,
+        offset=(page - 1) * page_size,
+    )  # fmt: skip
+    return {"items": rows, "total": total, "page": page, "page_size": page_size}
+
+
+@router.put("/api/instructors/{instructor_id}", responses=_RESPONSES)
+async def update_instructor(
+    instructor_id: str,
+    body: InstructorUpdate,
+    services: ServicesDep,
+    who: StaffDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """UpdateInstructor: the contact fields given; 409 ``invalid-state`` if deactivated."""
+    fields = body.model_dump(exclude_none=True, exclude={"expected_version"})
+    command = instructors.UpdateInstructor(
+        **command_fields(key, instructor_id, who.user_id, body.expected_version), **fields
+    )
+    return await _run(services, command, INSTRUCTORS)
+
+
+@router.post("/api/instructors/{instructor_id}/deactivate", responses=_RESPONSES)
+async def deactivate_instructor(
+    instructor_id: str,
+    services: ServicesDep,
+    who: StaffDep,
+    body: InstructorDeactivate | None = None,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """DeactivateInstructor; 409 ``invalid-state`` if already deactivated."""
+    body = body or InstructorDeactivate()
+    command = instructors.DeactivateInstructor(
+        **command_fields(key, instructor_id, who.user_id), reason=body.reason
+    )
+    return await _run(services, command, INSTRUCTORS)

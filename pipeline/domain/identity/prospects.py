@@ -1,0 +1,541 @@
+"""The prospect aggregate: a person who showed interest, until merged or converted.
+
+A merge of prospect A into B takes three steps, each decided by one aggregate against its
+own state, so two merges can never form a cycle however they race:
+
+1. ``MergeProspect`` on A: A must be active; it becomes *merging* and records
+   ``ProspectMergeStarted`` with its profile.
+2. ``AbsorbProspect`` on B (sent by the process manager, ``reactions.py``): B absorbs A's
+   profile (``ProspectAbsorbed``) only if B itself is active, else it records
+   ``ProspectMergeRefused``. A merging or merged prospect never absorbs.
+3. ``CompleteMerge`` on A: A becomes a tombstone pointing at B (``ProspectMerged``); or
+   ``CancelMerge``: A is active again (``ProspectMergeCancelled``).
+
+No cycle: an edge A -> B is only added while B is active, and B is never active again
+once it has an outgoing edge of its own (merging, then merged). Merging into a merged
+prospect is refused (issue 11). Conversion (``ConvertProspect``) happens once per role and
+names the new aggregate's id: :func:`person_id`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field
+
+from pipeline.domain import event_data
+from pipeline.domain.command import Command
+from pipeline.domain.errors import InvalidTransition, InvalidValue, UnknownEventType
+from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.identity.profile import (
+    Profile,
+    email_claim,
+    parse_email,
+    parse_notes,
+    parse_phone,
+    parse_source,
+    union,
+)
+from pipeline.domain.results import Rejection, RejectionReason
+from pipeline.domain.uuids import uuid5_text
+from pipeline.domain.values import canonical_uuid, parse_name
+
+AGGREGATE_TYPE = "prospect"
+_PERSON_NAMESPACE = uuid.UUID("9a4e1c37-6b2d-5f80-b3c1-7e5d2a9f0c64")
+
+
+class ConversionRole(StrEnum):
+    STUDENT = "student"
+    INSTRUCTOR = "instructor"
+
+
+class ProspectStatus(StrEnum):
+    ACTIVE = "active"
+    MERGING = "merging"
+    """Step 1 of a merge is done: no other command until the merge completes or cancels."""
+    MERGED = "merged"
+    """A tombstone: ``merged_into`` names the survivor. Accepts no further command."""
+
+
+def person_id(prospect_id: str, role: str) -> str:
+    """The id of the student or instructor a prospect converts into (uuid5 of the pair):
+    one per role, so a second conversion addresses an existing aggregate."""
+    return uuid5_text(_PERSON_NAMESPACE, f"{prospect_id}/{role}")
+
+
+def parse_role(raw: Any) -> ConversionRole:
+    """Raises ``InvalidValue("role", ...)``."""
+    try:
+        return ConversionRole(raw)
+    except ValueError as exc:
+        raise InvalidValue("role", "must be student or instructor") from exc
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreateProspect(Command):
+    type: Literal["CreateProspect"] = "CreateProspect"
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None = None
+    source: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdateProspect(Command):
+    """Replace the fields given (None: unchanged; a blank phone or source removes it)."""
+
+    type: Literal["UpdateProspect"] = "UpdateProspect"
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    source: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MergeProspect(Command):
+    """Merge this prospect (a second record of one person) into ``into_id``."""
+
+    type: Literal["MergeProspect"] = "MergeProspect"
+    into_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AbsorbProspect(Command):
+    """Step 2 of a merge, on the survivor (the process manager sends it)."""
+
+    type: Literal["AbsorbProspect"] = "AbsorbProspect"
+    source_id: str
+    profile: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CompleteMerge(Command):
+    """Step 3 of a merge the survivor absorbed."""
+
+    type: Literal["CompleteMerge"] = "CompleteMerge"
+    into_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelMerge(Command):
+    """Step 3 of a merge the survivor refused."""
+
+    type: Literal["CancelMerge"] = "CancelMerge"
+    into_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConvertProspect(Command):
+    type: Literal["ConvertProspect"] = "ConvertProspect"
+    role: str
+
+
+ProspectCommand = Annotated[
+    CreateProspect
+    | UpdateProspect
+    | MergeProspect
+    | AbsorbProspect
+    | CompleteMerge
+    | CancelMerge
+    | ConvertProspect,
+    Field(discriminator="type"),
+]
+COMMAND_TYPES: dict[str, type[Command]] = {
+    c.__name__: c
+    for c in (
+        CreateProspect,
+        UpdateProspect,
+        MergeProspect,
+        AbsorbProspect,
+        CompleteMerge,
+        CancelMerge,
+        ConvertProspect,
+    )
+}
+
+# -- events -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProspectCreated:
+    event_type: ClassVar[str] = "ProspectCreated"
+    schema_version: ClassVar[int] = 1
+
+    prospect_id: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+    source: str | None
+    notes: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProspectUpdated:
+    """The prospect's primary values after the update (all of them)."""
+
+    event_type: ClassVar[str] = "ProspectUpdated"
+    schema_version: ClassVar[int] = 1
+
+    prospect_id: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+    source: str | None
+    notes: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProspectMergeStarted:
+    """Step 1: this prospect is to be merged into ``into_id``; ``profile`` is all it has."""
+
+    event_type: ClassVar[str] = "ProspectMergeStarted"
+    schema_version: ClassVar[int] = 1
+
+    prospect_id: str
+    into_id: str
+    profile: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProspectAbsorbed:
+    """Step 2 done: this prospect absorbed ``source_id``; ``profile`` is the union."""
+
+    event_type: ClassVar[str] = "ProspectAbsorbed"
+    schema_version: ClassVar[int] = 1
+
+    prospect_id: str
+    source_id: str
+    profile: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ProspectMergeRefused:
+    """Step 2 refused: this prospect is not active (``reason``: not_found, merging, merged)."""
+
+    event_type: ClassVar[str] = "ProspectMergeRefused"
+    schema_version: ClassVar[int] = 1
+
+    prospect_id: str
+    source_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProspectMerged:
+    """A tombstone now: ``into_id`` is the survivor, which holds all of its data."""
+
+    event_type: ClassVar[str] = "ProspectMerged"
+    schema_version: ClassVar[int] = 1
+
+    prospect_id: str
+    into_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProspectMergeCancelled:
+    event_type: ClassVar[str] = "ProspectMergeCancelled"
+    schema_version: ClassVar[int] = 1
+
+    prospect_id: str
+    into_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProspectConverted:
+    """Converted into a student or instructor ``person_id`` with this contact data."""
+
+    event_type: ClassVar[str] = "ProspectConverted"
+    schema_version: ClassVar[int] = 1
+
+    prospect_id: str
+    role: str
+    person_id: str
+    first_name: str
+    last_name: str
+    email: str
+    phone: str | None
+
+
+ProspectEvent = (
+    ProspectCreated
+    | ProspectUpdated
+    | ProspectMergeStarted
+    | ProspectAbsorbed
+    | ProspectMergeRefused
+    | ProspectMerged
+    | ProspectMergeCancelled
+    | ProspectConverted
+)
+EVENT_TYPES: dict[str, type[ProspectEvent]] = {
+    e.event_type: e
+    for e in (
+        ProspectCreated,
+        ProspectUpdated,
+        ProspectMergeStarted,
+        ProspectAbsorbed,
+        ProspectMergeRefused,
+        ProspectMerged,
+        ProspectMergeCancelled,
+        ProspectConverted,
+    )
+}
+
+
+def to_data(event: ProspectEvent) -> dict[str, Any]:
+    return event_data.to_data(event)
+
+
+def from_data(event_type: str, data: dict[str, Any]) -> ProspectEvent:
+    """Raises UnknownEventType or InvalidValue."""
+    return event_data.from_data(EVENT_TYPES, event_type, data)
+
+
+# -- state, decide, evolve ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Prospect:
+    prospect_id: str
+    profile: Profile
+    created_at: datetime
+    updated_at: datetime
+    status: ProspectStatus = ProspectStatus.ACTIVE
+    into_id: str | None = None
+    """The survivor: of the merge in progress (MERGING) or done (MERGED)."""
+    converted: tuple[str, ...] = field(default=())
+    """Roles converted to, in order."""
+
+
+def _refusal(state: Prospect | None) -> Rejection | None:
+    """Why a command other than create may not run on ``state``, if it may not."""
+    if state is None:
+        return Rejection(RejectionReason.NOT_FOUND, "prospect not found")
+    if state.status is ProspectStatus.MERGED:
+        return Rejection(RejectionReason.DELETED, f"prospect was merged into {state.into_id}")
+    if state.status is ProspectStatus.MERGING:
+        return Rejection(
+            RejectionReason.INVALID_STATE, f"prospect is being merged into {state.into_id}"
+        )
+    return None
+
+
+def _created(command: CreateProspect) -> ProspectCreated:
+    return ProspectCreated(
+        prospect_id=canonical_uuid("aggregate_id", command.aggregate_id),
+        first_name=parse_name("first_name", command.first_name),
+        last_name=parse_name("last_name", command.last_name),
+        email=parse_email(command.email),
+        phone=parse_phone(command.phone),
+        source=parse_source(command.source),
+        notes=parse_notes(command.notes),
+    )
+
+
+def _updated(state: Prospect, command: UpdateProspect) -> list[ProspectEvent]:
+    p = state.profile
+    event = ProspectUpdated(
+        prospect_id=state.prospect_id,
+        first_name=p.first_name
+        if command.first_name is None
+        else parse_name("first_name", command.first_name),
+        last_name=p.last_name
+        if command.last_name is None
+        else parse_name("last_name", command.last_name),
+        email=p.email if command.email is None else parse_email(command.email),
+        phone=p.phone if command.phone is None else parse_phone(command.phone),
+        source=p.source if command.source is None else parse_source(command.source),
+        notes=p.notes if command.notes is None else parse_notes(command.notes),
+    )
+    current = (p.first_name, p.last_name, p.email, p.phone, p.source, p.notes)
+    new = (event.first_name, event.last_name, event.email, event.phone, event.source, event.notes)
+    return [] if new == current else [event]
+
+
+def _absorbed(state: Prospect | None, command: AbsorbProspect) -> ProspectEvent:
+    source_id = canonical_uuid("source_id", command.source_id)
+    if state is None:
+        reason = "not_found"
+    elif state.prospect_id == source_id:
+        reason = "same_prospect"
+    elif state.status is not ProspectStatus.ACTIVE:
+        reason = str(state.status)
+    else:
+        merged = Profile.from_data(command.profile)
+        return ProspectAbsorbed(
+            prospect_id=state.prospect_id,
+            source_id=source_id,
+            profile=union(state.profile, merged).to_data(),
+        )
+    return ProspectMergeRefused(
+        prospect_id=canonical_uuid("aggregate_id", command.aggregate_id),
+        source_id=source_id,
+        reason=reason,
+    )
+
+
+def _decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | Rejection:
+    if isinstance(command, CreateProspect):
+        if state is not None:
+            return Rejection(RejectionReason.ALREADY_EXISTS, "prospect already exists")
+        return [_created(command)]
+    if isinstance(command, AbsorbProspect):
+        return [_absorbed(state, command)]
+    if isinstance(command, CompleteMerge | CancelMerge):
+        into = canonical_uuid("into_id", command.into_id)
+        if state is None or state.status is not ProspectStatus.MERGING or state.into_id != into:
+            return Rejection(RejectionReason.INVALID_STATE, f"no merge into {into} in progress")
+        if isinstance(command, CompleteMerge):
+            return [ProspectMerged(prospect_id=state.prospect_id, into_id=into)]
+        return [
+            ProspectMergeCancelled(
+                prospect_id=state.prospect_id, into_id=into, reason=command.reason
+            )
+        ]
+    refusal = _refusal(state)
+    if refusal is not None:
+        return refusal
+    assert state is not None
+    if isinstance(command, UpdateProspect):
+        return _updated(state, command)
+    if isinstance(command, MergeProspect):
+        into = canonical_uuid("into_id", command.into_id)
+        if into == state.prospect_id:
+            return Rejection(RejectionReason.INVALID, "cannot merge a prospect into itself", "into")
+        return [
+            ProspectMergeStarted(
+                prospect_id=state.prospect_id, into_id=into, profile=state.profile.to_data()
+            )
+        ]
+    if isinstance(command, ConvertProspect):
+        role = parse_role(command.role)
+        if role in state.converted:
+            return Rejection(
+                RejectionReason.ALREADY_EXISTS, f"prospect was already converted to {role}"
+            )
+        p = state.profile
+        return [
+            ProspectConverted(
+                prospect_id=state.prospect_id,
+                role=str(role),
+                person_id=person_id(state.prospect_id, role),
+                first_name=p.first_name,
+                last_name=p.last_name,
+                email=p.email,
+                phone=p.phone,
+            )
+        ]
+    raise TypeError(f"no decide rule for {type(command).__name__}")
+
+
+def decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | Rejection:
+    """Rejections: ALREADY_EXISTS (create on an existing id, a second conversion to one
+    role), NOT_FOUND (unknown prospect), DELETED (a merged prospect: it accepts nothing),
+    INVALID_STATE (a merge in progress; a merge step that matches none), INVALID (a value;
+    ``field`` set). An update that changes nothing is accepted with no event.
+    """
+    try:
+        return _decide(state, command)
+    except InvalidValue as exc:
+        return Rejection(RejectionReason.INVALID, exc.message, exc.field)
+    except KeyError as exc:  # an AbsorbProspect whose profile lacks a field
+        return Rejection(RejectionReason.INVALID, f"profile lacks {exc}", "profile")
+
+
+def evolve(state: Prospect | None, event: ProspectEvent, occurred_at: datetime) -> Prospect | None:
+    """Raises InvalidTransition for an event the state cannot take (a decide bug)."""
+    at = occurred_at.astimezone(UTC)
+    if isinstance(event, ProspectCreated):
+        if state is not None:
+            raise InvalidTransition(f"ProspectCreated for existing prospect {state.prospect_id}")
+        profile = Profile(
+            event.first_name, event.last_name, event.email, event.phone, event.source, event.notes
+        )
+        return Prospect(event.prospect_id, profile, at, at)
+    if isinstance(event, ProspectMergeRefused):
+        return state  # a fact about a request; the refusing prospect is unchanged
+    if state is None:
+        raise InvalidTransition(f"{event.event_type} before ProspectCreated")
+    if isinstance(event, ProspectUpdated):
+        profile = replace(
+            state.profile,
+            first_name=event.first_name,
+            last_name=event.last_name,
+            email=event.email,
+            phone=event.phone,
+            source=event.source,
+            notes=event.notes,
+        )
+        return replace(state, profile=profile, updated_at=at)
+    if isinstance(event, ProspectMergeStarted):
+        return replace(state, status=ProspectStatus.MERGING, into_id=event.into_id, updated_at=at)
+    if isinstance(event, ProspectAbsorbed):
+        return replace(state, profile=Profile.from_data(event.profile), updated_at=at)
+    if isinstance(event, ProspectMerged):
+        return replace(state, status=ProspectStatus.MERGED, updated_at=at)
+    if isinstance(event, ProspectMergeCancelled):
+        return replace(state, status=ProspectStatus.ACTIVE, into_id=None, updated_at=at)
+    if isinstance(event, ProspectConverted):
+        return replace(state, converted=(*state.converted, event.role), updated_at=at)
+    raise UnknownEventType(type(event).__name__)
+
+
+def state_to_dict(state: Prospect) -> dict[str, Any]:
+    return {
+        "prospect_id": state.prospect_id,
+        "profile": state.profile.to_data(),
+        "created_at": state.created_at.isoformat(),
+        "updated_at": state.updated_at.isoformat(),
+        "status": str(state.status),
+        "into_id": state.into_id,
+        "converted": list(state.converted),
+    }
+
+
+def state_from_dict(d: dict[str, Any]) -> Prospect:
+    return Prospect(
+        prospect_id=d["prospect_id"],
+        profile=Profile.from_data(d["profile"]),
+        created_at=datetime.fromisoformat(d["created_at"]),
+        updated_at=datetime.fromisoformat(d["updated_at"]),
+        status=ProspectStatus(d["status"]),
+        into_id=d["into_id"],
+        converted=tuple(d["converted"]),
+    )
+
+
+def claims_for(command: Command) -> tuple[str, ...]:
+    """The e-mail a create or an update sets (``profile.email_claim``)."""
+    if isinstance(command, CreateProspect | UpdateProspect):
+        return email_claim(command.email)
+    return ()
+
+
+def claims_held(state: Prospect | None) -> frozenset[str]:
+    """The primary e-mail; a merged prospect keeps it (a new prospect with it would be a
+    third record of the survivor's person)."""
+    return frozenset() if state is None else frozenset({f"email:{state.profile.email}"})
+
+
+PROSPECT_SPEC = AggregateSpec(
+    aggregate_type=AGGREGATE_TYPE,
+    decide=decide,
+    evolve=evolve,
+    to_data=to_data,
+    state_to_dict=state_to_dict,
+    state_from_dict=state_from_dict,
+)

@@ -1,0 +1,83 @@
+"""The identity process manager's rule: the command an event causes on another aggregate.
+
+Pure: :func:`reactions` maps one envelope to the commands to send. Each command's id is
+derived from the event id (uuid5), and its ``issued_at`` is the event's ``occurred_at``,
+so an event delivered twice causes the same command twice, and the command handler
+answers the second with the first's result (``handling.handle``, by command id): the
+seed 003 idempotent consumer, with the aggregate's memory as the inbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pipeline.domain.command import Command
+from pipeline.domain.envelope import Envelope
+from pipeline.domain.identity import instructors, prospects, students
+from pipeline.domain.uuids import uuid5_text
+
+_REACTION_NAMESPACE = uuid.UUID("c2b7d9e4-1f3a-5c68-8e0b-4a9d6f2e1b73")
+
+
+def reaction_id(event_id: str) -> str:
+    """The id of the command an event causes (uuid5 of the event id)."""
+    return uuid5_text(_REACTION_NAMESPACE, event_id)
+
+
+def reactions(envelope: Envelope) -> list[Command]:
+    """The commands ``envelope`` causes: merge step 2 after ``ProspectMergeStarted``,
+    step 3 after ``ProspectAbsorbed``/``ProspectMergeRefused``, a ``CreateStudent`` or
+    ``CreateInstructor`` after ``ProspectConverted``; [] for every other event."""
+    if envelope.aggregate_type != prospects.AGGREGATE_TYPE:
+        return []
+    data = envelope.data
+    common: dict[str, Any] = {
+        "command_id": reaction_id(envelope.event_id),
+        "issued_at": envelope.occurred_at,
+        "correlation_id": envelope.correlation_id,
+        "actor": None if envelope.actor == "system" else envelope.actor,
+    }
+    match envelope.event_type:
+        case "ProspectMergeStarted":
+            return [
+                prospects.AbsorbProspect(
+                    **common,
+                    aggregate_id=data["into_id"],
+                    source_id=data["prospect_id"],
+                    profile=data["profile"],
+                )
+            ]
+        case "ProspectAbsorbed":
+            return [
+                prospects.CompleteMerge(
+                    **common, aggregate_id=data["source_id"], into_id=data["prospect_id"]
+                )
+            ]
+        case "ProspectMergeRefused":
+            return [
+                prospects.CancelMerge(
+                    **common,
+                    aggregate_id=data["source_id"],
+                    into_id=data["prospect_id"],
+                    reason=data["reason"],
+                )
+            ]
+        case "ProspectConverted":
+            create = (
+                students.CreateStudent
+                if data["role"] == prospects.ConversionRole.STUDENT
+                else instructors.CreateInstructor
+            )
+            return [
+                create(
+                    **common,
+                    aggregate_id=data["person_id"],
+                    prospect_id=data["prospect_id"],
+                    first_name=data["first_name"],
+                    last_name=data["last_name"],
+                    email=data["email"],
+                    phone=data["phone"],
+                )
+            ]
+    return []
