@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from deploy.api_calls import ApiCalls
 from deploy.binaries import ensure_debian_binary
 from pipeline.settings import Settings
 
@@ -37,7 +37,6 @@ NETWORK = Path("deploy/data/hersheycareers.json")
 TWEETS = Path("../shared/data/social/tweets_emoji_train.txt")
 FORTUNES = Path("/usr/share/games/fortunes/fortunes")
 PASSWORD_BYTES = 12
-RETRIES = 30
 
 
 @dataclass
@@ -73,39 +72,12 @@ def chirp_texts() -> list[str]:
     return [t.strip() for t in lines if t.strip() and len(t.strip()) <= 280]
 
 
-class SocialLoader:
+class SocialLoader(ApiCalls):
     """Registers, signs in, follows and chirps, ``concurrency`` requests at a time."""
 
     def __init__(self, settings: Settings, concurrency: int) -> None:
+        super().__init__(settings.api_url, concurrency)
         self.settings = settings
-        self.gate = asyncio.Semaphore(concurrency)
-        self.outcomes: Counter[str] = Counter()
-        self.client = httpx.AsyncClient(base_url=settings.api_url, timeout=120)
-
-    async def _call(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        for _ in range(RETRIES):
-            async with self.gate:
-                response = await self.client.request(method, url, **kwargs)
-            if response.status_code not in (429, 503):
-                break
-            # the login throttle (per client address) answers a burst of sign-ins with
-            # 429, a store restarting with 503; both say when to come back
-            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
-        if response.status_code < 300:
-            self.outcomes[f"{what}: ok"] += 1
-        else:
-            kind = response.json().get("type", "").rsplit("/", 1)[-1]
-            self.outcomes[f"{what}: {response.status_code} {kind}"] += 1
-        return response
-
-    async def _each(self, progress: Progress, label: str, jobs: list[Any]) -> None:
-        task = progress.add_task(label, total=len(jobs))
-
-        async def run(job: Any) -> None:
-            await job
-            progress.advance(task)
-
-        await asyncio.gather(*(run(j) for j in jobs))
 
     async def register(self, m: Member) -> None:
         body = {

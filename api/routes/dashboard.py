@@ -1,4 +1,5 @@
-"""``GET /dashboard`` (the analytics dashboard) and ``GET /timeline`` (the social page).
+"""``GET /dashboard`` (the analytics dashboard), ``GET /timeline`` (the social page) and
+``GET /identity`` (identity commands and the live prospect list).
 
 The page itself is public and carries no data: a browser cannot attach a bearer header to
 a navigation, so the page's script asks for the admin token (or takes ``?token=``), keeps
@@ -21,6 +22,7 @@ router = APIRouter(tags=["dashboard"])
 
 PAGE = Path(__file__).resolve().parent.parent / "templates" / "dashboard.html"
 TIMELINE_PAGE = PAGE.with_name("timeline.html")
+IDENTITY_PAGE = PAGE.with_name("identity.html")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 _HEADERS = {
@@ -49,3 +51,11 @@ async def timeline() -> FileResponse:
     with fetch, so the bearer header goes along). Same rules as the dashboard: no data in
     the page, same-origin script only."""
     return FileResponse(TIMELINE_PAGE, media_type="text/html", headers=_HEADERS)
+
+
+@router.get("/identity", response_class=FileResponse, include_in_schema=False)
+async def identity() -> FileResponse:
+    """The identity page: sign in (staff), send a command through a form built from its
+    JSON Schema (``GET /api/identity/commands``), and watch the prospect list follow the
+    read model live over ``/ws/events``. Same rules as the dashboard."""
+    return FileResponse(IDENTITY_PAGE, media_type="text/html", headers=_HEADERS)

@@ -19,7 +19,8 @@ def to_data(event: Any) -> dict[str, Any]:
 def from_data(registry: Mapping[str, type], event_type: str, data: dict[str, Any]) -> Any:
     """Rebuild an event of ``registry[event_type]`` from its ``data`` dict.
 
-    Datetime fields may be datetimes or ISO-8601 strings (JSON transports carry strings).
+    Datetime fields may be datetimes or ISO-8601 strings (JSON transports carry strings);
+    tuple fields may be lists (Avro and JSON arrays).
     Extra keys are ignored (a reader may see fields it does not know).
 
     Raises:
@@ -37,5 +38,7 @@ def from_data(registry: Mapping[str, type], event_type: str, data: dict[str, Any
         # annotations are strings under `from __future__ import annotations`
         if "datetime" in str(f.type) and isinstance(value, str):
             value = datetime.fromisoformat(value)
+        elif str(f.type).startswith("tuple") and isinstance(value, list):
+            value = tuple(value)  # Avro and JSON arrays decode as lists
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -117,6 +117,8 @@ class AbsorbProspect(Command):
     type: Literal["AbsorbProspect"] = "AbsorbProspect"
     source_id: str
     profile: dict[str, Any]
+    converted: list[str] = field(default_factory=list)
+    """Roles the source converted to: the survivor takes them over."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -208,11 +210,14 @@ class ProspectMergeStarted:
     prospect_id: str
     into_id: str
     profile: dict[str, Any]
+    converted: tuple[str, ...]
+    """Roles this prospect converted to: the survivor takes them over."""
 
 
 @dataclass(frozen=True, slots=True)
 class ProspectAbsorbed:
-    """Step 2 done: this prospect absorbed ``source_id``; ``profile`` is the union."""
+    """Step 2 done: this prospect absorbed ``source_id``; ``profile`` is the union, and
+    ``converted`` the roles either converted to (one person, one student at most)."""
 
     event_type: ClassVar[str] = "ProspectAbsorbed"
     schema_version: ClassVar[int] = 1
@@ -220,11 +225,14 @@ class ProspectAbsorbed:
     prospect_id: str
     source_id: str
     profile: dict[str, Any]
+    converted: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class ProspectMergeRefused:
-    """Step 2 refused: this prospect is not active (``reason``: not_found, merging, merged)."""
+    """Step 2 refused (``reason``): not_found, merging, merged, same_prospect, or
+    both_converted (both became a student, or both an instructor: one person would keep
+    two)."""
 
     event_type: ClassVar[str] = "ProspectMergeRefused"
     schema_version: ClassVar[int] = 1
@@ -374,12 +382,16 @@ def _absorbed(state: Prospect | None, command: AbsorbProspect) -> ProspectEvent:
         reason = "same_prospect"
     elif state.status is not ProspectStatus.ACTIVE:
         reason = str(state.status)
+    elif set(state.converted) & set(command.converted):
+        reason = "both_converted"
     else:
         merged = Profile.from_data(command.profile)
+        converted = (*state.converted, *(r for r in command.converted if r not in state.converted))
         return ProspectAbsorbed(
             prospect_id=state.prospect_id,
             source_id=source_id,
             profile=union(state.profile, merged).to_data(),
+            converted=converted,
         )
     return ProspectMergeRefused(
         prospect_id=canonical_uuid("aggregate_id", command.aggregate_id),
@@ -418,7 +430,10 @@ def _decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | R
             return Rejection(RejectionReason.INVALID, "cannot merge a prospect into itself", "into")
         return [
             ProspectMergeStarted(
-                prospect_id=state.prospect_id, into_id=into, profile=state.profile.to_data()
+                prospect_id=state.prospect_id,
+                into_id=into,
+                profile=state.profile.to_data(),
+                converted=state.converted,
             )
         ]
     if isinstance(command, ConvertProspect):
@@ -484,7 +499,8 @@ def evolve(state: Prospect | None, event: ProspectEvent, occurred_at: datetime) 
     if isinstance(event, ProspectMergeStarted):
         return replace(state, status=ProspectStatus.MERGING, into_id=event.into_id, updated_at=at)
     if isinstance(event, ProspectAbsorbed):
-        return replace(state, profile=Profile.from_data(event.profile), updated_at=at)
+        profile = Profile.from_data(event.profile)
+        return replace(state, profile=profile, converted=tuple(event.converted), updated_at=at)
     if isinstance(event, ProspectMerged):
         return replace(state, status=ProspectStatus.MERGED, updated_at=at)
     if isinstance(event, ProspectMergeCancelled):

@@ -46,6 +46,7 @@ def reactions(envelope: Envelope) -> list[Command]:
                     aggregate_id=data["into_id"],
                     source_id=data["prospect_id"],
                     profile=data["profile"],
+                    converted=list(data["converted"]),
                 )
             ]
         case "ProspectAbsorbed":

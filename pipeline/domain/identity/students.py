@@ -22,15 +22,17 @@ from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.values import canonical_uuid
 
 AGGREGATE_TYPE = "student"
-_COURSE = re.compile(r"[A-Z]{2,8}-?[0-9]{2,4}[A-Z]?")
+_COURSE = re.compile(r"([A-Z]{2,8})-?([0-9]{2,4}[A-Z]?)")
 
 
 def course_code(raw: Any) -> str:
-    """A course code such as ``CS-101`` or ``MATH2010B``: 2-8 letters, an optional hyphen,
-    2-4 digits, an optional letter; upper-cased. Raises ``InvalidValue("course", ...)``."""
-    if not isinstance(raw, str) or not _COURSE.fullmatch(code := raw.strip().upper()):
+    """A course code: 2-8 letters, an optional hyphen, 2-4 digits, an optional letter,
+    written one way: upper case with the hyphen (``cs101`` -> ``CS-101``, ``MATH2010b`` ->
+    ``MATH-2010B``), so one course has one code. Raises ``InvalidValue("course", ...)``."""
+    match = _COURSE.fullmatch(raw.strip().upper()) if isinstance(raw, str) else None
+    if match is None:
         raise InvalidValue("course", "must look like CS-101 (letters, digits)")
-    return code
+    return f"{match[1]}-{match[2]}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -79,8 +79,11 @@ from pipeline.domain.results import Rejection, RejectionReason
 
 AT = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
 LATER = AT + timedelta(hours=1)
-ADA, GRACE, ALAN, EDSGER = (str(uuid.uuid4()) for _ in range(4))
-ACTOR = str(uuid.uuid4())
+ADA = "5b1f8c2e-3d4a-4e6f-9a1b-2c3d4e5f6a7b"
+GRACE = "6c2a9d3f-4e5b-4f70-8b2c-3d4e5f6a7b8c"
+ALAN = "7d3b0e4a-5f6c-4081-9c3d-4e5f6a7b8c9d"
+EDSGER = "8e4c1f5b-6a7d-4192-8d4e-5f6a7b8c9dae"
+ACTOR = "9f5d2a6c-7b8e-42a3-9e5f-6a7b8c9daebf"
 WINDOW = 16
 
 
@@ -309,7 +312,7 @@ def test_merge_prospect_starts_a_merge_carrying_the_whole_profile() -> None:
     state = replace(state, profile=replace(state.profile, other_names=("Ada King",)))
     [event] = accepted(prospects.decide(state, merge(ADA, GRACE)))
     assert event == ProspectMergeStarted(
-        prospect_id=ADA, into_id=GRACE, profile=state.profile.to_data()
+        prospect_id=ADA, into_id=GRACE, profile=state.profile.to_data(), converted=()
     )
     assert Profile.from_data(event.profile) == state.profile
     after = prospects.evolve(state, event, LATER)
@@ -391,7 +394,9 @@ def test_absorb_into_an_active_prospect_takes_the_union() -> None:
     source = prospect(ADA).profile
     [event] = accepted(prospects.decide(survivor, absorb(GRACE, ADA, source)))
     expected = union(survivor.profile, source)
-    assert event == ProspectAbsorbed(prospect_id=GRACE, source_id=ADA, profile=expected.to_data())
+    assert event == ProspectAbsorbed(
+        prospect_id=GRACE, source_id=ADA, profile=expected.to_data(), converted=()
+    )
     after = prospects.evolve(survivor, event, LATER)
     assert after.profile == expected
     assert after.status is ProspectStatus.ACTIVE and after.into_id is None
@@ -470,10 +475,10 @@ def test_prospect_evolve_rejects_impossible_histories() -> None:
         prospects.evolve(prospect(), created, AT)
     for event in (
         ProspectUpdated(ADA, "A", "L", "a@example.org", None, None, ""),
-        ProspectMergeStarted(ADA, GRACE, prospect().profile.to_data()),
+        ProspectMergeStarted(ADA, GRACE, prospect().profile.to_data(), ()),
         ProspectMerged(ADA, GRACE),
         ProspectMergeCancelled(ADA, GRACE, "x"),
-        ProspectAbsorbed(ADA, GRACE, prospect().profile.to_data()),
+        ProspectAbsorbed(ADA, GRACE, prospect().profile.to_data(), ()),
         ProspectConverted(ADA, "student", person_id(ADA, "student"), "A", "L", "a@x.org", None),
     ):
         with pytest.raises(InvalidTransition):
@@ -570,10 +575,10 @@ def test_update_student() -> None:
     ("raw", "code"),
     [
         ("cs-101", "CS-101"),
-        (" math2010b ", "MATH2010B"),
-        ("CS101", "CS101"),
+        (" math2010b ", "MATH-2010B"),
+        ("CS101", "CS-101"),
         ("ABCDEFGH-1234Z", "ABCDEFGH-1234Z"),
-        ("ab12", "AB12"),
+        ("ab12", "AB-12"),
     ],
 )
 def test_course_code_normalises(raw: str, code: str) -> None:
@@ -610,15 +615,15 @@ def test_enroll_and_withdraw() -> None:
     assert event == StudentEnrolled(STUDENT_ID, "CS-101")
     state = students.evolve(state, event, LATER)
     assert state.courses == ("CS-101",) and state.updated_at == LATER
-    for spelling in ("CS-101", "cs-101", " Cs-101 "):
+    for spelling in ("CS-101", "cs-101", " Cs-101 ", "CS101"):
         rejected(students.decide(state, enroll(spelling)), RejectionReason.ALREADY_EXISTS)
     state = fold(students.evolve, state, accepted(students.decide(state, enroll("math2010"))))
-    assert state.courses == ("CS-101", "MATH2010")
+    assert state.courses == ("CS-101", "MATH-2010")
     rejected(students.decide(state, withdraw("PHYS-200")), RejectionReason.NOT_FOUND)
     [out] = accepted(students.decide(state, withdraw(" cs-101")))
     assert out == StudentWithdrawn(STUDENT_ID, "CS-101")
     state = students.evolve(state, out, LATER)
-    assert state.courses == ("MATH2010",)
+    assert state.courses == ("MATH-2010",)
     rejected(students.decide(state, withdraw("CS-101")), RejectionReason.NOT_FOUND)
     assert accepted(students.decide(state, enroll("CS-101")))  # enrol again: fine
     rejected(students.decide(None, enroll("CS-101")), RejectionReason.NOT_FOUND)
@@ -818,8 +823,8 @@ def test_snapshot_round_trip(spec: AggregateSpec) -> None:
 EVENTS = [
     (prospects, ProspectCreated(ADA, "Ada", "Lovelace", "ada@example.org", None, "web", "")),
     (prospects, ProspectUpdated(ADA, "Ada", "King", "ada@example.org", "+12025550143", None, "n")),
-    (prospects, ProspectMergeStarted(ADA, GRACE, rich_prospect().profile.to_data())),
-    (prospects, ProspectAbsorbed(GRACE, ADA, rich_prospect().profile.to_data())),
+    (prospects, ProspectMergeStarted(ADA, GRACE, rich_prospect().profile.to_data(), ())),
+    (prospects, ProspectAbsorbed(GRACE, ADA, rich_prospect().profile.to_data(), ())),
     (prospects, ProspectMergeRefused(GRACE, ADA, "merging")),
     (prospects, ProspectMerged(ADA, GRACE)),
     (prospects, ProspectMergeCancelled(ADA, GRACE, "merged")),
@@ -1410,3 +1415,23 @@ def test_merges_survive_at_least_once_delivery(
     fields, batches = case
     bus, pids = run_merges(data, fields, batches, redeliver=True)
     check_merge_invariants(bus, pids, fields)
+
+
+def test_a_merge_carries_conversions_over_and_refuses_a_second_student() -> None:
+    """One person, one student: the survivor takes over the roles the merged prospect
+    converted to, and two prospects that both became students cannot be merged."""
+    grace = prospect(GRACE)
+    source = prospect(ADA).profile.to_data()
+    only_ada = AbsorbProspect(**meta(GRACE), source_id=ADA, profile=source, converted=["student"])
+    [event] = accepted(prospects.decide(grace, only_ada))
+    assert isinstance(event, ProspectAbsorbed) and event.converted == ("student",)
+    survivor = prospects.evolve(grace, event, LATER)
+    assert survivor.converted == ("student",)
+    rejected(prospects.decide(survivor, convert(GRACE, "student")), RejectionReason.ALREADY_EXISTS)
+    both = replace(grace, converted=("student",))
+    [refused] = accepted(prospects.decide(both, only_ada))
+    assert isinstance(refused, ProspectMergeRefused) and refused.reason == "both_converted"
+    started = accepted(
+        prospects.decide(replace(prospect(ADA), converted=("instructor",)), merge(ADA, GRACE))
+    )
+    assert started[0].converted == ("instructor",)

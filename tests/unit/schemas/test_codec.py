@@ -13,11 +13,11 @@ from fastavro.schema import parse_schema, to_parsing_canonical_form
 from pipeline.domain import tracking
 from pipeline.domain.envelope import Envelope, event_id_for
 from pipeline.domain.handling import Snapshot, handle
+from pipeline.domain.identity import instructors, prospects, students
+from pipeline.domain.identity.profile import Profile
 from pipeline.domain.partners import PARTNER_SPEC
 from pipeline.domain.partners import commands as pc
 from pipeline.domain.partners.events import EVENT_TYPES as PARTNER_EVENT_TYPES
-from pipeline.domain.identity import instructors, prospects, students
-from pipeline.domain.identity.profile import Profile
 from pipeline.domain.social import chirps, follows
 from pipeline.domain.users import USER_SPEC
 from pipeline.domain.users.commands import (
@@ -89,6 +89,7 @@ _IDENTITY_VALUES: dict[str, Any] = {
     "first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
     "phone": "+15046218927", "source": None, "notes": "", "role": "student",
     "reason": "merged", "course": "CS-101", "profile": _PROFILE.to_data(),
+    "converted": ["student"],
 }  # fmt: skip
 
 
