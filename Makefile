@@ -66,6 +66,7 @@ run: up
 	$(BIN)/streamfold load-users deploy/data/us-500.csv
 	$(BIN)/streamfold load-weblogs
 	$(BIN)/streamfold load-social
+	$(BIN)/streamfold load-identity deploy/data/us-500.csv
 	@echo
 	@echo "API docs:   $(API)/docs"
 	@echo "Readiness:  curl -s $(API)/readyz"
@@ -73,6 +74,7 @@ run: up
 	@echo "Users:      curl -s -H \"Authorization: Bearer \$$TOKEN\" '$(API)/api/admin/users?page_size=5&search=gmail'"
 	@echo "SQL:        $(BIN)/streamfold sql \"SELECT role, status, count() FROM users FINAL GROUP BY role, status\""
 	@echo "Dashboard:  $(API)/dashboard"
+	@echo "Identity:   $(API)/identity   (prospects, students, instructors; live over /ws/events)"
 	@echo "Read models: $(BIN)/streamfold projections list   (README: Replay and new projections)"
 	@echo "Status:     $(BIN)/streamfold status      Stop: make down"
 

@@ -501,6 +501,22 @@ def load_social(
         raise typer.Exit(_fail(f"{refused} requests were refused (see above)"))
 
 
+@app.command("load-identity")
+def load_identity(
+    csv_path: Annotated[Path, typer.Argument()] = Path("deploy/data/us-500.csv"),
+    count: Annotated[int, typer.Option(min=10, max=500, help="People to load.")] = 40,
+    concurrency: Annotated[int, typer.Option(min=1, max=64)] = 8,
+) -> None:
+    """Create prospects from a people CSV through the API, merge a few second records
+    of them, convert a few to students and instructors; print the /identity page URL."""
+    from deploy.identity_load import load_identity as load
+
+    settings = _settings()
+    refused = load(settings, admin_token(settings), csv_path, count=count, concurrency=concurrency)
+    if refused:
+        raise typer.Exit(_fail(f"{refused} requests were refused (see above)"))
+
+
 @app.command("load-weblogs")
 def load_weblogs(
     nasa: Annotated[Path, typer.Option(help="NASA TSV log.")] = Path(

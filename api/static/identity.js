@@ -96,7 +96,7 @@ function fieldOf(schema, name, raw) {
   else if ("const" in spec) { kind = "enum"; options = [spec.const]; }
   else if (spec.type === "boolean") { kind = "enum"; options = [true, false]; }
   else if (spec.type === "integer" || spec.type === "number") kind = spec.type;
-  else if (spec.type === "string") kind = (spec.maxLength ?? Infinity) > 200 ? "textarea" : "text";
+  else if (spec.type === "string") kind = (spec.maxLength ?? Infinity) > 300 ? "textarea" : "text";
   else kind = "json"; // arrays, objects, unions: typed as JSON
   return {
     name,
@@ -243,7 +243,8 @@ async function submitCommand(event) {
       showOutcome("ok", response.status, lines);
       if (answer?.id) $("outcome").dataset.id = answer.id;
     } else {
-      const lines = [["title", `${command.name}: ${head}${answer?.title && !head.endsWith(answer.title) ? ` (${answer.title})` : ""}`]];
+      const title = answer?.title || response.statusText || REASONS[response.status] || "";
+      const lines = [["title", `${command.name}: ${`${response.status} ${title}`.trim()}`]];
       lines.push(["detail", answer?.detail || "no detail given"]);
       if (answer?.field) lines.push(["field", `field: ${answer.field}`]);
       for (const error of Array.isArray(answer?.errors) ? answer.errors : []) {

@@ -41,6 +41,7 @@ def sign_in(context: BrowserContext, server: ServeProcess, username: str) -> Pag
     page.fill("#login input[name=password]", PASSWORD)
     page.click("#login button[type=submit]")
     expect(page.get_by_test_id("live")).to_have_attribute("data-state", "connected", timeout=15_000)
+    expect(page.locator("#login")).to_be_hidden()
     return page
 
 
@@ -57,6 +58,11 @@ def test_a_prospect_made_in_one_page_appears_live_in_another(
         # page B narrows its list to what A is about to create: live updates keep the search
         b.get_by_test_id("search").fill(f"page.{t}")
         expect(b.get_by_test_id("total")).to_have_text("(0 of 0)")
+        # a dropped socket comes back, resuming after the last notification it saw
+        with b.expect_websocket() as again:
+            b.evaluate("state.ws.close(4000, 'test: dropped')")
+        assert "last_id=" in again.value.url, again.value.url
+        expect(b.get_by_test_id("live")).to_have_attribute("data-state", "connected")
 
         # the form of CreateProspect, from its schema: required names and e-mail
         a.get_by_test_id("command").select_option("CreateProspect")
@@ -98,10 +104,11 @@ def test_a_prospect_made_in_one_page_appears_live_in_another(
         expect(outcome).to_have_attribute("data-status", "422")
         expect(outcome).to_contain_text("request failed validation")
         expect(outcome).to_contain_text("email:")
-        a.set_viewport_size({"width": 1300, "height": 800})
-        a.screenshot(path="/tmp/identity_a.png", full_page=True)
-        b.screenshot(path="/tmp/identity_b.png", full_page=True)
-        print("OUTCOME", outcome.inner_text())
+
+        # a token the socket refuses (4401): the error is shown, no reconnecting
+        a.evaluate("state.token = 'not-a-token'; state.ws.close(4000)")
+        expect(a.get_by_test_id("live")).to_have_attribute("data-state", "error", timeout=10_000)
+        expect(a.get_by_test_id("live")).to_contain_text("not signed in")
     finally:
         a_context.close()
         b_context.close()

@@ -2,7 +2,7 @@
 each step run the moment the one before returns, as a new user's machine runs it.
 
 The steps are the CLI commands the Makefile runs (``up``, ``create-admin``,
-``load-users``, ``load-weblogs``), on a slice of the same files so the test stays short.
+``load-users``, ``load-identity``, ``load-weblogs``), on a slice of the same files so the test stays short.
 A step that only works once a read model has caught up fails here, not on a new machine.
 """
 
@@ -83,6 +83,11 @@ def test_make_run_sequence_from_a_cold_start(cold_env: dict[str, str], tmp_path:
 
     users = cli(cold_env, "load-users", str(people))
     assert "users: 40 accepted" in users.stdout, users.stdout
+    # prospects right after the people: merges and conversions must not race a read model
+    identity = cli(cold_env, "load-identity", str(people), "--count", "20")
+    assert "  20  create: ok" in identity.stdout, identity.stdout
+    assert "merge: ok" in identity.stdout and "convert: ok" in identity.stdout, identity.stdout
+    assert "/identity" in identity.stdout, identity.stdout
     weblogs = cli(
         cold_env, "load-weblogs", "--nasa", str(nasa), "--apache", str(apache), "--wait-s", "120"
     )
