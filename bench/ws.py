@@ -492,6 +492,10 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
     frames_received = sum(len(r) for r in side.records)
     busy = (busy1[0] - busy0[0]) / max(1e-9, busy1[1] - busy0[1])
     window = done_wall - go_wall
+    slow_got = list(side.slow_got.values())
+    slow_kinds = collections.Counter(
+        "all" if g >= n else "0" if g == 0 else "some" for g in slow_got
+    )
     result: dict[str, Any] = {
         "target": target.name,
         "clients": clients,
@@ -519,11 +523,8 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
         "other_frames": side.other_frames,
         "slow_clients": {
             "n": slow_n,
-            "items_received_after_release": dict(collections.Counter(
-                "all" if g >= n else ("0" if g == 0 else "some")
-                for g in side.slow_got.values())),  # fmt: skip
-            "items_received_median": statistics.median(side.slow_got.values())
-            if side.slow_got else None,
+            "items_received_after_release": dict(slow_kinds),
+            "items_received_median": statistics.median(slow_got) if slow_got else None,
             "close_codes": dict(collections.Counter(str(c) for c in side.slow_codes.values())),
         },
         "memory_mib": {
@@ -549,6 +550,14 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
     return result
 
 
+def _frame_name(raw: str) -> str:
+    """``"send (starlette/websockets.py:87)"`` -> ``"send (websockets.py)"``."""
+    name, sep, where = raw.partition(" (")
+    if not sep:
+        return raw
+    return f"{name} ({where.rstrip(')').rsplit('/', 1)[-1].rsplit(':', 1)[0]})"
+
+
 def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
     """py-spy's raw (collapsed) stacks: samples, the functions with the most samples at the
     leaf (self) and anywhere on the stack (inclusive)."""
@@ -563,8 +572,7 @@ def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
             continue
         c = int(count)
         total += c
-        frames = [f.split(" (")[0] + " (" + f.rsplit("/", 1)[-1] if " (" in f else f
-                  for f in stack.split(";")]  # fmt: skip
+        frames = [_frame_name(f) for f in stack.split(";")]
         self_[frames[-1]] += c
         for f in set(frames):
             incl[f] += c
@@ -620,10 +628,11 @@ class Ceiling:
         self.procs = []
         for k in range(procs):
             ready = home / f"ceiling-{self.port}-{k}.ready"
-            self.procs.append((ready, subprocess.Popen(
-                [sys.executable, __file__, "--serve-ceiling", str(self.port), redis_url,
-                 CEILING_STREAM, str(ready)], cwd=ROOT,
-                stdout=subprocess.DEVNULL, stderr=(home / f"ceiling-{k}.log").open("wb"))))  # fmt: skip
+            argv = [sys.executable, __file__, "--serve-ceiling", str(self.port), redis_url,
+                    CEILING_STREAM, str(ready)]  # fmt: skip
+            log = (home / f"ceiling-{k}.log").open("wb")
+            proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+            self.procs.append((ready, proc))
         deadline = time.monotonic() + 60
         while not all(r.exists() for r, _ in self.procs):
             if time.monotonic() > deadline or any(p.poll() is not None for _, p in self.procs):
@@ -646,7 +655,7 @@ class Ceiling:
                 p.wait(10)
 
 
-# -- main -------------------------------------------------------------------------------------------
+# -- main ---------------------------------------------------------------------------------
 
 
 def api_pids(serve_pid: int) -> list[int]:
@@ -743,11 +752,15 @@ async def bench(args: argparse.Namespace, api_url: str, token: str, redis_url: s
             profiled = await measure(api, token, redis_url, redis_pid, args,
                                      profile=(spy, home))  # fmt: skip
             saved = write_profiles(profiled)
-            print("profiled api run (not in the medians): "
-                  + json.dumps({k: v for k, v in profiled.items() if k != "profile"}))
+            print(
+                "profiled api run (not in the medians): "
+                + json.dumps({k: v for k, v in profiled.items() if k != "profile"})
+            )
             for pid, prof in profiled.get("profile", {}).items():
-                print(f"\n-- py-spy, API process {pid}: {prof.get('samples')} samples "
-                      f"(100/s while running Python), raw stacks: {saved.get(pid)}")
+                print(
+                    f"\n-- py-spy, API process {pid}: {prof.get('samples')} samples "
+                    f"(100/s while running Python), raw stacks: {saved.get(pid)}"
+                )
                 for kind in ("self", "inclusive"):
                     print(f"  {kind}:")
                     for f, share in prof.get(kind, []):
@@ -791,7 +804,7 @@ def main() -> None:
     parser.add_argument("--connect-concurrency", type=int, default=100)
     parser.add_argument("--timeout-s", type=float, default=60.0, help="for the deliveries")
     parser.add_argument("--drain-idle-s", type=float, default=3.0,
-                        help="a released slow client stops after this long without a frame")  # fmt: skip
+                        help="a released slow client stops after this long silent")  # fmt: skip
     parser.add_argument("--profile", action="store_true", help="one more API burst, py-spy")
     parser.add_argument("--profile-s", type=int, default=20)
     parser.add_argument("--py-spy", default=None, help="path of py-spy")

@@ -27,8 +27,8 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def teacher_name(server: ServeProcess, admin: httpx.Client) -> str:
-    """A teacher's username (created by the admin; its login already works)."""
+def teacher_login(server: ServeProcess, admin: httpx.Client) -> str:
+    """A teacher's login (its e-mail; created by the admin, its sign-in already works)."""
     client, _, email = user_client(server, admin, "teacher")
     client.close()
     return email
@@ -46,13 +46,13 @@ def sign_in(context: BrowserContext, server: ServeProcess, username: str) -> Pag
 
 
 def test_a_prospect_made_in_one_page_appears_live_in_another(
-    browser: Browser, server: ServeProcess, teacher_name: str
+    browser: Browser, server: ServeProcess, teacher_login: str
 ) -> None:
     started = time.monotonic()
     a_context, b_context = browser.new_context(), browser.new_context()
     try:
-        a = sign_in(a_context, server, teacher_name)
-        b = sign_in(b_context, server, teacher_name)
+        a = sign_in(a_context, server, teacher_login)
+        b = sign_in(b_context, server, teacher_login)
         t = tag()
         email = f"page.{t}@example.org"
         # page B narrows its list to what A is about to create: live updates keep the search
