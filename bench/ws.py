@@ -79,6 +79,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -178,6 +179,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.procs = [psutil.Process(p) for p in pids]
         self.samples: list[tuple[float, int, list[int]]] = []
+        self.tcp: list[tuple[float, int]] = []  # the machine's TCP buffers, bytes
         self.halt = threading.Event()
 
     def rss(self) -> tuple[int, list[int]]:
@@ -193,7 +195,11 @@ class Sampler(threading.Thread):
         while not self.halt.is_set():
             total, each = self.rss()
             self.samples.append((time.time(), total, each))
+            self.tcp.append((time.time(), tcp_buffers()))
             self.halt.wait(SAMPLE_S)
+
+    def tcp_peak(self, since: float, until: float) -> int:
+        return max((b for t, b in self.tcp if since <= t <= until), default=0)
 
     def peak(self, since: float, until: float) -> tuple[int, list[int]]:
         window = [(total, each) for t, total, each in self.samples if since <= t <= until]
@@ -202,6 +208,19 @@ class Sampler(threading.Thread):
     def stop(self) -> None:
         self.halt.set()
         self.join(5)
+
+
+def tcp_buffers() -> int:
+    """Bytes the kernel holds in TCP socket buffers, every socket of the machine
+    (``/proc/net/sockstat``, "TCP: ... mem <pages>")."""
+    try:
+        for line in Path("/proc/net/sockstat").read_text().splitlines():
+            if line.startswith("TCP:"):
+                fields = line.split()
+                return int(fields[fields.index("mem") + 1]) * resource.getpagesize()
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def mib(n: int) -> float:
@@ -283,7 +302,7 @@ class Side:
 
 
 def _close_code(ws: ClientConnection, exc: ConnectionClosed | None = None) -> Any:
-    rcvd = exc.rcvd if exc is not None else ws.close_rcvd
+    rcvd = exc.rcvd if exc is not None else ws.protocol.close_rcvd
     if rcvd is not None:
         return rcvd.code
     return "no close frame" if (exc is not None or ws.close_code is not None) else "open"
@@ -406,16 +425,18 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
         await asyncio.wait_for(side.all_ready.wait(), 120)
     await asyncio.sleep(1.0)  # every hub reader has its XREAD out
     rss_connected, _ = sampler.rss()
+    tcp_connected = tcp_buffers()
 
     spies = []
     if profile is not None:
         spy, out_dir = profile
         for pid in target.pids:
             path = out_dir / f"ws-profile-{pid}.txt"
-            spies.append((pid, path, subprocess.Popen(
-                [spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
-                 "--format", "raw", "--duration", str(args.profile_s), "-o", str(path)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))  # fmt: skip
+            argv = [spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
+                    "--format", "raw", "--duration", str(args.profile_s),
+                    "-o", str(path)]  # fmt: skip
+            log = path.with_suffix(".log").open("wb")
+            spies.append((pid, path, subprocess.Popen(argv, stdout=log, stderr=log)))
         await asyncio.sleep(1.0)  # py-spy attached
 
     mine = [os.getpid()]
@@ -437,6 +458,9 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
     slow_tasks = tasks[clients:]
     if slow_tasks:
         await asyncio.wait(slow_tasks, timeout=args.timeout_s)
+    task_errors = collections.Counter(
+        repr(t.exception())[:200] for t in tasks if t.done() and t.exception() is not None
+    )
     drained_wall = time.time()
     peak, peak_each = sampler.peak(go_wall, drained_wall)
     await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
@@ -448,9 +472,12 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
     rss_closed, _ = sampler.rss()
     sampler.stop()
     for _pid, _path, proc in spies:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT, not SIGTERM
     for _pid, _path, proc in spies:
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
     # -- what the clients saw ------------------------------------------------------------
     index = {entry_id: k for k, entry_id in enumerate(wrote["ids"])}
@@ -521,6 +548,7 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
         "distinct_frames": len(side.frames),
         "items_per_frame": round(delivered / frames_received, 1) if frames_received else 0,
         "other_frames": side.other_frames,
+        "client_task_errors": dict(task_errors),
         "slow_clients": {
             "n": slow_n,
             "items_received_after_release": dict(slow_kinds),
@@ -535,6 +563,8 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
             "peak_burst_per_process": [mib(x) for x in peak_each],
             "after_burst": mib(rss_after_burst),
             "after_close": mib(rss_closed),
+            "kernel_tcp_buffers_connected": mib(tcp_connected),
+            "kernel_tcp_buffers_peak_burst": mib(sampler.tcp_peak(go_wall, drained_wall)),
         },
         "cpu_s_burst_window": {
             "window_s": round(window, 3),
@@ -562,7 +592,8 @@ def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
     """py-spy's raw (collapsed) stacks: samples, the functions with the most samples at the
     leaf (self) and anywhere on the stack (inclusive)."""
     if not path.exists():
-        return {"error": "no profile written"}
+        log = path.with_suffix(".log")
+        return {"error": "no profile written: " + (log.read_text()[-500:] if log.exists() else "")}
     self_: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
     total = 0
@@ -701,6 +732,10 @@ def figures(run: dict[str, Any]) -> dict[str, float]:
         out[f"{side} connect s"] = r["connect_s"]
         for k in ("before_connect", "connected", "peak_burst", "after_burst", "after_close"):
             out[f"{side} RSS {k} MiB"] = r["memory_mib"][k]
+        out[f"{side} kernel TCP buffers peak MiB"] = r["memory_mib"][
+            "kernel_tcp_buffers_peak_burst"
+        ]
+        out[f"{side} slow clients closed 1013"] = r["slow_clients"]["close_codes"].get("1013", 0)
         for k in ("server", "client", "redis"):
             out[f"{side} CPU s {k}"] = r["cpu_s_burst_window"][k]
         out[f"{side} machine busy share"] = r["cpu_s_burst_window"]["machine_busy_share"]
@@ -776,8 +811,8 @@ def write_profiles(profiled: dict[str, Any]) -> dict[str, str]:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     saved = {}
     for pid, prof in profiled.get("profile", {}).items():
-        src = Path(prof.get("path", ""))
-        if src.exists():
+        src = Path(prof["path"]) if "path" in prof else None
+        if src is not None and src.is_file():
             dst = RESULTS / f"ws-profile-{stamp}-{pid}.txt"
             shutil.copyfile(src, dst)
             prof["path"] = str(dst.relative_to(ROOT))

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.e2e
 
 README = REPO / "README.md"
 SECTIONS = (
-    "Users", "Partner tracking", "Social timelines", "Runbook: rebuild", "A new projection"
+    "Users", "Partner tracking", "Social timelines", "Identity", "Runbook: rebuild",
+    "A new projection",
 )  # fmt: skip
 PEOPLE = 12  # rows of deploy/data/us-500.csv; the first is a gmail address
 PAGE_VIEWS = 150  # per web log
