@@ -98,7 +98,8 @@ test-unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit examples
 
 bench: $(STAMP)
-	$(BIN)/python bench/commands.py && $(BIN)/python bench/ingest.py && $(BIN)/python bench/dedup.py
+	$(BIN)/python bench/commands.py && $(BIN)/python bench/ingest.py && $(BIN)/python bench/dedup.py \
+	  && $(BIN)/python bench/ws.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

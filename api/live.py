@@ -102,10 +102,15 @@ class LiveHub:
         sent = entry_key(last_event_id) if last_event_id else None
         subscriber = Subscriber(who)
         self.subscribers.add(subscriber)
-        self._ensure_reader()
         try:
             newest = await self.redis.xrevrange(self.STREAM, count=1)
-            yield LiveItem(newest[0][0].decode() if newest else "0-0", None)
+            ready = newest[0][0].decode() if newest else "0-0"
+            # A reader started now starts here: one started by the first XREAD's "$"
+            # missed what came between this read and that one (found by
+            # tests/integration/test_live_hub.py).
+            self._ensure_reader(ready)
+            sent = sent or entry_key(ready)
+            yield LiveItem(ready, None)
             if last_event_id:
                 async for item in self._catch_up(subscriber, last_event_id):
                     sent = entry_key(item.entry_id)
@@ -131,12 +136,11 @@ class LiveHub:
             for _subscriber, item in await self.select(entries[i : i + _READ_COUNT], [subscriber]):
                 yield item
 
-    def _ensure_reader(self) -> None:
+    def _ensure_reader(self, after: str) -> None:
         if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read(), name=f"live:{self.STREAM}")
+            self._reader = asyncio.create_task(self._read(after), name=f"live:{self.STREAM}")
 
-    async def _read(self) -> None:
-        last = "$"
+    async def _read(self, last: str) -> None:
         while self.subscribers:
             try:
                 answer = await self.redis.xread(

@@ -22,26 +22,28 @@ to one client = the client's ``time.time()`` when ``recv()`` returned the frame 
 - its ``at`` (same host clock). A second figure takes the entry id's millisecond (Redis's
 clock when the entry was appended) instead of ``at``: it leaves the writer's pipeline
 out. Clients parse nothing on the hot path: a frame is recorded as (receive time, its
-length and first bytes); each distinct frame is decoded once (every staff subscriber of
-one API process gets the byte-identical frame), and the latencies are computed after the
-burst with numpy.
+length and first bytes), its items counted with one ``bytes.count``; each distinct frame
+(every staff subscriber of one API process gets the byte-identical frame) is decoded once
+after the burst, and the latencies are computed with numpy.
 
 Each run, on the one stack (started once per invocation; ``--runs`` runs one after the
 other on it, so the "before" memory of run 2 and 3 includes what run 1 left):
 
 1. API: ``--clients`` clients connect (``--connect-concurrency`` at a time) and wait for
    ``ready``; ``--slow-clients`` more connect, get ``ready``, then stop reading (their
-   ``websockets`` receive buffer is capped at one frame, ``max_queue=1``, so TCP
-   backpressure reaches the server) until every fast client has everything; then they
-   read what is left (until ``--drain-idle-s`` of silence) and their close codes are
-   recorded (1013: the hub dropped them as too slow). The burst; wait until each fast
-   client has all notifications (or ``--timeout-s``). Every client closes.
-   Memory: RSS of the API processes (psutil, the ``deploy.cli api`` children of the
-   serve process), sampled every 100 ms: before connecting, connected, peak from the
+   ``websockets`` receive buffer is capped at one frame, ``max_queue=1``: only the
+   kernel's socket buffers stand between them and the server) until every fast client
+   has everything; then they read what is left (until ``--drain-idle-s`` of silence) and
+   their close codes are recorded (1013: the hub dropped them as too slow). The burst;
+   wait until each fast client has all notifications (or ``--timeout-s``). Every client
+   closes. Memory: RSS of the API processes (psutil, the ``deploy.cli api`` children of
+   the serve process), sampled every 100 ms: before connecting, connected, peak from the
    burst to the end of the slow clients' drain, after the burst, 2 s after every client
-   closed. CPU seconds over the burst window: the API processes, this (client) process,
-   the writer, redis-server, and the machine's busy share (the 2 cores are shared with
-   other work: that share minus ours is someone else's).
+   closed; and the kernel's TCP buffer memory, the whole machine's
+   (``/proc/net/sockstat``), peak over the same window. CPU seconds over the burst window:
+   the API processes, this (client) process, the writer, redis-server, and the machine's
+   busy share (the 2 cores are shared with other work: that share minus ours is someone
+   else's).
 2. Ceiling, same run, same clients and writer: ``--ceiling-procs`` (default: as many as
    API processes) bare ``websockets`` asyncio servers (this file, ``--serve-ceiling``;
    uvloop; SO_REUSEPORT; no auth, no FastAPI, no per-subscriber queue) that XREAD their own
@@ -53,12 +55,13 @@ other on it, so the "before" memory of run 2 and 3 includes what run 1 left):
 
 ``--profile`` adds one more API burst after the measured runs (not in the medians: py-spy
 costs CPU) with ``py-spy record --nonblocking --format raw`` attached to every API
-process (``--py-spy``, default: ``py-spy`` on PATH or in the venv) and prints the
-functions with the most samples, self and inclusive.
+process and to this (client) process (``--py-spy``, default: ``py-spy`` on PATH or in the
+venv); prints the share of samples by asyncio task, by task and the two frames under it,
+and by leaf function. The raw stacks are kept in ``bench/results/local/``.
 
 Both sides share the client: one asyncio (uvloop) process with ``websockets`` clients,
-permessage-deflate off (granian does not negotiate it; the ceiling is set the same). It
-shares the 2 cores with the server, so a client-bound burst shows up on both sides alike.
+permessage-deflate not offered (the ceiling does not offer it either). It shares the 2
+cores with the server, so a client-bound burst shows up on both sides alike.
 
 Units: latencies ms, rates per second of wall time, memory MiB (RSS, sum over the
 processes), CPU seconds.
@@ -108,6 +111,7 @@ from pipeline.projections.identity import NOTIFY_MAX, NOTIFY_STREAM, STAFF  # no
 
 CEILING_STREAM = "bench:ws-ceiling:live"
 NOTIFICATIONS_PREFIX = b'{"type": "notifications"'  # json.dumps of api.notifications.Batch
+ITEM_MARK = b'{"id": "'  # starts each item of a notifications frame, nowhere else
 HEAD = 120  # bytes of a frame that, with its length, tell frames apart (the first entry id)
 SAMPLE_S = 0.1
 TARGET_P99_MS = 250.0
@@ -251,14 +255,24 @@ def machine_busy() -> tuple[float, float]:
 
 @dataclass
 class Frame:
-    """One distinct notifications frame, decoded once."""
+    """One distinct notifications frame: its item count (counted on the hot path with a
+    ``bytes.count``), decoded once after the burst (:meth:`decode`)."""
 
     n: int
-    ids: list[str]
-    at_s: np.ndarray  # the ``at`` of each item, epoch seconds
-    appended_s: np.ndarray  # the entry id's ms, epoch seconds
+    raw: bytes
+    ids: list[str] = field(default_factory=list)
+    at_s: np.ndarray = field(default_factory=lambda: np.array([]))  # ``at``, epoch s
+    appended_s: np.ndarray = field(default_factory=lambda: np.array([]))  # id's ms, epoch s
     first: int = -1  # index of its first / last entry in the burst, once known
     last: int = -1
+
+    def decode(self) -> None:
+        items = json.loads(self.raw)["items"]
+        if len(items) != self.n:
+            raise RuntimeError(f"counted {self.n} items in a frame of {len(items)}")
+        self.ids = [it["id"] for it in items]
+        self.at_s = np.array([datetime.fromisoformat(it["at"]).timestamp() for it in items])
+        self.appended_s = np.array([int(i.partition("-")[0]) / 1000 for i in self.ids])
 
 
 @dataclass
@@ -287,11 +301,7 @@ class Side:
         self.got = [0] * self.clients
 
     def learn(self, key: tuple[int, bytes], raw: bytes) -> Frame:
-        items = json.loads(raw)["items"]
-        ids = [it["id"] for it in items]
-        at = np.array([datetime.fromisoformat(it["at"]).timestamp() for it in items])
-        appended = np.array([int(i.partition("-")[0]) / 1000 for i in ids])
-        frame = Frame(len(items), ids, at, appended)
+        frame = Frame(raw.count(ITEM_MARK), raw)
         self.frames[key] = frame
         return frame
 
@@ -430,7 +440,7 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
     spies = []
     if profile is not None:
         spy, out_dir = profile
-        for pid in target.pids:
+        for pid in [*target.pids, os.getpid()]:  # the API processes and this (client) one
             path = out_dir / f"ws-profile-{pid}.txt"
             argv = [spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
                     "--format", "raw", "--duration", str(args.profile_s),
@@ -483,6 +493,7 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
     index = {entry_id: k for k, entry_id in enumerate(wrote["ids"])}
     bad_frames = 0
     for frame in side.frames.values():
+        frame.decode()
         positions = [index.get(i, -1) for i in frame.ids]
         frame.first, frame.last = positions[0], positions[-1]
         if positions != list(range(frame.first, frame.first + frame.n)) or frame.first < 0:
@@ -517,6 +528,8 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
     delivered = int(at_ms.size)
     to_last = (last_recv - burst_start) if last_recv else float("nan")
     frames_received = sum(len(r) for r in side.records)
+    client_bytes = [sum(k[0] for _, k in r) for r in side.records]
+    total_bytes = sum(client_bytes)
     busy = (busy1[0] - busy0[0]) / max(1e-9, busy1[1] - busy0[1])
     window = done_wall - go_wall
     slow_got = list(side.slow_got.values())
@@ -544,6 +557,8 @@ async def measure(target: Target, token: str, redis_url: str, redis_pid: int,
         "first_delivery_ms": round((first_recv - burst_start) * 1000, 1) if first_recv else None,
         "time_to_last_delivery_s": round(to_last, 3),
         "deliveries_per_s": round(delivered / to_last) if delivered else 0,
+        "payload_mib_per_client": mib(int(statistics.median(client_bytes))),
+        "payload_mib_per_s": round(total_bytes / 2**20 / to_last) if delivered else 0,
         "frames_received": frames_received,
         "distinct_frames": len(side.frames),
         "items_per_frame": round(delivered / frames_received, 1) if frames_received else 0,
@@ -589,28 +604,42 @@ def _frame_name(raw: str) -> str:
 
 
 def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
-    """py-spy's raw (collapsed) stacks: samples, the functions with the most samples at the
-    leaf (self) and anywhere on the stack (inclusive)."""
+    """py-spy's raw (collapsed) stacks: samples; the share by asyncio task (the coroutine
+    right under the event loop's ``Runner.run``; other threads by their leaf; "(no Python
+    frames)": native code, e.g. granian's or uvloop's, or a sample py-spy could not walk);
+    by task and the two frames under it; and by leaf function (self)."""
     if not path.exists():
         log = path.with_suffix(".log")
         return {"error": "no profile written: " + (log.read_text()[-500:] if log.exists() else "")}
+    by_task: collections.Counter[str] = collections.Counter()
+    by_path: collections.Counter[str] = collections.Counter()
     self_: collections.Counter[str] = collections.Counter()
-    incl: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
+        if not count.isdigit():
             continue
         c = int(count)
         total += c
-        frames = [_frame_name(f) for f in stack.split(";")]
+        frames = [_frame_name(f) for f in stack.split(";") if f.strip()]
+        if not frames:
+            by_task["(no Python frames)"] += c
+            continue
         self_[frames[-1]] += c
-        for f in set(frames):
-            incl[f] += c
+        loop = next((k for k, f in enumerate(frames) if f.startswith("Runner.run ")), None)
+        if loop is not None:
+            rest = frames[loop + 1 :] or ["(the event loop itself)"]
+            by_task[rest[0]] += c
+            by_path[" > ".join(rest[:3])] += c
+        elif frames[0].startswith("Thread._bootstrap"):
+            by_task[f"thread: {frames[-1]}"] += c
+        else:
+            by_task[f"partial stack: {frames[0]}"] += c
     share = lambda c: round(c / total, 3) if total else 0.0  # noqa: E731
     return {"samples": total, "path": str(path),
-            "self": [(f, share(c)) for f, c in self_.most_common(top)],
-            "inclusive": [(f, share(c)) for f, c in incl.most_common(top)]}  # fmt: skip
+            "by_task": [(f, share(c)) for f, c in by_task.most_common(top)],
+            "by_path": [(f, share(c)) for f, c in by_path.most_common(top)],
+            "self": [(f, share(c)) for f, c in self_.most_common(top)]}  # fmt: skip
 
 
 # -- the ceiling server (own processes) ---------------------------------------------------------
@@ -727,6 +756,7 @@ def figures(run: dict[str, Any]) -> dict[str, float]:
         out[f"{side} p99 from Redis append ms"] = r["latency_from_redis_append_ms"]["p99"]
         out[f"{side} time to last delivery s"] = r["time_to_last_delivery_s"]
         out[f"{side} deliveries/s"] = r["deliveries_per_s"]
+        out[f"{side} payload MiB/s"] = r["payload_mib_per_s"]
         out[f"{side} missing deliveries"] = r["missing"]
         out[f"{side} XADD burst s"] = r["xadd_s"]
         out[f"{side} connect s"] = r["connect_s"]
@@ -792,11 +822,12 @@ async def bench(args: argparse.Namespace, api_url: str, token: str, redis_url: s
                 + json.dumps({k: v for k, v in profiled.items() if k != "profile"})
             )
             for pid, prof in profiled.get("profile", {}).items():
+                who = "client (this process)" if pid == str(os.getpid()) else "API process"
                 print(
-                    f"\n-- py-spy, API process {pid}: {prof.get('samples')} samples "
+                    f"\n-- py-spy, {who} {pid}: {prof.get('samples')} samples "
                     f"(100/s while running Python), raw stacks: {saved.get(pid)}"
                 )
-                for kind in ("self", "inclusive"):
+                for kind in ("by_task", "by_path", "self"):
                     print(f"  {kind}:")
                     for f, share in prof.get(kind, []):
                         print(f"    {share:6.1%}  {f}")
