@@ -107,5 +107,8 @@ class IdentityNotifications(LiveHub):
         return pushes
 
     def after(self, item: LiveItem, sent: tuple[int, int]) -> LiveItem | None:
-        notes = tuple(n for n in item.payload.notes if entry_key(n["id"]) > sent)
-        return LiveItem(item.entry_id, Batch.of(notes)) if notes else None
+        notes = item.payload.notes
+        if entry_key(notes[0]["id"]) > sent:
+            return item  # the usual case: the shared frame, encoded once
+        kept = tuple(n for n in notes if entry_key(n["id"]) > sent)
+        return LiveItem(item.entry_id, Batch.of(kept)) if kept else None
