@@ -9,7 +9,7 @@ from the stream (``XRANGE``; the stream keeps what its writer's MAXLEN says), th
 live entries, without a gap or a repeat: it subscribes before it reads back.
 
 A subscriber that does not keep up (its queue of ``QUEUE_MAX`` items full) is dropped:
-its stream ends (a WebSocket is closed with ``TOO_SLOW``) and the client resumes from its
+its stream ends (a WebSocket is closed with 1013) and the client resumes from its
 last id, so a slow client never grows this process's memory.
 
 The hubs: :class:`ChirpFeeds` (a user's live feed, ``timeline:live``) and
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -92,7 +92,7 @@ class LiveHub:
         nothing is left. One entry per item here; hubs that batch override it."""
         return item if entry_key(item.entry_id) > sent else None
 
-    async def stream(self, who: Any, last_event_id: str | None) -> AsyncIterator[LiveItem]:
+    async def stream(self, who: Any, last_event_id: str | None) -> AsyncGenerator[LiveItem, None]:
         """What to push to ``who``: a ready marker once subscribed, then what came after
         ``last_event_id``, then live items.
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -123,7 +123,7 @@ async def ws_events(ws: WebSocket) -> None:
     await _serve(ws, _hub(ws, services).stream(seen, last_id))
 
 
-async def _serve(ws: WebSocket, items: AsyncIterator[Any]) -> None:
+async def _serve(ws: WebSocket, items: AsyncGenerator[Any, None]) -> None:
     """Push until the client leaves, falls behind, or the server stops."""
     lock = asyncio.Lock()  # the pump and the heartbeat share the socket
 
@@ -161,6 +161,10 @@ async def _serve(ws: WebSocket, items: AsyncIterator[Any]) -> None:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # the pump may have been cancelled outside the generator (in a send): close it
+        # now, so the hub forgets this subscriber at once, not at garbage collection
+        with contextlib.suppress(Exception):
+            await items.aclose()
         with contextlib.suppress(Exception):
             await ws.close(
                 code, "too slow: reconnect with last_id" if code == CLOSE_TOO_SLOW else ""

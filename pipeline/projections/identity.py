@@ -404,8 +404,9 @@ async def people(
     store: QueryStore, model: Model, *, email: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of students or instructors by name (only the one with ``email`` if
-    given), and how many there are."""
-    where, params = ("email = {email:String}", {"email": email}) if email else ("1", {})
+    not None), and how many there are."""
+    only = email is not None
+    where, params = ("email = {email:String}", {"email": email}) if only else ("1", {})
     page = await store.query(
         f"SELECT * FROM {model.table} FINAL WHERE {where} ORDER BY last_name, first_name, "
         f"{model.key} LIMIT {{limit:UInt32}} OFFSET {{offset:UInt32}}",
