@@ -110,8 +110,8 @@ from bench.stats import write_results  # noqa: E402
 from pipeline.projections.identity import NOTIFY_MAX, NOTIFY_STREAM, STAFF  # noqa: E402
 
 CEILING_STREAM = "bench:ws-ceiling:live"
-NOTIFICATIONS_PREFIX = b'{"type": "notifications"'  # json.dumps of api.notifications.Batch
-ITEM_MARK = b'{"id": "'  # starts each item of a notifications frame, nowhere else
+NOTIFICATIONS_PREFIX = b'{"type":"notifications"'  # orjson (compact) of api.notifications.Batch
+ITEM_MARK = b'{"id":"'  # starts each item of a notifications frame, nowhere else
 HEAD = 120  # bytes of a frame that, with its length, tell frames apart (the first entry id)
 SAMPLE_S = 0.1
 TARGET_P99_MS = 250.0
