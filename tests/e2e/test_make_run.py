@@ -2,7 +2,8 @@
 each step run the moment the one before returns, as a new user's machine runs it.
 
 The steps are the CLI commands the Makefile runs (``up``, ``create-admin``,
-``load-users``, ``load-identity``, ``load-weblogs``), on a slice of the same files so the test stays short.
+``load-users``, ``load-identity``, ``load-weblogs``), on a slice of the same files so the
+test stays short.
 A step that only works once a read model has caught up fails here, not on a new machine.
 """
 
