@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from pipeline import topics
 from pipeline.domain import partners, users
 from pipeline.domain.handling import AggregateSpec
-from pipeline.domain.identity import instructors, prospects, students
+from pipeline.domain.identity import instructors, prospects, reactions, students
 from pipeline.domain.social import chirps, follows
 
 
@@ -35,6 +35,8 @@ class Aggregate:
     """Faust table of claim -> owner, partitioned like ``reservations_topic``."""
     claims_for: Callable[[Any], tuple[str, ...]] = lambda _command: ()
     claims_held: Callable[[Any], frozenset[str]] = lambda _state: frozenset()
+    compensations: Callable[[Any, str], list[Any]] = lambda _command, _reason: []
+    """Commands (of any aggregate) to send when a reservation refuses ``command``."""
 
 
 USERS = Aggregate(
@@ -107,6 +109,7 @@ STUDENTS = Aggregate(
     claims_table="student-claims",
     claims_for=students.claims_for,
     claims_held=students.claims_held,
+    compensations=reactions.compensations,
 )
 
 INSTRUCTORS = Aggregate(
@@ -121,6 +124,7 @@ INSTRUCTORS = Aggregate(
     claims_table="instructor-claims",
     claims_for=instructors.claims_for,
     claims_held=instructors.claims_held,
+    compensations=reactions.compensations,
 )
 
 AGGREGATES = (USERS, PARTNERS, CHIRPS, FOLLOWS, PROSPECTS, STUDENTS, INSTRUCTORS)

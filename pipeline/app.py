@@ -171,6 +171,8 @@ def _command_agents(
             commands=topic(aggregate.commands_topic),
             dead_letters=DeadLetters.to_faust_topic(dlq, agent=f"{name}-reservations"),
             replies=commands,
+            topic=topic,
+            claim_keys=claim_keys,
         )
         _event_agent(app, reservations, claims.process, f"{name}-reservations")
     return commands

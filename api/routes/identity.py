@@ -166,7 +166,8 @@ async def convert_prospect(
     """ConvertProspect into a student or an instructor (once per role): 201 with the new
     record's id and ``Location``; 409 ``already-exists`` for a second conversion,
     ``deleted``/``invalid-state`` for a merged or merging prospect, ``duplicate-email``
-    when a student (instructor) already has this e-mail."""
+    when a student (instructor) already has this e-mail (the conversion is then undone:
+    the prospect may convert again once the e-mail is free)."""
     command = prospects.ConvertProspect(
         **command_fields(key, prospect_id, who.user_id), role=body.role
     )

@@ -12,6 +12,9 @@ fails releases what it took.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import structlog
 from faust.types import EventT, TableT, TopicT
 
@@ -27,6 +30,7 @@ from pipeline.codecs import (
 )
 from pipeline.domain.handling import CommandResult
 from pipeline.domain.results import RejectionReason
+from pipeline.routing import ClaimKeys, submission
 
 log = structlog.get_logger(__name__)
 
@@ -47,12 +51,16 @@ class ReservationProcessor:
         commands: TopicT,
         dead_letters: DeadLetters,
         replies: CommandProcessor,
+        topic: Callable[[str], TopicT],
+        claim_keys: ClaimKeys,
     ) -> None:
         self.table = table
         self.reservations = reservations
         self.commands = commands
         self.dead_letters = dead_letters
         self.replies = replies
+        self.topic = topic
+        self.claim_keys = claim_keys
 
     async def process(self, event: EventT) -> None:
         try:
@@ -92,6 +100,19 @@ class ReservationProcessor:
         command = command_from_dict(self.replies.aggregate, message.command or {})
         await self.commands.send(key=command.aggregate_id.encode(), value=encode_command(command))
 
+    async def _compensate(self, command: dict[str, Any], reason: str) -> None:
+        """What the aggregate says undoes the refused command's cause (a conversion's
+        student refused -> the prospect may convert again: ``Aggregate.compensations``),
+        sent before the refusal is answered: whoever reads the answer finds it under way."""
+        aggregate = self.replies.aggregate
+        try:
+            refused = command_from_dict(aggregate, command)
+        except ValueError:  # not a command of this aggregate: nothing it could have caused
+            return
+        for undo in aggregate.compensations(refused, reason):
+            name, key, value = submission(undo, self.claim_keys)
+            await self.topic(name).send(key=key, value=value)
+
     async def _reject(self, message: Reservation, claim: str) -> None:
         for held in message.taken:
             release = Reservation(op="release", owner=message.owner, claim=held)
@@ -99,6 +120,7 @@ class ReservationProcessor:
         command = message.command or {}
         actor = command.get("actor")  # who may read this result (GET /api/commands/{id})
         reason, text = _REASONS.get(claim.split(":", 1)[0], (RejectionReason.CONFLICT, "taken"))
+        await self._compensate(command, reason.value)
         await self.replies.reply(
             CommandResult(
                 command_id=str(command.get("command_id", "")),

@@ -370,3 +370,31 @@ def test_server_sent_events_carry_the_same_notifications(
         assert events[0][0] == "ready"
         assert events[-1][0] == "notification"
         assert events[-1][1]["event_type"] == "ProspectCreated"
+
+
+def test_a_conversion_refused_for_a_taken_email_can_be_retried(
+    teacher: tuple[httpx.Client, str],
+) -> None:
+    """The student a conversion asks for is refused when another student has the
+    e-mail; the prospect is then convertible again (the refusal undoes the conversion)."""
+    client, _ = teacher
+    first, _ = create(client)
+    second, second_body = create(client)
+    sid = client.post(f"/api/prospects/{first}/convert", json={"role": "student"}).json()["id"]
+    # the first student takes the second prospect's e-mail
+    moved = client.put(f"/api/students/{sid}", json={"email": second_body["email"]})
+    assert moved.status_code == 200, moved.text
+    refused = client.post(f"/api/prospects/{second}/convert", json={"role": "student"})
+    assert problem(refused, 409, "duplicate-email")["field"] == "email"
+    wait_for(
+        lambda: client.get(f"/api/prospects/{second}").json()["converted"] == [],
+        timeout_s=30,
+        what="the refused conversion undone",
+    )
+    assert (
+        client.put(f"/api/students/{sid}", json={"email": f"moved.{tag()}@example.org"}).status_code
+        == 200
+    )
+    again = client.post(f"/api/prospects/{second}/convert", json={"role": "student"})
+    assert again.status_code == 201, again.text
+    assert client.get(f"/api/prospects/{second}").json()["converted"] == ["student"]

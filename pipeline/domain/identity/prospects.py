@@ -144,6 +144,17 @@ class ConvertProspect(Command):
     role: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UndoConversion(Command):
+    """The student (instructor) a conversion asked for was refused (``reason``: e.g.
+    duplicate_email): the prospect may convert to ``role`` again. Sent by the
+    reservation step that refused it (``reactions.compensations``)."""
+
+    type: Literal["UndoConversion"] = "UndoConversion"
+    role: str
+    reason: str
+
+
 ProspectCommand = Annotated[
     CreateProspect
     | UpdateProspect
@@ -151,7 +162,8 @@ ProspectCommand = Annotated[
     | AbsorbProspect
     | CompleteMerge
     | CancelMerge
-    | ConvertProspect,
+    | ConvertProspect
+    | UndoConversion,
     Field(discriminator="type"),
 ]
 COMMAND_TYPES: dict[str, type[Command]] = {
@@ -164,6 +176,7 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         CompleteMerge,
         CancelMerge,
         ConvertProspect,
+        UndoConversion,
     )
 }
 
@@ -279,6 +292,18 @@ class ProspectConverted:
     phone: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ProspectConversionUndone:
+    """The conversion to ``role`` did not make its student (instructor): ``reason``."""
+
+    event_type: ClassVar[str] = "ProspectConversionUndone"
+    schema_version: ClassVar[int] = 1
+
+    prospect_id: str
+    role: str
+    reason: str
+
+
 ProspectEvent = (
     ProspectCreated
     | ProspectUpdated
@@ -288,6 +313,7 @@ ProspectEvent = (
     | ProspectMerged
     | ProspectMergeCancelled
     | ProspectConverted
+    | ProspectConversionUndone
 )
 EVENT_TYPES: dict[str, type[ProspectEvent]] = {
     e.event_type: e
@@ -300,6 +326,7 @@ EVENT_TYPES: dict[str, type[ProspectEvent]] = {
         ProspectMerged,
         ProspectMergeCancelled,
         ProspectConverted,
+        ProspectConversionUndone,
     )
 }
 
@@ -407,6 +434,10 @@ def _decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | R
         return [_created(command)]
     if isinstance(command, AbsorbProspect):
         return [_absorbed(state, command)]
+    if isinstance(command, UndoConversion):
+        if state is None or command.role not in state.converted:
+            return Rejection(RejectionReason.INVALID_STATE, f"no conversion to {command.role}")
+        return [ProspectConversionUndone(state.prospect_id, command.role, command.reason)]
     if isinstance(command, CompleteMerge | CancelMerge):
         into = canonical_uuid("into_id", command.into_id)
         if state is None or state.status is not ProspectStatus.MERGING or state.into_id != into:
@@ -507,6 +538,9 @@ def evolve(state: Prospect | None, event: ProspectEvent, occurred_at: datetime) 
         return replace(state, status=ProspectStatus.ACTIVE, into_id=None, updated_at=at)
     if isinstance(event, ProspectConverted):
         return replace(state, converted=(*state.converted, event.role), updated_at=at)
+    if isinstance(event, ProspectConversionUndone):
+        converted = tuple(r for r in state.converted if r != event.role)
+        return replace(state, converted=converted, updated_at=at)
     raise UnknownEventType(type(event).__name__)
 
 

@@ -82,3 +82,26 @@ def reactions(envelope: Envelope) -> list[Command]:
                 )
             ]
     return []
+
+
+def compensations(command: Command, reason: str) -> list[Command]:
+    """The commands that undo what caused ``command`` when its reservation was refused
+    (``reason``, e.g. duplicate_email): a conversion's CreateStudent or CreateInstructor
+    -> UndoConversion on its prospect, which may then convert again. Its id derives from
+    the refused command's, so a refusal answered twice undoes once."""
+    if not isinstance(command, students.CreateStudent | instructors.CreateInstructor):
+        return []
+    role = prospects.ConversionRole.STUDENT
+    if isinstance(command, instructors.CreateInstructor):
+        role = prospects.ConversionRole.INSTRUCTOR
+    return [
+        prospects.UndoConversion(
+            command_id=uuid5_text(_REACTION_NAMESPACE, f"{command.command_id}/refused"),
+            aggregate_id=command.prospect_id,
+            issued_at=command.issued_at,
+            correlation_id=command.correlation_id,
+            actor=command.actor,
+            role=str(role),
+            reason=reason,
+        )
+    ]

@@ -822,6 +822,7 @@ def test_snapshot_round_trip(spec: AggregateSpec) -> None:
 
 EVENTS = [
     (prospects, ProspectCreated(ADA, "Ada", "Lovelace", "ada@example.org", None, "web", "")),
+    (prospects, prospects.ProspectConversionUndone(ADA, "student", "duplicate_email")),
     (prospects, ProspectUpdated(ADA, "Ada", "King", "ada@example.org", "+12025550143", None, "n")),
     (prospects, ProspectMergeStarted(ADA, GRACE, rich_prospect().profile.to_data(), ())),
     (prospects, ProspectAbsorbed(GRACE, ADA, rich_prospect().profile.to_data(), ())),
@@ -1435,3 +1436,25 @@ def test_a_merge_carries_conversions_over_and_refuses_a_second_student() -> None
         prospects.decide(replace(prospect(ADA), converted=("instructor",)), merge(ADA, GRACE))
     )
     assert started[0].converted == ("instructor",)
+
+
+def test_a_refused_student_undoes_the_conversion_so_the_prospect_may_convert_again() -> None:
+    """A conversion whose student the reservation refused (the e-mail is another
+    student's): the compensation lets the prospect convert again, once per refusal."""
+    state = prospect()
+    [converted] = accepted(prospects.decide(state, convert(ADA, "student")))
+    state = prospects.evolve(state, converted, LATER)
+    create = CreateStudent(
+        **meta(converted.person_id), prospect_id=ADA, first_name="Ada", last_name="L",
+        email="ada@example.org",
+    )  # fmt: skip
+    [undo] = reactions.compensations(create, "duplicate_email")
+    assert (undo.aggregate_id, undo.role, undo.reason) == (ADA, "student", "duplicate_email")
+    assert reactions.compensations(create, "duplicate_email")[0].command_id == undo.command_id
+    assert reactions.compensations(enroll("CS-101"), "x") == []
+    [undone] = accepted(prospects.decide(state, undo))
+    state = prospects.evolve(state, undone, LATER)
+    assert state.converted == ()
+    assert accepted(prospects.decide(state, convert(ADA, "student")))
+    rejected(prospects.decide(state, undo), RejectionReason.INVALID_STATE)
+    rejected(prospects.decide(None, undo), RejectionReason.INVALID_STATE)
