@@ -180,23 +180,32 @@ class ChirpFeeds(LiveHub):
 
     The timeline projection writes ``timeline:live`` in the MULTI that fans the chirp
     out, so a pushed chirp is already in the feed a reload shows. One ``SMISMEMBER`` per
-    entry, not one query per subscriber; payload: the feed item's dict."""
+    entry (all of a batch in one pipeline), not one query per subscriber; payload: the
+    feed item's dict."""
 
     STREAM = LIVE_STREAM
 
     async def select(
         self, entries: Sequence[Entry], subscribers: Sequence[Subscriber]
     ) -> list[tuple[Subscriber, LiveItem]]:
-        pushes = []
-        for entry_id, fields in entries:
-            author = fields[b"author"].decode()
-            members = await self.redis.smismember(
-                f"tl:followers:{author}", [s.who for s in subscribers]
+        # one round trip for the memberships of the whole batch, one for the chirps
+        whos = [s.who for s in subscribers]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for _entry_id, fields in entries:
+                pipe.smismember(f"tl:followers:{fields[b'author'].decode()}", whos)
+            memberships = await pipe.execute()
+        chosen = [
+            (
+                entry_id,
+                fields[b"chirp"].decode(),
+                [s for s, f in zip(subscribers, m, strict=True) if f],
             )
-            chosen = [s for s, follows in zip(subscribers, members, strict=True) if follows]
-            if not chosen:
-                continue
-            item = (await timelines.hydrate(self.redis, [fields[b"chirp"].decode()]))[0]
+            for (entry_id, fields), m in zip(entries, memberships, strict=True)
+            if any(m)
+        ]
+        items = await timelines.hydrate(self.redis, [chirp for _, chirp, _ in chosen])
+        pushes = []
+        for (entry_id, _chirp, to), item in zip(chosen, items, strict=True):
             if item is not None:
-                pushes += [(s, LiveItem(entry_id, item.to_dict())) for s in chosen]
+                pushes += [(s, LiveItem(entry_id, item.to_dict())) for s in to]
         return pushes

@@ -75,9 +75,9 @@ class Model:
 
 
 def _prospect_row(p: prospects.Prospect | None) -> list[Any]:
-    f = p.profile if p else None
-    if p is None or f is None:  # a refused merge into an id no prospect has
+    if p is None:  # a refused merge into an id no prospect has
         return ["", "", "", None, None, "", [], [], [], [], "absent", None, []]
+    f = p.profile
     return [
         f.first_name, f.last_name, f.email, f.phone, f.source, f.notes, list(f.other_names),
         list(f.other_emails), list(f.other_phones), list(f.other_sources), str(p.status),
@@ -198,12 +198,6 @@ def notification(envelope: Envelope, audience: str) -> dict[str, str]:
     }
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
 async def _load(ctx: Context, model: Model, ids: list[str]) -> folding.Folded:
     rows = await ctx.clickhouse.query(
         f"SELECT {model.key} AS id, version, state FROM {ctx.tables[model.table]} FINAL "
@@ -243,7 +237,7 @@ async def _apply(
         for key, (state, version) in result.changed.items():
             data = None if state is None else model.spec.state_to_dict(state)
             times = (state.created_at, state.updated_at) if state is not None else (0, 0)
-            text = json.dumps(data, default=_json_default, sort_keys=True)
+            text = json.dumps(data, sort_keys=True)  # state_to_dict: datetimes as ISO text
             rows.append([key, *model.row(state), *times, version, text])
         if model is PROSPECTS:
             await _index(ctx, current, result.changed)
