@@ -50,11 +50,15 @@ def _hub(conn: Any, services: Services) -> IdentityNotifications:
     return per_app(conn, "identity_notifications", lambda: IdentityNotifications(services.redis))
 
 
-def _types(raw: str | list[str] | None) -> frozenset[str] | None:
+def _types(raw: Any) -> frozenset[str] | None:
+    """``"prospect,student"`` or ``["prospect", "student"]`` -> the set; None for none.
+    Raises ValueError for anything else (a number, a list of numbers)."""
     if raw is None:
         return None
     parts = raw.split(",") if isinstance(raw, str) else raw
-    return frozenset(p.strip() for p in parts if isinstance(p, str) and p.strip()) or None
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        raise ValueError("types: a comma-separated string or a list of strings")
+    return frozenset(p.strip() for p in parts if p.strip()) or None
 
 
 def _resume_id(raw: Any) -> str | None:
