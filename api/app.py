@@ -6,11 +6,13 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api import metrics, problems
+from api.cors import Cors
 from api.deps import Services
 from api.limits import BodyLimit
 from api.routes import (
     analytics,
     auth,
+    browser,
     commands,
     dashboard,
     events,
@@ -35,12 +37,14 @@ def create_api(services: Services) -> FastAPI:
     )
     app.state.services = services
     app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
+    # outside the body limit: a 413 still carries CORS headers, so a page can read it
+    app.add_middleware(Cors, origins=services.settings.cors_origins)
     # outermost: it times and counts what every other layer answers, 413s included
     app.add_middleware(metrics.RequestMetrics)
     problems.install(app)
     app.include_router(metrics.router)
-    for module in (health, auth, users, partners, commands, ingest, sql, analytics, projections,
-                   social, identity, events, dashboard):  # fmt: skip
+    for module in (health, auth, users, partners, commands, ingest, browser, sql, analytics,
+                   projections, social, identity, events, dashboard):  # fmt: skip
         app.include_router(module.router)
     # The dashboard's script, styles and vendored Chart.js: same origin, no CDN.
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

@@ -15,8 +15,17 @@ from starlette.requests import HTTPConnection
 from api.problems import Problem
 from api.security import Accounts, InvalidToken, LoginThrottle, Principal, read_token
 from connectors.clickhouse import ClickHouse
-from connectors.keys import API_KEY_PREFIX, KeyResolver, SystemKey, partner_systems
+from connectors.keys import (
+    API_KEY_PREFIX,
+    READ_TOKEN_PREFIX,
+    KeyResolver,
+    ReadGrant,
+    SystemKey,
+    partner_systems,
+    resolve_read_token,
+)
 from pipeline.command_bus import CommandBus
+from pipeline.domain.partners.origins import origin_allowed
 from pipeline.ingest import Ingest
 from pipeline.settings import Settings
 
@@ -158,18 +167,30 @@ def _basic_user(header: str) -> str | None:
 
 
 def _api_key(request: Request) -> str | None:
-    """The API key in the headers, or None: ``Authorization: Bearer sk_live_...``,
+    """The key in the headers, or None: ``Authorization: Bearer sk_live_...`` (or a read
+    token's ``rt_live_...``, so the routes can say it is the wrong credential),
     ``Authorization: Basic base64(key + ":")`` (how Segment's libraries send a write key;
-    verified in segment-analytics-python 2.4 ``request.py``), or ``X-API-Key``. A bearer
-    value that is not an API key (an admin JWT, a Segment OAuth token) is not one.
+    verified in segment-analytics-python 2.4 ``request.py`` and analytics-next 1.84
+    ``fetch-dispatcher.js``), or ``X-API-Key``. A bearer value that is neither (an admin
+    JWT, a Segment OAuth token) is not one.
     """
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip().startswith(API_KEY_PREFIX):
+    if scheme.lower() == "bearer" and value.strip().startswith((API_KEY_PREFIX, READ_TOKEN_PREFIX)):
         return value.strip()
     if scheme.lower() == "basic" and (user := _basic_user(value)):
         return user
     return request.headers.get("x-api-key")
+
+
+def _read_token_cannot_write() -> Problem:
+    return Problem(
+        403,
+        "read-token-cannot-write",
+        "a read token only reads analytics; send events with the system's write key "
+        f"({API_KEY_PREFIX}…)",
+        use="write-key",
+    )
 
 
 async def system_for_key(
@@ -190,19 +211,23 @@ async def system_for_key(
     api_key = api_key or write_key
     if not api_key:
         raise Problem(401, "unauthorized", "an API key is required", headers=unauthorized)
+    if api_key.startswith(READ_TOKEN_PREFIX):
+        raise _read_token_cannot_write()
     system = await services.keys.resolve(api_key)
     if system is None:
         raise Problem(401, "unknown-key", "unknown API key", headers=unauthorized)
     if not system.active:
         raise Problem(401, "revoked-key", "this API key is revoked", headers=unauthorized)
+    origin = request.headers.get("origin")
+    if not origin_allowed(origin, system.allowed_origins):
+        # Stores nothing: checked before the rate limit and before any event is decoded.
+        raise Problem(
+            403,
+            "origin-not-allowed",
+            f"pages from {origin[:200]!r} may not send this system's events; an admin adds "
+            "the origin to the system's allowed origins",
+        )
     return system
-
-
-async def _system(request: Request, services: ServicesDep) -> SystemKey:
-    return await system_for_key(request, services)
-
-
-SystemDep = Annotated[SystemKey, Depends(_system)]
 
 
 @dataclass(frozen=True)
@@ -224,16 +249,71 @@ class Scope:
         return None if self.system_ids is None else sorted(self.system_ids)
 
 
+async def read_grant(services: Services, token: str) -> ReadGrant:
+    """The active grant of read token ``token``. Raises ``Problem`` 401 ``unknown-token``
+    or ``revoked-token`` (problem+json, ``WWW-Authenticate``)."""
+    unauthorized = {"WWW-Authenticate": "Bearer"}
+    grant = await resolve_read_token(services.redis, token)
+    if grant is None:
+        raise Problem(401, "unknown-token", "unknown read token", headers=unauthorized)
+    if not grant.active:
+        raise Problem(401, "revoked-token", "this read token is revoked", headers=unauthorized)
+    return grant
+
+
+def _write_key_cannot_read() -> Problem:
+    return Problem(
+        403,
+        "write-key-cannot-read",
+        "a write key only sends events (it is public in web pages); read analytics with the "
+        f"partner's read token (Authorization: Bearer {READ_TOKEN_PREFIX}…, issued at "
+        "POST /api/admin/partners/{id}/read-tokens) or an admin token",
+        use="read-token",
+    )
+
+
 async def _scope(
     request: Request, services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> Scope:
-    """An API key scopes to every system of its partner; an admin JWT to all systems."""
-    if _api_key(request):
-        system = await _system(request, services)
-        systems = await partner_systems(services.redis, system.partner_id)
-        return Scope(frozenset(systems) | {system.system_id})
+    """Who reads analytics, and what: a partner read token (``Bearer rt_live_…``) every
+    system of its partner; an admin JWT all systems. A write key is refused (403
+    ``write-key-cannot-read``): it is embedded in web pages, so anyone can read it.
+    Seed 002's API keys; Segment's write keys versus its access tokens."""
+    key = _api_key(request)
+    if key is not None and not key.startswith(READ_TOKEN_PREFIX):
+        raise _write_key_cannot_read()
+    if key is not None:
+        grant = await read_grant(services, key)
+        return Scope(frozenset(await partner_systems(services.redis, grant.partner_id)))
     await _admin(request, services, await _principal(request, services, token))
     return Scope(None)
 
 
 ScopeDep = Annotated[Scope, Depends(_scope)]
+
+
+async def _partner_manager(
+    request: Request,
+    partner_id: str,
+    services: ServicesDep,
+    token: Annotated[str | None, Depends(_bearer)],
+) -> str:
+    """Who manages ``partner_id``'s read tokens: an admin, or the partner itself with an
+    active read token of its own (``Bearer rt_live_…``; a write key never). Returns the
+    actor for the command: the admin's user id or ``read-token:<token id>``.
+
+    Raises ``Problem`` 401 (no, unknown or revoked credential), 403 (a write key, another
+    partner's token, a user who is not an admin)."""
+    key = _api_key(request)
+    if key is not None and not key.startswith(READ_TOKEN_PREFIX):
+        raise Problem(403, "forbidden", "a write key only sends events", use="read-token")
+    if key is not None:
+        grant = await read_grant(services, key)
+        if grant.partner_id != partner_id:
+            raise Problem(403, "forbidden", "this read token belongs to another partner")
+        return f"read-token:{grant.token_id}"
+    principal = await _admin(request, services, await _principal(request, services, token))
+    return principal.user_id
+
+
+PartnerManagerDep = Annotated[str, Depends(_partner_manager)]

@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.edge import is_edge_path
 from connectors.exceptions import KafkaDeliveryError
 
 log = structlog.get_logger(__name__)
@@ -86,6 +87,10 @@ def problem_response(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
+    """The problem document. On the edge's paths (``api.edge``) it also carries Segment's
+    ``code`` (the slug) and ``message`` (the detail): the two members Segment's SDKs read
+    from an error (analytics-python ``request.py`` raises ``APIError(status, code,
+    message)``)."""
     body = {
         "type": f"/problems/{slug}",
         "title": _TITLES.get(status, "Error"),
@@ -94,6 +99,9 @@ def problem_response(
         **({"instance": instance} if instance else {}),
         **extra,
     }
+    if instance is not None and is_edge_path(instance):
+        body.setdefault("code", slug)
+        body.setdefault("message", detail)
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

@@ -137,7 +137,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 last_done = time.time()
                 codes[str(response.status_code)] = codes.get(str(response.status_code), 0) + 1
                 sent += args.batch
-                if response.status_code == 202:
+                if response.status_code == 200:
                     accepted += int(response.json()["accepted"])
 
         await asyncio.gather(*(worker() for _ in range(args.concurrency)))

@@ -3,7 +3,8 @@ projection of partner events (``pipeline/projections/partner_keys.py``), read on
 request.
 
 Redis layout (all JSON):
-- ``streamfold:key:<sha256 hex>`` -> {"system_id", "partner_id", "active"}
+- ``streamfold:key:<sha256 hex>`` -> {"system_id", "partner_id", "active", "origins"}
+- ``streamfold:read-token:<sha256 hex>`` -> {"token_id", "partner_id", "active"}
 - ``streamfold:system:<system id>`` -> {"partner_id", "active", "unknown_events",
   "structures": {event name: {"json_schema", "required", "version"}}}
 - ``streamfold:partner:<partner id>`` -> {"version": aggregate version, "state": ...}
@@ -22,17 +23,36 @@ from redis.asyncio import Redis
 KEY = "streamfold:key:{key_hash}"
 SYSTEM = "streamfold:system:{system_id}"
 PARTNER = "streamfold:partner:{partner_id}"
+READ_TOKEN = "streamfold:read-token:{token_hash}"
 API_KEY_PREFIX = "sk_live_"
+"""A system's write key: it sends events and does nothing else."""
+READ_TOKEN_PREFIX = "rt_live_"
+"""A partner's read token: it reads the partner's analytics and does nothing else."""
 
 
 def hash_key(api_key: str) -> str:
-    """SHA-256 hex of the API key: what events and read models store instead of the key."""
+    """SHA-256 hex of an API key or read token: what events and read models store instead
+    of the secret."""
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class SystemKey:
+    """What a write key opens: one system of one partner. ``allowed_origins``: the web
+    origins whose pages may send its events (normalised; empty = any), see
+    ``pipeline.domain.partners.origins``."""
+
     system_id: str
+    partner_id: str
+    active: bool
+    allowed_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadGrant:
+    """What a read token opens: the analytics of every system of ``partner_id``."""
+
+    token_id: str
     partner_id: str
     active: bool
 
@@ -65,9 +85,26 @@ class KeyResolver:
         if raw is None:
             return None
         d = json.loads(raw)
-        found = SystemKey(d["system_id"], d["partner_id"], bool(d["active"]))
+        origins = tuple(d.get("origins", ()))  # records written before origins: any
+        found = SystemKey(d["system_id"], d["partner_id"], bool(d["active"]), origins)
         self._cache[digest] = found
         return found
+
+
+async def resolve_read_token(redis: Redis, token: str) -> ReadGrant | None:
+    """The grant of ``token``, or None for a string that is not a read token issued here.
+
+    Not cached, unlike write keys: a revocation must count from the next request (the
+    revoke route answers once the read model shows it), and analytics requests are few
+    next to ingestion ones and query ClickHouse anyway, so one Redis GET is noise.
+    """
+    if not token.startswith(READ_TOKEN_PREFIX) or not token.isascii():
+        return None
+    raw = await redis.get(READ_TOKEN.format(token_hash=hash_key(token)))
+    if raw is None:
+        return None
+    d = json.loads(raw)
+    return ReadGrant(d["token_id"], d["partner_id"], bool(d["active"]))
 
 
 async def get_json(redis: Redis, key: str) -> dict[str, Any] | None:

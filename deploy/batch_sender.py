@@ -66,13 +66,13 @@ def _wait(state: RetryCallState) -> float:
 async def _post_once(
     client: httpx.AsyncClient, body: bytes, events: int, outcomes: Counter[str]
 ) -> None:
-    """One try: count the answer's per-event outcomes (202) or the refusal of the whole
+    """One try: count the answer's per-event outcomes (200) or the refusal of the whole
     batch; raise ``_Retry`` for a transport error, a 429 or a 502/503/504."""
     try:
         response = await client.post("/v1/batch", content=body)
     except httpx.TransportError as exc:
         raise _Retry(type(exc).__name__) from exc
-    if response.status_code == 202:
+    if response.status_code == 200:
         for result in response.json()["results"]:
             outcome = result["status"]
             outcomes["accepted" if outcome == "accepted" else result.get("reason", outcome)] += 1

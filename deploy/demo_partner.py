@@ -1,7 +1,7 @@
 """The demo partner of ``make run``: partner "Demo Web Analytics", its system ``weblogs``
-and the ``page_view`` structure (``deploy.weblogs.PAGE_VIEW_SCHEMA``), made once through
-the admin API and remembered in a state file; then waiting until the pipeline stored
-what was sent."""
+with the ``page_view`` structure (``deploy.weblogs.PAGE_VIEW_SCHEMA``), and a read token
+for its analytics, made once through the admin API and remembered in a state file; then
+waiting until the pipeline stored what was sent."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def _wait_until(
     client: httpx.Client, partner_id: str, system_id: str, api_key: str, timeout_s: float
 ) -> None:
     """Until the read model shows the system with the current page_view structure and the
-    key authenticates (an empty batch answers 202): before that, events would be refused
+    key authenticates (an empty batch answers 200): before that, events would be refused
     (401) or validated against no structure."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
@@ -54,7 +54,7 @@ def _wait_until(
                     json={"batch": []},
                     headers={"Authorization": f"Bearer {api_key}"},
                 )
-                if probe.status_code == 202:
+                if probe.status_code == 200:
                     return
                 last = f"probe {probe.status_code} {probe.text[:200]}"
             else:
@@ -67,15 +67,17 @@ def _wait_until(
 
 def setup_partner(
     base_url: str, admin_token: str, state_path: Path, *, timeout_s: float = 60
-) -> tuple[str, str, str]:
-    """(partner_id, system_id, api_key) of the demo partner's ``weblogs`` system, with the
-    ``page_view`` structure defined (required: non-conforming events are rejected).
+) -> dict[str, str]:
+    """``{partner_id, system_id, api_key, read_token}`` of the demo partner: its
+    ``weblogs`` system's write key, with the ``page_view`` structure defined (required:
+    non-conforming events are rejected), and a read token for its analytics.
 
-    Reuses ``state_path`` (JSON ``{partner_id, system_id, api_key}``, mode 600) when the
-    partner still exists there (GET answers 200) and has that system; otherwise creates the
-    partner (Idempotency-Key fixed, so a lost state file finds the same partner again), adds
-    the system or, if one of that name exists, rotates its key (a key is shown only once),
-    and writes the file. Waits until the read model and the key are usable.
+    Reuses ``state_path`` (that JSON, mode 600) when the partner still exists there (GET
+    answers 200) and has that system; otherwise creates the partner (Idempotency-Key
+    fixed, so a lost state file finds the same partner again), adds the system or, if one
+    of that name exists, rotates its key (a key is shown only once), and writes the file.
+    A read token that no longer reads (revoked, or a file from before tokens) is replaced
+    by a new one. Waits until the read model and the key are usable.
 
     Raises ``WeblogsSetupError`` for an unexpected answer or a timeout; ``httpx.HTTPError``
     if the API cannot be reached.
@@ -92,7 +94,10 @@ def setup_partner(
                 _define_structure(client, saved["partner_id"], saved["system_id"])
                 _wait_until(client, saved["partner_id"], saved["system_id"], saved["api_key"],
                             timeout_s)  # fmt: skip
-                return saved["partner_id"], saved["system_id"], saved["api_key"]
+                if not _reads(client, saved.get("read_token")):
+                    saved["read_token"] = _issue_read_token(client, saved["partner_id"])
+                    _save_state(state_path, saved)
+                return saved
         partner_id = _check(
             client.post(
                 "/api/admin/partners",
@@ -102,10 +107,33 @@ def setup_partner(
             "create partner",
         )["id"]
         system_id, api_key = _system_key(client, partner_id, timeout_s)
-        _save_state(state_path, partner_id, system_id, api_key)
+        state = {"partner_id": partner_id, "system_id": system_id, "api_key": api_key}
+        _save_state(state_path, state)
         _define_structure(client, partner_id, system_id)
         _wait_until(client, partner_id, system_id, api_key, timeout_s)
-        return partner_id, system_id, api_key
+        state["read_token"] = _issue_read_token(client, partner_id)
+        _save_state(state_path, state)
+        return state
+
+
+def _reads(client: httpx.Client, read_token: str | None) -> bool:
+    """Whether ``read_token`` reads analytics now (the demo's file may hold a revoked one)."""
+    if not read_token:
+        return False
+    response = client.get("/v1/analytics/bounds", headers={"Authorization": f"Bearer {read_token}"})
+    return response.status_code == 200
+
+
+def _issue_read_token(client: httpx.Client, partner_id: str) -> str:
+    """A new read token of the partner; usable once the answer is in (the route waits for
+    the read model)."""
+    body = _check(
+        client.post(f"/api/admin/partners/{partner_id}/read-tokens", json={"name": "make run"}),
+        "issue read token",
+    )
+    if "token" not in body:
+        raise WeblogsSetupError(f"issue read token: no token in the answer {body}")
+    return body["token"]
 
 
 def _partner_state(client: httpx.Client, partner_id: str, timeout_s: float) -> dict[str, Any]:
@@ -171,13 +199,12 @@ def _load_state(path: Path) -> dict[str, str] | None:
     return saved
 
 
-def _save_state(path: Path, partner_id: str, system_id: str, api_key: str) -> None:
+def _save_state(path: Path, state: dict[str, str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Created 600 before the key is written: it is a live credential.
+    # Created 600 before the secrets are written: they are live credentials.
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
-    saved = {"partner_id": partner_id, "system_id": system_id, "api_key": api_key}
-    path.write_text(json.dumps(saved, indent=2) + "\n")
+    path.write_text(json.dumps(state, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------- waiting

@@ -3,12 +3,19 @@ limits. Each event is recorded at the edge when it can be (``pipeline.recording`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from connectors.kafka import AsyncProducer
 from connectors.keys import SystemKey
 from connectors.ratelimit import Buckets, Decision, Limit
 from pipeline import topics
-from pipeline.domain.tracking import TrackedEvent
+from pipeline.domain import jsontext
+from pipeline.domain.tracking import EventRejection, TrackedEvent, rejection_record
 from pipeline.recording import Recorder
+
+Refused = tuple[Any, EventRejection]
+"""An event refused at the edge: (the event as sent, why)."""
 
 
 class Ingest:
@@ -53,9 +60,18 @@ class Ingest:
         kind = "partner" if decision.limited_by.startswith("ingest:partner:") else "system"
         return Decision(False, decision.tokens_left, decision.retry_after_s, kind)
 
-    async def publish(self, events: list[TrackedEvent]) -> int:
+    async def publish(
+        self,
+        events: list[TrackedEvent],
+        refused: Sequence[Refused] = (),
+        *,
+        system: SystemKey | None = None,
+        received_at: Any = None,
+    ) -> int:
         """Enqueue all, then wait once for every ack. Returns how many were recorded here
-        (the rest went to ``tracking.raw``).
+        (the rest went to ``tracking.raw``). ``refused`` (events the edge refused, from
+        ``system`` at ``received_at``) go to ``tracking.dlq`` with the reasons
+        (``rejection_record``), in the same wait: a 200 means they are listed too.
 
         Recording at the edge skips a Kafka round trip and a consumer for nearly every
         event: at B=1000 the validation consumer was the slowest stage (~55 µs an event
@@ -77,5 +93,35 @@ class Ingest:
                 recorded += 1
             else:
                 batch.produce(topics.TRACKING_RAW, e.to_json(), key=key)
+        if refused:
+            if system is None or received_at is None:
+                raise ValueError("refused events need the system and the received time")
+            for raw, rejection in refused:
+                body = rejection_record(
+                    raw,
+                    rejection,
+                    system_id=system.system_id,
+                    partner_id=system.partner_id,
+                    received_at=received_at,
+                )
+                headers = [("reason", rejection.message.encode()[:4000]), ("agent", b"ingest")]
+                batch.produce(topics.TRACKING_DLQ, _dead_letter_json(body),
+                              key=system.system_id.encode(), headers=headers)  # fmt: skip
         await batch.wait()
         return recorded
+
+
+def _dead_letter_json(body: dict[str, Any]) -> bytes:
+    """``body`` as JSON, whatever its refused payload holds: what made an event malformed
+    (NaN, a lone surrogate, nesting past the encoder's stack) must not make its dead letter
+    unwritable, so such a payload is written as its ``repr`` (bounded) instead."""
+    try:
+        return jsontext.dumps(body)
+    except (TypeError, ValueError, RecursionError):
+        payload = body["event"]["payload"]
+        try:
+            shown = repr(payload)[:65536]
+        except RecursionError:
+            shown = "(nested too deeply to show)"
+        event = {**body["event"], "payload": shown}
+        return jsontext.dumps({**body, "event": event}, sort_keys=False)

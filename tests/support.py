@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,3 +218,29 @@ def sql(client: httpx.Client, query: str) -> list[dict[str, Any]]:
         raise AssertionError(f"{query!r}: {response.status_code} {response.text}")
     body = response.json()
     return [dict(zip(body["columns"], row, strict=True)) for row in body["rows"]]
+
+
+BROWSER_DIR = REPO / "tests" / "browser"
+
+
+def ensure_browser_sdk() -> Path:
+    """``tests/browser/node_modules`` with Segment's browser SDK from npm, as
+    ``tests/browser/package-lock.json`` pins it (``npm ci``, once per lock: ~5 s from the
+    registry). Raises ``RuntimeError`` when npm is missing or the install fails."""
+    modules = BROWSER_DIR / "node_modules"
+    wanted = json.loads((BROWSER_DIR / "package.json").read_text())["dependencies"]
+    installed = modules / "@segment" / "analytics-next" / "package.json"
+    if installed.is_file():
+        version = json.loads(installed.read_text())["version"]
+        if version == wanted["@segment/analytics-next"]:
+            return modules
+    npm = shutil.which("npm")
+    if npm is None:
+        raise RuntimeError("npm is not installed: the browser tests load Segment's SDK from npm")
+    done = subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=BROWSER_DIR, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"npm ci in {BROWSER_DIR} failed: {done.stderr[-2000:]}")
+    return modules

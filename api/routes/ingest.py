@@ -1,27 +1,35 @@
 """Ingestion for partner SDKs, ours and Segment's: ``POST /v1/batch`` (≤ 1,000 events;
-``/v1/b`` is the same route, where Segment's mobile libraries post), ``/v1/track`` (one
-event), and Segment's single calls ``/v1/identify``, ``/v1/page``, ``/v1/screen``,
-``/v1/group``, ``/v1/alias`` (one event of that type).
+``/v1/b`` is the same route, where analytics.js and Segment's mobile libraries post),
+``/v1/track`` (one event), and Segment's single calls ``/v1/identify``, ``/v1/page``,
+``/v1/screen``, ``/v1/group``, ``/v1/alias`` (one event of that type), each also under its
+first letter (``/v1/t``, ``/v1/p``, ``/v1/i``, ``/v1/s``, ``/v1/g``, ``/v1/a``), where
+analytics.js posts them. Bodies are JSON whatever the ``Content-Type`` says: browsers send
+``text/plain`` so that a call needs no CORS preflight (``navigator.sendBeacon`` too).
 
-This is the HTTP edge: the body (gzip included), the key, the rate limit, Kafka. Both wire
-shapes, snake_case and Segment's camelCase, go through one decoder
+This is the HTTP edge: the body (gzip included), the key, the origin, the rate limit,
+Kafka. Both wire shapes, snake_case and Segment's camelCase, go through one decoder
 (``pipeline.domain.tracking``).
 
-Authenticated by the system's API key: ``Authorization: Bearer sk_live_…``, ``X-API-Key``,
-``Authorization: Basic base64(key + ":")`` or ``writeKey`` in the body (Segment's two ways).
-A 202 means every accepted event is durably in Kafka (acks=all, idempotent producer):
-recorded in ``tracking.events`` when it passes the partner's structures here
-(``pipeline.recording``), else in ``tracking.raw``, where validation takes a second look
-and dead-letters what it refuses (rejected events are queryable per system).
-Per-event problems (malformed, too large, no user or anonymous id) reject that event only;
-the rest of the batch goes on.
+Authenticated by the system's write key: ``Authorization: Bearer sk_live_…``,
+``X-API-Key``, ``Authorization: Basic base64(key + ":")`` or ``writeKey`` in the body
+(Segment's two ways). A browser's ``Origin`` must be one the system allows (an empty list
+allows all: write keys are public). A 200 ``{"success": true}`` means every accepted event
+is durably in Kafka (acks=all, idempotent producer): recorded in ``tracking.events`` when it
+passes the partner's structures here (``pipeline.recording``), else in ``tracking.raw``,
+where validation takes a second look and dead-letters what it refuses. Per-event problems
+(malformed, too large, no user or anonymous id) refuse that event only, the rest of the
+batch goes on, and the refused ones are dead-lettered with the reason, so they are listed
+per system (``/rejected-events``) beside validation's refusals.
 
-Statuses are chosen for the retry logic of Segment's libraries (segment-analytics-python
-2.4, ``consumer.py``: 2xx is done; 408, 410, 429, 460 and 5xx other than 501/505 are retried,
-honouring ``Retry-After``; any other 4xx drops the whole batch with a log line). So a batch
-with refused events is still a 202 that lists them, never a 4xx that would drop the good
-ones; a whole-request 4xx (bad key, not JSON, corrupt gzip, too large) is one a retry cannot
-fix; a rate limit (429) and an unavailable Kafka (503) are retried.
+Statuses follow the retry logic of Segment's libraries (segment-analytics-python 2.4
+``consumer.py``; analytics-next 1.84 ``shared-dispatcher.js``): 2xx is done, and Segment's
+own API answers 200 ``{"success": true}``, so ours does too (a 202 made one SDK log an error
+for every batch); 408, 410, 429, 460 and 5xx other than 501/505 are retried, honouring
+``Retry-After``; any other 4xx drops the whole batch with a log line. So a batch with
+refused events is still a 200 that lists them, never a 4xx that would drop the good ones;
+a whole-request 4xx (bad key, not JSON, corrupt gzip, too large) is one a retry cannot fix;
+a rate limit (429) and an unavailable Kafka (503) are retried. Error bodies carry
+Segment's ``code`` and ``message`` beside the problem+json members (``api.problems``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -111,9 +120,7 @@ async def _json_body(request: Request, limit: int) -> Any:
         raise Problem(400, "malformed-json", f"request body is not valid JSON: {exc}") from exc
 
 
-async def _decode(
-    request: Request, services: Services, call_type: CallType | None
-) -> tuple[SystemKey, list[TrackedEvent | EventRejection]]:
+async def _decode(request: Request, services: Services, call_type: CallType | None) -> Decoded:
     body = await _json_body(request, services.settings.max_body_bytes)
     try:
         sdk_request = read_request(body, call_type)
@@ -127,16 +134,37 @@ async def _decode(
             f"batch has {len(sdk_request.events)} events; the limit is {MAX_BATCH_EVENTS}",
         )
     await _charge(services, system, len(sdk_request.events))
+    received_at = datetime.now(UTC)
     parsed = decode_events(
         sdk_request,
         system_id=system.system_id,
         partner_id=system.partner_id,
-        received_at=datetime.now(UTC),
+        received_at=received_at,
     )
     refused = Counter(str(p.reason) for p in parsed if isinstance(p, EventRejection))
     for reason, count in refused.items():
         metrics.TRACKING_EVENTS.labels("ingest", "rejected", reason).inc(count)
-    return system, parsed
+    return Decoded(system, sdk_request.events, parsed, received_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """One request's events: as sent (``raw``) and decoded (``parsed``, in the same
+    order), from ``system``, received at ``received_at``."""
+
+    system: SystemKey
+    raw: list[Any]
+    parsed: list[TrackedEvent | EventRejection]
+    received_at: datetime
+
+    @property
+    def accepted(self) -> list[TrackedEvent]:
+        return [p for p in self.parsed if isinstance(p, TrackedEvent)]
+
+    @property
+    def refused(self) -> list[tuple[Any, EventRejection]]:
+        return [(r, p) for r, p in zip(self.raw, self.parsed, strict=True)
+                if isinstance(p, EventRejection)]  # fmt: skip
 
 
 async def _charge(services: Services, system: SystemKey, events: int) -> None:
@@ -161,11 +189,17 @@ async def _charge(services: Services, system: SystemKey, events: int) -> None:
     )
 
 
-async def _admit(services: Services, accepted: list[TrackedEvent]) -> None:
-    if not accepted:
+async def _admit(services: Services, decoded: Decoded) -> None:
+    """Produce the request's accepted events and its refusals (``tracking.dlq``, listed at
+    ``/rejected-events``) and wait for every ack. Raises ``Problem`` 503 with
+    ``Retry-After`` when Kafka did not take them all: the SDK retries the request."""
+    accepted, refused = decoded.accepted, decoded.refused
+    if not accepted and not refused:
         return
     try:
-        recorded = await services.ingest.publish(accepted)
+        recorded = await services.ingest.publish(
+            accepted, refused, system=decoded.system, received_at=decoded.received_at
+        )
         metrics.TRACKING_EVENTS.labels("ingest", "accepted", "").inc(len(accepted))
         # validation's verdict, made here; the rest get theirs from the validation consumer
         metrics.TRACKING_EVENTS.labels("validation", "accepted", "").inc(recorded)
@@ -182,43 +216,54 @@ async def _admit(services: Services, accepted: list[TrackedEvent]) -> None:
 
 def _single(call_type: CallType) -> Callable[..., Awaitable[Response]]:
     async def route(request: Request, services: ServicesDep) -> Response:
-        _, (result,) = await _decode(request, services, call_type)
+        decoded = await _decode(request, services, call_type)
+        await _admit(services, decoded)
+        (result,) = decoded.parsed
         if isinstance(result, EventRejection):
             # 422: well-formed, but a time the store does not hold (the message names the
             # accepted range); a retry of the same event cannot succeed either
             status = _REJECTION_STATUS.get(result.reason, 400)
             slug = result.reason.replace("_", "-")
             raise Problem(status, slug, result.message, reason=result.reason)
-        await _admit(services, [result])
-        return _json(202, {"message_id": result.message_id, "status": "accepted"})
+        return _json(200, {"success": True, "message_id": result.message_id,
+                           "status": "accepted"})  # fmt: skip
 
     route.__name__ = call_type.value
     route.__doc__ = (
-        f"One {call_type} call. 202 ``{{message_id}}``; 400 malformed, missing ids or a "
-        f"``type`` other than {call_type}; 413 too large; 422 a timestamp outside the "
-        "stored range (the message names it); 401 unknown or revoked key; 429 rate limited."
+        f"One {call_type} call (Segment's ``/v1/{call_type}``, also ``/v1/{call_type.value[0]}`` "
+        'where analytics.js posts it). 200 ``{"success": true, "message_id"}``; 400 '
+        f"malformed, missing ids or a ``type`` other than {call_type}; 413 too large; 422 a "
+        "timestamp outside the stored range (the message names it); refused events are "
+        "also listed at ``/rejected-events``. 401 unknown or revoked key; 403 a read "
+        "token, or an ``Origin`` the system does not allow; 429 rate limited."
     )
     return route
 
 
 for _call_type in CallType:
-    router.add_api_route(f"/{_call_type}", _single(_call_type), methods=["POST"], status_code=202)
+    _route = _single(_call_type)
+    router.add_api_route(f"/{_call_type}", _route, methods=["POST"], status_code=200)
+    # analytics.js (analytics-next 1.x, plugins/segmentio) posts to the type's first letter
+    router.add_api_route(f"/{_call_type.value[0]}", _route, methods=["POST"], status_code=200,
+                         include_in_schema=False, name=f"{_call_type}_short")  # fmt: skip
 
 
-@router.post("/batch", status_code=202)
-@router.post("/b", status_code=202, include_in_schema=False)
+@router.post("/batch", status_code=200)
+@router.post("/b", status_code=200, include_in_schema=False)
 async def batch(request: Request, services: ServicesDep) -> Response:
     """``{"batch": [event, …], "writeKey"?, "sentAt"?, "context"?}`` (or a bare list), at
     most 1,000 events and 1 MiB (decompressed). Events name their ``type`` (default track).
 
-    202 with a result per event, in order: ``{"index", "message_id", "status":
-    "accepted"}`` or ``{"index", "status": "rejected", "reason", "message"}``.
+    200 ``{"success": true, "accepted", "rejected", "results"}`` once every accepted
+    event is in Kafka (Segment's answer, which SDKs read as success), with a result per
+    event, in order: ``{"index", "message_id", "status": "accepted"}`` or ``{"index",
+    "status": "rejected", "reason", "message"}``. Refused events are listed at
+    ``/rejected-events`` too (an SDK does not read this body).
     """
-    _, parsed = await _decode(request, services, None)
-    accepted = [p for p in parsed if isinstance(p, TrackedEvent)]
-    await _admit(services, accepted)
+    decoded = await _decode(request, services, None)
+    await _admit(services, decoded)
     results: list[dict[str, Any]] = []
-    for index, p in enumerate(parsed):
+    for index, p in enumerate(decoded.parsed):
         if isinstance(p, TrackedEvent):
             results.append({"index": index, "message_id": p.message_id, "status": "accepted"})
         else:
@@ -230,8 +275,10 @@ async def batch(request: Request, services: ServicesDep) -> Response:
                     "message": p.message,
                 }
             )
-    body = {"accepted": len(accepted), "rejected": len(parsed) - len(accepted), "results": results}
-    return _json(202, body)
+    accepted = len(decoded.accepted)
+    body = {"success": True, "accepted": accepted, "rejected": len(results) - accepted,
+            "results": results}  # fmt: skip
+    return _json(200, body)
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:

@@ -1,9 +1,13 @@
-"""Partner management (seed 002): partners, their systems, API keys and event structures.
+"""Partner management (seed 002): partners, their systems, write keys, allowed web
+origins, event structures and read tokens.
 
-API keys are ``sk_live_`` + 32 random bytes (``secrets``), shown once in the answer to
-AddSystem / RotateApiKey; events and read models keep only the SHA-256 and a prefix.
-Every accepted command is answered once the Redis read model has applied it, so a key
-works on the request after the answer that shows it (an SDK set up by a script).
+Two secrets, one purpose each (Segment's write keys versus its access tokens): a system's
+write key (``sk_live_`` + 32 random bytes) only sends events and is public by design, since
+web pages embed it; a partner's read token (``rt_live_`` + 32 random bytes) only reads the
+partner's analytics. Each is shown once, in the answer that issues it; events and read
+models keep only the SHA-256 and a prefix. Every accepted command is answered once the
+Redis read model has applied it, so a key or token works on the request after the answer
+that shows it, and a revoked token is refused on the request after the revocation's.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, IdempotencyKey, Services, ServicesDep
+from api.deps import AdminDep, IdempotencyKey, PartnerManagerDep, Services, ServicesDep
 from api.problems import Problem
 from api.replies import (
     ReadModelVersion,
@@ -28,16 +32,26 @@ from api.replies import (
     submit,
     until_applied,
 )
-from connectors.keys import API_KEY_PREFIX, PARTNER, get_json, hash_key, partner_version
+from connectors.keys import (
+    API_KEY_PREFIX,
+    PARTNER,
+    READ_TOKEN_PREFIX,
+    get_json,
+    hash_key,
+    partner_version,
+)
 from pipeline.domain.partners.commands import (
     AddSystem,
     CreatePartner,
     DeactivatePartner,
     DeactivateSystem,
     DefineEventStructure,
+    IssueReadToken,
     ReactivateSystem,
     RemoveEventStructure,
+    RevokeReadToken,
     RotateApiKey,
+    SetAllowedOrigins,
     SetUnknownEventPolicy,
 )
 from pipeline.projections import tracking as tracking_tables
@@ -77,6 +91,20 @@ class PolicySet(BaseModel):
     policy: Literal["accept", "reject"]
 
 
+class OriginsSet(BaseModel):
+    model_config = _STRICT
+    origins: list[str] = Field(
+        max_length=50,
+        description="Web origins (scheme://host[:port]; https://*.example.com for "
+        "subdomains) whose pages may send this system's events; [] allows every origin.",
+    )
+
+
+class ReadTokenCreate(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=100, description="What the token is for.")
+
+
 def _read_model(services: Services) -> ReadModelVersion:
     return lambda partner_id: partner_version(services.redis, partner_id)
 
@@ -87,14 +115,27 @@ async def _run(services: Services, command: Any, success_status: int = 200) -> J
     )
 
 
+def new_secret(prefix: str = API_KEY_PREFIX) -> tuple[str, str, str]:
+    """(secret, sha256 hex, display prefix): ``prefix`` + 32 random bytes from
+    ``secrets``, base64url."""
+    secret = prefix + secrets.token_urlsafe(32)
+    return secret, hash_key(secret), secret[:KEY_PREFIX_CHARS]
+
+
 def new_api_key() -> tuple[str, str, str]:
-    """(key, sha256 hex, display prefix). 32 random bytes from ``secrets``, base64url."""
-    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    return key, hash_key(key), key[:KEY_PREFIX_CHARS]
+    """A system's write key: (key, sha256 hex, display prefix)."""
+    return new_secret(API_KEY_PREFIX)
 
 
-async def _issue_key(services: Services, command: Any, key: str, status: int) -> JSONResponse:
-    """Run a key-issuing command; the key is shown only if this request's command ran."""
+async def _issue_secret(
+    services: Services,
+    command: Any,
+    shown: dict[str, Any],
+    status: int,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Run a command that issues a secret; ``shown`` (the secret and what names it) is in
+    the answer only if this request's command ran: a replay gets 409, never the secret."""
     result = await submit(services, command)
     if result is None:
         return pending(command)
@@ -104,17 +145,16 @@ async def _issue_key(services: Services, command: Any, key: str, status: int) ->
         raise Problem(
             409,
             "key-already-issued",
-            "this request was already processed and its key shown once; rotate the key "
-            "to get a new one",
+            "this request was already processed and its secret shown once; issue a new one "
+            "(rotate a key, or issue another read token)",
             command_id=result.command_id,
         )
-    body = {
-        **outcome_body(result),
-        "system_id": command.system_id,
-        "api_key": key,
-        "key_prefix": command.key_prefix,
-    }
-    return JSONResponse(body, status_code=status)
+    return JSONResponse({**outcome_body(result), **shown}, status_code=status, headers=headers)
+
+
+async def _issue_key(services: Services, command: Any, key: str, status: int) -> JSONResponse:
+    shown = {"system_id": command.system_id, "api_key": key, "key_prefix": command.key_prefix}
+    return await _issue_secret(services, command, shown, status)
 
 
 @router.post("", status_code=201)
@@ -137,7 +177,12 @@ async def get_partner(partner_id: str, services: ServicesDep, _admin: AdminDep) 
         system.pop("structure_versions", None)
         for structure in system["structures"].values():
             structure["json_schema"] = json.loads(structure["json_schema"])
+    state["read_tokens"] = [_token_shown(t) for t in state.get("read_tokens", [])]
     return {**state, "version": stored["version"]}
+
+
+def _token_shown(token: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in token.items() if k != "token_hash"}
 
 
 @router.post("/{partner_id}/deactivate")
@@ -273,3 +318,90 @@ async def rejected_events(
         services.clickhouse, partner_id, system_id, limit
     )
     return {"items": items, "total": total}
+
+
+@router.put("/{partner_id}/systems/{system_id}/allowed-origins")
+async def set_allowed_origins(
+    partner_id: str,
+    system_id: str,
+    body: OriginsSet,
+    services: ServicesDep,
+    admin: AdminDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """The web origins whose pages may send this system's events (CORS on ``/v1/*``): a
+    request whose ``Origin`` is not listed is refused 403 ``origin-not-allowed`` and
+    stores nothing. ``[]`` (the default) allows every origin: write keys are public by
+    design. A request without ``Origin`` (a server-side SDK) is not checked. 422 for an
+    entry that is not ``scheme://host[:port]``."""
+    command = SetAllowedOrigins(
+        **command_fields(key, partner_id, admin.user_id), system_id=system_id,
+        origins=body.origins,
+    )  # fmt: skip
+    return await _run(services, command)
+
+
+@router.post("/{partner_id}/read-tokens", status_code=201)
+async def issue_read_token(
+    partner_id: str,
+    body: ReadTokenCreate,
+    services: ServicesDep,
+    caller: PartnerManagerDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """A read token for this partner's analytics (every ``/v1/analytics/*`` route, scoped
+    to the partner's systems), for an admin or for the partner itself with a read token of
+    its own. 201 with ``token`` (shown this once), ``token_id`` and ``token_prefix``; it
+    works from the next request on. 409 past 20 active tokens."""
+    token, digest, prefix = new_secret(READ_TOKEN_PREFIX)
+    fields = command_fields(key, partner_id, caller)
+    token_id = new_aggregate_id(command_id_for(f"read-token:{fields['command_id']}"))
+    command = IssueReadToken(
+        **fields, token_id=token_id, name=body.name, token_hash=digest, token_prefix=prefix
+    )
+    shown = {"token_id": token_id, "name": body.name, "token": token, "token_prefix": prefix}
+    location = {"Location": f"/api/admin/partners/{partner_id}/read-tokens/{token_id}"}
+    return await _issue_secret(services, command, shown, 201, location)
+
+
+async def _partner_state(services: Services, partner_id: str) -> dict[str, Any]:
+    stored = await get_json(services.redis, PARTNER.format(partner_id=partner_id))
+    if stored is None:
+        raise Problem(404, "not-found", f"no partner {partner_id}")
+    return stored["state"]
+
+
+@router.get("/{partner_id}/read-tokens")
+async def list_read_tokens(
+    partner_id: str, services: ServicesDep, _caller: PartnerManagerDep
+) -> dict[str, Any]:
+    """The partner's read tokens, active and revoked, in issue order: ``token_id``,
+    ``name``, ``token_prefix``, ``active``, ``issued_at``, ``revoked_at``. Never a token
+    or its hash."""
+    state = await _partner_state(services, partner_id)
+    return {"items": [_token_shown(t) for t in state.get("read_tokens", [])]}
+
+
+@router.get("/{partner_id}/read-tokens/{token_id}")
+async def get_read_token(
+    partner_id: str, token_id: str, services: ServicesDep, _caller: PartnerManagerDep
+) -> dict[str, Any]:
+    state = await _partner_state(services, partner_id)
+    for token in state.get("read_tokens", []):
+        if token["token_id"] == token_id:
+            return _token_shown(token)
+    raise Problem(404, "not-found", f"no read token {token_id} of partner {partner_id}")
+
+
+@router.delete("/{partner_id}/read-tokens/{token_id}")
+async def revoke_read_token(
+    partner_id: str,
+    token_id: str,
+    services: ServicesDep,
+    caller: PartnerManagerDep,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Revoke a read token: refused (401 ``revoked-token``) from the next request on, on
+    every API process (tokens are not cached). 404 unknown, 409 already revoked."""
+    command = RevokeReadToken(**command_fields(key, partner_id, caller), token_id=token_id)
+    return await _run(services, command)

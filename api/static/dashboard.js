@@ -1,6 +1,8 @@
 // streamfold analytics dashboard. The page carries no data: everything comes from
-// /v1/analytics/* with the admin token as a bearer header. The token lives in this tab's
-// sessionStorage; a ?token= in the address is moved there and removed from the address.
+// /v1/analytics/* with a bearer token: a partner's read token (rt_live_..., its own
+// systems) or an admin's JWT (every system, and the read models' versions). The token lives
+// in this tab's sessionStorage; a ?token= in the address is moved there and removed from
+// the address.
 //
 // Range: the presets end at the newest stored event, not at now (the demo web logs are
 // from 1995 and 2015; on a live system the two are the same); "All data" (the default)
@@ -246,9 +248,14 @@ async function load() {
   setStatus("Loading…");
   const bounds = await api("/v1/analytics/bounds");
   const rejections = api("/v1/analytics/rejections", { limit: 20 });
-  api("/api/admin/projections").then(renderProjections).catch((error) => {
-    setStatus(`Projections: ${error.message}`, true);
-  });
+  // the read models' versions are an operator's view: a partner's read token has none
+  const partner = (sessionStorage.getItem(TOKEN_KEY) || "").startsWith("rt_live_");
+  $("projections-card").hidden = partner;
+  if (!partner) {
+    api("/api/admin/projections").then(renderProjections).catch((error) => {
+      setStatus(`Projections: ${error.message}`, true);
+    });
+  }
   $("login").hidden = true;
   $("board").hidden = false;
   $("range").hidden = false;

@@ -12,8 +12,13 @@ from pipeline.domain.errors import InvalidValue, UnknownEventType
 
 
 def to_data(event: Any) -> dict[str, Any]:
-    """The event's ``data`` dict: field name -> value (str, int, bool, None or datetime)."""
-    return {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
+    """The event's ``data`` dict: field name -> value (str, int, bool, None, datetime, or a
+    list for a tuple field: the form Avro and JSON decode to, so an envelope equals itself
+    after a round trip)."""
+    return {
+        f.name: list(value) if isinstance(value := getattr(event, f.name), tuple) else value
+        for f in dataclasses.fields(event)
+    }
 
 
 def from_data(registry: Mapping[str, type], event_type: str, data: dict[str, Any]) -> Any:

@@ -54,6 +54,7 @@ __all__ = [
     "parse_sdk_event",
     "read_request",
     "recorded_data",
+    "rejection_record",
     "time_range_problem",
 ]
 
@@ -631,6 +632,45 @@ def parse_sdk_event(
         )
     except _Malformed as exc:
         return exc.rejection
+
+
+def rejection_record(
+    raw: Any,
+    rejection: EventRejection,
+    *,
+    system_id: str,
+    partner_id: str,
+    received_at: datetime,
+) -> dict[str, Any]:
+    """The ``tracking.dlq`` body of an event refused at the edge (malformed, too large, no
+    id, a time out of range), in the shape validation dead-letters with, so
+    ``tracking_rejections`` and ``/rejected-events`` list it under its system: ``reasons``
+    (``"<reason>: <message>"``), ``system_id``, ``partner_id`` and ``event``, which holds
+    ``received_at`` (ISO-8601), the ``event`` name and ``message_id`` when the SDK sent
+    usable ones (else ""), and the event as sent under ``payload``. Why: an SDK that got
+    200 does not read the per-event answer (a browser never does), so the partner finds
+    refused events where validation's refusals are."""
+    fields = raw if isinstance(raw, dict) else {}
+
+    def text(*names: str) -> str:
+        for name in names:
+            value = fields.get(name)
+            if isinstance(value, str) and value.strip():
+                # a lone surrogate (JSON allows it, UTF-8 does not) becomes "?"
+                return value[:MAX_TEXT_LENGTH].encode("utf-8", "replace").decode()
+        return ""
+
+    return {
+        "reasons": [f"{rejection.reason}: {rejection.message}"],
+        "system_id": system_id,
+        "partner_id": partner_id,
+        "event": {
+            "received_at": _aware_utc("received_at", received_at).isoformat(),
+            "event": text("event", "name", "type"),
+            "message_id": text("messageId", "message_id"),
+            "payload": raw,
+        },
+    }
 
 
 def event_id_for(system_id: str, message_id: str) -> str:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.keys import KEY, PARTNER, SYSTEM
+from connectors.keys import KEY, PARTNER, READ_TOKEN, SYSTEM
 from pipeline import topics
 from pipeline.domain import partners
 from pipeline.domain.partners import Partner, state_to_dict
@@ -34,9 +34,23 @@ def writes(
     for system in after.systems.values():
         active = partner_active and system.status == SystemStatus.ACTIVE
         sets[KEY.format(key_hash=system.key_hash)] = json.dumps(
-            {"system_id": system.system_id, "partner_id": after.partner_id, "active": active}
+            {
+                "system_id": system.system_id,
+                "partner_id": after.partner_id,
+                "active": active,
+                "origins": list(system.allowed_origins),
+            }
         )
         sets[SYSTEM.format(system_id=system.system_id)] = json.dumps(system_view(after, system))
+    for token in after.read_tokens.values():
+        # kept after a revocation (inactive), so a revoked token is told from a wrong one
+        sets[READ_TOKEN.format(token_hash=token.token_hash)] = json.dumps(
+            {
+                "token_id": token.token_id,
+                "partner_id": after.partner_id,
+                "active": partner_active and token.active,
+            }
+        )
     old = {s.key_hash for s in before.systems.values()} if before else set()
     new = {s.key_hash for s in after.systems.values()}
     return sets, [KEY.format(key_hash=h) for h in sorted(old - new)]
@@ -49,6 +63,7 @@ def system_view(partner: Partner, system: Any) -> dict[str, Any]:
         "name": system.name,
         "active": partner.status == PartnerStatus.ACTIVE and system.status == SystemStatus.ACTIVE,
         "unknown_events": str(system.unknown_events),
+        "allowed_origins": list(system.allowed_origins),
         "structures": {
             name: {"json_schema": s.json_schema, "required": s.required, "version": s.version}
             for name, s in system.structures.items()
@@ -86,6 +101,7 @@ PROJECTION = Projection(
     topics=(topics.PARTNER_EVENTS,),
     store=Store.REDIS,
     handle=handle,
-    keys=tuple(k.split("{")[0] + "*" for k in (PARTNER, KEY, SYSTEM)),
-    description="partner states, API key -> system and system -> structures lookups",
+    keys=tuple(k.split("{")[0] + "*" for k in (PARTNER, KEY, SYSTEM, READ_TOKEN)),
+    description="partner states, API key -> system, read token -> partner and "
+    "system -> structures lookups",
 )

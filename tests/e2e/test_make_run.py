@@ -98,11 +98,16 @@ def test_make_run_sequence_from_a_cold_start(cold_env: dict[str, str], tmp_path:
     api = f"http://127.0.0.1:{cold_env['STREAMFOLD_API_PORT']}"
     stats = httpx.get(
         f"{api}/v1/analytics/stats",
-        headers={"Authorization": f"Bearer {partner['api_key']}"},
+        headers={"Authorization": f"Bearer {partner['read_token']}"},
         timeout=30,
     )
     assert stats.status_code == 200, stats.text
     assert stats.json()["totals"]["events"] > 0
+    assert partner["read_token"] in weblogs.stdout  # make run prints it
+    write_key_reads = httpx.get(
+        f"{api}/v1/analytics/stats", headers={"X-API-Key": partner["api_key"]}, timeout=30
+    )
+    assert write_key_reads.status_code == 403, write_key_reads.text
 
     status = json.loads(cli(cold_env, "status", "--json").stdout)
     pids = [s["pid"] for s in status["services"] if s["running"]]

@@ -81,7 +81,7 @@ def test_ingest_validation_store_and_requests_are_counted(
             and delta(events, stage="validation", outcome="rejected", reason="structure") >= 1
             and delta("streamfold_clickhouse_insert_rows_total", table="tracking_events") >= 30
             and delta(
-                "streamfold_http_requests_total", route="/v1/batch", method="POST", status="202"
+                "streamfold_http_requests_total", route="/v1/batch", method="POST", status="200"
             )
             == 1
             and delta(

@@ -31,7 +31,8 @@ pytestmark = pytest.mark.e2e
 
 README = REPO / "README.md"
 SECTIONS = (
-    "Users", "Partner tracking", "Social timelines", "Identity", "Runbook: rebuild",
+    "Users", "Partner tracking", "Track a website", "Social timelines", "Identity",
+    "Runbook: rebuild",
     "A new projection",
 )  # fmt: skip
 PEOPLE = 12  # rows of deploy/data/us-500.csv; the first is a gmail address
@@ -116,9 +117,8 @@ def made_run(
         what="the people in the users read model",
     )
 
-    partner_id, system_id, api_key = demo_partner.setup_partner(
-        settings.api_url, token, home / "weblogs-partner.json"
-    )
+    demo = demo_partner.setup_partner(settings.api_url, token, home / "weblogs-partner.json")
+    partner_id, system_id, api_key = demo["partner_id"], demo["system_id"], demo["api_key"]
     events = [
         *islice(weblogs.parse_nasa(REPO / "deploy/data/nasa_19950801.tsv"), PAGE_VIEWS),
         *islice(weblogs.parse_apache(REPO / "deploy/data/apache_logs.log"), PAGE_VIEWS),

@@ -164,7 +164,7 @@ def test_the_segment_sdk_lands_every_call_once(
     assert errors == []
     # the first batch was stored, its answer lost, and the SDK sent it again
     attempts = [(s["status"], s["retry"]) for s in proxy.seen]
-    assert attempts[:2] == [(202, None), (202, "1")] and {s for s, _ in attempts} == {202}
+    assert attempts[:2] == [(200, None), (200, "1")] and {s for s, _ in attempts} == {200}
     assert {s["encoding"] for s in proxy.seen} == {"gzip"}
 
     def all_stored() -> list[dict[str, Any]] | None:

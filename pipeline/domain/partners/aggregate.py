@@ -15,25 +15,31 @@ from typing import Any
 
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
-from pipeline.domain.partners import rules
+from pipeline.domain.partners import origins, rules
 from pipeline.domain.partners.commands import (
     AddSystem,
     CreatePartner,
     DeactivatePartner,
     DeactivateSystem,
     DefineEventStructure,
+    IssueReadToken,
     ReactivateSystem,
     RemoveEventStructure,
+    RevokeReadToken,
     RotateApiKey,
+    SetAllowedOrigins,
     SetUnknownEventPolicy,
 )
 from pipeline.domain.partners.events import (
+    AllowedOriginsSet,
     ApiKeyRotated,
     EventStructureDefined,
     EventStructureRemoved,
     PartnerCreated,
     PartnerDeactivated,
     PartnerEvent,
+    ReadTokenIssued,
+    ReadTokenRevoked,
     SystemAdded,
     SystemDeactivated,
     SystemReactivated,
@@ -44,6 +50,7 @@ from pipeline.domain.partners.state import (
     Partner,
     PartnerStatus,
     PartnerSystem,
+    ReadToken,
     SystemStatus,
     UnknownEventPolicy,
     state_from_dict,
@@ -58,6 +65,7 @@ __all__ = [
     "Partner",
     "PartnerStatus",
     "PartnerSystem",
+    "ReadToken",
     "SystemStatus",
     "UnknownEventPolicy",
     "decide",
@@ -270,13 +278,63 @@ def _(command: RemoveEventStructure, state: Partner) -> list[PartnerEvent]:
 
 
 @_decide.register
+def _(command: SetAllowedOrigins, state: Partner) -> list[PartnerEvent]:
+    system = _system(state, command.system_id)
+    allowed = origins.origins(command.origins)
+    if allowed == system.allowed_origins:
+        return []
+    return [AllowedOriginsSet(system_id=system.system_id, origins=allowed)]
+
+
+@_decide.register
+def _(command: IssueReadToken, state: Partner) -> list[PartnerEvent]:
+    event = ReadTokenIssued(
+        token_id=canonical_uuid("token_id", command.token_id),
+        name=rules.text("name", command.name, rules.TOKEN_NAME_MAX_LENGTH),
+        token_hash=rules.key_hash(command.token_hash, "token_hash"),
+        token_prefix=rules.key_prefix(command.token_prefix, "token_prefix"),
+    )
+    if event.token_id in state.read_tokens:
+        message = f"read token {event.token_id} already exists"
+        raise _refuse(RejectionReason.ALREADY_EXISTS, message, "token_id")
+    hashes = {t.token_hash for t in state.read_tokens.values()}
+    hashes |= {s.key_hash for s in state.systems.values()}
+    if event.token_hash in hashes:
+        raise _refuse(RejectionReason.ALREADY_EXISTS, "token_hash is already in use", "token_hash")
+    active = sum(t.active for t in state.read_tokens.values())
+    if active >= rules.MAX_READ_TOKENS:
+        message = (
+            f"the partner already has {rules.MAX_READ_TOKENS} active read tokens, the limit; "
+            "revoke one first"
+        )
+        raise _refuse(RejectionReason.INVALID_STATE, message, "token_id")
+    return [event]
+
+
+@_decide.register
+def _(command: RevokeReadToken, state: Partner) -> list[PartnerEvent]:
+    token_id = rules.require_str("token_id", command.token_id)
+    token = state.read_tokens.get(token_id)
+    if token is None:
+        raise _refuse(RejectionReason.NOT_FOUND, f"read token {token_id} not found", "token_id")
+    if not token.active:
+        raise _refuse(RejectionReason.INVALID_STATE, f"read token {token_id} is already revoked")
+    return [ReadTokenRevoked(token_id=token.token_id, token_hash=token.token_hash)]
+
+
+@_decide.register
 def _(command: DeactivatePartner, state: Partner) -> list[PartnerEvent]:
-    # Each active system is deactivated explicitly so key read models only need
-    # SystemDeactivated to revoke keys.
+    # Each active system and read token is ended explicitly, so key read models only need
+    # SystemDeactivated and ReadTokenRevoked to refuse them.
     events: list[PartnerEvent] = [
         SystemDeactivated(system_id=s.system_id, key_hash=s.key_hash)
         for s in state.systems.values()
         if s.status is SystemStatus.ACTIVE
+    ]
+    events += [
+        ReadTokenRevoked(token_id=t.token_id, token_hash=t.token_hash)
+        for t in state.read_tokens.values()
+        if t.active
     ]
     events.append(PartnerDeactivated())
     return events
@@ -398,6 +456,40 @@ def _(event: EventStructureRemoved, state: Partner | None, at: datetime) -> Part
         raise InvalidTransition(f"EventStructureRemoved for unknown event {event.event_name!r}")
     structures = {k: v for k, v in system.structures.items() if k != event.event_name}
     return _with_system(partner, replace(system, structures=structures), at)
+
+
+@_evolve.register
+def _(event: AllowedOriginsSet, state: Partner | None, at: datetime) -> Partner:
+    partner, system = _known_system(state, event)
+    return _with_system(partner, replace(system, allowed_origins=tuple(event.origins)), at)
+
+
+@_evolve.register
+def _(event: ReadTokenIssued, state: Partner | None, at: datetime) -> Partner:
+    partner = _existing(state, event)
+    if event.token_id in partner.read_tokens:
+        raise InvalidTransition(f"ReadTokenIssued for existing token {event.token_id}")
+    token = ReadToken(
+        token_id=event.token_id,
+        name=event.name,
+        token_hash=event.token_hash,
+        token_prefix=event.token_prefix,
+        active=True,
+        issued_at=at,
+    )
+    tokens = {**partner.read_tokens, token.token_id: token}
+    return replace(partner, read_tokens=tokens, updated_at=at)
+
+
+@_evolve.register
+def _(event: ReadTokenRevoked, state: Partner | None, at: datetime) -> Partner:
+    partner = _existing(state, event)
+    token = partner.read_tokens.get(event.token_id)
+    if token is None:
+        raise InvalidTransition(f"ReadTokenRevoked for unknown token {event.token_id}")
+    revoked = replace(token, active=False, revoked_at=at)
+    tokens = {**partner.read_tokens, token.token_id: revoked}
+    return replace(partner, read_tokens=tokens, updated_at=at)
 
 
 @_evolve.register

@@ -26,10 +26,13 @@ __all__ = [
     "DeactivatePartner",
     "DeactivateSystem",
     "DefineEventStructure",
+    "IssueReadToken",
     "PartnerCommand",
     "ReactivateSystem",
     "RemoveEventStructure",
+    "RevokeReadToken",
     "RotateApiKey",
+    "SetAllowedOrigins",
     "SetUnknownEventPolicy",
 ]
 
@@ -133,6 +136,44 @@ class RemoveEventStructure(Command):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SetAllowedOrigins(Command):
+    """Set the web origins whose pages may send a system's events (CORS, checked at the
+    edge against the request's ``Origin``). ``origins``: at most 50 of
+    ``scheme://host[:port]`` (http or https; ``https://*.example.com`` covers the
+    subdomains of example.com); an empty list allows every origin, the default, since a
+    write key is public by design. A request without ``Origin`` (a server) is not checked.
+    """
+
+    type: Literal["SetAllowedOrigins"] = "SetAllowedOrigins"
+    system_id: str
+    origins: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IssueReadToken(Command):
+    """Issue a read token: a secret that reads the partner's analytics and nothing else
+    (write keys only write). token_id: canonical UUID chosen by the caller. name: 1-100
+    chars. token_hash: SHA-256 hex of the token (the plain token never enters a command or
+    event). token_prefix: 8-16 printable ASCII chars shown to identify it (``rt_live_AbCd``).
+    At most ``MAX_READ_TOKENS`` active tokens per partner.
+    """
+
+    type: Literal["IssueReadToken"] = "IssueReadToken"
+    token_id: str
+    name: str
+    token_hash: str
+    token_prefix: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RevokeReadToken(Command):
+    """Revoke an active read token: it is refused from the next request on."""
+
+    type: Literal["RevokeReadToken"] = "RevokeReadToken"
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeactivatePartner(Command):
     """Deactivate the partner (terminal): every active system is deactivated with it."""
 
@@ -148,6 +189,9 @@ PartnerCommand = Annotated[
     | SetUnknownEventPolicy
     | DefineEventStructure
     | RemoveEventStructure
+    | SetAllowedOrigins
+    | IssueReadToken
+    | RevokeReadToken
     | DeactivatePartner,
     Field(discriminator="type"),
 ]
@@ -163,6 +207,9 @@ COMMAND_TYPES: dict[str, type[Command]] = {
         SetUnknownEventPolicy,
         DefineEventStructure,
         RemoveEventStructure,
+        SetAllowedOrigins,
+        IssueReadToken,
+        RevokeReadToken,
         DeactivatePartner,
     )
 }

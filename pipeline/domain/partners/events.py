@@ -15,12 +15,15 @@ from pipeline.domain import event_data
 
 __all__ = [
     "EVENT_TYPES",
+    "AllowedOriginsSet",
     "ApiKeyRotated",
     "EventStructureDefined",
     "EventStructureRemoved",
     "PartnerCreated",
     "PartnerDeactivated",
     "PartnerEvent",
+    "ReadTokenIssued",
+    "ReadTokenRevoked",
     "SystemAdded",
     "SystemDeactivated",
     "SystemReactivated",
@@ -138,6 +141,44 @@ class EventStructureRemoved:
 
 
 @dataclass(frozen=True, slots=True)
+class AllowedOriginsSet:
+    """The web origins allowed to send a system's events became ``origins``: normalised
+    ``scheme://host[:port]`` texts (lowercase, default port dropped, ``*.`` for
+    subdomains), without duplicates; empty = every origin."""
+
+    event_type: ClassVar[str] = "AllowedOriginsSet"
+    schema_version: ClassVar[int] = 1
+
+    system_id: str
+    origins: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTokenIssued:
+    """A read token for the partner's analytics was issued (``token_hash``: SHA-256, 64
+    lowercase hex; the plain token is never recorded)."""
+
+    event_type: ClassVar[str] = "ReadTokenIssued"
+    schema_version: ClassVar[int] = 1
+
+    token_id: str
+    name: str
+    token_hash: str
+    token_prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadTokenRevoked:
+    """A read token was revoked; ``token_hash`` is the token that stops working."""
+
+    event_type: ClassVar[str] = "ReadTokenRevoked"
+    schema_version: ClassVar[int] = 1
+
+    token_id: str
+    token_hash: str
+
+
+@dataclass(frozen=True, slots=True)
 class PartnerDeactivated:
     """The partner was deactivated (terminal). Its systems' ``SystemDeactivated`` events
     precede this one in the same command.
@@ -156,6 +197,9 @@ PartnerEvent = (
     | UnknownEventPolicySet
     | EventStructureDefined
     | EventStructureRemoved
+    | AllowedOriginsSet
+    | ReadTokenIssued
+    | ReadTokenRevoked
     | PartnerDeactivated
 )
 
@@ -170,6 +214,9 @@ EVENT_TYPES: dict[str, type[PartnerEvent]] = {
         UnknownEventPolicySet,
         EventStructureDefined,
         EventStructureRemoved,
+        AllowedOriginsSet,
+        ReadTokenIssued,
+        ReadTokenRevoked,
         PartnerDeactivated,
     )
 }

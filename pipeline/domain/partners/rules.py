@@ -22,9 +22,11 @@ __all__ = [
     "DESCRIPTION_MAX_LENGTH",
     "EVENT_NAME_MAX_LENGTH",
     "JSON_SCHEMA_MAX_BYTES",
+    "MAX_READ_TOKENS",
     "MAX_SYSTEMS_LIMIT",
     "PARTNER_NAME_MAX_LENGTH",
     "SYSTEM_NAME_MAX_LENGTH",
+    "TOKEN_NAME_MAX_LENGTH",
     "boolean",
     "event_name",
     "json_schema",
@@ -42,6 +44,10 @@ SYSTEM_NAME_MAX_LENGTH = 100
 # Not in the seed spec: a bound so one description cannot bloat every snapshot and event.
 DESCRIPTION_MAX_LENGTH = 1000
 MAX_SYSTEMS_LIMIT = 100
+TOKEN_NAME_MAX_LENGTH = 100
+# Active read tokens per partner: enough for one per dashboard, tool and teammate; a bound
+# so a leaked admin script cannot grow the partner's state without end.
+MAX_READ_TOKENS = 20
 EVENT_NAME_MAX_LENGTH = 100
 JSON_SCHEMA_MAX_BYTES = 64 * 1024
 
@@ -97,19 +103,20 @@ def boolean(field: str, raw: Any) -> bool:
     return raw
 
 
-def key_hash(raw: Any) -> str:
-    """SHA-256 of an API key as 64 lowercase hex chars (``hashlib.sha256(k).hexdigest()``);
-    not lowercased here, because key lookups compare hashes byte for byte.
+def key_hash(raw: Any, field: str = "key_hash") -> str:
+    """SHA-256 of an API key or read token as 64 lowercase hex chars
+    (``hashlib.sha256(k).hexdigest()``); not lowercased here, because lookups compare
+    hashes byte for byte.
     """
     if not isinstance(raw, str) or not _KEY_HASH_RE.fullmatch(raw):
-        raise InvalidValue("key_hash", "must be a SHA-256 hex digest (64 lowercase hex chars)")
+        raise InvalidValue(field, "must be a SHA-256 hex digest (64 lowercase hex chars)")
     return raw
 
 
-def key_prefix(raw: Any) -> str:
+def key_prefix(raw: Any, field: str = "key_prefix") -> str:
     """8-16 printable ASCII characters without spaces, e.g. ``"sk_live_AbCd"``."""
     if not isinstance(raw, str) or not _KEY_PREFIX_RE.fullmatch(raw):
-        raise InvalidValue("key_prefix", "must be 8-16 printable ASCII characters, no spaces")
+        raise InvalidValue(field, "must be 8-16 printable ASCII characters, no spaces")
     return raw
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "Partner",
     "PartnerStatus",
     "PartnerSystem",
+    "ReadToken",
     "SystemStatus",
     "UnknownEventPolicy",
     "state_from_dict",
@@ -75,6 +76,25 @@ class PartnerSystem:
     unknown_events: UnknownEventPolicy
     structures: Mapping[str, EventStructure] = field(default_factory=dict)
     structure_versions: Mapping[str, int] = field(default_factory=dict)
+    allowed_origins: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadToken:
+    """A secret that reads the partner's analytics (never writes events).
+
+    token_hash: SHA-256 hex of the token; token_prefix: its display prefix. active: False
+    once revoked (kept, so a listing shows what was revoked and when). issued_at /
+    revoked_at: tz-aware UTC, revoked_at None while active.
+    """
+
+    token_id: str
+    name: str
+    token_hash: str
+    token_prefix: str
+    active: bool
+    issued_at: datetime
+    revoked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +114,7 @@ class Partner:
     systems: Mapping[str, PartnerSystem]
     created_at: datetime
     updated_at: datetime
+    read_tokens: Mapping[str, ReadToken] = field(default_factory=dict)
 
 
 def _system_to_dict(system: PartnerSystem) -> dict[str, Any]:
@@ -110,6 +131,7 @@ def _system_to_dict(system: PartnerSystem) -> dict[str, Any]:
             for name, s in system.structures.items()
         },
         "structure_versions": dict(system.structure_versions),
+        "allowed_origins": list(system.allowed_origins),
     }
 
 
@@ -129,13 +151,41 @@ def _system_from_dict(d: dict[str, Any]) -> PartnerSystem:
             for name, s in d["structures"].items()
         },
         structure_versions={name: int(v) for name, v in d["structure_versions"].items()},
+        # states stored before origins and read tokens existed lack the keys
+        allowed_origins=tuple(d.get("allowed_origins", ())),
+    )
+
+
+def _token_to_dict(token: ReadToken) -> dict[str, Any]:
+    return {
+        "token_id": token.token_id,
+        "name": token.name,
+        "token_hash": token.token_hash,
+        "token_prefix": token.token_prefix,
+        "active": token.active,
+        "issued_at": token.issued_at.isoformat(),
+        "revoked_at": None if token.revoked_at is None else token.revoked_at.isoformat(),
+    }
+
+
+def _token_from_dict(d: dict[str, Any]) -> ReadToken:
+    revoked = d.get("revoked_at")
+    return ReadToken(
+        token_id=d["token_id"],
+        name=d["name"],
+        token_hash=d["token_hash"],
+        token_prefix=d["token_prefix"],
+        active=bool(d["active"]),
+        issued_at=datetime.fromisoformat(d["issued_at"]),
+        revoked_at=None if revoked is None else datetime.fromisoformat(revoked),
     )
 
 
 def state_to_dict(partner: Partner) -> dict[str, Any]:
     """JSON-safe dict of ``partner``: datetimes as ISO-8601 strings, enums as their values,
     ``systems`` as a list in insertion order, ``structures`` as ``{event_name: {json_schema,
-    required, version}}``.
+    required, version}}``, ``read_tokens`` as a list in issue order (hashes included: the
+    API strips them before showing a state).
     """
     return {
         "partner_id": partner.partner_id,
@@ -147,6 +197,7 @@ def state_to_dict(partner: Partner) -> dict[str, Any]:
         "systems": [_system_to_dict(s) for s in partner.systems.values()],
         "created_at": partner.created_at.isoformat(),
         "updated_at": partner.updated_at.isoformat(),
+        "read_tokens": [_token_to_dict(t) for t in partner.read_tokens.values()],
     }
 
 
@@ -163,4 +214,5 @@ def state_from_dict(d: dict[str, Any]) -> Partner:
         systems={s.system_id: s for s in systems},
         created_at=datetime.fromisoformat(d["created_at"]),
         updated_at=datetime.fromisoformat(d["updated_at"]),
+        read_tokens={t.token_id: t for t in map(_token_from_dict, d.get("read_tokens", ()))},
     )

@@ -18,7 +18,7 @@ EVENTS = [{"event": "page_view", "anonymous_id": f"a{i}", "properties": {}} for 
 def accepted(request: httpx.Request) -> httpx.Response:
     batch = json.loads(request.content)["batch"]
     results = [{"index": i, "status": "accepted"} for i in range(len(batch))]
-    return httpx.Response(202, json={"results": results})
+    return httpx.Response(200, json={"success": True, "results": results})
 
 
 def answers(

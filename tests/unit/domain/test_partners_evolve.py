@@ -35,17 +35,23 @@ from pipeline.domain.partners.commands import (
     DeactivatePartner,
     DeactivateSystem,
     DefineEventStructure,
+    IssueReadToken,
     ReactivateSystem,
     RemoveEventStructure,
+    RevokeReadToken,
     RotateApiKey,
+    SetAllowedOrigins,
     SetUnknownEventPolicy,
 )
 from pipeline.domain.partners.events import (
+    AllowedOriginsSet,
     ApiKeyRotated,
     EventStructureDefined,
     EventStructureRemoved,
     PartnerCreated,
     PartnerDeactivated,
+    ReadTokenIssued,
+    ReadTokenRevoked,
     SystemAdded,
     SystemDeactivated,
     SystemReactivated,
@@ -57,6 +63,8 @@ PARTNER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
 SYSTEM_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
 KEY1 = hashlib.sha256(b"one").hexdigest()
 KEY2 = hashlib.sha256(b"two").hexdigest()
+TOKEN = hashlib.sha256(b"token").hexdigest()
+TOKEN_ID = "2d3e4f5a-6b7c-4d8e-9f0a-1b2c3d4e5f60"
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
 SCHEMA = '{"type": "object"}'
@@ -92,6 +100,11 @@ ONE_OF_EACH: list[Any] = [
     SystemDeactivated(system_id=SYSTEM_ID, key_hash=KEY2),
     SystemReactivated(system_id=SYSTEM_ID, key_hash=KEY2),
     SystemDeactivated(system_id=SYSTEM_ID, key_hash=KEY2),
+    AllowedOriginsSet(system_id=SYSTEM_ID, origins=("https://shop.example.com",)),
+    ReadTokenIssued(
+        token_id=TOKEN_ID, name="dashboard", token_hash=TOKEN, token_prefix="rt_live_Abcd"
+    ),
+    ReadTokenRevoked(token_id=TOKEN_ID, token_hash=TOKEN),
     PartnerDeactivated(),
 ]
 
@@ -178,7 +191,12 @@ class TestEvolve:
 class TestEventData:
     def test_every_event_type_registered(self) -> None:
         assert set(EVENT_TYPES) == {type(e).__name__ for e in ONE_OF_EACH}
-        assert all(cls.schema_version == 2 for cls in EVENT_TYPES.values())
+        # v2 added the envelope's actor; events first published after that start at v1
+        born_with_actor = {"AllowedOriginsSet", "ReadTokenIssued", "ReadTokenRevoked"}
+        assert all(
+            cls.schema_version == (1 if name in born_with_actor else 2)
+            for name, cls in EVENT_TYPES.items()
+        )
 
     @pytest.mark.parametrize("event", ONE_OF_EACH, ids=lambda e: type(e).__name__)
     def test_round_trip(self, event: Any) -> None:
@@ -226,6 +244,11 @@ EXAMPLES: list[Command] = [
     RemoveEventStructure(**base("c5", system_id=SYSTEM_ID, event_name="Signup")),
     DeactivateSystem(**base("c6", system_id=SYSTEM_ID)),
     ReactivateSystem(**base("c7", system_id=SYSTEM_ID)),
+    SetAllowedOrigins(**base("c9", system_id=SYSTEM_ID, origins=["https://Shop.example.com/"])),
+    IssueReadToken(
+        **base("c10", token_id=TOKEN_ID, name="dash", token_hash=TOKEN, token_prefix="rt_live_Ab")
+    ),
+    RevokeReadToken(**base("c11", token_id=TOKEN_ID)),
     DeactivatePartner(**base("c8", correlation_id="corr", actor="admin")),
 ]
 
@@ -242,9 +265,9 @@ class TestHandle:
             assert outcome.result.status == "accepted", outcome.result
             snapshot = outcome.snapshot
             envelopes.extend(outcome.envelopes)
-        assert snapshot.version == len(envelopes) == 10
+        assert snapshot.version == len(envelopes) == 13
         assert {e.aggregate_type for e in envelopes} == {"partner"}
-        assert [e.aggregate_version for e in envelopes] == list(range(1, 11))
+        assert [e.aggregate_version for e in envelopes] == list(range(1, 14))
         state = None
         for env in envelopes:
             state = evolve(state, from_data(env.event_type, env.data), env.occurred_at)

@@ -56,7 +56,10 @@ EVENT_TYPES: dict[str, Any] = {
     **USER_EVENT_TYPES, **PARTNER_EVENT_TYPES, **chirps.EVENT_TYPES, **follows.EVENT_TYPES,
     **IDENTITY_EVENT_TYPES,
 }  # fmt: skip
-BORN_WITH_ACTOR = frozenset([*chirps.EVENT_TYPES, *follows.EVENT_TYPES, *IDENTITY_EVENT_TYPES])
+BORN_WITH_ACTOR = frozenset(
+    [*chirps.EVENT_TYPES, *follows.EVENT_TYPES, *IDENTITY_EVENT_TYPES,
+     "AllowedOriginsSet", "ReadTokenIssued", "ReadTokenRevoked"]
+)  # fmt: skip
 """Event types whose first schema already had the actor (no v1 -> v2 upcast)."""
 AGGREGATE_TYPES = {
     **dict.fromkeys(USER_EVENT_TYPES, "user"),
@@ -152,6 +155,14 @@ DATA: dict[str, dict[str, Any]] = {
         "structure_version": 2,
     },
     "EventStructureRemoved": {"system_id": SYSTEM_ID, "event_name": "Order Completed"},
+    "AllowedOriginsSet": {"system_id": SYSTEM_ID, "origins": ["https://*.example.com"]},
+    "ReadTokenIssued": {
+        "token_id": SYSTEM_ID,
+        "name": "Grafana",
+        "token_hash": KEY2,
+        "token_prefix": "rt_live_EfGh",
+    },
+    "ReadTokenRevoked": {"token_id": SYSTEM_ID, "token_hash": KEY2},
     "PartnerDeactivated": {},
     "ChirpPosted": {"chirp_id": SYSTEM_ID, "author_id": USER_ID, "text": "héllo 🐦"},
     "ChirpDeleted": {"chirp_id": SYSTEM_ID, "author_id": USER_ID},
@@ -323,6 +334,11 @@ def test_handled_partner_commands_round_trip_through_avro() -> None:
             **base("p4"), system_id=SYSTEM_ID, event_name="A", json_schema="{}", required=True
         ),
         pc.RemoveEventStructure(**base("p5"), system_id=SYSTEM_ID, event_name="A"),
+        pc.SetAllowedOrigins(**base("p9"), system_id=SYSTEM_ID, origins=["http://localhost:3000"]),
+        pc.IssueReadToken(
+            **base("p10"), token_id=SYSTEM_ID, name="t", token_hash=KEY, token_prefix="rt_live_Ab"
+        ),
+        pc.RevokeReadToken(**base("p11"), token_id=SYSTEM_ID),
         pc.DeactivateSystem(**base("p6"), system_id=SYSTEM_ID),
         pc.ReactivateSystem(**base("p7"), system_id=SYSTEM_ID),
         pc.DeactivatePartner(**base("p8")),
