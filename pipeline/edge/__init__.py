@@ -1,0 +1,1 @@
+"""The ingestion edge: what partner SDKs' requests become before the event store."""
