@@ -16,7 +16,7 @@ from typing import Any
 
 from pipeline.aggregates import Aggregate, aggregate_of
 from pipeline.codecs import Reservation, command_dict, encode_command, encode_reservation
-from pipeline.domain.uuids import uuid5_text
+from schemas.uuids import uuid5_text
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c5a2e-3b7d-5e2f-9a41-2d7c1e0b9f55")
 _AGGREGATE_NAMESPACE = uuid.UUID("0b8e4f61-92c3-5d1a-8f27-5c4b3a6e1d09")

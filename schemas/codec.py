@@ -18,8 +18,8 @@ from typing import Any
 
 import fastavro
 
-from pipeline.domain.envelope import Envelope
 from schemas.compiled import Encoder, compile_encoder
+from schemas.envelope import Envelope
 from schemas.exceptions import CorruptPayloadError, DecodeError, EncodeError
 from schemas.registry import SchemaRegistry
 from schemas.upcasting import DEFAULT_UPCASTERS, Upcasters

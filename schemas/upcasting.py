@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.domain.envelope import sdk_actor
+from schemas.envelope import sdk_actor
 from schemas.exceptions import SchemaError
 
 __all__ = ["DEFAULT_UPCASTERS", "UNKNOWN_ACTOR", "Upcaster", "Upcasters"]

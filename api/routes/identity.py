@@ -47,11 +47,11 @@ from api.replies import (
     until_applied,
 )
 from api.security import Principal
-from pipeline.domain.envelope import event_id_for
 from pipeline.domain.identity import instructors, prospects, students
 from pipeline.domain.identity.reactions import reaction_id
 from pipeline.projections import identity, users
 from pipeline.projections.identity import INSTRUCTORS, PROSPECTS, STUDENTS, Model
+from schemas.envelope import event_id_for
 
 router = APIRouter(tags=["identity"])
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pipeline.domain.envelope import SYSTEM_ACTOR, Envelope, event_id_for
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.results import Rejection, RejectionReason
+from schemas.envelope import SYSTEM_ACTOR, Envelope, event_id_for
 
 __all__ = [
     "AggregateSpec",

@@ -27,9 +27,9 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.domain import jsontext
-from pipeline.domain.envelope import Envelope, sdk_actor
 from pipeline.domain.errors import InvalidValue
-from pipeline.domain.uuids import uuid5_text
+from schemas.envelope import Envelope, sdk_actor
+from schemas.uuids import uuid5_text
 
 __all__ = [
     "EARLIEST_CLIENT_TIME",

@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pipeline import topics
-from pipeline.domain.envelope import Envelope
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 from pipeline.projections.users import data_json
+from schemas.envelope import Envelope
 
 if TYPE_CHECKING:
     from connectors.store import QueryStore

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pipeline.domain.envelope import Envelope
 from pipeline.domain.errors import DomainError
+from schemas.envelope import Envelope
 
 Folded = dict[str, tuple[Any, int]]
 """aggregate id -> (state, aggregate version)."""

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 import phonenumbers
 
 from pipeline import topics
-from pipeline.domain.envelope import Envelope
 from pipeline.domain.identity import instructors, prospects, students
 from pipeline.projections import folding
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
+from schemas.envelope import Envelope
 
 if TYPE_CHECKING:
     from connectors.store import QueryStore

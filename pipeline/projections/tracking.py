@@ -44,13 +44,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from connectors.clickhouse import ClickHouse
-from pipeline.domain.envelope import Envelope
 from pipeline.domain.tracking import (
     EARLIEST_CLIENT_TIME,
     EARLIEST_TIMESTAMP,
     LATEST_CLIENT_TIME,
     MAX_FUTURE_SKEW,
 )
+from schemas.envelope import Envelope
 
 if TYPE_CHECKING:
     from connectors.store import QueryStore

@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline import topics
-from pipeline.domain.envelope import Envelope
 from pipeline.domain.users.aggregate import User, UserStatus, evolve
 from pipeline.domain.users.events import from_data
 from pipeline.projections import folding
 from pipeline.projections.folding import FoldResult
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
+from schemas.envelope import Envelope
 
 if TYPE_CHECKING:
     from connectors.store import QueryStore

@@ -28,12 +28,12 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from redis.asyncio import Redis
 
 from pipeline.aggregates import CHIRPS, FOLLOWS
-from pipeline.domain.envelope import Envelope
 from pipeline.domain.handling import Snapshot, handle
 from pipeline.domain.social import chirps, follows
 from pipeline.domain.social.policy import TimelinePolicy
 from pipeline.projections import timelines
 from pipeline.projections.projection import Context, Decoded
+from schemas.envelope import Envelope
 from tests.support import Endpoints
 
 USERS = [str(uuid.UUID(int=i + 1)) for i in range(4)]

@@ -41,8 +41,8 @@ from pipeline.domain.identity.profile import (
     union,
 )
 from pipeline.domain.results import Rejection, RejectionReason
-from pipeline.domain.uuids import uuid5_text
 from pipeline.domain.values import canonical_uuid, parse_name
+from schemas.uuids import uuid5_text
 
 AGGREGATE_TYPE = "prospect"
 _PERSON_NAMESPACE = uuid.UUID("9a4e1c37-6b2d-5f80-b3c1-7e5d2a9f0c64")

@@ -13,9 +13,9 @@ import uuid
 from typing import Any
 
 from pipeline.domain.command import Command
-from pipeline.domain.envelope import Envelope
 from pipeline.domain.identity import instructors, prospects, students
-from pipeline.domain.uuids import uuid5_text
+from schemas.envelope import Envelope
+from schemas.uuids import uuid5_text
 
 _REACTION_NAMESPACE = uuid.UUID("c2b7d9e4-1f3a-5c68-8e0b-4a9d6f2e1b73")
 

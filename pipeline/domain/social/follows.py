@@ -20,8 +20,8 @@ from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.results import Rejection, RejectionReason
-from pipeline.domain.uuids import uuid5_text
 from pipeline.domain.values import canonical_uuid
+from schemas.uuids import uuid5_text
 
 AGGREGATE_TYPE = "follow"
 _PAIR_NAMESPACE = uuid.UUID("3d0f6a8e-5b1c-5f4e-a2d7-9c8b7e6f5a41")

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from pipeline.domain.envelope import EVENT_NAMESPACE, Envelope, event_id_for
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.handling import (
     CommandResult,
@@ -26,6 +25,7 @@ from pipeline.domain.users.commands import (
     UpdateAccount,
     UpdateUser,
 )
+from schemas.envelope import EVENT_NAMESPACE, Envelope, event_id_for
 
 USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"

@@ -18,7 +18,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.domain.command import Command
-from pipeline.domain.envelope import Envelope
 from pipeline.domain.errors import InvalidTransition, UnknownEventType
 from pipeline.domain.handling import (
     AggregateSpec,
@@ -76,6 +75,7 @@ from pipeline.domain.identity.students import (
     course_code,
 )
 from pipeline.domain.results import Rejection, RejectionReason
+from schemas.envelope import Envelope
 
 AT = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
 LATER = AT + timedelta(hours=1)

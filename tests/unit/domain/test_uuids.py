@@ -8,9 +8,9 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.domain.envelope import EVENT_NAMESPACE
 from pipeline.domain.tracking import MESSAGE_NAMESPACE, TRACKING_EVENT_NAMESPACE
-from pipeline.domain.uuids import uuid5_text
+from schemas.envelope import EVENT_NAMESPACE
+from schemas.uuids import uuid5_text
 
 
 @given(

@@ -11,7 +11,6 @@ import pytest
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 
 from pipeline.domain import tracking
-from pipeline.domain.envelope import Envelope, event_id_for
 from pipeline.domain.handling import Snapshot, handle
 from pipeline.domain.identity import instructors, prospects, students
 from pipeline.domain.identity.profile import Profile
@@ -31,6 +30,7 @@ from pipeline.domain.users.commands import (
 )
 from pipeline.domain.users.events import EVENT_TYPES as USER_EVENT_TYPES
 from schemas.codec import HEADER_LENGTH, AvroCodec, fingerprint_of
+from schemas.envelope import Envelope, event_id_for
 from schemas.exceptions import (
     CorruptPayloadError,
     DecodeError,

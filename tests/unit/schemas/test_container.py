@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import fastavro
 
-from pipeline.domain.envelope import Envelope
 from schemas.codec import AvroCodec
 from schemas.container import POSITION_FIELDS, PositionedContainer
+from schemas.envelope import Envelope
 from schemas.registry import SchemaRegistry
 
 REGISTRY = SchemaRegistry.load()

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.domain.envelope import Envelope
 from schemas.codec import AvroCodec
+from schemas.envelope import Envelope
 from schemas.exceptions import DecodeError, SchemaError
 from schemas.registry import ENVELOPE_FIELDS, SchemaRegistry
 from schemas.upcasting import DEFAULT_UPCASTERS, UNKNOWN_ACTOR, Upcasters

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pipeline.domain.uuids import uuid5_text
+from schemas.uuids import uuid5_text
 
 __all__ = ["EVENT_NAMESPACE", "SYSTEM_ACTOR", "Envelope", "event_id_for", "sdk_actor"]
 
