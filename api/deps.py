@@ -25,9 +25,9 @@ from connectors.keys import (
     resolve_read_token,
 )
 from pipeline.command_bus import CommandBus
+from pipeline.common.settings import Settings
 from pipeline.domain.partners.origins import origin_allowed
 from pipeline.ingest import Ingest
-from pipeline.settings import Settings
 
 T = TypeVar("T")
 

@@ -27,9 +27,9 @@ from redis.asyncio import Redis
 
 from connectors.clickhouse import ClickHouse
 from connectors.ratelimit import TokenBuckets
+from pipeline.common.settings import Settings
 from pipeline.domain.values import HashedPassword, hash_password
 from pipeline.projections import users
-from pipeline.settings import Settings
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud")

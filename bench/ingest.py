@@ -57,7 +57,7 @@ from bench.loadgen import EventFactory  # noqa: E402
 from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER, admin, base_config  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
-from pipeline import topics  # noqa: E402
+from pipeline.common import topics  # noqa: E402
 from pipeline.domain.tracking import (  # noqa: E402
     TrackedEvent,
     parse_sdk_event,

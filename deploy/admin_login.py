@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from deploy.secrets import write_private
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 console = Console(stderr=True)
 

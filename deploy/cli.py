@@ -33,7 +33,7 @@ from deploy.exceptions import InstallSecretError, LocalStackError
 from deploy.projections_cli import app as projections_app
 from deploy.roles import Role
 from deploy.secrets import claim_keys, with_jwt_secret
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 if TYPE_CHECKING:
     from pipeline.command_bus import CommandBus
@@ -255,7 +255,7 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 def _group_lag(settings: Settings) -> list[dict[str, object]]:
-    """Every consumer group of the install (``pipeline/groups.py``) with its lag: records
+    """Every consumer group of the install (``pipeline/common/groups.py``) with its lag: records
     its committed offsets are behind the topics' ends (None when Kafka does not answer).
     The projection versions come from the catalog when the store answers, else v1."""
     from confluent_kafka import KafkaException
@@ -263,7 +263,7 @@ def _group_lag(settings: Settings) -> list[dict[str, object]]:
     from connectors.kafka import consumer_lag
     from connectors.store import StoreClient
     from deploy.roles.api import open_query_store
-    from pipeline import groups
+    from pipeline.common import groups
     from pipeline.projections import catalog, registry
 
     async def read_catalog() -> list[catalog.Version]:

@@ -18,7 +18,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from deploy.api_calls import ApiCalls
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 MERGES = 3
 STUDENTS = 4

@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress
 
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 _NOT_USERNAME = re.compile(r"[^a-z0-9_]+")
 

@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 
 from deploy.admin_login import admin_token, fail
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,

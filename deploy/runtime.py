@@ -23,8 +23,8 @@ from connectors.kafka import ensure_topics
 from connectors.redis import open_redis
 from deploy.roles import Role
 from pipeline.aggregates import changelog_topics
-from pipeline.settings import Settings
-from pipeline.topics import project_topics
+from pipeline.common.settings import Settings
+from pipeline.common.topics import project_topics
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
 

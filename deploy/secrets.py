@@ -19,8 +19,8 @@ from pydantic import SecretStr
 from connectors.kafka import topic_has_records
 from deploy.exceptions import InstallSecretError
 from pipeline.aggregates import AGGREGATES
+from pipeline.common.settings import Settings
 from pipeline.routing import ClaimKeys
-from pipeline.settings import Settings
 
 CLAIMS_KEY_FILE = "claims-key"
 JWT_SECRET_FILE = "jwt-secret"

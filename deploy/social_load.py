@@ -31,7 +31,7 @@ from rich.table import Table
 
 from deploy.api_calls import ApiCalls
 from deploy.binaries import ensure_debian_binary
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 NETWORK = Path("deploy/data/hersheycareers.json")
 TWEETS = Path("../shared/data/social/tweets_emoji_train.txt")

@@ -30,7 +30,7 @@ import structlog
 from connectors import metrics
 from connectors.store import StoreClient, socket_path
 from deploy.roles import Role
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 log = structlog.get_logger(__name__)
 

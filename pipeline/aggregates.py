@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.domain import partners, users
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.identity import instructors, prospects, reactions, students

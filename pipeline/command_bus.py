@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.kafka import AsyncProducer
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.domain.handling import CommandResult
 from pipeline.result_waiter import ResultWaiter
 from pipeline.routing import ClaimKeys, submission

@@ -9,7 +9,7 @@ from typing import Any
 from connectors.kafka import AsyncProducer
 from connectors.keys import SystemKey
 from connectors.ratelimit import Buckets, Decision, Limit
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.domain import jsontext
 from pipeline.domain.tracking import EventRejection, TrackedEvent, rejection_record
 from pipeline.recording import Recorder

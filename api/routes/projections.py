@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, ServicesDep
 from api.problems import Problem
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.projections import catalog, registry
 from pipeline.projections.control import Action, Request
 from pipeline.projections.overview import overview

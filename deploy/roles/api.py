@@ -25,9 +25,9 @@ from connectors.store import QueryStore, StoreClient, socket_path
 from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.app import recorder
 from pipeline.command_bus import CommandBus
+from pipeline.common.settings import Settings
 from pipeline.ingest import Ingest
 from pipeline.projections import registry
-from pipeline.settings import Settings
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from deploy.secrets import claim_keys
 from pipeline.app import create_app
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)

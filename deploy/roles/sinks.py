@@ -14,8 +14,8 @@ from connectors.clickhouse import ClickHouse
 from connectors.store import QueryPool, StoreServer, socket_path
 from deploy.roles.batches import run_batches
 from pipeline.app import create_projections
+from pipeline.common.settings import Settings
 from pipeline.projections import migrate, registry
-from pipeline.settings import Settings
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)

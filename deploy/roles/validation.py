@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from deploy.roles.batches import run_batches
 from pipeline.app import create_validation
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 from schemas.codec import AvroCodec
 
 

@@ -35,7 +35,6 @@ import structlog
 from faust.types import EventT, TableT, TopicT
 
 from pipeline import faust_fixes
-from pipeline.agents.deadletter import DeadLetters
 from pipeline.aggregates import Aggregate
 from pipeline.codecs import (
     MalformedMessage,
@@ -44,6 +43,7 @@ from pipeline.codecs import (
     encode_reservation,
     encode_result,
 )
+from pipeline.common.deadletter import DeadLetters
 from pipeline.domain.handling import (
     CommandResult,
     Outcome,

@@ -15,7 +15,7 @@ from typing import Any
 
 from faust.types import EventT
 
-from pipeline.agents.deadletter import DeadLetters
+from pipeline.common.deadletter import DeadLetters
 from pipeline.domain.identity.reactions import reactions
 from pipeline.routing import ClaimKeys, submission
 from schemas.codec import AvroCodec

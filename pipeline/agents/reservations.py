@@ -19,7 +19,6 @@ import structlog
 from faust.types import EventT, TableT, TopicT
 
 from pipeline.agents.commands import CommandProcessor
-from pipeline.agents.deadletter import DeadLetters
 from pipeline.codecs import (
     MalformedMessage,
     Reservation,
@@ -28,6 +27,7 @@ from pipeline.codecs import (
     encode_command,
     encode_reservation,
 )
+from pipeline.common.deadletter import DeadLetters
 from pipeline.domain.handling import CommandResult
 from pipeline.domain.results import RejectionReason
 from pipeline.routing import ClaimKeys, submission

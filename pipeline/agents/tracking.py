@@ -29,15 +29,15 @@ from connectors import metrics
 from connectors.batch import PartitionsLost, Record, still_member
 from connectors.clickhouse import ClickHouse, refusal
 from connectors.kafka import AsyncProducer, Deliveries
-from pipeline import topics
-from pipeline.agents.deadletter import provenance
+from pipeline.common import topics
+from pipeline.common.deadletter import provenance
+from pipeline.common.failures import until_stored
 from pipeline.domain import jsontext
 from pipeline.domain.tracking import (
     RECORDED_EVENT_TYPE,
     TrackedEvent,
     time_range_problem,
 )
-from pipeline.failures import until_stored
 from pipeline.projections import tracking as tracking_tables
 from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
 from pipeline.projections.runner import Deps

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.redis import COMMAND_KEY, COMMAND_TTL_S
-from pipeline import topics
 from pipeline.codecs import decode_result
+from pipeline.common import topics
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 from pipeline.projections.users import data_json
 from schemas.envelope import Envelope

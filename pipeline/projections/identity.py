@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.domain.identity import instructors, prospects, students
 from pipeline.projections import folding
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.keys import KEY, PARTNER, READ_TOKEN, SYSTEM
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.domain import partners
 from pipeline.domain.partners import Partner, state_to_dict
 from pipeline.domain.partners.state import PartnerStatus, SystemStatus

@@ -18,7 +18,7 @@ Commit order for one batch (what makes a crash anywhere neither lose nor double 
 5. the consumer commits the group's offsets (a hint only: a version resumes from its
    checkpoint, ``connectors.batch.StartAt``).
 
-Failures follow ``pipeline.failures``: a store outage retries the batch (steps 2-4) with
+Failures follow ``pipeline.common.failures``: a store outage retries the batch (steps 2-4) with
 capped backoff, a record at fault is halved out and dead-lettered.
 """
 
@@ -39,8 +39,8 @@ from redis.asyncio import Redis
 from connectors.batch import BatchConsumer, PartitionsLost, Record
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer, end_offsets, offsets_at
-from pipeline import failures, topics
-from pipeline.agents.deadletter import DeadLetters
+from pipeline.common import failures, topics
+from pipeline.common.deadletter import DeadLetters
 from pipeline.domain.social.policy import TimelinePolicy
 from pipeline.projections import catalog
 from pipeline.projections.catalog import Offsets, State, Version

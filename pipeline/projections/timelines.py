@@ -34,7 +34,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.domain.errors import DomainError
 from pipeline.domain.social import chirps, follows
 from pipeline.domain.social.policy import TimelinePolicy

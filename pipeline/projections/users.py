@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.domain.users.aggregate import User, UserStatus, evolve
 from pipeline.domain.users.events import from_data
 from pipeline.projections import folding

@@ -24,7 +24,7 @@ import pytest
 from api import analytics_sql as q
 from deploy import batch_sender, demo_partner, weblogs
 from deploy.loading import load_people
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 from tests.support import ADMIN_PASSWORD, REPO, ServeProcess, admin_token, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pipeline import topics
+from pipeline.common import topics
 from tests.support import ServeProcess, read_topic, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.domain.tracking import TrackedEvent
 from tests.e2e.test_tracking import new_system, post_batch
 from tests.support import ServeProcess, sql, wait_for

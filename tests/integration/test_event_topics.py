@@ -14,8 +14,8 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.kafka import PARTITIONER
-from pipeline import topics
 from pipeline.codecs import decode_result
+from pipeline.common import topics
 from pipeline.domain.users.commands import CreateUser, RecordLogin, UpdateUser
 from pipeline.domain.values import hash_password
 from pipeline.projections import users as users_projection

@@ -19,9 +19,9 @@ from connectors.keys import KeyResolver
 from connectors.redis import open_redis
 from deploy.processes import free_port
 from pipeline.command_bus import CommandBus
+from pipeline.common.settings import Settings
 from pipeline.domain.partners.commands import CreatePartner
 from pipeline.routing import ClaimKeys
-from pipeline.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -85,10 +85,10 @@ class Harness:
         from connectors.clickhouse import ClickHouse
         from connectors.kafka import AsyncProducer, TopicSpec, ensure_topics
         from connectors.redis import open_redis
-        from pipeline.agents.deadletter import DeadLetters
+        from pipeline.common.deadletter import DeadLetters
+        from pipeline.common.topics import PROJECTIONS_DLQ, project_topics
         from pipeline.projections import migrate
         from pipeline.projections.runner import Deps
-        from pipeline.topics import PROJECTIONS_DLQ, project_topics
         from schemas.codec import AvroCodec
         from schemas.registry import SchemaRegistry
 
@@ -155,8 +155,8 @@ class Harness:
         await asyncio.gather(*sends)
 
     async def send(self, action: str, version: int, *, max_lag: int = 0) -> None:
+        from pipeline.common.topics import PROJECTIONS_CONTROL
         from pipeline.projections.control import Action, Request
-        from pipeline.topics import PROJECTIONS_CONTROL
 
         request = Request(app_id=self.app_id, action=Action(action), projection="proj_test",
                           version=version, max_lag=max_lag)  # fmt: skip
@@ -389,7 +389,7 @@ def test_drop_removes_a_retired_version(lifecycle: dict[str, Any]) -> None:
 def test_a_poison_record_is_dead_lettered_by_each_version_and_both_finish(
     lifecycle: dict[str, Any],
 ) -> None:
-    from pipeline.topics import PROJECTIONS_DLQ
+    from pipeline.common.topics import PROJECTIONS_DLQ
     from tests.support import read_topic
 
     reasons = []

@@ -55,12 +55,12 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
     from connectors.kafka import AsyncProducer, ensure_topics, group_positions
     from connectors.keys import SYSTEM
     from connectors.redis import open_redis
-    from pipeline import topics
     from pipeline.agents.tracking import RejectionSink, TrackingSink, Validation
+    from pipeline.common import topics
+    from pipeline.common.topics import project_topics
     from pipeline.domain.tracking import TrackedEvent, recorded_envelope
     from pipeline.projections import migrate
     from pipeline.recording import Recorder, Structures
-    from pipeline.topics import project_topics
     from schemas.codec import AvroCodec
     from schemas.registry import SchemaRegistry
 
@@ -376,7 +376,7 @@ async def _readyz(
     from api.app import create_api
     from api.deps import Services
     from connectors.keys import KeyResolver
-    from pipeline.settings import Settings
+    from pipeline.common.settings import Settings
 
     topic, app_id = new_topic(), f"readyz-{uuid.uuid4().hex[:8]}"
     group = f"{app_id}-stuck"
@@ -513,7 +513,7 @@ def outcome(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> d
 
 def _dead_letters(endpoints: Endpoints, system: str) -> list[tuple[str, dict[str, Any]]]:
     """(reason header, JSON body) of every tracking.dlq record keyed by ``system``."""
-    from pipeline import topics
+    from pipeline.common import topics
     from tests.support import read_topic
 
     found = []

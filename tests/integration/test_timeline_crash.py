@@ -86,11 +86,11 @@ async def _main(mode: str, home: Path, bootstrap: str, redis_url: str, tag: str)
     from connectors.clickhouse import ClickHouse
     from connectors.kafka import AsyncProducer, TopicSpec, end_offsets, ensure_topics
     from connectors.redis import open_redis
-    from pipeline.agents.deadletter import DeadLetters
+    from pipeline.common.deadletter import DeadLetters
+    from pipeline.common.topics import PROJECTIONS_DLQ, project_topics
     from pipeline.domain.social.policy import TimelinePolicy
     from pipeline.projections import catalog, migrate, timelines
     from pipeline.projections.runner import Deps, ProjectionRunner
-    from pipeline.topics import PROJECTIONS_DLQ, project_topics
     from schemas.codec import AvroCodec
     from schemas.registry import SchemaRegistry
     from tests.integration.test_timeline_model import reference_feed

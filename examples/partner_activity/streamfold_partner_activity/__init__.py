@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 
 TABLE = "partner_daily_events"

@@ -8,8 +8,8 @@ import asyncio
 from typing import Any
 
 from api.last_admin import GRANT_MARK, AdminRoster
+from pipeline.common.settings import Settings
 from pipeline.projections.users import ACTIVE_ADMINS_SQL
-from pipeline.settings import Settings
 
 
 class ReadModel:

@@ -11,7 +11,7 @@ import pytest
 
 from api.app import create_api
 from api.deps import Services
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 LIMIT = 64 * 1024
 CHUNK = b"x" * 16 * 1024

@@ -15,7 +15,7 @@ import structlog
 from api.app import create_api
 from api.deps import Services
 from api.routes import health
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 SECRET = "Traceback /srv/streamfold/.venv/lib/redis/connection.py password=hunter2"
 

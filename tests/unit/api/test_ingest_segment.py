@@ -23,8 +23,8 @@ from api.routes.ingest import gunzip
 from connectors.exceptions import KafkaDeliveryError
 from connectors.keys import SystemKey
 from connectors.ratelimit import Decision
+from pipeline.common.settings import Settings
 from pipeline.domain.tracking import TrackedEvent
-from pipeline.settings import Settings
 
 LIMIT = 64 * 1024
 KEY = "sk_live_good"

@@ -12,7 +12,7 @@ import pytest
 
 from api.app import create_api
 from api.deps import Services
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 from tests.unit.api.test_ingest_segment import KEY, FakeIngest, FakeKeys
 
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -21,9 +21,9 @@ from api.deps import Services
 from api.routes import auth
 from api.security import dummy_password_hash
 from connectors import ratelimit
+from pipeline.common.settings import Settings
 from pipeline.domain.values import HashedPassword, hash_password
 from pipeline.projections.users import LOGIN_SQL
-from pipeline.settings import Settings
 
 PASSWORD = "correct horse battery"
 PROBLEM = "application/problem+json"

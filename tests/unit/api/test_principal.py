@@ -22,8 +22,8 @@ from api.security import (
     issue_token,
     read_token,
 )
+from pipeline.common.settings import Settings
 from pipeline.projections.users import ACCOUNT_SQL
-from pipeline.settings import Settings
 
 SECRET = "s" * 32
 SETTINGS = Settings(env="test", jwt_secret=SECRET)

@@ -1,4 +1,4 @@
-"""docker-compose.yml stays consistent with pipeline.settings.Settings.
+"""docker-compose.yml stays consistent with pipeline.common.settings.Settings.
 
 Docker cannot run here, so these checks are what keeps the compose file honest: every
 STREAMFOLD_* variable is a real setting, the values validate, and hostnames point at
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from deploy.roles import Role
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -25,7 +25,7 @@ from api.deps import Services
 from deploy import cli
 from deploy.roles import Role
 from deploy.supervisor import STOP_TIMEOUT_S
-from pipeline.settings import Settings
+from pipeline.common.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"

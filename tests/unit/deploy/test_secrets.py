@@ -33,7 +33,7 @@ def test_never_made_silently_when_something_depends_on_it(tmp_path: Path) -> Non
 
 def test_no_jwt_secret_means_no_start_outside_the_local_stack(tmp_path: Path) -> None:
     from deploy.secrets import with_jwt_secret
-    from pipeline.settings import Settings
+    from pipeline.common.settings import Settings
 
     settings = Settings(env="development", home=tmp_path)
     with pytest.raises(InstallSecretError, match="STREAMFOLD_JWT_SECRET"):

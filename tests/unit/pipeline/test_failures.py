@@ -1,4 +1,5 @@
-"""The failure policy (``pipeline/failures.py``): what is retried, what is a record's fault."""
+"""The failure policy (``pipeline/common/failures.py``): what is retried, what is a
+record's fault."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from connectors.exceptions import KafkaDeliveryError
-from pipeline import failures
+from pipeline.common import failures
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from connectors.batch import Record
-from pipeline import failures
+from pipeline.common import failures
 from pipeline.projections.catalog import State, Version, first_version
 from pipeline.projections.projection import Context, Decoded, Projection, Store
 from pipeline.projections.runner import Deps, Instance

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from pipeline import topics
+from pipeline.common import topics
 from pipeline.projections.catalog import Version
 from pipeline.projections.projection import Projection
 from pipeline.projections.runner import consumer_groups, control_group
