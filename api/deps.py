@@ -24,10 +24,10 @@ from connectors.keys import (
     partner_systems,
     resolve_read_token,
 )
-from pipeline.command_bus import CommandBus
 from pipeline.common.settings import Settings
 from pipeline.domain.partners.origins import origin_allowed
 from pipeline.ingest import Ingest
+from pipeline.write.command_bus import CommandBus
 
 T = TypeVar("T")
 

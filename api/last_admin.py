@@ -49,7 +49,7 @@ race-free in every case):
 
 The race-free alternative is on the write side: every admin-role or status change routed
 through one partition that owns an "admin roster" claim, as the reservation chain owns
-emails (``pipeline/agents/reservations.py``). Not done: it is a new topic, agent and
+emails (``pipeline/write/agents/reservations.py``). Not done: it is a new topic, agent and
 table with a bootstrap from ``users.events`` for existing installs.
 """
 

@@ -16,7 +16,7 @@ from api.problems import RETRY_AFTER_S, Problem
 from connectors.exceptions import KafkaDeliveryError
 from pipeline.domain.handling import CommandResult
 from pipeline.domain.results import RejectionReason
-from pipeline.routing import command_id_for, new_aggregate_id
+from pipeline.write.routing import command_id_for, new_aggregate_id
 
 log = structlog.get_logger(__name__)
 
@@ -40,7 +40,7 @@ def command_fields(
     idempotency_key: str | None, aggregate_id: str, actor: str, expected: int | None = None
 ) -> dict[str, Any]:
     """The fields every command carries, for a route building one. ``actor`` is the user
-    id of the caller: it scopes ``idempotency_key`` (``pipeline.routing.command_id_for``)
+    id of the caller: it scopes ``idempotency_key`` (``pipeline.write.routing.command_id_for``)
     and decides who may read the result later (``api/routes/commands.py``)."""
     command_id = command_id_for(idempotency_key, caller=actor)
     return {

@@ -41,10 +41,10 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
-from pipeline.codecs import decode_result  # noqa: E402
 from pipeline.common import topics  # noqa: E402
 from pipeline.domain.users.commands import UpdateUser  # noqa: E402
-from pipeline.routing import submission  # noqa: E402
+from pipeline.write.codecs import decode_result  # noqa: E402
+from pipeline.write.routing import submission  # noqa: E402
 from tests.support import Endpoints, ServeProcess, admin_token, sql  # noqa: E402
 
 

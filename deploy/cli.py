@@ -36,8 +36,8 @@ from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.common.settings import Settings
 
 if TYPE_CHECKING:
-    from pipeline.command_bus import CommandBus
     from pipeline.domain.handling import CommandResult
+    from pipeline.write.command_bus import CommandBus
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 app.add_typer(projections_app, name="projections")
@@ -380,11 +380,11 @@ async def _create_admin(
     result or is refused."""
     from api.last_admin import mark_grant
     from connectors.redis import open_redis
-    from pipeline.command_bus import CommandBus
     from pipeline.domain.results import RejectionReason
     from pipeline.domain.users.commands import CreateUser
     from pipeline.domain.values import Email, hash_password
-    from pipeline.routing import new_aggregate_id
+    from pipeline.write.command_bus import CommandBus
+    from pipeline.write.routing import new_aggregate_id
 
     # The command id is derived from the email, so running this again is a duplicate of
     # the first run and answers with the same result instead of a conflict.

@@ -22,9 +22,9 @@ from connectors import metrics
 from connectors.kafka import ensure_topics
 from connectors.redis import open_redis
 from deploy.roles import Role
-from pipeline.aggregates import changelog_topics
 from pipeline.common.settings import Settings
 from pipeline.common.topics import project_topics
+from pipeline.write.aggregates import changelog_topics
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
 

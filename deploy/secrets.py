@@ -1,7 +1,7 @@
 """Install secrets: configured in settings, or kept in a file under ``home``, made once.
 
 A secret that other state depends on must never be replaced silently. The claims key
-names every uniqueness claim on Kafka (``pipeline.routing.ClaimKeys``): a new key on an
+names every uniqueness claim on Kafka (``pipeline.write.routing.ClaimKeys``): a new key on an
 install that already holds claims would let every email and username be taken twice.
 So a missing key file is only made when nothing depends on it yet.
 """
@@ -18,9 +18,9 @@ from pydantic import SecretStr
 
 from connectors.kafka import topic_has_records
 from deploy.exceptions import InstallSecretError
-from pipeline.aggregates import AGGREGATES
 from pipeline.common.settings import Settings
-from pipeline.routing import ClaimKeys
+from pipeline.write.aggregates import AGGREGATES
+from pipeline.write.routing import ClaimKeys
 
 CLAIMS_KEY_FILE = "claims-key"
 JWT_SECRET_FILE = "jwt-secret"

@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, TopicPartition
 from deploy.processes import free_port
 from deploy.secrets import claim_keys
 from pipeline.common.settings import Settings
-from pipeline.routing import ClaimKeys
+from pipeline.write.routing import ClaimKeys
 
 T = TypeVar("T")
 ADMIN_PASSWORD = "admin-password-for-tests"

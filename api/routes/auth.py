@@ -24,7 +24,7 @@ from pipeline.domain.errors import InvalidValue
 from pipeline.domain.users.commands import RecordLogin
 from pipeline.domain.values import HashedPassword, verify_password
 from pipeline.projections import users
-from pipeline.routing import command_id_for
+from pipeline.write.routing import command_id_for
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])

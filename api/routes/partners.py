@@ -55,7 +55,7 @@ from pipeline.domain.partners.commands import (
     SetUnknownEventPolicy,
 )
 from pipeline.projections import tracking as tracking_tables
-from pipeline.routing import command_id_for, new_aggregate_id
+from pipeline.write.routing import command_id_for, new_aggregate_id
 
 router = APIRouter(prefix="/api/admin/partners", tags=["admin: partners"])
 

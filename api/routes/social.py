@@ -34,7 +34,7 @@ from pipeline.domain.social import chirps, follows
 from pipeline.domain.users.commands import CreateUser
 from pipeline.domain.values import UserRole, canonical_uuid, hash_password
 from pipeline.projections import timelines, users
-from pipeline.routing import command_id_for, new_aggregate_id
+from pipeline.write.routing import command_id_for, new_aggregate_id
 
 router = APIRouter(tags=["social"])
 

@@ -23,11 +23,11 @@ from connectors.keys import KeyResolver
 from connectors.ratelimit import Buckets, Limit
 from connectors.store import QueryStore, StoreClient, socket_path
 from deploy.secrets import claim_keys, with_jwt_secret
-from pipeline.app import recorder
-from pipeline.command_bus import CommandBus
 from pipeline.common.settings import Settings
 from pipeline.ingest import Ingest
 from pipeline.projections import registry
+from pipeline.write.app import recorder
+from pipeline.write.command_bus import CommandBus
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)

@@ -9,8 +9,8 @@ import structlog
 from redis.asyncio import Redis
 
 from deploy.secrets import claim_keys
-from pipeline.app import create_app
 from pipeline.common.settings import Settings
+from pipeline.write.app import create_app
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)
@@ -21,9 +21,9 @@ async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: Avro
     stop it: the batch in hand finishes, offsets are committed, the group is left."""
     keys = await asyncio.to_thread(claim_keys, settings)
     pipeline = create_app(settings, codec=codec, redis=redis, claim_keys=keys)
-    await pipeline.app.start()
+    await pipeline.write.app.start()
     log.info("commands started", guarantee=settings.processing_guarantee)
     try:
         await stop.wait()
     finally:
-        await pipeline.app.stop()
+        await pipeline.write.app.stop()

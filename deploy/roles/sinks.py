@@ -13,9 +13,9 @@ from redis.asyncio import Redis
 from connectors.clickhouse import ClickHouse
 from connectors.store import QueryPool, StoreServer, socket_path
 from deploy.roles.batches import run_batches
-from pipeline.app import create_projections
 from pipeline.common.settings import Settings
 from pipeline.projections import migrate, registry
+from pipeline.write.app import create_projections
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)

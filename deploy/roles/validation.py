@@ -8,8 +8,8 @@ import asyncio
 from redis.asyncio import Redis
 
 from deploy.roles.batches import run_batches
-from pipeline.app import create_validation
 from pipeline.common.settings import Settings
+from pipeline.write.app import create_validation
 from schemas.codec import AvroCodec
 
 

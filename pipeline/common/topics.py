@@ -4,7 +4,7 @@ One ``<aggregate>.events`` topic per aggregate type is the event store (key = ag
 kept forever); ``<aggregate>.commands`` feeds the command agent (key = aggregate id);
 ``<aggregate>.reservations`` is keyed by the unique value a command reserves: uniqueness
 across aggregates is enforced by partitioning on that value
-(``pipeline/agents/reservations.py``).
+(``pipeline/write/agents/reservations.py``).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def project_topics() -> list[TopicSpec]:
     """Every topic streamfold owns, with retention: events forever, the rest one week.
 
     Faust's table changelogs are declared beside the aggregates
-    (``pipeline.aggregates.changelog_topics``); both lists are created before Faust starts,
+    (``pipeline.write.aggregates.changelog_topics``); both lists are created before Faust starts,
     so partition counts match (Faust refuses a table whose changelog and source differ).
     """
     week = {"retention.ms": _WEEK_MS, "cleanup.policy": "delete"}

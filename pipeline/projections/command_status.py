@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.redis import COMMAND_KEY, COMMAND_TTL_S
-from pipeline.codecs import decode_result
 from pipeline.common import topics
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
+from pipeline.write.codecs import decode_result
 
 
 def decode(value: bytes) -> dict[str, Any]:

@@ -14,12 +14,12 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.kafka import PARTITIONER
-from pipeline.codecs import decode_result
 from pipeline.common import topics
 from pipeline.domain.users.commands import CreateUser, RecordLogin, UpdateUser
 from pipeline.domain.values import hash_password
 from pipeline.projections import users as users_projection
-from pipeline.routing import new_aggregate_id, submission
+from pipeline.write.codecs import decode_result
+from pipeline.write.routing import new_aggregate_id, submission
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
 from tests.support import ServeProcess, read_topic, sql, wait_for

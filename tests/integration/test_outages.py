@@ -18,10 +18,10 @@ from connectors.exceptions import KafkaDeliveryError
 from connectors.keys import KeyResolver
 from connectors.redis import open_redis
 from deploy.processes import free_port
-from pipeline.command_bus import CommandBus
 from pipeline.common.settings import Settings
 from pipeline.domain.partners.commands import CreatePartner
-from pipeline.routing import ClaimKeys
+from pipeline.write.command_bus import CommandBus
+from pipeline.write.routing import ClaimKeys
 
 pytestmark = pytest.mark.integration
 

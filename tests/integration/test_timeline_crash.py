@@ -39,10 +39,10 @@ _DB = 8
 def _workload() -> list[Any]:
     """Envelopes from the real write side: follows of a popular and a small author, their
     chirps, some deletes and unfollows, in issue order."""
-    from pipeline.aggregates import CHIRPS as CHIRP_AGGREGATE
-    from pipeline.aggregates import FOLLOWS
     from pipeline.domain.handling import Snapshot, handle
     from pipeline.domain.social import chirps, follows
+    from pipeline.write.aggregates import CHIRPS as CHIRP_AGGREGATE
+    from pipeline.write.aggregates import FOLLOWS
 
     t0 = datetime(2026, 12, 1, tzinfo=UTC)
     clock = iter(range(10**9))

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipeline.aggregates import USERS
 from pipeline.domain.users.commands import CreateUser
-from pipeline.routing import ClaimKeys, submission
+from pipeline.write.aggregates import USERS
+from pipeline.write.routing import ClaimKeys, submission
 
 KEYS = ClaimKeys(b"k" * 32)
 

@@ -8,7 +8,7 @@ import uuid
 from api.routes.commands import may_read
 from api.security import Principal
 from pipeline.domain.handling import CommandResult
-from pipeline.routing import command_id_for
+from pipeline.write.routing import command_id_for
 
 ADA, BOB = str(uuid.uuid4()), str(uuid.uuid4())
 

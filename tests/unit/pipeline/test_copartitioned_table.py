@@ -1,4 +1,4 @@
-"""The table check that crashed the command agent on a cold start (pipeline/app.py)."""
+"""The table check that crashed the command agent on a cold start (pipeline/write/app.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from faust.exceptions import PartitionsMismatch
 
-from pipeline.app import CoPartitionedTable
+from pipeline.write.app import CoPartitionedTable
 
 
 def table(counts: dict[str, int | None]) -> SimpleNamespace:

@@ -1,4 +1,4 @@
-"""The commit rule of pipeline/faust_fixes.py against faust-streaming's own."""
+"""The commit rule of pipeline/write/faust_fixes.py against faust-streaming's own."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from faust.types import TP as FaustTP
 from intervaltree import IntervalTree
 
-from pipeline import faust_fixes
+from pipeline.write import faust_fixes
 
 TP = ("users.commands", 5)
 

@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from pipeline.aggregates import Aggregate, aggregate_of
 from pipeline.domain.handling import CommandResult
+from pipeline.write.aggregates import Aggregate, aggregate_of
 
 
 class MalformedMessage(ValueError):

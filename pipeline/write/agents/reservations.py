@@ -18,8 +18,11 @@ from typing import Any
 import structlog
 from faust.types import EventT, TableT, TopicT
 
-from pipeline.agents.commands import CommandProcessor
-from pipeline.codecs import (
+from pipeline.common.deadletter import DeadLetters
+from pipeline.domain.handling import CommandResult
+from pipeline.domain.results import RejectionReason
+from pipeline.write.agents.commands import CommandProcessor
+from pipeline.write.codecs import (
     MalformedMessage,
     Reservation,
     command_from_dict,
@@ -27,10 +30,7 @@ from pipeline.codecs import (
     encode_command,
     encode_reservation,
 )
-from pipeline.common.deadletter import DeadLetters
-from pipeline.domain.handling import CommandResult
-from pipeline.domain.results import RejectionReason
-from pipeline.routing import ClaimKeys, submission
+from pipeline.write.routing import ClaimKeys, submission
 
 log = structlog.get_logger(__name__)
 

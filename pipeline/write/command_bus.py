@@ -13,8 +13,8 @@ from typing import Any
 from connectors.kafka import AsyncProducer
 from pipeline.common import topics
 from pipeline.domain.handling import CommandResult
-from pipeline.result_waiter import ResultWaiter
-from pipeline.routing import ClaimKeys, submission
+from pipeline.write.result_waiter import ResultWaiter
+from pipeline.write.routing import ClaimKeys, submission
 
 
 class CommandBus:

@@ -16,8 +16,8 @@ import structlog
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka import base_config
-from pipeline.codecs import MalformedMessage, decode_result
 from pipeline.domain.handling import CommandResult
+from pipeline.write.codecs import MalformedMessage, decode_result
 
 log = structlog.get_logger(__name__)
 

@@ -34,15 +34,6 @@ from typing import Any
 import structlog
 from faust.types import EventT, TableT, TopicT
 
-from pipeline import faust_fixes
-from pipeline.aggregates import Aggregate
-from pipeline.codecs import (
-    MalformedMessage,
-    Reservation,
-    decode_command,
-    encode_reservation,
-    encode_result,
-)
 from pipeline.common.deadletter import DeadLetters
 from pipeline.domain.handling import (
     CommandResult,
@@ -53,7 +44,16 @@ from pipeline.domain.handling import (
     snapshot_to_dict,
 )
 from pipeline.domain.results import RejectionReason
-from pipeline.routing import ClaimKeys
+from pipeline.write import faust_fixes
+from pipeline.write.aggregates import Aggregate
+from pipeline.write.codecs import (
+    MalformedMessage,
+    Reservation,
+    decode_command,
+    encode_reservation,
+    encode_result,
+)
+from pipeline.write.routing import ClaimKeys
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)

@@ -14,8 +14,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from pipeline.aggregates import Aggregate, aggregate_of
-from pipeline.codecs import Reservation, command_dict, encode_command, encode_reservation
+from pipeline.write.aggregates import Aggregate, aggregate_of
+from pipeline.write.codecs import Reservation, command_dict, encode_command, encode_reservation
 from schemas.uuids import uuid5_text
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c5a2e-3b7d-5e2f-9a41-2d7c1e0b9f55")

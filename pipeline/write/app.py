@@ -16,19 +16,19 @@ from connectors import metrics
 from connectors.batch import BatchConsumer
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer
-from pipeline import faust_fixes
-from pipeline.agents.commands import CommandProcessor
-from pipeline.agents.reactions import ReactionProcessor
-from pipeline.agents.reservations import ReservationProcessor
 from pipeline.agents.tracking import REJECTIONS, SINK, Validation
-from pipeline.aggregates import AGGREGATES, Aggregate
 from pipeline.common import groups, topics
 from pipeline.common.deadletter import DeadLetters
 from pipeline.common.settings import Settings
 from pipeline.projections import registry, timelines
 from pipeline.projections.runner import Deps, ProjectionRunner
 from pipeline.recording import Recorder, Structures
-from pipeline.routing import ClaimKeys
+from pipeline.write import faust_fixes
+from pipeline.write.agents.commands import CommandProcessor
+from pipeline.write.agents.reactions import ReactionProcessor
+from pipeline.write.agents.reservations import ReservationProcessor
+from pipeline.write.aggregates import AGGREGATES, Aggregate
+from pipeline.write.routing import ClaimKeys
 from schemas.codec import AvroCodec
 
 

@@ -17,7 +17,7 @@ from faust.types import EventT
 
 from pipeline.common.deadletter import DeadLetters
 from pipeline.domain.identity.reactions import reactions
-from pipeline.routing import ClaimKeys, submission
+from pipeline.write.routing import ClaimKeys, submission
 from schemas.codec import AvroCodec
 from schemas.exceptions import SchemaError
 
