@@ -15,7 +15,10 @@ from starlette.requests import HTTPConnection
 from api.problems import Problem
 from api.security import Accounts, InvalidToken, LoginThrottle, Principal, read_token
 from connectors.clickhouse import ClickHouse
-from connectors.keys import (
+from pipeline.common.settings import Settings
+from pipeline.domain.partners.origins import origin_allowed
+from pipeline.edge.ingest import Ingest
+from pipeline.projections.partner_keys.lookups import (
     API_KEY_PREFIX,
     READ_TOKEN_PREFIX,
     KeyResolver,
@@ -24,9 +27,6 @@ from connectors.keys import (
     partner_systems,
     resolve_read_token,
 )
-from pipeline.common.settings import Settings
-from pipeline.domain.partners.origins import origin_allowed
-from pipeline.ingest import Ingest
 from pipeline.write.command_bus import CommandBus
 
 T = TypeVar("T")

@@ -20,6 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.edge import is_edge_path
 from connectors.exceptions import KafkaDeliveryError
+from pipeline.common.problems import Problem
+
+__all__ = ["MEDIA_TYPE", "RETRY_AFTER_S", "Problem", "install", "problem_response"]
 
 log = structlog.get_logger(__name__)
 
@@ -52,30 +55,6 @@ _STORE_OF: dict[type[Exception], str] = {
 
 # Slugs the routes use for a status, so the framework's own errors match them.
 _SLUGS = {413: "too-large"}
-
-
-class Problem(Exception):
-    """Raise in a route to answer with a problem document.
-
-    status: HTTP status; slug: the last part of ``type``; detail: for the human reader;
-    extra: more members (e.g. ``errors``, ``reason``, ``command_id``).
-    """
-
-    def __init__(
-        self,
-        status: int,
-        slug: str,
-        detail: str,
-        *,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.slug = slug
-        self.detail = detail
-        self.headers = headers or {}
-        self.extra = extra
 
 
 def problem_response(

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from bench.stats import write_results  # noqa: E402
 from connectors.clickhouse import ClickHouse  # noqa: E402
 from pipeline.projections import migrate  # noqa: E402
-from pipeline.projections import tracking as tracking_tables  # noqa: E402
+from pipeline.projections.tracking import tables as tracking_tables  # noqa: E402
 
 SYSTEM = "sys-dedup-bench"
 

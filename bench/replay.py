@@ -52,7 +52,6 @@ from connectors.kafka import (  # noqa: E402
 )  # fmt: skip
 from connectors.redis import open_redis  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
-from pipeline.agents.tracking import TrackingSink  # noqa: E402
 from pipeline.common.deadletter import DeadLetters  # noqa: E402
 from pipeline.common.topics import PROJECTIONS_CONTROL, PROJECTIONS_DLQ, project_topics  # noqa: E402
 from pipeline.domain.tracking import TrackedEvent, recorded_envelope  # noqa: E402
@@ -60,6 +59,7 @@ from pipeline.projections import catalog, event_log, migrate  # noqa: E402
 from pipeline.projections.control import Action, Request  # noqa: E402
 from pipeline.projections.projection import Projection  # noqa: E402
 from pipeline.projections.runner import Deps, ProjectionRunner  # noqa: E402
+from pipeline.projections.tracking.sink import TrackingSink  # noqa: E402
 from schemas.codec import AvroCodec  # noqa: E402
 from schemas.envelope import Envelope  # noqa: E402
 from schemas.registry import SchemaRegistry  # noqa: E402

@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from connectors.batch import Record  # noqa: E402
 from connectors.clickhouse import ClickHouse  # noqa: E402
-from pipeline.agents.tracking import TrackingSink  # noqa: E402
 from pipeline.domain.tracking import TrackedEvent, recorded_envelope  # noqa: E402
 from pipeline.projections import migrate  # noqa: E402
-from pipeline.projections import tracking as tracking_tables  # noqa: E402
+from pipeline.projections.tracking import tables as tracking_tables  # noqa: E402
+from pipeline.projections.tracking.sink import TrackingSink  # noqa: E402
 from schemas.codec import AvroCodec  # noqa: E402
 from schemas.registry import SchemaRegistry  # noqa: E402
 

@@ -4,7 +4,7 @@ One Lua script does refill + take atomically on the server, with the server's cl
 (``TIME``), so instances with skewed clocks agree. It takes from several buckets at once,
 all or none: a request refused by one bucket costs nothing in the others. Cost is counted
 in events, not requests: a batch of 1,000 takes 1,000 tokens. Used per system and per
-partner for ingest (``pipeline/ingest.py``) and per account and client address for
+partner for ingest (``pipeline/edge/ingest.py``) and per account and client address for
 logins (``api/security.py``), which give a try back when it turns out not to count.
 
 All keys of one call must live on one Redis node (one instance here; a Redis Cluster

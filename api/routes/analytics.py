@@ -8,7 +8,7 @@ A missing bound is open (all time on that side) for events, stats and funnels; a
 series has a bucket limit, so it fills a missing bound from the newest data instead
 (``analytics_sql.series_range``). A query parameter a route does not declare (``from``,
 ``to``, a typo) is a 422 ``unknown-parameter``, checked once for the whole router by
-``known_params_only``. The SQL lives in ``api.analytics_sql``.
+``known_params_only``. The SQL lives in ``pipeline.projections.tracking.queries``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel, Field, StringConstraints
 
-from api import analytics_sql as q
 from api.deps import ScopeDep, ServicesDep
 from api.problems import Problem
+from pipeline.projections.tracking import queries as q
 
 
 def check_known_params(given: Iterable[str], accepted: Sequence[str]) -> None:

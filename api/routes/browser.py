@@ -27,7 +27,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from api.deps import ServicesDep
 from api.problems import Problem
-from connectors.keys import API_KEY_PREFIX
+from pipeline.projections.partner_keys.lookups import API_KEY_PREFIX
 
 router = APIRouter(tags=["ingestion"])
 

@@ -15,7 +15,7 @@ Authenticated by the system's write key: ``Authorization: Bearer sk_live_…``,
 (Segment's two ways). A browser's ``Origin`` must be one the system allows (an empty list
 allows all: write keys are public). A 200 ``{"success": true}`` means every accepted event
 is durably in Kafka (acks=all, idempotent producer): recorded in ``tracking.events`` when it
-passes the partner's structures here (``pipeline.recording``), else in ``tracking.raw``,
+passes the partner's structures here (``pipeline.edge.recording``), else in ``tracking.raw``,
 where validation takes a second look and dead-letters what it refuses. Per-event problems
 (malformed, too large, no user or anonymous id) refuse that event only, the rest of the
 batch goes on, and the refused ones are dead-lettered with the reason, so they are listed
@@ -49,7 +49,6 @@ from api.deps import Services, ServicesDep, system_for_key
 from api.problems import RETRY_AFTER_S, Problem
 from connectors import metrics
 from connectors.exceptions import KafkaDeliveryError
-from connectors.keys import SystemKey
 from pipeline.domain import jsontext
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.tracking import (
@@ -60,6 +59,7 @@ from pipeline.domain.tracking import (
     decode_events,
     read_request,
 )
+from pipeline.projections.partner_keys.lookups import SystemKey
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["ingestion"])

@@ -32,14 +32,6 @@ from api.replies import (
     submit,
     until_applied,
 )
-from connectors.keys import (
-    API_KEY_PREFIX,
-    PARTNER,
-    READ_TOKEN_PREFIX,
-    get_json,
-    hash_key,
-    partner_version,
-)
 from pipeline.domain.partners.commands import (
     AddSystem,
     CreatePartner,
@@ -54,7 +46,15 @@ from pipeline.domain.partners.commands import (
     SetAllowedOrigins,
     SetUnknownEventPolicy,
 )
-from pipeline.projections import tracking as tracking_tables
+from pipeline.projections.partner_keys.lookups import (
+    API_KEY_PREFIX,
+    PARTNER,
+    READ_TOKEN_PREFIX,
+    get_json,
+    hash_key,
+    partner_version,
+)
+from pipeline.projections.tracking import tables as tracking_tables
 from pipeline.write.routing import command_id_for, new_aggregate_id
 
 router = APIRouter(prefix="/api/admin/partners", tags=["admin: partners"])

@@ -19,13 +19,13 @@ from api.app import create_api
 from api.deps import Services
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer
-from connectors.keys import KeyResolver
 from connectors.ratelimit import Buckets, Limit
 from connectors.store import QueryStore, StoreClient, socket_path
 from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.common.settings import Settings
-from pipeline.ingest import Ingest
+from pipeline.edge.ingest import Ingest
 from pipeline.projections import registry
+from pipeline.projections.partner_keys.lookups import KeyResolver
 from pipeline.write.app import recorder
 from pipeline.write.command_bus import CommandBus
 from schemas.codec import AvroCodec

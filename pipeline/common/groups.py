@@ -21,7 +21,7 @@ from pipeline.projections.runner import consumer_groups, control_group
 
 def tracking_group(app_id: str, name: str) -> str:
     """The group of tracking consumer ``name`` (``validation``; the sinks' version 1 keep
-    ``sink`` and ``rejections``: ``pipeline/agents/tracking.py``)."""
+    ``sink`` and ``rejections``: ``pipeline/projections/tracking/sink.py``)."""
     return f"{app_id}-tracking-{name}"
 
 

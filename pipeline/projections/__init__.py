@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from connectors.clickhouse import ClickHouse
-from pipeline.projections import catalog, event_log, tracking, users
+from pipeline.projections import catalog, event_log, users
+from pipeline.projections.tracking import tables as tracking
 
 ALL_DDL = (*catalog.DDL, *users.DDL, *event_log.DDL, *tracking.DDL)
 

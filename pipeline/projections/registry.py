@@ -15,16 +15,16 @@ from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
-from pipeline.agents import tracking as tracking_sinks
 from pipeline.projections import (
     command_status,
     event_log,
     identity,
-    partner_keys,
     timelines,
     users,
 )
+from pipeline.projections.partner_keys import fold as partner_keys
 from pipeline.projections.projection import Projection
+from pipeline.projections.tracking import sink as tracking_sinks
 
 GROUP = "streamfold.projections"
 

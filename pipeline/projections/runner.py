@@ -127,7 +127,7 @@ class Deps:
     batch_wait_s: float
     batches: Mapping[str, tuple[int, float]] = dataclasses.field(default_factory=dict)
     """Projection name -> (records, seconds) per batch, for one that needs its own."""
-    # what the tracking sinks bind to (pipeline/agents/tracking.py: SINK, REJECTIONS)
+    # what the tracking sinks bind to (pipeline/projections/tracking/sink.py: SINK, REJECTIONS)
     producer: AsyncProducer | None = None
     staging: ClickHouse | None = None
     """A ClickHouse client with a session, for the tracking sink's temporary table."""

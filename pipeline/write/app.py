@@ -16,13 +16,13 @@ from connectors import metrics
 from connectors.batch import BatchConsumer
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer
-from pipeline.agents.tracking import REJECTIONS, SINK, Validation
 from pipeline.common import groups, topics
 from pipeline.common.deadletter import DeadLetters
 from pipeline.common.settings import Settings
+from pipeline.edge.recording import Recorder, Structures
 from pipeline.projections import registry, timelines
 from pipeline.projections.runner import Deps, ProjectionRunner
-from pipeline.recording import Recorder, Structures
+from pipeline.projections.tracking.sink import REJECTIONS, SINK, Validation
 from pipeline.write import faust_fixes
 from pipeline.write.agents.commands import CommandProcessor
 from pipeline.write.agents.reactions import ReactionProcessor
@@ -244,7 +244,7 @@ def create_projections(
 
 
 def recorder(settings: Settings, *, codec: AvroCodec, redis: Redis) -> Recorder:
-    """The tracking decision (``pipeline.recording``), as the API and validation make it."""
+    """The tracking decision (``pipeline.edge.recording``), as the API and validation make it."""
     structures = Structures(redis, ttl_s=settings.key_cache_ttl_s)
     return Recorder(structures, codec, settings.producer_name)
 

@@ -21,10 +21,10 @@ from itertools import islice
 import httpx
 import pytest
 
-from api import analytics_sql as q
 from deploy import batch_sender, demo_partner, weblogs
 from deploy.loading import load_people
 from pipeline.common.settings import Settings
+from pipeline.projections.tracking import queries as q
 from tests.support import ADMIN_PASSWORD, REPO, ServeProcess, admin_token, wait_for
 
 pytestmark = pytest.mark.e2e

@@ -15,11 +15,11 @@ import pytest
 from api.app import create_api
 from api.deps import Services
 from connectors.exceptions import KafkaDeliveryError
-from connectors.keys import KeyResolver
 from connectors.redis import open_redis
 from deploy.processes import free_port
 from pipeline.common.settings import Settings
 from pipeline.domain.partners.commands import CreatePartner
+from pipeline.projections.partner_keys.lookups import KeyResolver
 from pipeline.write.command_bus import CommandBus
 from pipeline.write.routing import ClaimKeys
 

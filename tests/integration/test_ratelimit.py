@@ -13,10 +13,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from connectors.keys import SystemKey
 from connectors.ratelimit import Buckets, Limit, TokenBuckets
 from connectors.redis import open_redis
-from pipeline.ingest import Ingest
+from pipeline.edge.ingest import Ingest
+from pipeline.projections.partner_keys.lookups import SystemKey
 from tests.support import Endpoints
 
 pytestmark = pytest.mark.integration

@@ -53,14 +53,14 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
     from connectors.batch import BatchConsumer
     from connectors.clickhouse import ClickHouse, connect, refusal
     from connectors.kafka import AsyncProducer, ensure_topics, group_positions
-    from connectors.keys import SYSTEM
     from connectors.redis import open_redis
-    from pipeline.agents.tracking import RejectionSink, TrackingSink, Validation
     from pipeline.common import topics
     from pipeline.common.topics import project_topics
     from pipeline.domain.tracking import TrackedEvent, recorded_envelope
+    from pipeline.edge.recording import Recorder, Structures
     from pipeline.projections import migrate
-    from pipeline.recording import Recorder, Structures
+    from pipeline.projections.partner_keys.lookups import SYSTEM
+    from pipeline.projections.tracking.sink import RejectionSink, TrackingSink, Validation
     from schemas.codec import AvroCodec
     from schemas.registry import SchemaRegistry
 
@@ -375,8 +375,8 @@ async def _readyz(
 
     from api.app import create_api
     from api.deps import Services
-    from connectors.keys import KeyResolver
     from pipeline.common.settings import Settings
+    from pipeline.projections.partner_keys.lookups import KeyResolver
 
     topic, app_id = new_topic(), f"readyz-{uuid.uuid4().hex[:8]}"
     group = f"{app_id}-stuck"

@@ -176,7 +176,7 @@ def json_schema(raw: Any) -> str:
 
 def _compiles(schema: dict[str, Any]) -> None:
     """Refuse what the pipeline's compiler cannot apply (validation compiles structures
-    with fastjsonschema, ``pipeline/agents/tracking.py``). jsonschema accepts a ``$ref``
+    with fastjsonschema, ``pipeline/projections/tracking/sink.py``). jsonschema accepts a ``$ref``
     that points at itself or at nothing and draft-03's ``"required": true``; fastjsonschema
     then raises while compiling, or recurses without end on the first event (found by
     hand: one such structure and one event stopped the validation consumer)."""

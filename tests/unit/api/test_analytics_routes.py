@@ -13,10 +13,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from api import analytics_sql as q
 from api import deps, problems
 from api.problems import Problem
 from api.routes import analytics
+from pipeline.projections.tracking import queries as q
 
 NEWEST = datetime(2015, 5, 20, 21, 5, tzinfo=UTC)  # the Apache demo log's last minute
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api import analytics_sql as q
 from api.problems import Problem
+from pipeline.projections.tracking import queries as q
 
 NASTY = "x'); DROP TABLE tracking_events; --"
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)

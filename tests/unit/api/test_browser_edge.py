@@ -15,8 +15,8 @@ import pytest
 from api.app import create_api
 from api.deps import Services
 from api.routes.browser import VENDOR
-from connectors.keys import PARTNER, READ_TOKEN, SystemKey, hash_key
 from pipeline.common.settings import Settings
+from pipeline.projections.partner_keys.lookups import PARTNER, READ_TOKEN, SystemKey, hash_key
 from tests.unit.api.test_ingest_segment import SYSTEMS, FakeIngest, FakeKeys
 
 SHOP = "https://shop.example.com"

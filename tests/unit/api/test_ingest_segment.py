@@ -21,10 +21,10 @@ from api.deps import Services
 from api.problems import Problem
 from api.routes.ingest import gunzip
 from connectors.exceptions import KafkaDeliveryError
-from connectors.keys import SystemKey
 from connectors.ratelimit import Decision
 from pipeline.common.settings import Settings
 from pipeline.domain.tracking import TrackedEvent
+from pipeline.projections.partner_keys.lookups import SystemKey
 
 LIMIT = 64 * 1024
 KEY = "sk_live_good"
@@ -60,7 +60,7 @@ class FakeIngest:
         system: SystemKey | None = None,
         received_at: Any = None,
     ) -> int:
-        """As ``pipeline.ingest.Ingest.publish``: every event recorded at the edge."""
+        """As ``pipeline.edge.ingest.Ingest.publish``: every event recorded at the edge."""
         if self.kafka_down:
             raise KafkaDeliveryError("no broker acknowledged")
         self.published.extend(events)

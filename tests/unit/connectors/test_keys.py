@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.keys import KeyResolver
+from pipeline.projections.partner_keys.lookups import KeyResolver
 
 
 class NoRedis:

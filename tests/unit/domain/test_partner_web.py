@@ -235,13 +235,13 @@ def vars_of(t: ReadToken) -> dict[str, Any]:
 
 
 class TestReadModelWrites:
-    """What ``partner_keys`` puts in Redis for the edge (``connectors.keys``)."""
+    """What ``partner_keys`` puts in Redis for the edge (its ``lookups``)."""
 
     def test_origins_ride_on_the_key_and_tokens_get_their_own_record(self) -> None:
         import json
 
-        from connectors.keys import KEY, READ_TOKEN
-        from pipeline.projections.partner_keys import writes
+        from pipeline.projections.partner_keys.fold import writes
+        from pipeline.projections.partner_keys.lookups import KEY, READ_TOKEN
 
         state = partner(system(allowed_origins=("https://a.example",)),
                         read_tokens={TOKEN_ID: token()})  # fmt: skip

@@ -12,7 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pipeline.projections.tracking import (
+from pipeline.projections.tracking.tables import (
     COLUMNS,
     DDL,
     MAX_PARTITIONS_PER_INSERT,

@@ -11,7 +11,7 @@ from typing import Any
 from cachetools import TTLCache
 
 from api.security import Account, Accounts
-from pipeline.recording import Structures
+from pipeline.edge.recording import Structures
 
 
 class Ticking:

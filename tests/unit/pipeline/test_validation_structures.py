@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.recording import Recorder, Structures
+from pipeline.edge.recording import Recorder, Structures
 from tests.unit.schemas.test_codec import TRACKED
 
 

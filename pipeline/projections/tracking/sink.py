@@ -3,7 +3,7 @@
 Validation takes a second look at what reaches ``tracking.raw`` (key = system id): events
 the API could not record at the edge, and records from before it recorded any. Per
 record, stateless: decode the SDK event (a record that is not one is dead-lettered), then
-``pipeline.recording.Recorder`` decides, as at the API: ``TrackingEventRecorded`` to
+``pipeline.edge.recording.Recorder`` decides, as at the API: ``TrackingEventRecorded`` to
 ``tracking.events`` (same key), or ``tracking.dlq`` with the reasons.
 
 "Recorded once" is the sink's job, not validation's: the event id is uuid5(system,
@@ -38,10 +38,10 @@ from pipeline.domain.tracking import (
     TrackedEvent,
     time_range_problem,
 )
-from pipeline.projections import tracking as tracking_tables
+from pipeline.edge.recording import Recorder, Refusal
 from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
 from pipeline.projections.runner import Deps
-from pipeline.recording import Recorder, Refusal
+from pipeline.projections.tracking import tables as tracking_tables
 from schemas.codec import AvroCodec, fingerprint_of
 from schemas.container import PositionedContainer
 from schemas.exceptions import DecodeError

@@ -12,12 +12,12 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from connectors.keys import KEY, PARTNER, READ_TOKEN, SYSTEM
 from pipeline.common import topics
 from pipeline.domain import partners
 from pipeline.domain.partners import Partner, state_to_dict
 from pipeline.domain.partners.state import PartnerStatus, SystemStatus
 from pipeline.projections import folding
+from pipeline.projections.partner_keys.lookups import KEY, PARTNER, READ_TOKEN, SYSTEM
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 
 

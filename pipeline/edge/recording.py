@@ -39,8 +39,8 @@ import fastjsonschema
 from cachetools import TTLCache
 from redis.asyncio import Redis
 
-from connectors.keys import SYSTEM
 from pipeline.domain.tracking import TrackedEvent, recorded_envelope, time_range_problem
+from pipeline.projections.partner_keys.lookups import SYSTEM
 from schemas.codec import AvroCodec
 from schemas.exceptions import EncodeError
 

@@ -1,5 +1,5 @@
 """The API-key read model in Redis: key hash -> system, kept by the ``partner_keys``
-projection of partner events (``pipeline/projections/partner_keys.py``), read on every SDK
+projection of partner events (``pipeline/projections/partner_keys/fold.py``), read on every SDK
 request.
 
 Redis layout (all JSON):

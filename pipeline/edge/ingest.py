@@ -1,5 +1,5 @@
 """Publishing SDK events: the ingestion routes' only way into Kafka, behind their rate
-limits. Each event is recorded at the edge when it can be (``pipeline.recording``)."""
+limits. Each event is recorded at the edge when it can be (``pipeline.edge.recording``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from connectors.kafka import AsyncProducer
-from connectors.keys import SystemKey
 from connectors.ratelimit import Buckets, Decision, Limit
 from pipeline.common import topics
 from pipeline.domain import jsontext
 from pipeline.domain.tracking import EventRejection, TrackedEvent, rejection_record
-from pipeline.recording import Recorder
+from pipeline.edge.recording import Recorder
+from pipeline.projections.partner_keys.lookups import SystemKey
 
 Refused = tuple[Any, EventRejection]
 """An event refused at the edge: (the event as sent, why)."""

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-from api.problems import Problem
+from pipeline.common.problems import Problem
 
 Bucket = Literal["minute", "hour", "day", "week"]
 Query = tuple[str, dict[str, Any]]

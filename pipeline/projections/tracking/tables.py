@@ -171,7 +171,7 @@ STORED_IDS_SQL = """
 
 # ------------------------------------------------------- the staged (Avro) way in
 #
-# The sink's fast path (``pipeline/agents/tracking.py``): a batch of TrackingEventRecorded
+# The sink's fast path (``pipeline/projections/tracking/sink.py``): a batch of TrackingEventRecorded
 # payloads of the newest version goes into ClickHouse as one Avro container file
 # (``schemas/container.py``), read by ClickHouse into a temporary table of the sink's
 # session; SQL then checks it and moves it into ``tracking_events``, with the same rules as
