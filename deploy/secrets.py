@@ -88,7 +88,7 @@ def claim_keys(settings: Settings) -> ClaimKeys:
         if settings.env == "production":
             return "set STREAMFOLD_CLAIMS_KEY (every process of an install needs the same key)"
         for aggregate in AGGREGATES:
-            topic = aggregate.reservations_topic
+            topic = aggregate.spec.reservations_topic
             if topic and topic_has_records(settings.kafka_bootstrap, topic):
                 return (
                     f"{topic} already holds claims made under another key; restore the file "

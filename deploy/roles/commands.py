@@ -21,9 +21,9 @@ async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: Avro
     stop it: the batch in hand finishes, offsets are committed, the group is left."""
     keys = await asyncio.to_thread(claim_keys, settings)
     pipeline = create_app(settings, codec=codec, redis=redis, claim_keys=keys)
-    await pipeline.write.app.start()
+    await pipeline.app.start()
     log.info("commands started", guarantee=settings.processing_guarantee)
     try:
         await stop.wait()
     finally:
-        await pipeline.write.app.stop()
+        await pipeline.app.stop()

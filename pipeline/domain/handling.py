@@ -11,10 +11,13 @@ events (same ids, same timestamps).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
+from pydantic import Field
+
+from pipeline.domain import event_data
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.results import Rejection, RejectionReason
 from schemas.envelope import SYSTEM_ACTOR, Envelope, event_id_for
@@ -103,21 +106,83 @@ class Snapshot:
     recent: tuple[tuple[str, CommandResult], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AggregateSpec:
-    """The pure functions that define one aggregate type for :func:`handle`.
+    """One aggregate type, declared once: the pure functions :func:`handle` calls, its
+    commands and events, its uniqueness claims, and the names of its topics and tables.
 
-    decide(state, command) -> events | Rejection; evolve(state, event, occurred_at) -> state;
-    to_data(event) -> Avro/JSON-able dict; state_to_dict/state_from_dict: JSON-safe table form.
-    Events must expose ``event_type`` and ``schema_version`` class attributes.
+    aggregate_type: singular (``"user"``): envelopes, Avro namespaces
+    (``schemas/avro/<aggregate_type>/``), claims tables. topic: plural (``"users"``), the
+    prefix of its topics. decide(state, command) -> events | Rejection;
+    evolve(state, event, occurred_at) -> state; state_to_dict/state_from_dict: JSON-safe
+    table form. events/commands: the dataclasses, each event with ``event_type`` and
+    ``schema_version`` class attributes, each command with a ``type`` literal (pydantic
+    discriminates on it). claims_for(command) / claims_held(state): the unique values a
+    command reserves and a state holds (``pipeline.write.routing``); None = no
+    uniqueness, so no reservations topic.
+
+    Derived, so one declaration is enough (``pipeline.domain.catalog`` lists them):
+    ``<topic>.commands``, ``.events`` (kept forever), ``.dlq``, ``.reservations`` (with
+    claims); Faust tables ``<topic>-state`` and ``<aggregate_type>-claims``.
     """
 
     aggregate_type: str
+    topic: str
     decide: Callable[[Any, Any], list[Any] | Rejection]
     evolve: Callable[[Any, Any, datetime], Any]
-    to_data: Callable[[Any], dict[str, Any]]
     state_to_dict: Callable[[Any], dict[str, Any]]
     state_from_dict: Callable[[dict[str, Any]], Any]
+    events: tuple[type, ...]
+    commands: tuple[type, ...]
+    claims_for: Callable[[Any], tuple[str, ...]] | None = None
+    claims_held: Callable[[Any], frozenset[str]] | None = None
+    event_types: dict[str, type] = field(init=False, repr=False, compare=False)
+    command_types: dict[str, type] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # frozen: the derived maps are set once, here
+        object.__setattr__(self, "event_types", {e.event_type: e for e in self.events})
+        object.__setattr__(self, "command_types", {c.__name__: c for c in self.commands})
+
+    def to_data(self, event: Any) -> dict[str, Any]:
+        """The event's ``data`` dict (``pipeline.domain.event_data``)."""
+        return event_data.to_data(event)
+
+    def from_data(self, event_type: str, data: dict[str, Any]) -> Any:
+        """Inverse of :meth:`to_data`. Raises UnknownEventType or InvalidValue."""
+        return event_data.from_data(self.event_types, event_type, data)
+
+    @property
+    def command_union(self) -> Any:
+        """The commands as one pydantic discriminated union (on ``type``)."""
+        return Annotated[Union[self.commands], Field(discriminator="type")]  # noqa: UP007
+
+    @property
+    def commands_topic(self) -> str:
+        return f"{self.topic}.commands"
+
+    @property
+    def events_topic(self) -> str:
+        """The event store of this aggregate type: key = aggregate id, kept forever."""
+        return f"{self.topic}.events"
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic}.dlq"
+
+    @property
+    def reservations_topic(self) -> str | None:
+        """Keyed by the unique value a command reserves; None without claims."""
+        return f"{self.topic}.reservations" if self.claims_for is not None else None
+
+    @property
+    def state_table(self) -> str:
+        return f"{self.topic}-state"
+
+    @property
+    def claims_table(self) -> str | None:
+        """Faust table of claim -> owner, partitioned like the reservations topic."""
+        return f"{self.aggregate_type}-claims" if self.claims_for is not None else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -37,8 +37,10 @@ from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 
-from pipeline.common import topics
 from pipeline.domain.identity import instructors, prospects, students
+from pipeline.domain.identity.instructors import INSTRUCTOR_SPEC
+from pipeline.domain.identity.prospects import PROSPECT_SPEC
+from pipeline.domain.identity.students import STUDENT_SPEC
 from pipeline.projections import folding
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 from schemas.envelope import Envelope
@@ -283,7 +285,7 @@ async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
 
 PROJECTION = Projection(
     name="identity",
-    topics=(topics.PROSPECT_EVENTS, topics.STUDENT_EVENTS, topics.INSTRUCTOR_EVENTS),
+    topics=(PROSPECT_SPEC.events_topic, STUDENT_SPEC.events_topic, INSTRUCTOR_SPEC.events_topic),
     store=Store.CLICKHOUSE,
     handle=handle,
     tables=TABLES,

@@ -34,11 +34,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from pipeline.common import topics
+from pipeline.domain import users as user_events
 from pipeline.domain.errors import DomainError
 from pipeline.domain.social import chirps, follows
+from pipeline.domain.social.chirps import CHIRP_SPEC
+from pipeline.domain.social.follows import FOLLOW_SPEC
 from pipeline.domain.social.policy import TimelinePolicy
-from pipeline.domain.users import events as user_events
+from pipeline.domain.users import USER_SPEC
 from pipeline.domain.values import canonical_uuid
 from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
 
@@ -176,7 +178,7 @@ def bind(deps: Any) -> Handler:
 
 PROJECTION = Projection(
     name="timelines",
-    topics=(topics.CHIRP_EVENTS, topics.FOLLOW_EVENTS, topics.USER_EVENTS),
+    topics=(CHIRP_SPEC.events_topic, FOLLOW_SPEC.events_topic, USER_SPEC.events_topic),
     store=Store.REDIS,
     handle=None,
     bind=bind,

@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pipeline.common import topics
+from pipeline.domain.users import USER_SPEC, from_data
 from pipeline.domain.users.aggregate import User, UserStatus, evolve
-from pipeline.domain.users.events import from_data
 from pipeline.projections import folding
 from pipeline.projections.folding import FoldResult
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
@@ -162,7 +161,7 @@ async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
 
 PROJECTION = Projection(
     name="users",
-    topics=(topics.USER_EVENTS,),
+    topics=(USER_SPEC.events_topic,),
     store=Store.CLICKHOUSE,
     handle=handle,
     tables=TABLES,

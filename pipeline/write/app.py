@@ -19,6 +19,7 @@ from connectors.kafka import AsyncProducer
 from pipeline.common import groups, topics
 from pipeline.common.deadletter import DeadLetters
 from pipeline.common.settings import Settings
+from pipeline.domain.identity.prospects import PROSPECT_SPEC
 from pipeline.edge.recording import Recorder, Structures
 from pipeline.projections import registry, timelines
 from pipeline.projections.runner import Deps, ProjectionRunner
@@ -123,10 +124,10 @@ def create_app(
         claim_keys=claim_keys,
         topic=topic,
         dead_letters=DeadLetters.to_faust_topic(
-            topic(topics.PROSPECT_DLQ), agent="identity-reactions"
+            topic(PROSPECT_SPEC.dlq_topic), agent="identity-reactions"
         ),
     )
-    _event_agent(app, topic(topics.PROSPECT_EVENTS), reactions.process, "identity-reactions")
+    _event_agent(app, topic(PROSPECT_SPEC.events_topic), reactions.process, "identity-reactions")
 
     return pipeline
 
@@ -141,12 +142,16 @@ def _command_agents(
     claim_keys: ClaimKeys,
 ) -> CommandProcessor:
     name = aggregate.spec.aggregate_type
-    reservations = topic(aggregate.reservations_topic) if aggregate.reservations_topic else None
-    dlq = topic(aggregate.dlq_topic)
+    reservations = (
+        topic(aggregate.spec.reservations_topic) if aggregate.spec.reservations_topic else None
+    )
+    dlq = topic(aggregate.spec.dlq_topic)
     commands = CommandProcessor(
         aggregate=aggregate,
-        table=app.Table(aggregate.state_table, default=None, partitions=settings.topic_partitions),
-        events=topic(aggregate.events_topic),
+        table=app.Table(
+            aggregate.spec.state_table, default=None, partitions=settings.topic_partitions
+        ),
+        events=topic(aggregate.spec.events_topic),
         results=results,
         reservations=reservations,
         dead_letters=DeadLetters.to_faust_topic(dlq, agent=f"{name}-commands"),
@@ -157,19 +162,19 @@ def _command_agents(
     )
     _batch_agent(
         app,
-        topic(aggregate.commands_topic),
+        topic(aggregate.spec.commands_topic),
         commands.process_batch,
         f"{name}-commands",
         max_records=settings.command_batch_records,
         within_s=settings.command_batch_ms / 1000,
     )
-    if reservations is not None and aggregate.claims_table is not None:
+    if reservations is not None and aggregate.spec.claims_table is not None:
         claims = ReservationProcessor(
             table=app.Table(
-                aggregate.claims_table, default=None, partitions=settings.topic_partitions
+                aggregate.spec.claims_table, default=None, partitions=settings.topic_partitions
             ),
             reservations=reservations,
-            commands=topic(aggregate.commands_topic),
+            commands=topic(aggregate.spec.commands_topic),
             dead_letters=DeadLetters.to_faust_topic(dlq, agent=f"{name}-reservations"),
             replies=commands,
             topic=topic,

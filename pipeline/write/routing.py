@@ -88,9 +88,9 @@ def submission(command: Any, claim_keys: ClaimKeys) -> tuple[str, bytes, bytes]:
     """(topic, key, value) to produce for ``command``."""
     aggregate = aggregate_of(command)
     claims = claim_keys.for_command(aggregate, command)
-    if claims and aggregate.reservations_topic:
+    if claims and aggregate.spec.reservations_topic:
         message = Reservation(
             op="reserve", owner=command.aggregate_id, claims=claims, command=command_dict(command)
         )
-        return aggregate.reservations_topic, message.key.encode(), encode_reservation(message)
-    return aggregate.commands_topic, command.aggregate_id.encode(), encode_command(command)
+        return aggregate.spec.reservations_topic, message.key.encode(), encode_reservation(message)
+    return aggregate.spec.commands_topic, command.aggregate_id.encode(), encode_command(command)

@@ -15,6 +15,7 @@ from confluent_kafka import Producer
 
 from connectors.kafka import PARTITIONER
 from pipeline.common import topics
+from pipeline.domain.users import USER_SPEC
 from pipeline.domain.users.commands import CreateUser, RecordLogin, UpdateUser
 from pipeline.domain.values import hash_password
 from pipeline.projections import users as users_projection
@@ -28,9 +29,9 @@ pytestmark = pytest.mark.integration
 
 CODEC = AvroCodec(SchemaRegistry.load())
 USER_TOPICS = (
-    topics.USER_COMMANDS,
-    topics.USER_RESERVATIONS,
-    topics.USER_EVENTS,
+    USER_SPEC.commands_topic,
+    USER_SPEC.reservations_topic,
+    USER_SPEC.events_topic,
     topics.COMMAND_RESULTS,
 )
 
@@ -73,7 +74,7 @@ def test_poison_event_is_dead_lettered_and_projection_keeps_going(
     p = producer(server)
     key = f"poison-{uuid.uuid4()}".encode()
     for value in poison:
-        p.produce(topics.USER_EVENTS, key=key, value=value)
+        p.produce(USER_SPEC.events_topic, key=key, value=value)
     assert p.flush(30) == 0
 
     # the projection goes on: a user created after the poison records becomes visible
@@ -114,7 +115,7 @@ def test_poison_event_is_dead_lettered_and_projection_keeps_going(
     by_reader: dict[str, int] = {}
     for record in records:
         headers = {k: v.decode() for k, v in record.headers()}
-        assert headers["source.topic"] == topics.USER_EVENTS
+        assert headers["source.topic"] == USER_SPEC.events_topic
         name, version, why = headers["reason"].split(" ", 2)
         assert version.startswith("v") and why.startswith("undecodable: "), headers["reason"]
         by_reader[name] = by_reader.get(name, 0) + 1
@@ -200,9 +201,9 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
     server.start()
     # back at work within 30 s of the crash: the dead member's partitions are reassigned
     # (session timeout) and the command agent runs again (no crashed agent, no stall)
-    backlog = server.lag()[topics.USER_COMMANDS]
+    backlog = server.lag()[USER_SPEC.commands_topic]
     wait_for(
-        lambda: server.lag()[topics.USER_COMMANDS] < backlog or server.drained(USER_TOPICS),
+        lambda: server.lag()[USER_SPEC.commands_topic] < backlog or server.drained(USER_TOPICS),
         timeout_s=max(1.0, 30 - (time.monotonic() - killed_at)),
         what="the command agent processing again within 30 s of the SIGKILL",
         every_s=0.2,
@@ -221,7 +222,7 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
     # the truth: a fresh fold of everything on the topic
     envelopes: dict[tuple[str, int], set[str]] = defaultdict(set)
     per_user: dict[str, dict[int, Any]] = defaultdict(dict)
-    for record in read_topic(server.settings.kafka_bootstrap, topics.USER_EVENTS, timeout_s=60):
+    for record in read_topic(server.settings.kafka_bootstrap, USER_SPEC.events_topic, timeout_s=60):
         try:
             env = CODEC.decode(record.value())
         except Exception:
@@ -267,7 +268,7 @@ def test_sigkill_mid_batch_then_restart_equals_a_fresh_replay(
     assert logged["n"] == logged["ids"] == len(envelopes)
 
     copies: dict[tuple[str, int], int] = defaultdict(int)
-    for record in read_topic(server.settings.kafka_bootstrap, topics.USER_EVENTS, timeout_s=60):
+    for record in read_topic(server.settings.kafka_bootstrap, USER_SPEC.events_topic, timeout_s=60):
         if record.key().decode() in expected:
             env = CODEC.decode(record.value())
             copies[(env.aggregate_id, env.aggregate_version)] += 1
@@ -348,7 +349,7 @@ def test_a_batch_of_commands_answers_as_one_at_a_time_would(server: ServeProcess
 
     versions: dict[str, list[int]] = defaultdict(list)
     users = {uid for _, uid in ids}
-    for record in read_topic(server.settings.kafka_bootstrap, topics.USER_EVENTS):
+    for record in read_topic(server.settings.kafka_bootstrap, USER_SPEC.events_topic):
         if record.key() is not None and record.key().decode() in users:
             versions[record.key().decode()].append(CODEC.decode(record.value()).aggregate_version)
     assert all(sorted(v) == [1, 2, 3] for v in versions.values()) and len(versions) == len(ids)

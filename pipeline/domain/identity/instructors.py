@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -217,9 +217,13 @@ def claims_held(state: Instructor | None) -> frozenset[str]:
 
 INSTRUCTOR_SPEC = AggregateSpec(
     aggregate_type=AGGREGATE_TYPE,
+    topic="instructors",
     decide=decide,
     evolve=evolve,
-    to_data=to_data,
     state_to_dict=state_to_dict,
     state_from_dict=state_from_dict,
+    events=get_args(InstructorEvent),
+    commands=get_args(get_args(InstructorCommand)[0]),
+    claims_for=claims_for,
+    claims_held=claims_held,
 )

@@ -23,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -583,9 +583,13 @@ def claims_held(state: Prospect | None) -> frozenset[str]:
 
 PROSPECT_SPEC = AggregateSpec(
     aggregate_type=AGGREGATE_TYPE,
+    topic="prospects",
     decide=decide,
     evolve=evolve,
-    to_data=to_data,
     state_to_dict=state_to_dict,
     state_from_dict=state_from_dict,
+    events=get_args(ProspectEvent),
+    commands=get_args(get_args(ProspectCommand)[0]),
+    claims_for=claims_for,
+    claims_held=claims_held,
 )

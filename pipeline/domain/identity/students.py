@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -252,9 +252,13 @@ def claims_held(state: Student | None) -> frozenset[str]:
 
 STUDENT_SPEC = AggregateSpec(
     aggregate_type=AGGREGATE_TYPE,
+    topic="students",
     decide=decide,
     evolve=evolve,
-    to_data=to_data,
     state_to_dict=state_to_dict,
     state_from_dict=state_from_dict,
+    events=get_args(StudentEvent),
+    commands=get_args(get_args(StudentCommand)[0]),
+    claims_for=claims_for,
+    claims_held=claims_held,
 )

@@ -6,10 +6,12 @@ state, decide/evolve and :data:`PARTNER_SPEC` for the generic handler
 
 from __future__ import annotations
 
+from typing import get_args
+
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.partners.aggregate import AGGREGATE_TYPE, decide, evolve
-from pipeline.domain.partners.commands import COMMAND_TYPES, PartnerCommand
-from pipeline.domain.partners.events import EVENT_TYPES, PartnerEvent, from_data, to_data
+from pipeline.domain.partners.commands import PartnerCommand
+from pipeline.domain.partners.events import PartnerEvent
 from pipeline.domain.partners.state import (
     EventStructure,
     Partner,
@@ -46,9 +48,14 @@ __all__ = [
 
 PARTNER_SPEC = AggregateSpec(
     aggregate_type=AGGREGATE_TYPE,
+    topic="partners",
     decide=decide,
     evolve=evolve,
-    to_data=to_data,
     state_to_dict=state_to_dict,
     state_from_dict=state_from_dict,
+    events=get_args(PartnerEvent),
+    commands=get_args(get_args(PartnerCommand)[0]),
 )
+EVENT_TYPES = PARTNER_SPEC.event_types
+COMMAND_TYPES = PARTNER_SPEC.command_types
+to_data, from_data = PARTNER_SPEC.to_data, PARTNER_SPEC.from_data

@@ -20,7 +20,6 @@ from pydantic import Field
 from pipeline.domain.command import Command
 
 __all__ = [
-    "COMMAND_TYPES",
     "AddSystem",
     "CreatePartner",
     "DeactivatePartner",
@@ -195,21 +194,3 @@ PartnerCommand = Annotated[
     | DeactivatePartner,
     Field(discriminator="type"),
 ]
-
-COMMAND_TYPES: dict[str, type[Command]] = {
-    cls.__name__: cls
-    for cls in (
-        CreatePartner,
-        AddSystem,
-        RotateApiKey,
-        DeactivateSystem,
-        ReactivateSystem,
-        SetUnknownEventPolicy,
-        DefineEventStructure,
-        RemoveEventStructure,
-        SetAllowedOrigins,
-        IssueReadToken,
-        RevokeReadToken,
-        DeactivatePartner,
-    )
-}

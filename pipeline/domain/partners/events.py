@@ -9,12 +9,9 @@ Key material appears only as SHA-256 hex hashes and display prefixes, never as p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-from pipeline.domain import event_data
+from typing import ClassVar
 
 __all__ = [
-    "EVENT_TYPES",
     "AllowedOriginsSet",
     "ApiKeyRotated",
     "EventStructureDefined",
@@ -28,8 +25,6 @@ __all__ = [
     "SystemDeactivated",
     "SystemReactivated",
     "UnknownEventPolicySet",
-    "from_data",
-    "to_data",
 ]
 
 
@@ -202,31 +197,3 @@ PartnerEvent = (
     | ReadTokenRevoked
     | PartnerDeactivated
 )
-
-EVENT_TYPES: dict[str, type[PartnerEvent]] = {
-    cls.event_type: cls
-    for cls in (
-        PartnerCreated,
-        SystemAdded,
-        ApiKeyRotated,
-        SystemDeactivated,
-        SystemReactivated,
-        UnknownEventPolicySet,
-        EventStructureDefined,
-        EventStructureRemoved,
-        AllowedOriginsSet,
-        ReadTokenIssued,
-        ReadTokenRevoked,
-        PartnerDeactivated,
-    )
-}
-
-
-def to_data(event: PartnerEvent) -> dict[str, Any]:
-    """The event's ``data`` dict (see ``pipeline.domain.event_data``)."""
-    return event_data.to_data(event)
-
-
-def from_data(event_type: str, data: dict[str, Any]) -> PartnerEvent:
-    """Inverse of :func:`to_data`. Raises UnknownEventType or InvalidValue."""
-    return event_data.from_data(EVENT_TYPES, event_type, data)

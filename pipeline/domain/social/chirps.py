@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -181,9 +181,11 @@ def state_from_dict(d: dict[str, Any]) -> Chirp:
 
 CHIRP_SPEC = AggregateSpec(
     aggregate_type=AGGREGATE_TYPE,
+    topic="chirps",
     decide=decide,
     evolve=evolve,
-    to_data=to_data,
     state_to_dict=state_to_dict,
     state_from_dict=state_from_dict,
+    events=get_args(ChirpEvent),
+    commands=get_args(get_args(ChirpCommand)[0]),
 )

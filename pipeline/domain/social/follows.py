@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -146,9 +146,11 @@ def state_from_dict(d: dict[str, Any]) -> Follow:
 
 FOLLOW_SPEC = AggregateSpec(
     aggregate_type=AGGREGATE_TYPE,
+    topic="follows",
     decide=decide,
     evolve=evolve,
-    to_data=to_data,
     state_to_dict=state_to_dict,
     state_from_dict=state_from_dict,
+    events=get_args(FollowEvent),
+    commands=get_args(get_args(FollowCommand)[0]),
 )

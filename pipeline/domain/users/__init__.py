@@ -4,6 +4,8 @@ generic handler (``pipeline.domain.handling.handle``).
 
 from __future__ import annotations
 
+from typing import get_args
+
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.users.aggregate import (
     AGGREGATE_TYPE,
@@ -16,8 +18,8 @@ from pipeline.domain.users.aggregate import (
     state_from_dict,
     state_to_dict,
 )
-from pipeline.domain.users.commands import COMMAND_TYPES, UserCommand
-from pipeline.domain.users.events import EVENT_TYPES, UserEvent, from_data, to_data
+from pipeline.domain.users.commands import UserCommand
+from pipeline.domain.users.events import UserEvent
 
 __all__ = [
     "AGGREGATE_TYPE",
@@ -40,9 +42,16 @@ __all__ = [
 
 USER_SPEC = AggregateSpec(
     aggregate_type=AGGREGATE_TYPE,
+    topic="users",
     decide=decide,
     evolve=evolve,
-    to_data=to_data,
     state_to_dict=state_to_dict,
     state_from_dict=state_from_dict,
+    events=get_args(UserEvent),
+    commands=get_args(get_args(UserCommand)[0]),
+    claims_for=claims_for,
+    claims_held=claims_held,
 )
+EVENT_TYPES = USER_SPEC.event_types
+COMMAND_TYPES = USER_SPEC.command_types
+to_data, from_data = USER_SPEC.to_data, USER_SPEC.from_data

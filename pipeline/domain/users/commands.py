@@ -19,7 +19,6 @@ from pydantic import Field
 from pipeline.domain.command import Command
 
 __all__ = [
-    "COMMAND_TYPES",
     "Command",
     "CreateUser",
     "DeactivateUser",
@@ -120,17 +119,3 @@ UserCommand = Annotated[
     | RecordLogin,
     Field(discriminator="type"),
 ]
-
-COMMAND_TYPES: dict[str, type[Command]] = {
-    cls.__name__: cls
-    for cls in (
-        CreateUser,
-        UpdateUser,
-        UpdateAccount,
-        DeactivateUser,
-        ReactivateUser,
-        DeleteUser,
-        GrantAdmin,
-        RecordLogin,
-    )
-}

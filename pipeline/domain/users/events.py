@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
-
-from pipeline.domain import event_data
+from typing import ClassVar
 
 __all__ = [
-    "EVENT_TYPES",
     "AccountUpdated",
     "UserCreated",
     "UserDeactivated",
@@ -23,8 +20,6 @@ __all__ = [
     "UserLastLoginUpdated",
     "UserReactivated",
     "UserUpdated",
-    "from_data",
-    "to_data",
 ]
 
 
@@ -116,26 +111,3 @@ UserEvent = (
     | UserDeleted
     | UserLastLoginUpdated
 )
-
-EVENT_TYPES: dict[str, type[UserEvent]] = {
-    cls.event_type: cls
-    for cls in (
-        UserCreated,
-        UserUpdated,
-        AccountUpdated,
-        UserDeactivated,
-        UserReactivated,
-        UserDeleted,
-        UserLastLoginUpdated,
-    )
-}
-
-
-def to_data(event: UserEvent) -> dict[str, Any]:
-    """The event's ``data`` dict (see ``pipeline.domain.event_data``)."""
-    return event_data.to_data(event)
-
-
-def from_data(event_type: str, data: dict[str, Any]) -> UserEvent:
-    """Inverse of :func:`to_data`. Raises UnknownEventType or InvalidValue."""
-    return event_data.from_data(EVENT_TYPES, event_type, data)

@@ -12,9 +12,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pipeline.common import topics
 from pipeline.domain import partners
-from pipeline.domain.partners import Partner, state_to_dict
+from pipeline.domain.partners import PARTNER_SPEC, Partner, state_to_dict
 from pipeline.domain.partners.state import PartnerStatus, SystemStatus
 from pipeline.projections import folding
 from pipeline.projections.partner_keys.lookups import KEY, PARTNER, READ_TOKEN, SYSTEM
@@ -98,7 +97,7 @@ async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
 
 PROJECTION = Projection(
     name="partner_keys",
-    topics=(topics.PARTNER_EVENTS,),
+    topics=(PARTNER_SPEC.events_topic,),
     store=Store.REDIS,
     handle=handle,
     keys=tuple(k.split("{")[0] + "*" for k in (PARTNER, KEY, SYSTEM, READ_TOKEN)),

@@ -6,8 +6,8 @@ from typing import Any
 import pydantic
 import pytest
 
+from pipeline.domain.users import COMMAND_TYPES
 from pipeline.domain.users.commands import (
-    COMMAND_TYPES,
     Command,
     CreateUser,
     DeactivateUser,

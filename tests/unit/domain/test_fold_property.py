@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.domain.handling import Snapshot, handle
-from pipeline.domain.users import USER_SPEC
+from pipeline.domain.users import USER_SPEC, from_data
 from pipeline.domain.users.aggregate import evolve
 from pipeline.domain.users.commands import (
     CreateUser,
@@ -25,7 +25,6 @@ from pipeline.domain.users.commands import (
     UpdateAccount,
     UpdateUser,
 )
-from pipeline.domain.users.events import from_data
 from pipeline.domain.values import hash_password
 
 # Hashing is deliberately slow, so hash once per module and reuse.

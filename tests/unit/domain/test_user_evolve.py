@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from pipeline.domain.errors import DomainError, InvalidTransition, InvalidValue, UnknownEventType
+from pipeline.domain.users import EVENT_TYPES, from_data, to_data
 from pipeline.domain.users.aggregate import (
     User,
     UserStatus,
@@ -25,7 +26,6 @@ from pipeline.domain.users.commands import (
     UpdateUser,
 )
 from pipeline.domain.users.events import (
-    EVENT_TYPES,
     AccountUpdated,
     UserCreated,
     UserDeactivated,
@@ -33,8 +33,6 @@ from pipeline.domain.users.events import (
     UserLastLoginUpdated,
     UserReactivated,
     UserUpdated,
-    from_data,
-    to_data,
 )
 
 USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"

@@ -14,10 +14,11 @@ from pipeline.domain import tracking
 from pipeline.domain.handling import Snapshot, handle
 from pipeline.domain.identity import instructors, prospects, students
 from pipeline.domain.identity.profile import Profile
+from pipeline.domain.partners import EVENT_TYPES as PARTNER_EVENT_TYPES
 from pipeline.domain.partners import PARTNER_SPEC
 from pipeline.domain.partners import commands as pc
-from pipeline.domain.partners.events import EVENT_TYPES as PARTNER_EVENT_TYPES
 from pipeline.domain.social import chirps, follows
+from pipeline.domain.users import EVENT_TYPES as USER_EVENT_TYPES
 from pipeline.domain.users import USER_SPEC
 from pipeline.domain.users.commands import (
     CreateUser,
@@ -28,7 +29,6 @@ from pipeline.domain.users.commands import (
     UpdateAccount,
     UpdateUser,
 )
-from pipeline.domain.users.events import EVENT_TYPES as USER_EVENT_TYPES
 from schemas.codec import HEADER_LENGTH, AvroCodec, fingerprint_of
 from schemas.envelope import Envelope, event_id_for
 from schemas.exceptions import (
