@@ -255,16 +255,16 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 def _group_lag(settings: Settings) -> list[dict[str, object]]:
-    """Every consumer group of the install (``pipeline/common/groups.py``) with its lag: records
-    its committed offsets are behind the topics' ends (None when Kafka does not answer).
+    """Every consumer group of the install (``pipeline/projections/groups.py``) with its lag:
+    records its committed offsets are behind the topics' ends (None when Kafka does not
+    answer).
     The projection versions come from the catalog when the store answers, else v1."""
     from confluent_kafka import KafkaException
 
     from connectors.kafka import consumer_lag
     from connectors.store import StoreClient
     from deploy.roles.api import open_query_store
-    from pipeline.common import groups
-    from pipeline.projections import catalog, registry
+    from pipeline.projections import catalog, groups, registry
 
     async def read_catalog() -> list[catalog.Version]:
         store = open_query_store(settings)

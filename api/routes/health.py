@@ -21,8 +21,8 @@ from fastapi.responses import JSONResponse
 from api.deps import Services, ServicesDep
 from connectors.batch import BatchConsumer
 from connectors.kafka import group_positions
-from pipeline.common import groups, topics
-from pipeline.projections import catalog, registry
+from pipeline.common import topics
+from pipeline.projections import catalog, groups, registry
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["health"])
@@ -124,7 +124,7 @@ async def readyz(request: Request, services: ServicesDep) -> JSONResponse:
 
 
 async def _batch_groups(services: Services) -> dict[str, list[str]]:
-    """The batch consumers' groups (``pipeline/common/groups.py``: validation and sinks), with
+    """The batch consumers' groups (``pipeline/projections/groups.py``: validation and sinks), with
     the running projection versions from the catalog; without it (ClickHouse not
     answering: its own check fails) the projections' first versions."""
     settings = services.settings

@@ -16,12 +16,12 @@ from connectors import metrics
 from connectors.batch import BatchConsumer
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer
-from pipeline.common import groups, topics
+from pipeline.common import topics
 from pipeline.common.deadletter import DeadLetters
 from pipeline.common.settings import Settings
 from pipeline.domain.identity.prospects import PROSPECT_SPEC
 from pipeline.edge.recording import Recorder, Structures
-from pipeline.projections import registry, timelines
+from pipeline.projections import groups, registry, timelines
 from pipeline.projections.runner import Deps, ProjectionRunner
 from pipeline.projections.tracking.sink import REJECTIONS, SINK, Validation
 from pipeline.write import faust_fixes

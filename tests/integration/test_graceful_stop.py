@@ -9,8 +9,7 @@ import pytest
 from confluent_kafka import ConsumerGroupState
 from confluent_kafka.admin import AdminClient
 
-from pipeline.common import groups
-from pipeline.projections import registry
+from pipeline.projections import groups, registry
 from tests.support import Endpoints, ServeProcess
 
 pytestmark = pytest.mark.integration
@@ -35,7 +34,7 @@ def test_sigterm_stops_cleanly_and_leaves_the_groups(
     assert code == 0, f"exit {code}; an un-handled SIGTERM exits 143\n{log}"
     assert "event='stopped'" in log, log
 
-    # every group the install runs (pipeline/common/groups.py), the projections at version 1
+    # every group the install runs (pipeline/projections/groups.py), the projections at version 1
     roles = groups.by_role(app_id, registry.installed(), [])
     names = [group for by_group in roles.values() for group in by_group]
     admin = AdminClient({"bootstrap.servers": endpoints.kafka_bootstrap})
