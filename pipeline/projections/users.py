@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.domain.users import USER_SPEC, from_data
-from pipeline.domain.users.aggregate import User, UserStatus, evolve
+from pipeline.domain.users.aggregate import evolve
+from pipeline.domain.users.state import User, UserStatus
 from pipeline.projections import folding
 from pipeline.projections.folding import FoldResult
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store

@@ -9,17 +9,14 @@ from typing import get_args
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.users.aggregate import (
     AGGREGATE_TYPE,
-    User,
-    UserStatus,
     claims_for,
     claims_held,
     decide,
     evolve,
-    state_from_dict,
-    state_to_dict,
 )
 from pipeline.domain.users.commands import UserCommand
 from pipeline.domain.users.events import UserEvent
+from pipeline.domain.users.state import User, UserStatus, state_from_dict, state_to_dict
 
 __all__ = [
     "AGGREGATE_TYPE",

@@ -1,5 +1,6 @@
-"""The user aggregate: state, ``decide`` (command -> events | Rejection), ``evolve``
-(state + event -> state), table (de)serialisation and uniqueness claims.
+"""The user aggregate: ``decide`` (command -> events | Rejection), ``evolve`` (state + event
+-> state) and uniqueness claims. The state and its table form live in
+``pipeline.domain.users.state``.
 
 All functions are pure and deterministic: no clock, no randomness, no I/O. Time comes from the
 command (``issued_at``) or the event envelope (``occurred_at``).
@@ -8,9 +9,8 @@ command (``issued_at``) or the event envelope (``occurred_at``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from functools import singledispatch
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from pipeline.domain.users.events import (
     UserReactivated,
     UserUpdated,
 )
+from pipeline.domain.users.state import User, UserStatus
 from pipeline.domain.values import (
     Email,
     HashedPassword,
@@ -50,49 +51,15 @@ from pipeline.domain.values import (
 
 __all__ = [
     "AGGREGATE_TYPE",
-    "User",
-    "UserStatus",
     "claims_for",
     "claims_held",
     "decide",
     "evolve",
-    "state_from_dict",
-    "state_to_dict",
 ]
 
 AGGREGATE_TYPE = "user"
 
 _T = TypeVar("_T")
-
-
-class UserStatus(StrEnum):
-    """Lifecycle: ACTIVE <-> INACTIVE, either -> DELETED (terminal, soft delete)."""
-
-    ACTIVE = "active"
-    INACTIVE = "inactive"
-    DELETED = "deleted"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class User:
-    """Current state of one user, folded from its events.
-
-    All strings are normalised values (see ``pipeline.domain.values``); ``role`` is a
-    ``UserRole`` value; datetimes are tz-aware UTC.
-    """
-
-    user_id: str
-    username: str
-    email: str
-    first_name: str
-    last_name: str
-    phone: str | None
-    role: str
-    status: UserStatus
-    password_hash: str
-    created_at: datetime
-    updated_at: datetime
-    last_login_at: datetime | None
 
 
 def decide(state: User | None, command: Command) -> list[UserEvent] | Rejection:
@@ -328,43 +295,6 @@ def _(event: UserLastLoginUpdated, state: User | None, at: datetime) -> User:
     state = _existing(state, event)
     # A login is activity, not a profile change, so updated_at is left alone.
     return replace(state, last_login_at=event.logged_in_at.astimezone(UTC))
-
-
-def state_to_dict(user: User) -> dict[str, Any]:
-    """JSON-safe dict of ``user``: datetimes as ISO-8601 strings, status as its value."""
-    return {
-        "user_id": user.user_id,
-        "username": user.username,
-        "email": user.email,
-        "first_name": user.first_name,
-        "last_name": user.last_name,
-        "phone": user.phone,
-        "role": user.role,
-        "status": user.status.value,
-        "password_hash": user.password_hash,
-        "created_at": user.created_at.isoformat(),
-        "updated_at": user.updated_at.isoformat(),
-        "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
-    }
-
-
-def state_from_dict(d: dict[str, Any]) -> User:
-    """Inverse of :func:`state_to_dict`. Raises ``KeyError``/``ValueError`` on malformed input."""
-    last_login = d["last_login_at"]
-    return User(
-        user_id=d["user_id"],
-        username=d["username"],
-        email=d["email"],
-        first_name=d["first_name"],
-        last_name=d["last_name"],
-        phone=d["phone"],
-        role=d["role"],
-        status=UserStatus(d["status"]),
-        password_hash=d["password_hash"],
-        created_at=datetime.fromisoformat(d["created_at"]),
-        updated_at=datetime.fromisoformat(d["updated_at"]),
-        last_login_at=datetime.fromisoformat(last_login) if last_login else None,
-    )
 
 
 @singledispatch

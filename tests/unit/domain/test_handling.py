@@ -17,7 +17,6 @@ from pipeline.domain.handling import (
     snapshot_to_dict,
 )
 from pipeline.domain.users import USER_SPEC
-from pipeline.domain.users.aggregate import UserStatus
 from pipeline.domain.users.commands import (
     CreateUser,
     DeactivateUser,
@@ -25,6 +24,7 @@ from pipeline.domain.users.commands import (
     UpdateAccount,
     UpdateUser,
 )
+from pipeline.domain.users.state import UserStatus
 from schemas.envelope import EVENT_NAMESPACE, Envelope, event_id_for
 
 USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pipeline.domain.results import Rejection, RejectionReason
-from pipeline.domain.users.aggregate import User, UserStatus, decide
+from pipeline.domain.users.aggregate import decide
 from pipeline.domain.users.commands import (
     Command,
     CreateUser,
@@ -27,6 +27,7 @@ from pipeline.domain.users.events import (
     UserReactivated,
     UserUpdated,
 )
+from pipeline.domain.users.state import User, UserStatus
 from pipeline.domain.values import hash_password
 
 USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"

@@ -9,15 +9,7 @@ import pytest
 
 from pipeline.domain.errors import DomainError, InvalidTransition, InvalidValue, UnknownEventType
 from pipeline.domain.users import EVENT_TYPES, from_data, to_data
-from pipeline.domain.users.aggregate import (
-    User,
-    UserStatus,
-    claims_for,
-    claims_held,
-    evolve,
-    state_from_dict,
-    state_to_dict,
-)
+from pipeline.domain.users.aggregate import claims_for, claims_held, evolve
 from pipeline.domain.users.commands import (
     CreateUser,
     DeleteUser,
@@ -34,6 +26,7 @@ from pipeline.domain.users.events import (
     UserReactivated,
     UserUpdated,
 )
+from pipeline.domain.users.state import User, UserStatus, state_from_dict, state_to_dict
 
 USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
 HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
