@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import LoginThrottleDep, ServicesDep
-from api.models import Token
+from api.models.users import Token
 from api.problems import Problem
 from api.security import Principal, dummy_password_hash, issue_token
 from pipeline.domain.errors import InvalidValue

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from api.deps import IdempotencyKey, PrincipalDep, Services, ServicesDep, StaffDep
-from api.identity_models import (
+from api.models.identity import (
     COMMAND_FORMS,
     CommandForm,
     ConvertRequest,

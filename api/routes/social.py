@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import IdempotencyKey, PrincipalDep, Services, ServicesDep, accounts, per_app
 from api.live import ChirpFeeds, entry_key
-from api.models import CommandOutcome, Registration
+from api.models.users import CommandOutcome, Registration
 from api.problems import Problem
 from api.replies import ReadModelVersion, command_fields, run_command
 from api.security import Principal
