@@ -10,7 +10,6 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
-from pipeline.domain import event_data
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.handling import AggregateSpec
@@ -52,9 +51,6 @@ class DeactivateInstructor(Command):
 InstructorCommand = Annotated[
     CreateInstructor | UpdateInstructor | DeactivateInstructor, Field(discriminator="type")
 ]
-COMMAND_TYPES: dict[str, type[Command]] = {
-    c.__name__: c for c in (CreateInstructor, UpdateInstructor, DeactivateInstructor)
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +90,6 @@ class InstructorDeactivated:
 
 
 InstructorEvent = InstructorCreated | InstructorUpdated | InstructorDeactivated
-EVENT_TYPES: dict[str, type[InstructorEvent]] = {
-    e.event_type: e for e in (InstructorCreated, InstructorUpdated, InstructorDeactivated)
-}
-
-
-def to_data(event: InstructorEvent) -> dict[str, Any]:
-    return event_data.to_data(event)
-
-
-def from_data(event_type: str, data: dict[str, Any]) -> InstructorEvent:
-    """Raises UnknownEventType or InvalidValue."""
-    return event_data.from_data(EVENT_TYPES, event_type, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,3 +211,6 @@ INSTRUCTOR_SPEC = AggregateSpec(
     claims_for=claims_for,
     claims_held=claims_held,
 )
+EVENT_TYPES = INSTRUCTOR_SPEC.event_types
+COMMAND_TYPES = INSTRUCTOR_SPEC.command_types
+to_data, from_data = INSTRUCTOR_SPEC.to_data, INSTRUCTOR_SPEC.from_data

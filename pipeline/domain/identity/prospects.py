@@ -27,7 +27,6 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
-from pipeline.domain import event_data
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue, UnknownEventType
 from pipeline.domain.handling import AggregateSpec
@@ -166,19 +165,6 @@ ProspectCommand = Annotated[
     | UndoConversion,
     Field(discriminator="type"),
 ]
-COMMAND_TYPES: dict[str, type[Command]] = {
-    c.__name__: c
-    for c in (
-        CreateProspect,
-        UpdateProspect,
-        MergeProspect,
-        AbsorbProspect,
-        CompleteMerge,
-        CancelMerge,
-        ConvertProspect,
-        UndoConversion,
-    )
-}
 
 # -- events -----------------------------------------------------------------------------
 
@@ -315,29 +301,6 @@ ProspectEvent = (
     | ProspectConverted
     | ProspectConversionUndone
 )
-EVENT_TYPES: dict[str, type[ProspectEvent]] = {
-    e.event_type: e
-    for e in (
-        ProspectCreated,
-        ProspectUpdated,
-        ProspectMergeStarted,
-        ProspectAbsorbed,
-        ProspectMergeRefused,
-        ProspectMerged,
-        ProspectMergeCancelled,
-        ProspectConverted,
-        ProspectConversionUndone,
-    )
-}
-
-
-def to_data(event: ProspectEvent) -> dict[str, Any]:
-    return event_data.to_data(event)
-
-
-def from_data(event_type: str, data: dict[str, Any]) -> ProspectEvent:
-    """Raises UnknownEventType or InvalidValue."""
-    return event_data.from_data(EVENT_TYPES, event_type, data)
 
 
 # -- state, decide, evolve ---------------------------------------------------------------
@@ -593,3 +556,6 @@ PROSPECT_SPEC = AggregateSpec(
     claims_for=claims_for,
     claims_held=claims_held,
 )
+EVENT_TYPES = PROSPECT_SPEC.event_types
+COMMAND_TYPES = PROSPECT_SPEC.command_types
+to_data, from_data = PROSPECT_SPEC.to_data, PROSPECT_SPEC.from_data

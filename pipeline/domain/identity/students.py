@@ -13,7 +13,6 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
-from pipeline.domain import event_data
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.handling import AggregateSpec
@@ -71,9 +70,6 @@ class WithdrawStudent(Command):
 StudentCommand = Annotated[
     CreateStudent | UpdateStudent | EnrollStudent | WithdrawStudent, Field(discriminator="type")
 ]
-COMMAND_TYPES: dict[str, type[Command]] = {
-    c.__name__: c for c in (CreateStudent, UpdateStudent, EnrollStudent, WithdrawStudent)
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,18 +118,6 @@ class StudentWithdrawn:
 
 
 StudentEvent = StudentCreated | StudentUpdated | StudentEnrolled | StudentWithdrawn
-EVENT_TYPES: dict[str, type[StudentEvent]] = {
-    e.event_type: e for e in (StudentCreated, StudentUpdated, StudentEnrolled, StudentWithdrawn)
-}
-
-
-def to_data(event: StudentEvent) -> dict[str, Any]:
-    return event_data.to_data(event)
-
-
-def from_data(event_type: str, data: dict[str, Any]) -> StudentEvent:
-    """Raises UnknownEventType or InvalidValue."""
-    return event_data.from_data(EVENT_TYPES, event_type, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,3 +246,6 @@ STUDENT_SPEC = AggregateSpec(
     claims_for=claims_for,
     claims_held=claims_held,
 )
+EVENT_TYPES = STUDENT_SPEC.event_types
+COMMAND_TYPES = STUDENT_SPEC.command_types
+to_data, from_data = STUDENT_SPEC.to_data, STUDENT_SPEC.from_data

@@ -14,7 +14,6 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
-from pipeline.domain import event_data
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.handling import AggregateSpec
@@ -64,7 +63,6 @@ class DeleteChirp(Command):
 
 
 ChirpCommand = Annotated[PostChirp | DeleteChirp, Field(discriminator="type")]
-COMMAND_TYPES: dict[str, type[Command]] = {c.__name__: c for c in (PostChirp, DeleteChirp)}
 
 # -- events -----------------------------------------------------------------------------
 
@@ -93,16 +91,6 @@ class ChirpDeleted:
 
 
 ChirpEvent = ChirpPosted | ChirpDeleted
-EVENT_TYPES: dict[str, type[ChirpEvent]] = {e.event_type: e for e in (ChirpPosted, ChirpDeleted)}
-
-
-def to_data(event: ChirpEvent) -> dict[str, Any]:
-    return event_data.to_data(event)
-
-
-def from_data(event_type: str, data: dict[str, Any]) -> ChirpEvent:
-    """Raises UnknownEventType or InvalidValue."""
-    return event_data.from_data(EVENT_TYPES, event_type, data)
 
 
 # -- state, decide, evolve ---------------------------------------------------------------
@@ -189,3 +177,6 @@ CHIRP_SPEC = AggregateSpec(
     events=get_args(ChirpEvent),
     commands=get_args(get_args(ChirpCommand)[0]),
 )
+EVENT_TYPES = CHIRP_SPEC.event_types
+COMMAND_TYPES = CHIRP_SPEC.command_types
+to_data, from_data = CHIRP_SPEC.to_data, CHIRP_SPEC.from_data

@@ -15,7 +15,6 @@ from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import Field
 
-from pipeline.domain import event_data
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.handling import AggregateSpec
@@ -51,7 +50,6 @@ class UnfollowUser(Command):
 
 
 FollowCommand = Annotated[FollowUser | UnfollowUser, Field(discriminator="type")]
-COMMAND_TYPES: dict[str, type[Command]] = {c.__name__: c for c in (FollowUser, UnfollowUser)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,18 +71,6 @@ class UserUnfollowed:
 
 
 FollowEvent = UserFollowed | UserUnfollowed
-EVENT_TYPES: dict[str, type[FollowEvent]] = {
-    e.event_type: e for e in (UserFollowed, UserUnfollowed)
-}
-
-
-def to_data(event: FollowEvent) -> dict[str, Any]:
-    return event_data.to_data(event)
-
-
-def from_data(event_type: str, data: dict[str, Any]) -> FollowEvent:
-    """Raises UnknownEventType or InvalidValue."""
-    return event_data.from_data(EVENT_TYPES, event_type, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,3 +140,6 @@ FOLLOW_SPEC = AggregateSpec(
     events=get_args(FollowEvent),
     commands=get_args(get_args(FollowCommand)[0]),
 )
+EVENT_TYPES = FOLLOW_SPEC.event_types
+COMMAND_TYPES = FOLLOW_SPEC.command_types
+to_data, from_data = FOLLOW_SPEC.to_data, FOLLOW_SPEC.from_data
