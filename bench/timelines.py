@@ -95,9 +95,9 @@ from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.redis import open_redis  # noqa: E402
 from deploy import binaries  # noqa: E402
 from deploy.processes import free_port, spawn, stop_process, wait_ready  # noqa: E402
+from pipeline.domain import chirps, follows  # noqa: E402
 from pipeline.domain.handling import Snapshot, handle  # noqa: E402
-from pipeline.domain.social import chirps, follows  # noqa: E402
-from pipeline.domain.social.policy import TimelinePolicy  # noqa: E402
+from pipeline.domain.timeline_policy import TimelinePolicy  # noqa: E402
 from pipeline.projections.projection import Context, Decoded  # noqa: E402
 from pipeline.projections.timelines import Scripts, TimelineHandler, feed  # noqa: E402
 from pipeline.write.aggregates import CHIRPS, FOLLOWS  # noqa: E402

@@ -30,7 +30,7 @@ from api.models.users import CommandOutcome, Registration
 from api.problems import Problem
 from api.replies import ReadModelVersion, command_fields, run_command
 from api.security import Principal
-from pipeline.domain.social import chirps, follows
+from pipeline.domain import chirps, follows
 from pipeline.domain.users.commands import CreateUser
 from pipeline.domain.values import UserRole, canonical_uuid, hash_password
 from pipeline.projections import timelines, users

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.domain.social.policy import TimelinePolicy
+from pipeline.domain.timeline_policy import TimelinePolicy
 
 
 class Settings(BaseSettings):

@@ -4,13 +4,13 @@ routing and event-log archive follow from it (README, "Add an aggregate")."""
 
 from __future__ import annotations
 
+from pipeline.domain.chirps import CHIRP_SPEC
+from pipeline.domain.follows import FOLLOW_SPEC
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.identity.instructors import INSTRUCTOR_SPEC
 from pipeline.domain.identity.prospects import PROSPECT_SPEC
 from pipeline.domain.identity.students import STUDENT_SPEC
 from pipeline.domain.partners import PARTNER_SPEC
-from pipeline.domain.social.chirps import CHIRP_SPEC
-from pipeline.domain.social.follows import FOLLOW_SPEC
 from pipeline.domain.users import USER_SPEC
 
 __all__ = ["AGGREGATES", "by_type"]

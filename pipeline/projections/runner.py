@@ -41,7 +41,7 @@ from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer, end_offsets, offsets_at
 from pipeline.common import failures, topics
 from pipeline.common.deadletter import DeadLetters
-from pipeline.domain.social.policy import TimelinePolicy
+from pipeline.domain.timeline_policy import TimelinePolicy
 from pipeline.projections import catalog
 from pipeline.projections.catalog import Offsets, State, Version
 from pipeline.projections.control import Action, Request

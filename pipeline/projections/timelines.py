@@ -34,12 +34,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from pipeline.domain import chirps, follows
 from pipeline.domain import users as user_events
+from pipeline.domain.chirps import CHIRP_SPEC
 from pipeline.domain.errors import DomainError
-from pipeline.domain.social import chirps, follows
-from pipeline.domain.social.chirps import CHIRP_SPEC
-from pipeline.domain.social.follows import FOLLOW_SPEC
-from pipeline.domain.social.policy import TimelinePolicy
+from pipeline.domain.follows import FOLLOW_SPEC
+from pipeline.domain.timeline_policy import TimelinePolicy
 from pipeline.domain.users import USER_SPEC
 from pipeline.domain.values import canonical_uuid
 from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store

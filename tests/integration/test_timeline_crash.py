@@ -39,8 +39,8 @@ _DB = 8
 def _workload() -> list[Any]:
     """Envelopes from the real write side: follows of a popular and a small author, their
     chirps, some deletes and unfollows, in issue order."""
+    from pipeline.domain import chirps, follows
     from pipeline.domain.handling import Snapshot, handle
-    from pipeline.domain.social import chirps, follows
     from pipeline.write.aggregates import CHIRPS as CHIRP_AGGREGATE
     from pipeline.write.aggregates import FOLLOWS
 
@@ -88,7 +88,7 @@ async def _main(mode: str, home: Path, bootstrap: str, redis_url: str, tag: str)
     from connectors.redis import open_redis
     from pipeline.common.deadletter import DeadLetters
     from pipeline.common.topics import PROJECTIONS_DLQ, project_topics
-    from pipeline.domain.social.policy import TimelinePolicy
+    from pipeline.domain.timeline_policy import TimelinePolicy
     from pipeline.projections import catalog, migrate, timelines
     from pipeline.projections.runner import Deps, ProjectionRunner
     from schemas.codec import AvroCodec

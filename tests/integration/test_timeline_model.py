@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from redis.asyncio import Redis
 
+from pipeline.domain import chirps, follows
 from pipeline.domain.handling import Snapshot, handle
-from pipeline.domain.social import chirps, follows
-from pipeline.domain.social.policy import TimelinePolicy
+from pipeline.domain.timeline_policy import TimelinePolicy
 from pipeline.projections import timelines
 from pipeline.projections.projection import Context, Decoded
 from pipeline.write.aggregates import CHIRPS, FOLLOWS

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.domain import chirps, follows
 from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.results import Rejection, RejectionReason
-from pipeline.domain.social import chirps, follows
-from pipeline.domain.social.policy import TimelinePolicy
+from pipeline.domain.timeline_policy import TimelinePolicy
 
 AT = datetime(2026, 12, 3, tzinfo=UTC)
 ADA, GRACE = str(uuid.uuid4()), str(uuid.uuid4())

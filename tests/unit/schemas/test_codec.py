@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from fastavro.schema import parse_schema, to_parsing_canonical_form
 
-from pipeline.domain import tracking
+from pipeline.domain import chirps, follows, tracking
 from pipeline.domain.handling import Snapshot, handle
 from pipeline.domain.identity import instructors, prospects, students
 from pipeline.domain.identity.profile import Profile
 from pipeline.domain.partners import EVENT_TYPES as PARTNER_EVENT_TYPES
 from pipeline.domain.partners import PARTNER_SPEC
 from pipeline.domain.partners import commands as pc
-from pipeline.domain.social import chirps, follows
 from pipeline.domain.users import EVENT_TYPES as USER_EVENT_TYPES
 from pipeline.domain.users import USER_SPEC
 from pipeline.domain.users.commands import (

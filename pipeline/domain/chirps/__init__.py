@@ -1,0 +1,61 @@
+"""The chirp aggregate: one short post by one user, posted once and possibly deleted.
+
+Aggregate id = chirp id (derived from the PostChirp command id, so a resubmitted post is
+a duplicate, not a second chirp). Time comes from the envelope (``occurred_at``); the
+decide rules are pure and deterministic. That the author exists and is active is checked
+where the acting user is authenticated (the API, against the users read model: see
+``api/routes/social.py``). Commands, events, state, decide/evolve and :data:`CHIRP_SPEC`
+for the generic handler (``pipeline.domain.handling.handle``).
+"""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from pipeline.domain.chirps.aggregate import (
+    AGGREGATE_TYPE,
+    TEXT_MAX_CODE_POINTS,
+    chirp_text,
+    decide,
+    evolve,
+)
+from pipeline.domain.chirps.commands import ChirpCommand, DeleteChirp, PostChirp
+from pipeline.domain.chirps.events import ChirpDeleted, ChirpEvent, ChirpPosted
+from pipeline.domain.chirps.state import Chirp, state_from_dict, state_to_dict
+from pipeline.domain.handling import AggregateSpec
+
+__all__ = [
+    "AGGREGATE_TYPE",
+    "CHIRP_SPEC",
+    "COMMAND_TYPES",
+    "EVENT_TYPES",
+    "TEXT_MAX_CODE_POINTS",
+    "Chirp",
+    "ChirpCommand",
+    "ChirpDeleted",
+    "ChirpEvent",
+    "ChirpPosted",
+    "DeleteChirp",
+    "PostChirp",
+    "chirp_text",
+    "decide",
+    "evolve",
+    "from_data",
+    "state_from_dict",
+    "state_to_dict",
+    "to_data",
+]
+
+CHIRP_SPEC = AggregateSpec(
+    aggregate_type=AGGREGATE_TYPE,
+    topic="chirps",
+    decide=decide,
+    evolve=evolve,
+    state_to_dict=state_to_dict,
+    state_from_dict=state_from_dict,
+    events=get_args(ChirpEvent),
+    commands=get_args(get_args(ChirpCommand)[0]),
+)
+EVENT_TYPES = CHIRP_SPEC.event_types
+COMMAND_TYPES = CHIRP_SPEC.command_types
+to_data, from_data = CHIRP_SPEC.to_data, CHIRP_SPEC.from_data

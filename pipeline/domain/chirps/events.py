@@ -1,0 +1,35 @@
+"""Events of the chirp aggregate and their :data:`ChirpEvent` union: each one's fields are the
+``data`` record of ``schemas/avro/chirp/<event_type>.v<schema_version>.avsc``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+__all__ = ["ChirpDeleted", "ChirpEvent", "ChirpPosted"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChirpPosted:
+    """A chirp was posted; ``text`` is NFC, 1-280 code points. Its time is the envelope's."""
+
+    event_type: ClassVar[str] = "ChirpPosted"
+    schema_version: ClassVar[int] = 1
+
+    chirp_id: str
+    author_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChirpDeleted:
+    """A chirp was deleted by its author: gone from every timeline and every read."""
+
+    event_type: ClassVar[str] = "ChirpDeleted"
+    schema_version: ClassVar[int] = 1
+
+    chirp_id: str
+    author_id: str
+
+
+ChirpEvent = ChirpPosted | ChirpDeleted

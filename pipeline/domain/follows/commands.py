@@ -1,0 +1,34 @@
+"""Commands of the follow aggregate and their :data:`FollowCommand` union, discriminated on
+``type`` (``pipeline.domain.command``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from pipeline.domain.command import Command
+
+__all__ = ["FollowCommand", "FollowUser", "UnfollowUser"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FollowUser(Command):
+    """``follower_id`` (the acting user) starts following ``followee_id``."""
+
+    type: Literal["FollowUser"] = "FollowUser"
+    follower_id: str
+    followee_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnfollowUser(Command):
+    """``follower_id`` stops following ``followee_id``."""
+
+    type: Literal["UnfollowUser"] = "UnfollowUser"
+    follower_id: str
+    followee_id: str
+
+
+FollowCommand = Annotated[FollowUser | UnfollowUser, Field(discriminator="type")]
