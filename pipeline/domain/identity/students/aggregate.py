@@ -1,26 +1,38 @@
-"""The student aggregate: a prospect converted to a student, and the courses they take.
-
-Created only by a conversion (the process manager sends ``CreateStudent`` with the id
-``prospects.person_id(prospect, "student")``), so a prospect has at most one student.
-"""
+"""``decide`` (command -> events | Rejection), ``evolve`` (state + event -> state) and the
+e-mail claims of the student aggregate."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal, get_args
-
-from pydantic import Field
+from typing import Any
 
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
-from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.identity.profile import Contact, email_claim
+from pipeline.domain.identity.students.commands import (
+    CreateStudent,
+    EnrollStudent,
+    UpdateStudent,
+    WithdrawStudent,
+)
+from pipeline.domain.identity.students.events import (
+    StudentCreated,
+    StudentEnrolled,
+    StudentEvent,
+    StudentUpdated,
+    StudentWithdrawn,
+)
+from pipeline.domain.identity.students.state import Student
 from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.values import canonical_uuid
 
+__all__ = ["AGGREGATE_TYPE", "claims_for", "claims_held", "course_code", "decide", "evolve"]
+
+
 AGGREGATE_TYPE = "student"
+
 _COURSE = re.compile(r"([A-Z]{2,8})-?([0-9]{2,4}[A-Z]?)")
 
 
@@ -32,103 +44,6 @@ def course_code(raw: Any) -> str:
     if match is None:
         raise InvalidValue("course", "must look like CS-101 (letters, digits)")
     return f"{match[1]}-{match[2]}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CreateStudent(Command):
-    type: Literal["CreateStudent"] = "CreateStudent"
-    prospect_id: str
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UpdateStudent(Command):
-    """Replace the fields given (None: unchanged; a blank phone removes it)."""
-
-    type: Literal["UpdateStudent"] = "UpdateStudent"
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EnrollStudent(Command):
-    type: Literal["EnrollStudent"] = "EnrollStudent"
-    course: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WithdrawStudent(Command):
-    type: Literal["WithdrawStudent"] = "WithdrawStudent"
-    course: str
-
-
-StudentCommand = Annotated[
-    CreateStudent | UpdateStudent | EnrollStudent | WithdrawStudent, Field(discriminator="type")
-]
-
-
-@dataclass(frozen=True, slots=True)
-class StudentCreated:
-    event_type: ClassVar[str] = "StudentCreated"
-    schema_version: ClassVar[int] = 1
-
-    student_id: str
-    prospect_id: str
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class StudentUpdated:
-    """The contact data after the update (all of it)."""
-
-    event_type: ClassVar[str] = "StudentUpdated"
-    schema_version: ClassVar[int] = 1
-
-    student_id: str
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class StudentEnrolled:
-    event_type: ClassVar[str] = "StudentEnrolled"
-    schema_version: ClassVar[int] = 1
-
-    student_id: str
-    course: str
-
-
-@dataclass(frozen=True, slots=True)
-class StudentWithdrawn:
-    event_type: ClassVar[str] = "StudentWithdrawn"
-    schema_version: ClassVar[int] = 1
-
-    student_id: str
-    course: str
-
-
-StudentEvent = StudentCreated | StudentUpdated | StudentEnrolled | StudentWithdrawn
-
-
-@dataclass(frozen=True, slots=True)
-class Student:
-    student_id: str
-    prospect_id: str
-    contact: Contact
-    created_at: datetime
-    updated_at: datetime
-    courses: tuple[str, ...] = ()
-    """Courses enrolled in, in enrolment order."""
 
 
 def _decide(state: Student | None, command: Command) -> list[StudentEvent] | Rejection:
@@ -197,32 +112,6 @@ def evolve(state: Student | None, event: StudentEvent, occurred_at: datetime) ->
     return replace(state, courses=courses, updated_at=at)
 
 
-def state_to_dict(state: Student) -> dict[str, Any]:
-    c = state.contact
-    return {
-        "student_id": state.student_id,
-        "prospect_id": state.prospect_id,
-        "first_name": c.first_name,
-        "last_name": c.last_name,
-        "email": c.email,
-        "phone": c.phone,
-        "created_at": state.created_at.isoformat(),
-        "updated_at": state.updated_at.isoformat(),
-        "courses": list(state.courses),
-    }
-
-
-def state_from_dict(d: dict[str, Any]) -> Student:
-    return Student(
-        student_id=d["student_id"],
-        prospect_id=d["prospect_id"],
-        contact=Contact(d["first_name"], d["last_name"], d["email"], d["phone"]),
-        created_at=datetime.fromisoformat(d["created_at"]),
-        updated_at=datetime.fromisoformat(d["updated_at"]),
-        courses=tuple(d["courses"]),
-    )
-
-
 def claims_for(command: Command) -> tuple[str, ...]:
     """The e-mail a create or an update sets (``profile.email_claim``)."""
     if isinstance(command, CreateStudent | UpdateStudent):
@@ -232,20 +121,3 @@ def claims_for(command: Command) -> tuple[str, ...]:
 
 def claims_held(state: Student | None) -> frozenset[str]:
     return frozenset() if state is None else frozenset({f"email:{state.contact.email}"})
-
-
-STUDENT_SPEC = AggregateSpec(
-    aggregate_type=AGGREGATE_TYPE,
-    topic="students",
-    decide=decide,
-    evolve=evolve,
-    state_to_dict=state_to_dict,
-    state_from_dict=state_from_dict,
-    events=get_args(StudentEvent),
-    commands=get_args(get_args(StudentCommand)[0]),
-    claims_for=claims_for,
-    claims_held=claims_held,
-)
-EVENT_TYPES = STUDENT_SPEC.event_types
-COMMAND_TYPES = STUDENT_SPEC.command_types
-to_data, from_data = STUDENT_SPEC.to_data, STUDENT_SPEC.from_data

@@ -1,35 +1,15 @@
-"""The prospect aggregate: a person who showed interest, until merged or converted.
-
-A merge of prospect A into B takes three steps, each decided by one aggregate against its
-own state, so two merges can never form a cycle however they race:
-
-1. ``MergeProspect`` on A: A must be active; it becomes *merging* and records
-   ``ProspectMergeStarted`` with its profile.
-2. ``AbsorbProspect`` on B (sent by the process manager, ``reactions.py``): B absorbs A's
-   profile (``ProspectAbsorbed``) only if B itself is active, else it records
-   ``ProspectMergeRefused``. A merging or merged prospect never absorbs.
-3. ``CompleteMerge`` on A: A becomes a tombstone pointing at B (``ProspectMerged``); or
-   ``CancelMerge``: A is active again (``ProspectMergeCancelled``).
-
-No cycle: an edge A -> B is only added while B is active, and B is never active again
-once it has an outgoing edge of its own (merging, then merged). Merging into a merged
-prospect is refused (issue 11). Conversion (``ConvertProspect``) happens once per role and
-names the new aggregate's id: :func:`person_id`.
-"""
+"""``decide`` (command -> events | Rejection), ``evolve`` (state + event -> state) and the
+e-mail claims of the prospect aggregate."""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, get_args
-
-from pydantic import Field
+from typing import Any
 
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue, UnknownEventType
-from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.identity.profile import (
     Profile,
     email_claim,
@@ -39,25 +19,47 @@ from pipeline.domain.identity.profile import (
     parse_source,
     union,
 )
+from pipeline.domain.identity.prospects.commands import (
+    AbsorbProspect,
+    CancelMerge,
+    CompleteMerge,
+    ConvertProspect,
+    CreateProspect,
+    MergeProspect,
+    UndoConversion,
+    UpdateProspect,
+)
+from pipeline.domain.identity.prospects.events import (
+    ProspectAbsorbed,
+    ProspectConversionUndone,
+    ProspectConverted,
+    ProspectCreated,
+    ProspectEvent,
+    ProspectMergeCancelled,
+    ProspectMerged,
+    ProspectMergeRefused,
+    ProspectMergeStarted,
+    ProspectUpdated,
+)
+from pipeline.domain.identity.prospects.state import ConversionRole, Prospect, ProspectStatus
 from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.values import canonical_uuid, parse_name
 from schemas.uuids import uuid5_text
 
+__all__ = [
+    "AGGREGATE_TYPE",
+    "claims_for",
+    "claims_held",
+    "decide",
+    "evolve",
+    "parse_role",
+    "person_id",
+]
+
+
 AGGREGATE_TYPE = "prospect"
+
 _PERSON_NAMESPACE = uuid.UUID("9a4e1c37-6b2d-5f80-b3c1-7e5d2a9f0c64")
-
-
-class ConversionRole(StrEnum):
-    STUDENT = "student"
-    INSTRUCTOR = "instructor"
-
-
-class ProspectStatus(StrEnum):
-    ACTIVE = "active"
-    MERGING = "merging"
-    """Step 1 of a merge is done: no other command until the merge completes or cancels."""
-    MERGED = "merged"
-    """A tombstone: ``merged_into`` names the survivor. Accepts no further command."""
 
 
 def person_id(prospect_id: str, role: str) -> str:
@@ -72,251 +74,6 @@ def parse_role(raw: Any) -> ConversionRole:
         return ConversionRole(raw)
     except ValueError as exc:
         raise InvalidValue("role", "must be student or instructor") from exc
-
-
-# -- commands ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CreateProspect(Command):
-    type: Literal["CreateProspect"] = "CreateProspect"
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None = None
-    source: str | None = None
-    notes: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UpdateProspect(Command):
-    """Replace the fields given (None: unchanged; a blank phone or source removes it)."""
-
-    type: Literal["UpdateProspect"] = "UpdateProspect"
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    source: str | None = None
-    notes: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MergeProspect(Command):
-    """Merge this prospect (a second record of one person) into ``into_id``."""
-
-    type: Literal["MergeProspect"] = "MergeProspect"
-    into_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AbsorbProspect(Command):
-    """Step 2 of a merge, on the survivor (the process manager sends it)."""
-
-    type: Literal["AbsorbProspect"] = "AbsorbProspect"
-    source_id: str
-    profile: dict[str, Any]
-    converted: list[str] = field(default_factory=list)
-    """Roles the source converted to: the survivor takes them over."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CompleteMerge(Command):
-    """Step 3 of a merge the survivor absorbed."""
-
-    type: Literal["CompleteMerge"] = "CompleteMerge"
-    into_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CancelMerge(Command):
-    """Step 3 of a merge the survivor refused."""
-
-    type: Literal["CancelMerge"] = "CancelMerge"
-    into_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConvertProspect(Command):
-    type: Literal["ConvertProspect"] = "ConvertProspect"
-    role: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UndoConversion(Command):
-    """The student (instructor) a conversion asked for was refused (``reason``: e.g.
-    duplicate_email): the prospect may convert to ``role`` again. Sent by the
-    reservation step that refused it (``reactions.compensations``)."""
-
-    type: Literal["UndoConversion"] = "UndoConversion"
-    role: str
-    reason: str
-
-
-ProspectCommand = Annotated[
-    CreateProspect
-    | UpdateProspect
-    | MergeProspect
-    | AbsorbProspect
-    | CompleteMerge
-    | CancelMerge
-    | ConvertProspect
-    | UndoConversion,
-    Field(discriminator="type"),
-]
-
-# -- events -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ProspectCreated:
-    event_type: ClassVar[str] = "ProspectCreated"
-    schema_version: ClassVar[int] = 1
-
-    prospect_id: str
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None
-    source: str | None
-    notes: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProspectUpdated:
-    """The prospect's primary values after the update (all of them)."""
-
-    event_type: ClassVar[str] = "ProspectUpdated"
-    schema_version: ClassVar[int] = 1
-
-    prospect_id: str
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None
-    source: str | None
-    notes: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProspectMergeStarted:
-    """Step 1: this prospect is to be merged into ``into_id``; ``profile`` is all it has."""
-
-    event_type: ClassVar[str] = "ProspectMergeStarted"
-    schema_version: ClassVar[int] = 1
-
-    prospect_id: str
-    into_id: str
-    profile: dict[str, Any]
-    converted: tuple[str, ...]
-    """Roles this prospect converted to: the survivor takes them over."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProspectAbsorbed:
-    """Step 2 done: this prospect absorbed ``source_id``; ``profile`` is the union, and
-    ``converted`` the roles either converted to (one person, one student at most)."""
-
-    event_type: ClassVar[str] = "ProspectAbsorbed"
-    schema_version: ClassVar[int] = 1
-
-    prospect_id: str
-    source_id: str
-    profile: dict[str, Any]
-    converted: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ProspectMergeRefused:
-    """Step 2 refused (``reason``): not_found, merging, merged, same_prospect, or
-    both_converted (both became a student, or both an instructor: one person would keep
-    two)."""
-
-    event_type: ClassVar[str] = "ProspectMergeRefused"
-    schema_version: ClassVar[int] = 1
-
-    prospect_id: str
-    source_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProspectMerged:
-    """A tombstone now: ``into_id`` is the survivor, which holds all of its data."""
-
-    event_type: ClassVar[str] = "ProspectMerged"
-    schema_version: ClassVar[int] = 1
-
-    prospect_id: str
-    into_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProspectMergeCancelled:
-    event_type: ClassVar[str] = "ProspectMergeCancelled"
-    schema_version: ClassVar[int] = 1
-
-    prospect_id: str
-    into_id: str
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProspectConverted:
-    """Converted into a student or instructor ``person_id`` with this contact data."""
-
-    event_type: ClassVar[str] = "ProspectConverted"
-    schema_version: ClassVar[int] = 1
-
-    prospect_id: str
-    role: str
-    person_id: str
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ProspectConversionUndone:
-    """The conversion to ``role`` did not make its student (instructor): ``reason``."""
-
-    event_type: ClassVar[str] = "ProspectConversionUndone"
-    schema_version: ClassVar[int] = 1
-
-    prospect_id: str
-    role: str
-    reason: str
-
-
-ProspectEvent = (
-    ProspectCreated
-    | ProspectUpdated
-    | ProspectMergeStarted
-    | ProspectAbsorbed
-    | ProspectMergeRefused
-    | ProspectMerged
-    | ProspectMergeCancelled
-    | ProspectConverted
-    | ProspectConversionUndone
-)
-
-
-# -- state, decide, evolve ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Prospect:
-    prospect_id: str
-    profile: Profile
-    created_at: datetime
-    updated_at: datetime
-    status: ProspectStatus = ProspectStatus.ACTIVE
-    into_id: str | None = None
-    """The survivor: of the merge in progress (MERGING) or done (MERGED)."""
-    converted: tuple[str, ...] = field(default=())
-    """Roles converted to, in order."""
 
 
 def _refusal(state: Prospect | None) -> Rejection | None:
@@ -507,30 +264,6 @@ def evolve(state: Prospect | None, event: ProspectEvent, occurred_at: datetime) 
     raise UnknownEventType(type(event).__name__)
 
 
-def state_to_dict(state: Prospect) -> dict[str, Any]:
-    return {
-        "prospect_id": state.prospect_id,
-        "profile": state.profile.to_data(),
-        "created_at": state.created_at.isoformat(),
-        "updated_at": state.updated_at.isoformat(),
-        "status": str(state.status),
-        "into_id": state.into_id,
-        "converted": list(state.converted),
-    }
-
-
-def state_from_dict(d: dict[str, Any]) -> Prospect:
-    return Prospect(
-        prospect_id=d["prospect_id"],
-        profile=Profile.from_data(d["profile"]),
-        created_at=datetime.fromisoformat(d["created_at"]),
-        updated_at=datetime.fromisoformat(d["updated_at"]),
-        status=ProspectStatus(d["status"]),
-        into_id=d["into_id"],
-        converted=tuple(d["converted"]),
-    )
-
-
 def claims_for(command: Command) -> tuple[str, ...]:
     """The e-mail a create or an update sets (``profile.email_claim``)."""
     if isinstance(command, CreateProspect | UpdateProspect):
@@ -542,20 +275,3 @@ def claims_held(state: Prospect | None) -> frozenset[str]:
     """The primary e-mail; a merged prospect keeps it (a new prospect with it would be a
     third record of the survivor's person)."""
     return frozenset() if state is None else frozenset({f"email:{state.profile.email}"})
-
-
-PROSPECT_SPEC = AggregateSpec(
-    aggregate_type=AGGREGATE_TYPE,
-    topic="prospects",
-    decide=decide,
-    evolve=evolve,
-    state_to_dict=state_to_dict,
-    state_from_dict=state_from_dict,
-    events=get_args(ProspectEvent),
-    commands=get_args(get_args(ProspectCommand)[0]),
-    claims_for=claims_for,
-    claims_held=claims_held,
-)
-EVENT_TYPES = PROSPECT_SPEC.event_types
-COMMAND_TYPES = PROSPECT_SPEC.command_types
-to_data, from_data = PROSPECT_SPEC.to_data, PROSPECT_SPEC.from_data

@@ -1,0 +1,75 @@
+"""The instructor aggregate: a prospect converted to an instructor, active until
+deactivated. Created only by a conversion (id ``prospects.person_id(prospect,
+"instructor")``), so a prospect has at most one instructor.
+
+Commands, events, state, decide/evolve and :data:`INSTRUCTOR_SPEC` for the generic handler
+(``pipeline.domain.handling.handle``).
+"""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.identity.instructors.aggregate import (
+    AGGREGATE_TYPE,
+    REASON_MAX_LENGTH,
+    claims_for,
+    claims_held,
+    decide,
+    evolve,
+)
+from pipeline.domain.identity.instructors.commands import (
+    CreateInstructor,
+    DeactivateInstructor,
+    InstructorCommand,
+    UpdateInstructor,
+)
+from pipeline.domain.identity.instructors.events import (
+    InstructorCreated,
+    InstructorDeactivated,
+    InstructorEvent,
+    InstructorUpdated,
+)
+from pipeline.domain.identity.instructors.state import Instructor, state_from_dict, state_to_dict
+
+__all__ = [
+    "AGGREGATE_TYPE",
+    "COMMAND_TYPES",
+    "EVENT_TYPES",
+    "INSTRUCTOR_SPEC",
+    "REASON_MAX_LENGTH",
+    "CreateInstructor",
+    "DeactivateInstructor",
+    "Instructor",
+    "InstructorCommand",
+    "InstructorCreated",
+    "InstructorDeactivated",
+    "InstructorEvent",
+    "InstructorUpdated",
+    "UpdateInstructor",
+    "claims_for",
+    "claims_held",
+    "decide",
+    "evolve",
+    "from_data",
+    "state_from_dict",
+    "state_to_dict",
+    "to_data",
+]
+
+INSTRUCTOR_SPEC = AggregateSpec(
+    aggregate_type=AGGREGATE_TYPE,
+    topic="instructors",
+    decide=decide,
+    evolve=evolve,
+    state_to_dict=state_to_dict,
+    state_from_dict=state_from_dict,
+    events=get_args(InstructorEvent),
+    commands=get_args(get_args(InstructorCommand)[0]),
+    claims_for=claims_for,
+    claims_held=claims_held,
+)
+EVENT_TYPES = INSTRUCTOR_SPEC.event_types
+COMMAND_TYPES = INSTRUCTOR_SPEC.command_types
+to_data, from_data = INSTRUCTOR_SPEC.to_data, INSTRUCTOR_SPEC.from_data

@@ -1,0 +1,80 @@
+"""The student aggregate: a prospect converted to a student, and the courses they take.
+
+Created only by a conversion (the process manager sends ``CreateStudent`` with the id
+``prospects.person_id(prospect, "student")``), so a prospect has at most one student.
+
+Commands, events, state, decide/evolve and :data:`STUDENT_SPEC` for the generic handler
+(``pipeline.domain.handling.handle``).
+"""
+
+from __future__ import annotations
+
+from typing import get_args
+
+from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.identity.students.aggregate import (
+    AGGREGATE_TYPE,
+    claims_for,
+    claims_held,
+    course_code,
+    decide,
+    evolve,
+)
+from pipeline.domain.identity.students.commands import (
+    CreateStudent,
+    EnrollStudent,
+    StudentCommand,
+    UpdateStudent,
+    WithdrawStudent,
+)
+from pipeline.domain.identity.students.events import (
+    StudentCreated,
+    StudentEnrolled,
+    StudentEvent,
+    StudentUpdated,
+    StudentWithdrawn,
+)
+from pipeline.domain.identity.students.state import Student, state_from_dict, state_to_dict
+
+__all__ = [
+    "AGGREGATE_TYPE",
+    "COMMAND_TYPES",
+    "EVENT_TYPES",
+    "STUDENT_SPEC",
+    "CreateStudent",
+    "EnrollStudent",
+    "Student",
+    "StudentCommand",
+    "StudentCreated",
+    "StudentEnrolled",
+    "StudentEvent",
+    "StudentUpdated",
+    "StudentWithdrawn",
+    "UpdateStudent",
+    "WithdrawStudent",
+    "claims_for",
+    "claims_held",
+    "course_code",
+    "decide",
+    "evolve",
+    "from_data",
+    "state_from_dict",
+    "state_to_dict",
+    "to_data",
+]
+
+STUDENT_SPEC = AggregateSpec(
+    aggregate_type=AGGREGATE_TYPE,
+    topic="students",
+    decide=decide,
+    evolve=evolve,
+    state_to_dict=state_to_dict,
+    state_from_dict=state_from_dict,
+    events=get_args(StudentEvent),
+    commands=get_args(get_args(StudentCommand)[0]),
+    claims_for=claims_for,
+    claims_held=claims_held,
+)
+EVENT_TYPES = STUDENT_SPEC.event_types
+COMMAND_TYPES = STUDENT_SPEC.command_types
+to_data, from_data = STUDENT_SPEC.to_data, STUDENT_SPEC.from_data
