@@ -1,5 +1,6 @@
-"""Commands of the instructor aggregate and their :data:`InstructorCommand` union, discriminated on
-``type`` (``pipeline.domain.command``)."""
+"""Commands of the instructor aggregate and their :data:`InstructorCommand` union,
+discriminated on ``type`` (``pipeline.domain.command``). Create and update are the
+person's (``pipeline.domain.identity.person``)."""
 
 from __future__ import annotations
 
@@ -9,29 +10,19 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from pipeline.domain.command import Command
+from pipeline.domain.identity.person import CreatePerson, UpdatePerson
 
 __all__ = ["CreateInstructor", "DeactivateInstructor", "InstructorCommand", "UpdateInstructor"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CreateInstructor(Command):
+class CreateInstructor(CreatePerson):
     type: Literal["CreateInstructor"] = "CreateInstructor"
-    prospect_id: str
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UpdateInstructor(Command):
-    """Replace the fields given (None: unchanged; a blank phone removes it)."""
-
+class UpdateInstructor(UpdatePerson):
     type: Literal["UpdateInstructor"] = "UpdateInstructor"
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pipeline.domain.identity.person import person_from_dict, person_to_dict
 from pipeline.domain.identity.profile import Contact
 
 __all__ = ["Instructor", "state_from_dict", "state_to_dict"]
@@ -22,26 +23,10 @@ class Instructor:
 
 
 def state_to_dict(state: Instructor) -> dict[str, Any]:
-    c = state.contact
-    return {
-        "instructor_id": state.instructor_id,
-        "prospect_id": state.prospect_id,
-        "first_name": c.first_name,
-        "last_name": c.last_name,
-        "email": c.email,
-        "phone": c.phone,
-        "created_at": state.created_at.isoformat(),
-        "updated_at": state.updated_at.isoformat(),
-        "active": state.active,
-    }
+    """The person's keys (``person.person_to_dict``) and ``active``."""
+    return {**person_to_dict("instructor_id", state), "active": state.active}
 
 
 def state_from_dict(d: dict[str, Any]) -> Instructor:
-    return Instructor(
-        instructor_id=d["instructor_id"],
-        prospect_id=d["prospect_id"],
-        contact=Contact(d["first_name"], d["last_name"], d["email"], d["phone"]),
-        created_at=datetime.fromisoformat(d["created_at"]),
-        updated_at=datetime.fromisoformat(d["updated_at"]),
-        active=bool(d["active"]),
-    )
+    """Inverse of :func:`state_to_dict`. Raises KeyError or ValueError."""
+    return Instructor(**person_from_dict("instructor_id", d), active=bool(d["active"]))

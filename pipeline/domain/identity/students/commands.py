@@ -1,5 +1,6 @@
 """Commands of the student aggregate and their :data:`StudentCommand` union, discriminated on
-``type`` (``pipeline.domain.command``)."""
+``type`` (``pipeline.domain.command``). Create and update are the person's
+(``pipeline.domain.identity.person``)."""
 
 from __future__ import annotations
 
@@ -9,29 +10,19 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from pipeline.domain.command import Command
+from pipeline.domain.identity.person import CreatePerson, UpdatePerson
 
 __all__ = ["CreateStudent", "EnrollStudent", "StudentCommand", "UpdateStudent", "WithdrawStudent"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class CreateStudent(Command):
+class CreateStudent(CreatePerson):
     type: Literal["CreateStudent"] = "CreateStudent"
-    prospect_id: str
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class UpdateStudent(Command):
-    """Replace the fields given (None: unchanged; a blank phone removes it)."""
-
+class UpdateStudent(UpdatePerson):
     type: Literal["UpdateStudent"] = "UpdateStudent"
-    first_name: str | None = None
-    last_name: str | None = None
-    email: str | None = None
-    phone: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

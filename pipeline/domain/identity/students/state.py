@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pipeline.domain.identity.person import person_from_dict, person_to_dict
 from pipeline.domain.identity.profile import Contact
 
 __all__ = ["Student", "state_from_dict", "state_to_dict"]
@@ -23,26 +24,10 @@ class Student:
 
 
 def state_to_dict(state: Student) -> dict[str, Any]:
-    c = state.contact
-    return {
-        "student_id": state.student_id,
-        "prospect_id": state.prospect_id,
-        "first_name": c.first_name,
-        "last_name": c.last_name,
-        "email": c.email,
-        "phone": c.phone,
-        "created_at": state.created_at.isoformat(),
-        "updated_at": state.updated_at.isoformat(),
-        "courses": list(state.courses),
-    }
+    """The person's keys (``person.person_to_dict``) and ``courses`` as a list."""
+    return {**person_to_dict("student_id", state), "courses": list(state.courses)}
 
 
 def state_from_dict(d: dict[str, Any]) -> Student:
-    return Student(
-        student_id=d["student_id"],
-        prospect_id=d["prospect_id"],
-        contact=Contact(d["first_name"], d["last_name"], d["email"], d["phone"]),
-        created_at=datetime.fromisoformat(d["created_at"]),
-        updated_at=datetime.fromisoformat(d["updated_at"]),
-        courses=tuple(d["courses"]),
-    )
+    """Inverse of :func:`state_to_dict`. Raises KeyError or ValueError."""
+    return Student(**person_from_dict("student_id", d), courses=tuple(d["courses"]))
