@@ -44,7 +44,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connectors import metrics
-from connectors.kafka import base_config
+from connectors.kafka import AsyncProducer, base_config
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -274,3 +274,24 @@ class BatchConsumer:
     async def _blocking(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._thread, functools.partial(fn, *args, **kwargs))
+
+
+@dataclass
+class BatchPipeline:
+    """Stages on confluent-kafka batch consumers (``connectors/batch.py`` says why not
+    Faust) sharing one producer: the projections, and the tracking hot path."""
+
+    producer: AsyncProducer
+    consumers: list[BatchConsumer]
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every consumer until ``stop``; if one fails, stop the others and raise."""
+        tasks = [asyncio.create_task(c.run(stop), name=c.group_id) for c in self.consumers]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.producer.close()

@@ -1,4 +1,4 @@
-"""Running batch pipelines (``pipeline.write.app.BatchPipeline``) in a role's process: the
+"""Running batch pipelines (``connectors.batch.BatchPipeline``) in a role's process: the
 sinks role runs several, the validation role one."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 
 import structlog
 
-from pipeline.write.app import BatchPipeline
+from connectors.batch import BatchPipeline
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,7 @@ from connectors.store import QueryPool, StoreServer, socket_path
 from deploy.roles.batches import run_batches
 from pipeline.common.settings import Settings
 from pipeline.projections import migrate, registry
-from pipeline.write.app import create_projections
+from pipeline.projections.bootstrap import create_projections
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)

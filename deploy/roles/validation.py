@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from deploy.roles.batches import run_batches
 from pipeline.common.settings import Settings
-from pipeline.write.app import create_validation
+from pipeline.edge.validation import create_validation
 from schemas.codec import AvroCodec
 
 

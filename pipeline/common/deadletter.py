@@ -1,8 +1,14 @@
-"""Dead-letter policy: a record an agent cannot process goes to ``<aggregate>.dlq``.
+"""Dead-letter policy: a record an agent cannot process goes to a dead-letter topic
+(``<aggregate>.dlq``, ``tracking.dlq``, ``projections.dlq``), one way everywhere.
 
-The record's key and value are kept byte for byte; headers say why and where it came
-from, so an operator can fix the cause and re-publish it. Only *poison* records (cannot be
-decoded, cannot apply) are dead-lettered; a store that is down is retried, never skipped.
+The record's key is kept, and its value byte for byte unless the caller gives a body that
+says more (validation's refusals carry their reasons and the event); headers say why and
+where it came from, so an operator can fix the cause and re-publish it. Only *poison*
+records (cannot be decoded, cannot apply, refused for what they hold) are dead-lettered;
+a store that is down is retried, never skipped. How the letter leaves is the caller's
+commit order: awaited one by one (``send``: Faust agents, the projection runner) or
+queued into the batch the caller waits on before it commits (``queue``: the tracking
+sinks and validation, thousands of records a batch).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any, Protocol
 import structlog
 from faust.types import TopicT
 
-from connectors.kafka import AsyncProducer
+from connectors.kafka import AsyncProducer, Deliveries
 
 log = structlog.get_logger(__name__)
 
@@ -47,11 +53,12 @@ Publish = Callable[[bytes | None, bytes, list[tuple[str, bytes]]], Awaitable[Any
 
 
 class DeadLetters:
-    """Sends poison records to one dead-letter topic and waits for the broker's ack."""
+    """Poison records of one agent to one dead-letter topic."""
 
-    def __init__(self, publish: Publish, *, agent: str) -> None:
-        self.publish = publish
+    def __init__(self, topic: str, *, agent: str, publish: Publish | None = None) -> None:
+        self.topic = topic
         self.agent = agent
+        self.publish = publish
 
     @classmethod
     def to_faust_topic(cls, topic: TopicT, *, agent: str) -> DeadLetters:
@@ -60,7 +67,7 @@ class DeadLetters:
         async def publish(key: bytes | None, value: bytes, headers: list) -> None:
             await (await topic.send(key=key, value=value, headers=headers))
 
-        return cls(publish, agent=agent)
+        return cls(topic.get_topic_name(), agent=agent, publish=publish)
 
     @classmethod
     def to_topic(cls, producer: AsyncProducer, topic: str, *, agent: str) -> DeadLetters:
@@ -69,10 +76,11 @@ class DeadLetters:
         async def publish(key: bytes | None, value: bytes, headers: list) -> None:
             await producer.produce(topic, value, key=key, headers=headers)
 
-        return cls(publish, agent=agent)
+        return cls(topic, agent=agent, publish=publish)
 
-    async def send(self, record: SourceRecord, reason: str) -> None:
-        """Dead-letter ``record`` with ``reason`` (one line, for the ``reason`` header)."""
+    def _letter(
+        self, record: SourceRecord, reason: str, value: bytes | None
+    ) -> tuple[bytes, list[tuple[str, bytes]]]:
         headers = provenance(
             reason,
             agent=self.agent,
@@ -80,12 +88,24 @@ class DeadLetters:
             partition=record.partition,
             offset=record.offset,
         )
-        log.error(
-            "dead-lettered",
-            agent=self.agent,
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            reason=reason,
-        )
-        await self.publish(record.key, record.value or b"", headers)
+        log.warning("dead-lettered", agent=self.agent, topic=record.topic,
+                    partition=record.partition, offset=record.offset,
+                    reason=reason[:200])  # fmt: skip
+        return (record.value or b"") if value is None else value, headers
+
+    async def send(self, record: SourceRecord, reason: str, *, value: bytes | None = None) -> None:
+        """Dead-letter ``record`` (or ``value`` in its place) with ``reason`` (one line, for
+        the ``reason`` header) and wait for the broker's ack. Raises ``ValueError`` on a
+        ``DeadLetters`` made without a way to publish (use :meth:`queue`)."""
+        if self.publish is None:
+            raise ValueError(f"dead letters of {self.agent} are queued, not sent")
+        body, headers = self._letter(record, reason, value)
+        await self.publish(record.key, body, headers)
+
+    def queue(
+        self, out: Deliveries, record: SourceRecord, reason: str, *, value: bytes | None = None
+    ) -> None:
+        """Dead-letter ``record`` (or ``value``) into ``out``, the batch of deliveries the
+        caller waits for before it commits the batch's offsets."""
+        body, headers = self._letter(record, reason, value)
+        out.produce(self.topic, body, key=record.key, headers=headers)

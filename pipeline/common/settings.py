@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.domain.timeline_policy import TimelinePolicy
@@ -96,6 +96,13 @@ class Settings(BaseSettings):
         default="",
         description="The API's address as browsers reach it (https://collect.example.com), "
         "for the analytics.js settings (apiHost). Unset: the address each request came to.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        validation_alias=AliasChoices("STREAMFOLD_FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS"),
+        description="Proxies whose X-Forwarded-For/-Proto the API trusts (comma-separated, "
+        "'*' for any): uvicorn's FORWARDED_ALLOW_IPS, read for granian too. The per-address "
+        "login limit keys on the client address this yields.",
     )
     cors_origins: list[str] = Field(
         default_factory=list,
@@ -184,6 +191,23 @@ class Settings(BaseSettings):
         "records behind its topics' ends.",
     )
 
+    timelines_batch_ms: int = Field(
+        default=20,
+        ge=1,
+        description="The timelines projection's wait for a batch, ms: a chirp reaches live "
+        "feeds once projected, so short.",
+    )
+    validation_batch_records: int = Field(
+        default=5000, ge=1, description="tracking.raw records validation takes per batch."
+    )
+    validation_batch_ms: int = Field(
+        default=100,
+        ge=1,
+        description="...or what arrived within this long, ms: cheap per record, so short "
+        "waits keep ingest -> queryable latency low.",
+    )
+    rejections_batch_rows: int = Field(default=5000, ge=1, description="Rejection rows a batch.")
+    rejections_batch_ms: int = Field(default=100, ge=1, description="...or this long, ms.")
     tracking_batch_rows: int = Field(default=50_000, ge=1, description="ClickHouse insert rows.")
     tracking_batch_ms: int = Field(
         default=200,

@@ -19,10 +19,9 @@ from pipeline.projections.projection import Projection
 from pipeline.projections.runner import consumer_groups, control_group
 
 
-def tracking_group(app_id: str, name: str) -> str:
-    """The group of tracking consumer ``name`` (``validation``; the sinks' version 1 keep
-    ``sink`` and ``rejections``: ``pipeline/projections/tracking/sink.py``)."""
-    return f"{app_id}-tracking-{name}"
+def validation_group(app_id: str) -> str:
+    """The group of the validation consumers (``pipeline/edge/validation.py``)."""
+    return f"{app_id}-tracking-validation"
 
 
 def by_role(
@@ -32,7 +31,7 @@ def by_role(
     (``versions``: the projection catalog; projections it does not list count at v1)."""
     return {
         "commands": {app_id: list(topics.COMMAND_TOPICS)},
-        "validation": {tracking_group(app_id, "validation"): [topics.TRACKING_RAW]},
+        "validation": {validation_group(app_id): [topics.TRACKING_RAW]},
         "sinks": {
             control_group(app_id): [topics.PROJECTIONS_CONTROL],
             **consumer_groups(app_id, projections, versions),

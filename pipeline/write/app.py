@@ -5,7 +5,6 @@ No module-level app: each entrypoint (serve, worker, tests) builds its own.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,17 +12,10 @@ import faust
 from redis.asyncio import Redis
 
 from connectors import metrics
-from connectors.batch import BatchConsumer
-from connectors.clickhouse import ClickHouse
-from connectors.kafka import AsyncProducer
 from pipeline.common import topics
 from pipeline.common.deadletter import DeadLetters
 from pipeline.common.settings import Settings
 from pipeline.domain.identity.prospects import PROSPECT_SPEC
-from pipeline.edge.recording import Recorder, Structures
-from pipeline.projections import groups, registry, timelines
-from pipeline.projections.runner import Deps, ProjectionRunner
-from pipeline.projections.tracking.sink import REJECTIONS, SINK, Validation
 from pipeline.write import faust_fixes
 from pipeline.write.agents.commands import CommandProcessor
 from pipeline.write.agents.reactions import ReactionProcessor
@@ -182,108 +174,6 @@ def _command_agents(
         )
         _event_agent(app, reservations, claims.process, f"{name}-reservations")
     return commands
-
-
-@dataclass
-class BatchPipeline:
-    """Stages on confluent-kafka batch consumers (``connectors/batch.py`` says why not
-    Faust) sharing one producer: the projections, and the tracking hot path."""
-
-    producer: AsyncProducer
-    consumers: list[BatchConsumer]
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run every consumer until ``stop``; if one fails, stop the others and raise."""
-        tasks = [asyncio.create_task(c.run(stop), name=c.group_id) for c in self.consumers]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.producer.close()
-
-
-def create_projections(
-    settings: Settings,
-    *,
-    codec: AvroCodec,
-    clickhouse: ClickHouse,
-    redis: Redis,
-    staging: ClickHouse,
-) -> ProjectionRunner:
-    """Every read model (built-in and plugged in) on the projection runner
-    (``pipeline/projections/runner.py``); poison records to ``projections.dlq``.
-    ``staging``: the tracking sink's own client, opened with a session (its temporary
-    staging table lives there; ``TrackingSink._staged``).
-
-    Raises:
-        PluginError: a configured or installed plugin does not load.
-    """
-    producer = AsyncProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-projections")
-    deps = Deps(
-        app_id=settings.app_id,
-        bootstrap=settings.kafka_bootstrap,
-        clickhouse=clickhouse,
-        redis=redis,
-        codec=codec,
-        dead_letters=DeadLetters.to_topic(producer, topics.PROJECTIONS_DLQ, agent="projections"),
-        batch_rows=settings.projection_batch_rows,
-        batch_wait_s=settings.projection_batch_ms / 1000,
-        # the tracking sink waits longer for bigger ClickHouse inserts (fewer parts to
-        # merge), but not so long that an event waits for it more than the rest of its way
-        batches={
-            SINK.name: (settings.tracking_batch_rows, settings.tracking_batch_ms / 1000),
-            REJECTIONS.name: (5000, 0.1),
-            # a chirp is pushed to live feeds once projected: short waits, small batches
-            timelines.PROJECTION.name: (settings.projection_batch_rows, 0.02),
-        },
-        producer=producer,
-        staging=staging,
-        dedup_window_s=settings.dedup_window_s,
-        timelines=settings.timelines,
-    )
-    projections = registry.discover(settings.projection_plugins)
-    return ProjectionRunner(projections, deps=deps, producer=producer)
-
-
-def recorder(settings: Settings, *, codec: AvroCodec, redis: Redis) -> Recorder:
-    """The tracking decision (``pipeline.edge.recording``), as the API and validation make it."""
-    structures = Structures(redis, ttl_s=settings.key_cache_ttl_s)
-    return Recorder(structures, codec, settings.producer_name)
-
-
-def create_validation(settings: Settings, *, codec: AvroCodec, redis: Redis) -> BatchPipeline:
-    """``tracking.raw`` -> ``tracking.events`` | ``tracking.dlq`` (group
-    ``<app id>-tracking-validation``): needs Kafka and Redis only, so it scales by count."""
-    producer = AsyncProducer(
-        settings.kafka_bootstrap, client_id=f"{settings.app_id}-validation", **{"linger.ms": 5}
-    )
-    validation = Validation(
-        recorder=recorder(settings, codec=codec, redis=redis), producer=producer
-    )
-    # cheap per record: short waits keep ingest -> queryable latency low
-    return BatchPipeline(
-        producer=producer,
-        consumers=[
-            _tracking_consumer(settings, "validation", topics.TRACKING_RAW, validation.run_batch,
-                               5000, 0.1),
-        ],
-    )  # fmt: skip
-
-
-def _tracking_consumer(
-    settings: Settings, name: str, topic: str, handle: Any, max_records: int, wait_s: float
-) -> BatchConsumer:
-    return BatchConsumer(
-        settings.kafka_bootstrap,
-        group_id=groups.tracking_group(settings.app_id, name),
-        topics=[topic],
-        handle=handle,
-        max_records=max_records,
-        max_wait_s=wait_s,
-    )
 
 
 def _event_agent(app: faust.App, source: Any, handle: Any, name: str) -> None:

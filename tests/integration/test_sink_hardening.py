@@ -58,9 +58,10 @@ async def _main(home: Path, bootstrap: str, redis_url: str) -> dict[str, Any]:
     from pipeline.common.topics import project_topics
     from pipeline.domain.tracking import TrackedEvent, recorded_envelope
     from pipeline.edge.recording import Recorder, Structures
+    from pipeline.edge.validation import Validation
     from pipeline.projections import migrate
     from pipeline.projections.partner_keys.lookups import SYSTEM
-    from pipeline.projections.tracking.sink import RejectionSink, TrackingSink, Validation
+    from pipeline.projections.tracking.sink import RejectionSink, TrackingSink
     from schemas.codec import AvroCodec
     from schemas.registry import SchemaRegistry
 

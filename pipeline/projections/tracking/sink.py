@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,15 +29,12 @@ from connectors.batch import PartitionsLost, Record, still_member
 from connectors.clickhouse import ClickHouse, refusal
 from connectors.kafka import AsyncProducer, Deliveries
 from pipeline.common import topics
-from pipeline.common.deadletter import provenance
+from pipeline.common.deadletter import DeadLetters
 from pipeline.common.failures import until_stored
-from pipeline.domain import jsontext
 from pipeline.domain.tracking import (
     RECORDED_EVENT_TYPE,
-    TrackedEvent,
     time_range_problem,
 )
-from pipeline.edge.recording import Recorder, Refusal
 from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
 from pipeline.projections.runner import Deps
 from pipeline.projections.tracking import tables as tracking_tables
@@ -49,63 +45,8 @@ from schemas.exceptions import DecodeError
 log = structlog.get_logger(__name__)
 
 
-def dead_letter(
-    out: Deliveries, record: Record, reason: str, *, value: bytes | None = None
-) -> None:
-    """Send ``record`` (or ``value`` in its place) to ``tracking.dlq``, with why and where
-    from in the headers."""
-    headers = provenance(
-        reason,
-        agent="tracking",
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-    )
-    log.warning("dead-lettered", topic=record.topic, offset=record.offset, reason=reason[:200])
-    body = record.value if value is None else value
-    out.produce(topics.TRACKING_DLQ, body or b"", key=record.key, headers=headers)
-
-
-class Validation:
-    """Validates one batch of ``tracking.raw`` (see the module docstring)."""
-
-    def __init__(self, *, recorder: Recorder, producer: AsyncProducer) -> None:
-        self.recorder = recorder
-        self.producer = producer
-
-    async def run_batch(self, records: Sequence[Record]) -> None:
-        """Produce every outcome, then wait once for all acks (the batch's commit follows).
-
-        Raises ``KafkaDeliveryError`` when an outcome was not acknowledged: the batch is
-        not committed and is read again."""
-        out = self.producer.deliveries()
-        outcomes: Counter[str] = Counter()
-        for record in records:
-            outcomes[await self._one(record, out)] += 1
-        await out.wait()
-        for reason, count in outcomes.items():
-            outcome = "rejected" if reason else "accepted"
-            metrics.TRACKING_EVENTS.labels("validation", outcome, reason).inc(count)
-
-    async def _one(self, record: Record, out: Deliveries) -> str:
-        """Produce ``record``'s outcome; returns "" if recorded, else the refusal's kind."""
-        try:
-            tracked = TrackedEvent.from_json_dict(jsontext.loads(record.value or b""))
-        except (ValueError, KeyError, TypeError) as exc:
-            dead_letter(out, record, f"not an SDK event: {exc}")
-            return "not_sdk_event"
-        outcome = await self.recorder.record(tracked)
-        if isinstance(outcome, Refusal):
-            body = {
-                "reasons": outcome.reasons,
-                "system_id": tracked.system_id,
-                "partner_id": tracked.partner_id,
-                "event": tracked.to_json_dict(),
-            }
-            dead_letter(out, record, "; ".join(outcome.reasons), value=json.dumps(body).encode())
-            return outcome.kind
-        out.produce(topics.TRACKING_EVENTS, outcome, key=tracked.system_id.encode())
-        return ""
+TRACKING_DLQ = DeadLetters(topics.TRACKING_DLQ, agent="tracking")
+"""Tracking's dead letters: queued into the batch (``DeadLetters.queue``)."""
 
 
 class TrackingSink:
@@ -236,7 +177,7 @@ class TrackingSink:
                 envelope = self.codec.decode(r.value or b"")
                 row = tracking_tables.row(envelope, r.topic, r.partition, r.offset)
             except (DecodeError, KeyError) as exc:
-                dead_letter(out, r, f"undecodable tracking event: {exc}")
+                TRACKING_DLQ.queue(out, r, f"undecodable tracking event: {exc}")
                 continue
             out_of_range = time_range_problem(*tracking_tables.times(row))
             if out_of_range is not None:
@@ -345,7 +286,7 @@ def _dead_row(out: Deliveries, record: Record, row: Sequence[Any], reason: str) 
         "partner_id": event["partner_id"],
         "event": event,
     }
-    dead_letter(out, record, reason, value=json.dumps(body, default=str).encode())
+    TRACKING_DLQ.queue(out, record, reason, value=json.dumps(body, default=str).encode())
 
 
 class RejectionSink:
