@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.models.users import STRICT, domain_value
+from api.models.common import STRICT, domain_value
 from pipeline.domain.identity import profile
 from pipeline.domain.identity.students import course_code
 from pipeline.domain.values import parse_name

@@ -6,19 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from pipeline.domain.errors import InvalidValue
+from api.models.common import STRICT, domain_value
 from pipeline.domain.values import Email, Phone, Username, UserRole, parse_name
-
-STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-def domain_value(parse: Any, raw: str) -> str:
-    try:
-        return str(parse(raw))
-    except InvalidValue as exc:
-        raise ValueError(exc.message) from exc
 
 
 class _Profile(BaseModel):
@@ -110,15 +101,6 @@ class UserPage(BaseModel):
     page_size: int
 
 
-class CommandOutcome(BaseModel):
-    """What a command route answers on success (201/200)."""
-
-    command_id: str
-    id: str = Field(description="The aggregate id.")
-    version: int
-    event_ids: list[str]
-
-
 class HistoryEvent(BaseModel):
     event_id: str
     event_type: str
@@ -142,14 +124,3 @@ class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int
-
-
-class SqlQuery(BaseModel):
-    model_config = STRICT
-    sql: str = Field(min_length=1, max_length=100_000)
-    max_rows: int = Field(default=1000, ge=1, le=100_000)
-
-
-class SqlResult(BaseModel):
-    columns: list[str]
-    rows: list[list[Any]]

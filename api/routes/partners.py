@@ -18,9 +18,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminDep, IdempotencyKey, PartnerManagerDep, Services, ServicesDep
+from api.models.partners import (
+    OriginsSet,
+    PartnerCreate,
+    PolicySet,
+    ReadTokenCreate,
+    StructureDefine,
+    SystemCreate,
+)
 from api.problems import Problem
 from api.replies import (
     ReadModelVersion,
@@ -59,50 +66,7 @@ from pipeline.write.routing import command_id_for, new_aggregate_id
 
 router = APIRouter(prefix="/api/admin/partners", tags=["admin: partners"])
 
-_STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 KEY_PREFIX_CHARS = 12
-
-
-class PartnerCreate(BaseModel):
-    model_config = _STRICT
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(max_length=254)
-    contact_person: str | None = Field(default=None, max_length=200)
-    max_systems: int = Field(default=10, ge=1, le=100)
-
-
-class SystemCreate(BaseModel):
-    model_config = _STRICT
-    name: str = Field(min_length=1, max_length=100)
-    description: str | None = Field(default=None, max_length=1000)
-    unknown_events: Literal["accept", "reject"] = "accept"
-
-
-class StructureDefine(BaseModel):
-    model_config = _STRICT
-    json_schema: dict[str, Any] = Field(description="JSON Schema of the event's properties.")
-    required: bool = Field(
-        default=True, description="Reject non-conforming events (else accept, flagged)."
-    )
-
-
-class PolicySet(BaseModel):
-    model_config = _STRICT
-    policy: Literal["accept", "reject"]
-
-
-class OriginsSet(BaseModel):
-    model_config = _STRICT
-    origins: list[str] = Field(
-        max_length=50,
-        description="Web origins (scheme://host[:port]; https://*.example.com for "
-        "subdomains) whose pages may send this system's events; [] allows every origin.",
-    )
-
-
-class ReadTokenCreate(BaseModel):
-    model_config = _STRICT
-    name: str = Field(min_length=1, max_length=100, description="What the token is for.")
 
 
 def _read_model(services: Services) -> ReadModelVersion:

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, ServicesDep
+from api.models.projections import Promote, Rebuild
 from api.problems import Problem
 from pipeline.common import topics
 from pipeline.projections import catalog, registry
@@ -23,22 +23,6 @@ from pipeline.projections.overview import overview
 from pipeline.projections.projection import Projection
 
 router = APIRouter(prefix="/api/admin/projections", tags=["projections"])
-
-
-class Rebuild(BaseModel):
-    start: str = Field(
-        default="earliest",
-        alias="from",
-        description="`earliest`, an ISO-8601 time (each partition from its first record at "
-        'or after it) or offsets as JSON: `{"<topic>": {"<partition>": <offset>}}`.',
-    )
-
-
-class Promote(BaseModel):
-    max_lag: int | None = Field(
-        default=None, ge=0, description="Records the new version may still be behind "
-        "(default: STREAMFOLD_PROJECTION_PROMOTE_MAX_LAG).",
-    )  # fmt: skip
 
 
 def _installed(services: ServicesDep) -> tuple[Projection, ...]:

@@ -22,11 +22,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict
 
 from api.deps import IdempotencyKey, PrincipalDep, Services, ServicesDep, accounts, per_app
 from api.live import ChirpFeeds, entry_key
-from api.models.users import CommandOutcome, Registration
+from api.models.common import CommandOutcome
+from api.models.social import ChirpText
+from api.models.users import Registration
 from api.problems import Problem
 from api.replies import ReadModelVersion, command_fields, run_command
 from api.security import Principal
@@ -50,11 +52,6 @@ Limit = Annotated[int, Query(ge=1, le=200, description="Items per page.")]
 Cursor = Annotated[
     str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
 ]
-
-
-class ChirpText(BaseModel):
-    model_config = _STRICT
-    text: str = Field(description="1-280 characters (Unicode code points after NFC).")
 
 
 def _scripts(request: Request, services: Services) -> timelines.Scripts:

@@ -14,7 +14,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import APIRouter
 
 from api.deps import AdminDep, ServicesDep
-from api.models.users import SqlQuery, SqlResult
+from api.models.sql import SqlQuery, SqlResult
 from api.problems import RETRY_AFTER_S, Problem
 from connectors.exceptions import AnalystQueryError, ConnectorError, ReadOnlyQueryError
 

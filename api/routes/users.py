@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 
 from api.deps import AdminDep, IdempotencyKey, ServicesDep
 from api.last_admin import AdminRosterDep, mark_grant, run_removal
+from api.models.common import CommandOutcome
 from api.models.users import (
     AccountUpdate,
-    CommandOutcome,
     Deactivate,
     HistoryEvent,
     UserCreate,

@@ -350,7 +350,7 @@ def test_readonly_is_the_last_setting_and_limits_are_set() -> None:
 
 
 def test_result_ceiling_matches_the_api() -> None:
-    from api.models.users import SqlQuery
+    from api.models.sql import SqlQuery
 
     (le,) = [m.le for m in SqlQuery.model_fields["max_rows"].metadata if hasattr(m, "le")]
     assert analyst_sql.ANALYST_SETTINGS["max_result_rows"] == le == analyst_sql.MAX_RESULT_ROWS
