@@ -16,14 +16,12 @@ from api.problems import Problem
 from api.security import Accounts, InvalidToken, LoginThrottle, Principal, read_token
 from connectors.clickhouse import ClickHouse
 from pipeline.common.settings import Settings
-from pipeline.domain.partners.origins import origin_allowed
 from pipeline.edge.ingest import Ingest
 from pipeline.projections.partner_keys.lookups import (
     API_KEY_PREFIX,
     READ_TOKEN_PREFIX,
     KeyResolver,
     ReadGrant,
-    SystemKey,
     partner_systems,
     resolve_read_token,
 )
@@ -166,7 +164,7 @@ def _basic_user(header: str) -> str | None:
     return decoded.partition(":")[0] or None
 
 
-def _api_key(request: Request) -> str | None:
+def header_key(request: Request) -> str | None:
     """The key in the headers, or None: ``Authorization: Bearer sk_live_...`` (or a read
     token's ``rt_live_...``, so the routes can say it is the wrong credential),
     ``Authorization: Basic base64(key + ":")`` (how Segment's libraries send a write key;
@@ -181,53 +179,6 @@ def _api_key(request: Request) -> str | None:
     if scheme.lower() == "basic" and (user := _basic_user(value)):
         return user
     return request.headers.get("x-api-key")
-
-
-def _read_token_cannot_write() -> Problem:
-    return Problem(
-        403,
-        "read-token-cannot-write",
-        "a read token only reads analytics; send events with the system's write key "
-        f"({API_KEY_PREFIX}…)",
-        use="write-key",
-    )
-
-
-async def system_for_key(
-    request: Request, services: Services, *, write_key: str | None = None
-) -> SystemKey:
-    """The active system whose key authenticates ``request``: the header key (see
-    :func:`_api_key`), else ``write_key`` (Segment's ``writeKey`` in the body).
-
-    Raises ``Problem`` 401 (problem+json, ``WWW-Authenticate``): no key (``unauthorized``),
-    a header key and a different write key (``conflicting-keys``: whose events these are is
-    unknowable), an unknown key (``unknown-key``), a deactivated system (``revoked-key``).
-    """
-    unauthorized = {"WWW-Authenticate": "Bearer"}
-    api_key = _api_key(request)
-    if api_key and write_key and write_key != api_key:
-        message = "the writeKey in the body is not the API key in the headers"
-        raise Problem(401, "conflicting-keys", message, headers=unauthorized)
-    api_key = api_key or write_key
-    if not api_key:
-        raise Problem(401, "unauthorized", "an API key is required", headers=unauthorized)
-    if api_key.startswith(READ_TOKEN_PREFIX):
-        raise _read_token_cannot_write()
-    system = await services.keys.resolve(api_key)
-    if system is None:
-        raise Problem(401, "unknown-key", "unknown API key", headers=unauthorized)
-    if not system.active:
-        raise Problem(401, "revoked-key", "this API key is revoked", headers=unauthorized)
-    origin = request.headers.get("origin")
-    if not origin_allowed(origin, system.allowed_origins):
-        # Stores nothing: checked before the rate limit and before any event is decoded.
-        raise Problem(
-            403,
-            "origin-not-allowed",
-            f"pages from {origin[:200]!r} may not send this system's events; an admin adds "
-            "the origin to the system's allowed origins",
-        )
-    return system
 
 
 @dataclass(frozen=True)
@@ -279,7 +230,7 @@ async def _scope(
     system of its partner; an admin JWT all systems. A write key is refused (403
     ``write-key-cannot-read``): it is embedded in web pages, so anyone can read it.
     Seed 002's API keys; Segment's write keys versus its access tokens."""
-    key = _api_key(request)
+    key = header_key(request)
     if key is not None and not key.startswith(READ_TOKEN_PREFIX):
         raise _write_key_cannot_read()
     if key is not None:
@@ -304,7 +255,7 @@ async def _partner_manager(
 
     Raises ``Problem`` 401 (no, unknown or revoked credential), 403 (a write key, another
     partner's token, a user who is not an admin)."""
-    key = _api_key(request)
+    key = header_key(request)
     if key is not None and not key.startswith(READ_TOKEN_PREFIX):
         raise Problem(403, "forbidden", "a write key only sends events", use="read-token")
     if key is not None:

@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.edge import is_edge_path
 from connectors.exceptions import KafkaDeliveryError
-from pipeline.common.problems import Problem
+from pipeline.common.problems import RETRY_AFTER_S, Problem
 
 __all__ = ["MEDIA_TYPE", "RETRY_AFTER_S", "Problem", "install", "problem_response"]
 
@@ -42,8 +42,6 @@ _TITLES = {
     503: "Service Unavailable",
 }
 
-RETRY_AFTER_S = "1"
-"""Seconds a client should wait before retrying after a 503 (``Retry-After``)."""
 
 # Outages: errors that mean "a store did not answer", whichever route met them.
 _STORE_OF: dict[type[Exception], str] = {

@@ -22,19 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import jwt
-from cachetools import TTLCache
 from redis.asyncio import Redis
 
 from connectors.clickhouse import ClickHouse
 from connectors.ratelimit import TokenBuckets
+from pipeline.common.cache import ReadThrough
 from pipeline.common.settings import Settings
 from pipeline.domain.values import HashedPassword, hash_password
 from pipeline.projections import users
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ("sub", "iat", "exp", "iss", "aud")
-
-_MISSING = object()  # a cached None (no such user) is a value
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,23 +125,18 @@ class Accounts:
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._clickhouse = clickhouse
-        self._cache: TTLCache[str, Account | None] | None = (
-            TTLCache(maxsize=size, ttl=ttl_s, timer=timer) if ttl_s > 0 else None
+        self._cache: ReadThrough[str, Account] = ReadThrough(
+            self._load, ttl_s=ttl_s, maxsize=size, timer=timer
         )
 
     async def get(self, user_id: str, *, fresh: bool = False) -> Account | None:
         """The user's account, None if the read model has no such user; ``fresh`` skips
         the cache (and refills it). ClickHouse errors propagate (the API answers 503)."""
-        if self._cache is not None and not fresh:
-            # one lookup: between `in` and `[]` the entry can expire (a KeyError)
-            cached = self._cache.get(user_id, _MISSING)
-            if cached is not _MISSING:
-                return cached  # type: ignore[return-value]
+        return await self._cache.get(user_id, fresh=fresh)
+
+    async def _load(self, user_id: str) -> Account | None:
         row = await users.account(self._clickhouse, user_id)
-        account = None if row is None else Account(role=str(row["role"]), status=str(row["status"]))
-        if self._cache is not None:
-            self._cache[user_id] = account
-        return account
+        return None if row is None else Account(role=str(row["role"]), status=str(row["status"]))
 
 
 # ----------------------------------------------------------------- login

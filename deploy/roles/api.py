@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 from collections.abc import Iterator
 
@@ -24,9 +23,9 @@ from connectors.store import QueryStore, StoreClient, socket_path
 from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.common.settings import Settings
 from pipeline.edge.ingest import Ingest
+from pipeline.edge.validation import recorder
 from pipeline.projections import registry
 from pipeline.projections.partner_keys.lookups import KeyResolver
-from pipeline.write.app import recorder
 from pipeline.write.command_bus import CommandBus
 from schemas.codec import AvroCodec
 
@@ -63,20 +62,23 @@ async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: Avro
         delivery_timeout_s=settings.command_timeout_s,
         **{"linger.ms": 10},
     )
+    write_keys = KeyResolver(redis, ttl_s=settings.key_cache_ttl_s)
     try:
         ingest = Ingest(
             ingest_producer,
             Buckets(redis),
             recorder=recorder(settings, codec=codec, redis=redis),
+            keys=write_keys,
             per_system=Limit(settings.ingest_rate_per_s, settings.ingest_burst),
             per_partner=Limit(settings.partner_ingest_rate_per_s, settings.partner_ingest_burst),
+            max_body_bytes=settings.max_body_bytes,
         )
         services = Services(
             settings=settings,
             clickhouse=store,
             redis=redis,
             bus=bus,
-            keys=KeyResolver(redis, ttl_s=settings.key_cache_ttl_s),
+            keys=write_keys,
             ingest=ingest,
         )
         app = create_api(services)
@@ -95,8 +97,9 @@ async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: Avro
 
 async def _serve_uvicorn(app: FastAPI, settings: Settings, stop: asyncio.Event) -> None:
     config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", http=settings.http
-    )
+        app, log_config=None, access_log=False, lifespan="off", http=settings.http,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )  # fmt: skip
     server = _Server(config)
     serving = asyncio.create_task(
         server.serve(sockets=[_shared_socket(settings.api_host, settings.api_port)]),
@@ -121,9 +124,8 @@ async def _serve_granian(app: FastAPI, settings: Settings, stop: asyncio.Event) 
     # uvicorn applies this itself (Config.proxy_headers): the client address behind a
     # trusted proxy comes from X-Forwarded-For, and the per-address login limit keys on it.
     # Without it every client behind the proxy shared one login bucket under granian.
-    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
     server = Server(
-        ProxyHeadersMiddleware(app, trusted_hosts=trusted),
+        ProxyHeadersMiddleware(app, trusted_hosts=settings.forwarded_allow_ips),
         address=settings.api_host,
         port=settings.api_port,
         interface=Interfaces.ASGINL,

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["Problem"]
+__all__ = ["RETRY_AFTER_S", "Problem"]
+
+RETRY_AFTER_S = "1"
+"""Seconds a client should wait before retrying after a 503 (``Retry-After``)."""
 
 
 class Problem(Exception):

@@ -31,43 +31,43 @@ a page or screen after its name. Traits are stored, not validated.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
-from cachetools import TTLCache
 from redis.asyncio import Redis
 
+from pipeline.common.cache import ReadThrough
 from pipeline.domain.tracking import TrackedEvent, recorded_envelope, time_range_problem
 from pipeline.projections.partner_keys.lookups import SYSTEM
 from schemas.codec import AvroCodec
 from schemas.exceptions import EncodeError
 
 Validator = Callable[[Any], Any]
-_MISSING = object()
 
 
 class Structures:
     """system id -> its view (policy, structures), from Redis, cached ``ttl_s`` seconds;
     compiled validators are cached per (system, event name, structure version)."""
 
-    def __init__(self, redis: Redis, *, ttl_s: float = 2.0) -> None:
+    def __init__(
+        self, redis: Redis, *, ttl_s: float = 2.0, timer: Callable[[], float] = time.monotonic
+    ) -> None:
         self.redis = redis
-        self._views: TTLCache[str, dict[str, Any] | None] = TTLCache(maxsize=50_000, ttl=ttl_s)
+        self._views: ReadThrough[str, dict[str, Any]] = ReadThrough(
+            self._load, ttl_s=ttl_s, maxsize=50_000, timer=timer
+        )
         self._compiled: dict[tuple[str, str, int], Validator] = {}
 
     async def view(self, system_id: str) -> dict[str, Any] | None:
         """The system's view, None for an unknown system (cached too)."""
-        # One lookup: checked with `in` and then read with `[]`, an entry that expired in
-        # between raised KeyError and stopped the validation process (seen on a cold
-        # `make run`: the TTL ran out between the two calls).
-        view = self._views.get(system_id, _MISSING)
-        if view is _MISSING:
-            raw = await self.redis.get(SYSTEM.format(system_id=system_id))
-            view = None if raw is None else json.loads(raw)
-            self._views[system_id] = view
-        return view  # type: ignore[return-value]
+        return await self._views.get(system_id)
+
+    async def _load(self, system_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(SYSTEM.format(system_id=system_id))
+        return None if raw is None else json.loads(raw)
 
     def validator(self, system_id: str, name: str, structure: dict[str, Any]) -> Validator:
         key = (system_id, name, int(structure["version"]))

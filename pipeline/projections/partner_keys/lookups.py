@@ -17,8 +17,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cachetools import TTLCache
 from redis.asyncio import Redis
+
+from pipeline.common.cache import ReadThrough
 
 KEY = "streamfold:key:{key_hash}"
 SYSTEM = "streamfold:system:{system_id}"
@@ -69,7 +70,9 @@ class KeyResolver:
 
     def __init__(self, redis: Redis, *, ttl_s: float = 2.0, max_entries: int = 100_000) -> None:
         self.redis = redis
-        self._cache: TTLCache[str, SystemKey] = TTLCache(maxsize=max_entries, ttl=ttl_s)
+        self._cache: ReadThrough[str, SystemKey] = ReadThrough(
+            self._load, ttl_s=ttl_s, maxsize=max_entries, cache_misses=False
+        )
 
     async def resolve(self, api_key: str) -> SystemKey | None:
         """The system of ``api_key``, or None for a key that is not one. Keys are ASCII
@@ -77,18 +80,15 @@ class KeyResolver:
         surrogate, which would not even encode for hashing) is unknown, not an error."""
         if not api_key.startswith(API_KEY_PREFIX) or not api_key.isascii():
             return None
-        digest = hash_key(api_key)
-        cached = self._cache.get(digest)
-        if cached is not None:
-            return cached
+        return await self._cache.get(hash_key(api_key))
+
+    async def _load(self, digest: str) -> SystemKey | None:
         raw = await self.redis.get(KEY.format(key_hash=digest))
         if raw is None:
             return None
         d = json.loads(raw)
         origins = tuple(d.get("origins", ()))  # records written before origins: any
-        found = SystemKey(d["system_id"], d["partner_id"], bool(d["active"]), origins)
-        self._cache[digest] = found
-        return found
+        return SystemKey(d["system_id"], d["partner_id"], bool(d["active"]), origins)
 
 
 async def resolve_read_token(redis: Redis, token: str) -> ReadGrant | None:

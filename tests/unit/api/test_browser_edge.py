@@ -75,7 +75,7 @@ def make_client(ingest: FakeIngest, **settings: Any) -> httpx.AsyncClient:
 
 @pytest.fixture
 def ingest() -> FakeIngest:
-    return FakeIngest()
+    return FakeIngest(Keys())
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ import pytest
 from api.app import create_api
 from api.deps import Services
 from api.problems import Problem
-from api.routes.ingest import gunzip
 from connectors.exceptions import KafkaDeliveryError
-from connectors.ratelimit import Decision
+from connectors.ratelimit import Decision, Limit
 from pipeline.common.settings import Settings
 from pipeline.domain.tracking import TrackedEvent
+from pipeline.edge.ingest import Ingest, gunzip
 from pipeline.projections.partner_keys.lookups import SystemKey
 
 LIMIT = 64 * 1024
@@ -37,8 +37,15 @@ class FakeKeys:
         return SYSTEMS.get(api_key)
 
 
-class FakeIngest:
-    def __init__(self) -> None:
+class FakeIngest(Ingest):
+    """The real edge, with its rate limits and Kafka faked (and recording: every event
+    is recorded)."""
+
+    def __init__(self, keys: Any = None, max_body_bytes: int = LIMIT) -> None:
+        super().__init__(
+            None, None, recorder=None, keys=keys or FakeKeys(),  # type: ignore[arg-type]
+            per_system=Limit(1, 1000), per_partner=Limit(1, 1000), max_body_bytes=max_body_bytes,
+        )  # fmt: skip
         self.allowed = True
         self.limited_by = "system"
         self.charged: list[tuple[SystemKey, int]] = []

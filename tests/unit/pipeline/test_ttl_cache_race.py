@@ -8,8 +8,6 @@ import itertools
 import json
 from typing import Any
 
-from cachetools import TTLCache
-
 from api.security import Account, Accounts
 from pipeline.edge.recording import Structures
 
@@ -40,10 +38,9 @@ class FakeClickHouse:
 
 def test_a_view_expiring_between_two_looks_is_fetched_again() -> None:
     redis = FakeRedis()
-    structures = Structures(redis, ttl_s=2.5)  # type: ignore[arg-type]
     # every read of the clock is a second later: with two looks per call (the bug) one
     # of them lands exactly past the entry's expiry
-    structures._views = TTLCache(maxsize=10, ttl=2.5, timer=Ticking())
+    structures = Structures(redis, ttl_s=2.5, timer=Ticking())  # type: ignore[arg-type]
     views = [asyncio.run(structures.view("s-1")) for _ in range(4)]
     assert views == [{"unknown_events": "accept", "structures": {}}] * 4
     assert redis.gets >= 2  # it expired, and was fetched again
