@@ -1,6 +1,7 @@
-"""Tracking events sent by partner SDKs: an ingestion request body, one raw SDK event, its
-JSON form on the ``tracking.raw`` topic, and the ``data`` of the ``TrackingEventRecorded``
-Avro event.
+"""Tracking events as partner SDKs send them: an ingestion request body, one raw SDK event,
+the decoded event (:class:`TrackedEvent`) and its JSON form on the ``tracking.raw`` topic,
+and what a refused event becomes on ``tracking.dlq``. What is recorded of an accepted one
+is ``recorded.py``.
 
 Two wire shapes, one decoder. Ours is snake_case (``user_id``, ``anonymous_id``,
 ``message_id``; every event a track call). Segment's HTTP Tracking API, which partners'
@@ -14,7 +15,7 @@ field is read under either spelling by the same code; nothing branches on the sh
 Pure and deterministic: the caller supplies ``received_at``. Ids are UUIDv5 so an SDK retry
 of the same message yields the same message id and event id everywhere. Schema validation
 against the system's event structures happens later (it needs the partner state);
-:func:`recorded_data` records its outcome.
+``recorded.recorded_data`` records its outcome.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any
 
 from pipeline.domain import jsontext
 from pipeline.domain.errors import InvalidValue
-from schemas.envelope import Envelope, sdk_actor
 from schemas.uuids import uuid5_text
 
 __all__ = [
@@ -39,10 +39,6 @@ __all__ = [
     "MAX_FUTURE_SKEW",
     "MAX_TEXT_LENGTH",
     "MESSAGE_NAMESPACE",
-    "RECORDED_AGGREGATE_TYPE",
-    "RECORDED_EVENT_TYPE",
-    "RECORDED_SCHEMA_VERSION",
-    "TRACKING_EVENT_NAMESPACE",
     "CallType",
     "EventRejection",
     "RejectReason",
@@ -50,10 +46,8 @@ __all__ = [
     "TrackedEvent",
     "canonical_json",
     "decode_events",
-    "event_id_for",
     "parse_sdk_event",
     "read_request",
-    "recorded_data",
     "rejection_record",
     "time_range_problem",
 ]
@@ -61,15 +55,9 @@ __all__ = [
 MAX_EVENT_BYTES = 32 * 1024  # one event's JSON size limit
 MAX_TEXT_LENGTH = 200  # event name, ids, page name and category
 
-RECORDED_EVENT_TYPE = "TrackingEventRecorded"
-RECORDED_SCHEMA_VERSION = 2
-# Envelope: aggregate_type "system", aggregate_id = system id, aggregate_version 0 (tracking
-# events are not part of an aggregate's history).
-RECORDED_AGGREGATE_TYPE = "system"
 
 # Both fixed forever: changing one changes derived ids and breaks deduplication of retries.
 MESSAGE_NAMESPACE: uuid.UUID = uuid.UUID("2d0c8f5e-4b7a-5c19-9e3d-8a6f1b2c4d5e")
-TRACKING_EVENT_NAMESPACE: uuid.UUID = uuid.UUID("9a1e7c3b-5d2f-5e84-b6a0-7f4c3e2d1b0a")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Epoch numbers above this are milliseconds: 1e11 s is the year 5138, 1e11 ms is 1973.
@@ -671,71 +659,3 @@ def rejection_record(
             "payload": raw,
         },
     }
-
-
-def event_id_for(system_id: str, message_id: str) -> str:
-    """The ``TrackingEventRecorded`` event id: UUIDv5 of (system, message), so one message is
-    one event everywhere, however often it is sent or replayed.
-    """
-    return uuid5_text(TRACKING_EVENT_NAMESPACE, f"{system_id}/{message_id}")
-
-
-def _json_text(value: dict[str, Any]) -> str:
-    # UTF-8 as sent (records before 2026-11-25 escaped non-ASCII as \uXXXX: both read the
-    # same through ClickHouse's JSON functions)
-    return jsontext.dumps(value, sort_keys=True).decode()
-
-
-def recorded_data(
-    e: TrackedEvent, *, schema_valid: bool, structure_version: int | None
-) -> dict[str, Any]:
-    """The ``data`` dict of ``TrackingEventRecorded`` v2, field for field in Avro order.
-
-    schema_valid: whether ``properties`` conform to the structure (True when none applies).
-    structure_version: the structure version checked against, None if none. Datetimes stay
-    tz-aware datetimes (Avro timestamp-micros); properties/traits/context become compact
-    JSON text with sorted keys, non-ASCII as UTF-8.
-    """
-    return {
-        "partner_id": e.partner_id,
-        "system_id": e.system_id,
-        "type": str(e.type),
-        "event": e.event,
-        "message_id": e.message_id,
-        "user_id": e.user_id,
-        "anonymous_id": e.anonymous_id,
-        "group_id": e.group_id,
-        "previous_id": e.previous_id,
-        "category": e.category,
-        "timestamp": e.timestamp,
-        "original_timestamp": e.original_timestamp,
-        "received_at": e.received_at,
-        "properties": _json_text(e.properties),
-        "traits": _json_text(e.traits),
-        "context": _json_text(e.context),
-        "schema_valid": schema_valid,
-        "structure_version": structure_version,
-    }
-
-
-def recorded_envelope(
-    e: TrackedEvent, *, producer: str, schema_valid: bool, structure_version: int | None
-) -> Envelope:
-    """``e``'s ``TrackingEventRecorded`` envelope: event id uuid5(system, message id),
-    occurred at the event's (skew-corrected) time, actor the system's SDK; ``data`` as
-    :func:`recorded_data` makes it. Deterministic: the same event, the same envelope,
-    whichever process records it."""
-    return Envelope(
-        event_id=event_id_for(e.system_id, e.message_id),
-        event_type=RECORDED_EVENT_TYPE,
-        schema_version=RECORDED_SCHEMA_VERSION,
-        aggregate_type=RECORDED_AGGREGATE_TYPE,
-        aggregate_id=e.system_id,
-        aggregate_version=0,
-        occurred_at=e.timestamp,
-        producer=producer,
-        correlation_id=e.message_id,
-        causation_id=e.message_id,
-        actor=sdk_actor(e.system_id),
-        data=recorded_data(e, schema_valid=schema_valid, structure_version=structure_version),
-    )
