@@ -17,7 +17,8 @@ Rules (seed 002, partner tracking), in order:
 2. The system's view (Redis read model of partner events, cached for a couple of seconds):
    unknown system, refused. An event name without a structure: recorded if the system
    accepts unknown names (``schema_valid`` true), else refused.
-3. With a structure (compiled once per version with fastjsonschema), ``properties`` are
+3. With a structure (one validator per version, ``jsonschema``: the library the command
+   side checks structures with, every draft it knows, formats not asserted), ``properties`` are
    checked: valid, recorded; invalid, refused if the structure is ``required``, else
    recorded with ``schema_valid`` false. A structure that cannot be applied refuses.
 4. Avro must encode the event (a lone surrogate survives JSON, not Avro's UTF-8).
@@ -36,16 +37,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import fastjsonschema
+from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 from redis.asyncio import Redis
+from referencing.exceptions import Unresolvable
 
 from pipeline.common.cache import ReadThrough
 from pipeline.domain.tracking import TrackedEvent, recorded_envelope, time_range_problem
 from pipeline.projections.partner_keys.lookups import SYSTEM
 from schemas.codec import AvroCodec
 from schemas.exceptions import EncodeError
-
-Validator = Callable[[Any], Any]
 
 
 class Structures:
@@ -72,7 +74,8 @@ class Structures:
     def validator(self, system_id: str, name: str, structure: dict[str, Any]) -> Validator:
         key = (system_id, name, int(structure["version"]))
         if key not in self._compiled:
-            self._compiled[key] = fastjsonschema.compile(json.loads(structure["json_schema"]))
+            schema = json.loads(structure["json_schema"])
+            self._compiled[key] = validator_for(schema)(schema)
         return self._compiled[key]
 
 
@@ -130,14 +133,9 @@ class Recorder:
             return [], True, None
         version = structure["version"]
         try:
-            self.structures.validator(tracked.system_id, tracked.event, structure)(
-                tracked.properties
-            )
-        except fastjsonschema.JsonSchemaValueException as exc:
-            if structure["required"]:
-                return [f"properties: {exc.message}"], False, version
-            return [], False, version
-        except (fastjsonschema.JsonSchemaDefinitionException, RecursionError) as exc:
+            validator = self.structures.validator(tracked.system_id, tracked.event, structure)
+            error = best_match(validator.iter_errors(tracked.properties))
+        except (Unresolvable, RecursionError) as exc:
             # A structure stored before the command side refused these
             # (pipeline/domain/partners/rules.py: _compiles): one event used to stop the
             # validation consumer. Refused with the reason, the event can be replayed once
@@ -148,4 +146,8 @@ class Recorder:
                 False,
                 version,
             )
+        if error is not None:
+            if structure["required"]:
+                return [f"properties: {error.message}"], False, version
+            return [], False, version
         return [], True, version

@@ -11,9 +11,9 @@ import json
 import re
 from typing import Any
 
-import fastjsonschema
 from jsonschema.exceptions import SchemaError
 from jsonschema.validators import validator_for
+from referencing.exceptions import Unresolvable
 
 from pipeline.domain.errors import InvalidValue
 
@@ -142,8 +142,8 @@ def json_schema(raw: Any) -> str:
     checked with ``validator_for(schema).check_schema(schema)``. An unknown ``$schema`` is
     refused rather than guessed at, and so is any ``$ref`` not starting with ``#`` (it would
     make event validation fetch a URL). A ``{"$ref": "http..."}`` inside ``const``/``enum``
-    data is refused too: the walk does not tell keywords from data. Last, it must compile
-    with fastjsonschema, as validation will compile it, and run on ``{}``.
+    data is refused too: the walk does not tell keywords from data. Last, it must run on
+    ``{}`` with the validator recording uses.
     """
     value = require_str("json_schema", raw)
     if len(value.encode("utf-8")) > JSON_SCHEMA_MAX_BYTES:
@@ -175,16 +175,14 @@ def json_schema(raw: Any) -> str:
 
 
 def _compiles(schema: dict[str, Any]) -> None:
-    """Refuse what the pipeline's compiler cannot apply (validation compiles structures
-    with fastjsonschema, ``pipeline/projections/tracking/sink.py``). jsonschema accepts a ``$ref``
-    that points at itself or at nothing and draft-03's ``"required": true``; fastjsonschema
-    then raises while compiling, or recurses without end on the first event (found by
-    hand: one such structure and one event stopped the validation consumer)."""
+    """Refuse what recording cannot apply (``pipeline/edge/recording.py`` validates events
+    with the same library). ``check_schema`` accepts a ``$ref`` that points at itself or
+    at nothing; validating then recurses without end or fails on the first event (found
+    by hand: one such structure and one event stopped the validation consumer). So the
+    structure is run once, on ``{}``, here."""
     try:
-        fastjsonschema.compile(schema)({})
-    except fastjsonschema.JsonSchemaValueException:
-        pass  # {} is not a valid event of this structure: fine, it compiled and ran
-    except fastjsonschema.JsonSchemaDefinitionException as exc:
+        validator_for(schema)(schema).is_valid({})
+    except Unresolvable as exc:
         raise InvalidValue("json_schema", f"cannot be compiled: {exc}") from exc
     except RecursionError as exc:
         raise InvalidValue("json_schema", "refers to itself without end") from exc
