@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import clickhouse_connect
+import orjson
 import structlog
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
@@ -249,7 +249,7 @@ class ClickHouse:
         canonical, ast = parsed["data"][0]
         try:
             try:
-                tree = json.loads(ast)
+                tree = orjson.loads(ast)
             except RecursionError:  # ClickHouse's max_ast_depth stops this first
                 raise ReadOnlyQueryError("the statement is nested too deeply") from None
             select = analyst_sql.check(canonical, tree, analyst.catalog, self.analyst_tables)
@@ -357,7 +357,7 @@ def _json_sync(client: Client, select: Select) -> dict[str, Any]:
     for attempt in (1, 2):
         raw = client.raw_query(select.sql, parameters=select.parameters, fmt="JSONCompact")
         try:
-            return json.loads(raw)
+            return orjson.loads(raw)
         except ValueError as exc:
             if attempt == 2:
                 raise ConnectorError(f"corrupted ClickHouse response: {exc}") from exc

@@ -3,9 +3,9 @@ timelines and API-key lookups)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 
 COMMAND_KEY = "streamfold:command:{command_id}"
@@ -40,4 +40,4 @@ def open_redis(url: str, *, timeout_s: float = REDIS_TIMEOUT_S) -> Redis:
 
 async def get_command_result(redis: Redis, command_id: str) -> dict[str, Any] | None:
     raw = await redis.get(COMMAND_KEY.format(command_id=command_id))
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else orjson.loads(raw)

@@ -4,12 +4,12 @@ cut by count and body size, with retries for what a retry can fix."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 import httpx
+import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from tenacity import (
     AsyncRetrying,
@@ -123,7 +123,7 @@ async def send_events(
     HTTP problems (they are counted); an event too large for a body on its own is sent
     alone and counted from the answer. ``transport``: httpx's, for tests.
     """
-    encoded = [json.dumps(e, separators=(",", ":"), ensure_ascii=False) for e in events]
+    encoded = [orjson.dumps(e).decode() for e in events]
     batches = _batches(encoded, batch_size, max_body_bytes)
     outcomes: Counter[str] = Counter()
     pending = iter(batches)

@@ -10,7 +10,6 @@ rebuild, promote, drop).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urlparse
 
 import httpx
+import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -237,7 +237,7 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         "consumer_groups": _group_lag(settings) if kafka_up else [],
     }
     if as_json:
-        typer.echo(json.dumps(info, indent=2))
+        typer.echo(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode())
         return
     table = Table("service", "running", "pid", "address", "log")
     for s in services:
@@ -660,7 +660,7 @@ def sql(
         finally:
             clickhouse.close()
     if as_json:
-        typer.echo(json.dumps({"columns": columns, "rows": rows}, default=str))
+        typer.echo(orjson.dumps({"columns": columns, "rows": rows}, default=str).decode())
         return
     table = Table(*columns)
     for row in rows:

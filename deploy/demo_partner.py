@@ -5,12 +5,12 @@ waiting until the pipeline stored what was sent."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from deploy.weblogs import EVENT_NAME, PAGE_VIEW_SCHEMA
 
@@ -189,7 +189,7 @@ def _define_structure(client: httpx.Client, partner_id: str, system_id: str) -> 
 
 def _load_state(path: Path) -> dict[str, str] | None:
     try:
-        saved = json.loads(path.read_text())
+        saved = orjson.loads(path.read_bytes())
     except (OSError, ValueError):
         return None
     if not isinstance(saved, dict) or not all(
@@ -204,7 +204,7 @@ def _save_state(path: Path, state: dict[str, str]) -> None:
     # Created 600 before the secrets are written: they are live credentials.
     path.touch(mode=0o600, exist_ok=True)
     path.chmod(0o600)
-    path.write_text(json.dumps(state, indent=2) + "\n")
+    path.write_bytes(orjson.dumps(state, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 # ----------------------------------------------------------------- waiting

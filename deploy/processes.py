@@ -9,7 +9,6 @@ state (alive, zombie, command line) comes from psutil.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import psutil
 
 from deploy.exceptions import LocalStackError
@@ -198,14 +198,14 @@ def write_pidfile(path: Path, proc: ServiceProcess) -> None:
         "log_path": str(proc.log_path),
     }
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
     os.replace(tmp, path)
 
 
 def read_pidfile(path: Path) -> ServiceProcess | None:
     """Read a pid file written by write_pidfile; None if missing or unreadable."""
     try:
-        data = json.loads(path.read_text())
+        data = orjson.loads(path.read_bytes())
         return ServiceProcess(
             name=str(data["name"]),
             pid=int(data["pid"]),

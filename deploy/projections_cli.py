@@ -7,11 +7,11 @@ these commands wait on the listing for it to show, with a timeout and a clear er
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Annotated, Any
 
 import httpx
+import orjson
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -75,7 +75,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     with _client() as client:
         rows = _answer(client.get("/api/admin/projections"))["projections"]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
     table = Table("name", "version", "state", "store", "topics", "lag", "events/s",
                   "dead-lettered", "last error")  # fmt: skip

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import random
 import secrets
 from collections import Counter
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -50,7 +50,7 @@ class Member:
 
 def subnetwork(path: Path, size: int) -> tuple[list[str], list[tuple[str, str]]]:
     """The ``size`` nodes of highest degree (ties by id) and the edges among them."""
-    data = json.loads(path.read_text())
+    data = orjson.loads(path.read_bytes())
     degree: Counter[str] = Counter()
     for src, trg in data["edges"]:
         degree[str(src)] += 1
@@ -114,17 +114,17 @@ class SocialLoader(ApiCalls):
 def _subject(token: str) -> str:
     # the registration was answered in an earlier run: the token names the user
     payload = token.split(".")[1]
-    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
+    return orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"]
 
 
 def _members(settings: Settings, nodes: list[str]) -> list[Member]:
     # passwords made once per install and kept with its other local secrets
     path = settings.home.resolve() / "social-users.json"
-    saved: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    saved: dict[str, str] = orjson.loads(path.read_bytes()) if path.exists() else {}
     for node in nodes:
         saved.setdefault(node, secrets.token_urlsafe(PASSWORD_BYTES))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(saved))
+    path.write_bytes(orjson.dumps(saved))
     path.chmod(0o600)
     return [Member(node, f"hs_{node}", saved[node]) for node in nodes]
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import json
 import os
 import shutil
 import signal
@@ -25,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
 import structlog
 
 from connectors import metrics
@@ -209,13 +209,13 @@ class Supervisor:
             for c in self.children
         ]  # fmt: skip
         tmp = self.status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(rows))
+        tmp.write_bytes(orjson.dumps(rows))
         tmp.replace(self.status_path)
 
 
 def read_status(status_path: Path) -> list[dict[str, object]]:
     """What `Supervisor` wrote last; ``[]`` when ``serve`` is not running."""
     try:
-        return list(json.loads(status_path.read_text()))
+        return list(orjson.loads(status_path.read_bytes()))
     except (OSError, ValueError):
         return []

@@ -8,13 +8,13 @@ encoding" requires.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import fastavro
+import orjson
 from fastavro.schema import SchemaParseException, fingerprint, to_parsing_canonical_form
 
 from schemas.exceptions import SchemaError, UnknownSchemaError
@@ -158,7 +158,7 @@ def _load_file(path: Path) -> _Entry:
     if match is None:
         raise SchemaError(f"{path}: schema files must be named <EventType>.v<N>.avsc")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = orjson.loads(path.read_bytes())
         # A fresh named-type namespace per file: every file is a self-contained writer schema.
         parsed = fastavro.parse_schema(raw, named_schemas={})
     except (OSError, ValueError, SchemaParseException) as exc:

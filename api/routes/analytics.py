@@ -14,11 +14,11 @@ series has a bucket limit, so it fills a missing bound from the newest data inst
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from pydantic import StringConstraints
@@ -103,7 +103,7 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
 
 def _json_object(text: str) -> dict[str, Any]:
     # Ingestion stores objects; an empty column (older rows) reads as no properties.
-    return json.loads(text) if text else {}
+    return orjson.loads(text) if text else {}
 
 
 @router.get("/events", response_model=EventPage, responses=_RESPONSES)

@@ -16,12 +16,12 @@ drives both builds in Chromium. An unknown or deactivated key gets 404, as Segme
 
 from __future__ import annotations
 
-import json
 import re
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
@@ -106,7 +106,7 @@ async def analytics_js(write_key: str, services: ServicesDep) -> Response:
     await _active_key(services, write_key)
     if not write_key.startswith(API_KEY_PREFIX):  # resolved, so ASCII and key-shaped
         raise Problem(404, "not-found", "no active source with this write key")
-    script = _standalone().replace(_EMBEDDED_KEY, json.dumps(write_key).encode(), 1)
+    script = _standalone().replace(_EMBEDDED_KEY, orjson.dumps(write_key), 1)
     return Response(script, media_type="text/javascript", headers=_SETTINGS_CACHE)
 
 

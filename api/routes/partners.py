@@ -12,10 +12,10 @@ that shows it, and a revoked token is refused on the request after the revocatio
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
@@ -140,7 +140,7 @@ async def get_partner(partner_id: str, services: ServicesDep, _admin: AdminDep) 
         system.pop("key_hash", None)
         system.pop("structure_versions", None)
         for structure in system["structures"].values():
-            structure["json_schema"] = json.loads(structure["json_schema"])
+            structure["json_schema"] = orjson.loads(structure["json_schema"])
     state["read_tokens"] = [_token_shown(t) for t in state.get("read_tokens", [])]
     return {**state, "version": stored["version"]}
 
@@ -246,7 +246,7 @@ async def define_structure(
         **command_fields(key, partner_id, admin.user_id),
         system_id=system_id,
         event_name=event_name,
-        json_schema=json.dumps(body.json_schema, sort_keys=True),
+        json_schema=orjson.dumps(body.json_schema, option=orjson.OPT_SORT_KEYS).decode(),
         required=body.required,
     )
     return await _run(services, command)

@@ -6,10 +6,10 @@ listing shows when they took effect."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 
@@ -60,7 +60,7 @@ def _source(start: str) -> str:
         return start
     if start.lstrip().startswith("{"):
         try:
-            offsets = json.loads(start)
+            offsets = orjson.loads(start)
             clean = {str(t): {str(int(p)): int(o) for p, o in parts.items()}
                      for t, parts in offsets.items()}  # fmt: skip
         except (ValueError, AttributeError, TypeError) as exc:
@@ -68,7 +68,7 @@ def _source(start: str) -> str:
             raise Problem(422, "bad-start", detail) from None
         if any(o < 0 for parts in clean.values() for o in parts.values()):
             raise Problem(422, "bad-start", "an offset is negative")
-        return "offsets:" + json.dumps(clean, sort_keys=True)
+        return "offsets:" + orjson.dumps(clean, option=orjson.OPT_SORT_KEYS).decode()
     try:
         at = datetime.fromisoformat(start)
     except ValueError:

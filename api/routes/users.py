@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
@@ -198,7 +198,7 @@ async def user_history(user_id: str, services: ServicesDep, _admin: AdminDep) ->
         raise Problem(404, "not-found", f"no events for user {user_id}")
     events = []
     for row in rows:
-        data = json.loads(row["data"])
+        data = orjson.loads(row["data"])
         for field in _SENSITIVE:
             if data.get(field):
                 data[field] = "[redacted]"

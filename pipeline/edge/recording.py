@@ -31,12 +31,12 @@ a page or screen after its name. Traits are stored, not validated.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from jsonschema.exceptions import best_match
 from jsonschema.protocols import Validator
 from jsonschema.validators import validator_for
@@ -69,12 +69,12 @@ class Structures:
 
     async def _load(self, system_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(SYSTEM.format(system_id=system_id))
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else orjson.loads(raw)
 
     def validator(self, system_id: str, name: str, structure: dict[str, Any]) -> Validator:
         key = (system_id, name, int(structure["version"]))
         if key not in self._compiled:
-            schema = json.loads(structure["json_schema"])
+            schema = orjson.loads(structure["json_schema"])
             self._compiled[key] = validator_for(schema)(schema)
         return self._compiled[key]
 

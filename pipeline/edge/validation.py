@@ -10,10 +10,10 @@ the event id is uuid5(system, message id), whichever process records it.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 
+import orjson
 from redis.asyncio import Redis
 
 from connectors import metrics
@@ -67,9 +67,7 @@ class Validation:
                 "partner_id": tracked.partner_id,
                 "event": tracked.to_json_dict(),
             }
-            TRACKING_DLQ.queue(
-                out, record, "; ".join(outcome.reasons), value=json.dumps(body).encode()
-            )
+            TRACKING_DLQ.queue(out, record, "; ".join(outcome.reasons), value=orjson.dumps(body))
             return outcome.kind
         out.produce(topics.TRACKING_EVENTS, outcome, key=tracked.system_id.encode())
         return ""

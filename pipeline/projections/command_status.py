@@ -4,9 +4,10 @@ writes the same value: replays change nothing."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from connectors.redis import COMMAND_KEY, COMMAND_TTL_S
 from pipeline.common import topics
@@ -27,7 +28,7 @@ async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
     assert ctx.pipe is not None
     for d in batch:
         key = ctx.key(COMMAND_KEY.format(command_id=d.value["command_id"]))
-        ctx.pipe.set(key, json.dumps(d.value), ex=COMMAND_TTL_S)
+        ctx.pipe.set(key, orjson.dumps(d.value), ex=COMMAND_TTL_S)
     return ()
 
 

@@ -29,12 +29,12 @@ themselves.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import phonenumbers
 
 from pipeline.domain.identity import instructors, prospects, students
@@ -208,7 +208,7 @@ async def _load(ctx: Context, model: Model, ids: list[str]) -> folding.Folded:
     )
     current: folding.Folded = {}
     for row in rows:
-        state = json.loads(row["state"])
+        state = orjson.loads(row["state"])
         current[row["id"]] = (
             None if state is None else model.spec.state_from_dict(state),
             int(row["version"]),
@@ -239,7 +239,9 @@ async def _apply(
         for key, (state, version) in result.changed.items():
             data = None if state is None else model.spec.state_to_dict(state)
             times = (state.created_at, state.updated_at) if state is not None else (0, 0)
-            text = json.dumps(data, sort_keys=True)  # state_to_dict: datetimes as ISO text
+            text = orjson.dumps(
+                data, option=orjson.OPT_SORT_KEYS
+            ).decode()  # state_to_dict: datetimes as ISO text
             rows.append([key, *model.row(state), *times, version, text])
         if model is PROSPECTS:
             await _index(ctx, current, result.changed)

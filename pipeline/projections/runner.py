@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import orjson
 import structlog
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -464,7 +464,7 @@ class ProjectionRunner:
         if source.startswith("offsets:"):
             start = {
                 (t, int(p)): int(o) - 1
-                for t, parts in json.loads(source.removeprefix("offsets:")).items()
+                for t, parts in orjson.loads(source.removeprefix("offsets:")).items()
                 for p, o in parts.items()
             }
         elif source.startswith("time:"):

@@ -10,10 +10,11 @@ were (README.md, "How it fits together": Projections; the rule is ``folding.py``
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from pipeline.domain.users import USER_SPEC, from_data
 from pipeline.domain.users.aggregate import evolve
@@ -128,7 +129,7 @@ def public_user(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def data_json(data: dict[str, Any]) -> str:
-    return json.dumps(data, default=_json_default, sort_keys=True, separators=(",", ":"))
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _json_default(value: Any) -> Any:

@@ -7,10 +7,10 @@ One mapper per boundary: everything that turns these messages into bytes is here
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from pipeline.domain.handling import CommandResult
@@ -48,12 +48,12 @@ def command_from_dict(aggregate: Aggregate, data: dict[str, Any]) -> Any:
 
 
 def encode_result(result: CommandResult) -> bytes:
-    return json.dumps(result.to_dict(), separators=(",", ":")).encode()
+    return orjson.dumps(result.to_dict())
 
 
 def decode_result(payload: bytes) -> CommandResult:
     try:
-        return CommandResult.from_dict(json.loads(payload))
+        return CommandResult.from_dict(orjson.loads(payload))
     except (ValueError, KeyError, TypeError) as exc:
         raise MalformedMessage(f"not a command result: {exc}") from exc
 

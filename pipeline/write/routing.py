@@ -34,8 +34,10 @@ def command_id_for(idempotency_key: str | None, *, caller: str | None = None) ->
     if not idempotency_key:
         return str(uuid.uuid4())
     if caller is not None:
-        # a JSON pair: no caller and key can be shifted into another pair's
-        scoped = json.dumps([caller, idempotency_key])  # ASCII: any text encodes
+        # a JSON pair: no caller and key can be shifted into another pair's. The standard
+        # library's text on purpose: it names command ids already handed out (ASCII, ", "),
+        # so a client's retry after an upgrade still finds its first answer.
+        scoped = json.dumps([caller, idempotency_key])
         return uuid5_text(_IDEMPOTENCY_NAMESPACE, scoped)
     try:
         return str(uuid.UUID(idempotency_key))

@@ -114,6 +114,10 @@ class EventRejection:
 def canonical_json(value: Any) -> str:
     """Compact JSON with sorted keys: equal values give equal text. Raises ``ValueError`` for
     NaN/Infinity and ``TypeError`` for values JSON cannot hold.
+
+    The standard library's text (``\\uXXXX`` escapes, Python's float ``repr``), not
+    orjson's, on purpose: derived message ids are uuid5 of it, so it is fixed forever
+    (another text would give an SDK's retry of an id-less event a new id, stored twice).
     """
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 

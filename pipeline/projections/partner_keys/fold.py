@@ -8,9 +8,10 @@ makes replays and duplicates no-ops (the rule: ``pipeline/projections/folding.py
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from pipeline.domain import partners
 from pipeline.domain.partners import PARTNER_SPEC, Partner, state_to_dict
@@ -20,19 +21,23 @@ from pipeline.projections.partner_keys.lookups import KEY, PARTNER, READ_TOKEN, 
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 
 
+def _text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def writes(
     before: Partner | None, after: Partner, version: int
 ) -> tuple[dict[str, str], list[str]]:
     """(keys to set -> JSON, keys to delete) that move Redis from ``before`` to ``after``."""
     sets: dict[str, str] = {
-        PARTNER.format(partner_id=after.partner_id): json.dumps(
+        PARTNER.format(partner_id=after.partner_id): _text(
             {"version": version, "state": state_to_dict(after)}
         )
     }
     partner_active = after.status == PartnerStatus.ACTIVE
     for system in after.systems.values():
         active = partner_active and system.status == SystemStatus.ACTIVE
-        sets[KEY.format(key_hash=system.key_hash)] = json.dumps(
+        sets[KEY.format(key_hash=system.key_hash)] = _text(
             {
                 "system_id": system.system_id,
                 "partner_id": after.partner_id,
@@ -40,10 +45,10 @@ def writes(
                 "origins": list(system.allowed_origins),
             }
         )
-        sets[SYSTEM.format(system_id=system.system_id)] = json.dumps(system_view(after, system))
+        sets[SYSTEM.format(system_id=system.system_id)] = _text(system_view(after, system))
     for token in after.read_tokens.values():
         # kept after a revocation (inactive), so a revoked token is told from a wrong one
-        sets[READ_TOKEN.format(token_hash=token.token_hash)] = json.dumps(
+        sets[READ_TOKEN.format(token_hash=token.token_hash)] = _text(
             {
                 "token_id": token.token_id,
                 "partner_id": after.partner_id,
@@ -81,7 +86,7 @@ async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
     current: folding.Folded = {}
     for raw in await ctx.redis.mget([ctx.key(PARTNER.format(partner_id=i)) for i in ids]):
         if raw is not None:
-            stored = json.loads(raw)
+            stored = orjson.loads(raw)
             state = partners.state_from_dict(stored["state"])
             current[state.partner_id] = (state, int(stored["version"]))
     result = folding.fold(

@@ -13,10 +13,10 @@ Redis layout (all JSON):
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from pipeline.common.cache import ReadThrough
@@ -86,7 +86,7 @@ class KeyResolver:
         raw = await self.redis.get(KEY.format(key_hash=digest))
         if raw is None:
             return None
-        d = json.loads(raw)
+        d = orjson.loads(raw)
         origins = tuple(d.get("origins", ()))  # records written before origins: any
         return SystemKey(d["system_id"], d["partner_id"], bool(d["active"]), origins)
 
@@ -103,13 +103,13 @@ async def resolve_read_token(redis: Redis, token: str) -> ReadGrant | None:
     raw = await redis.get(READ_TOKEN.format(token_hash=hash_key(token)))
     if raw is None:
         return None
-    d = json.loads(raw)
+    d = orjson.loads(raw)
     return ReadGrant(d["token_id"], d["partner_id"], bool(d["active"]))
 
 
 async def get_json(redis: Redis, key: str) -> dict[str, Any] | None:
     raw = await redis.get(key)
-    return None if raw is None else json.loads(raw)
+    return None if raw is None else orjson.loads(raw)
 
 
 async def partner_version(redis: Redis, partner_id: str) -> int:

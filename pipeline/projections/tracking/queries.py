@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
+
+import orjson
 
 from pipeline.common.problems import Problem
 
@@ -113,7 +114,7 @@ def _render_where(clauses: Iterable[str]) -> str:
 
 def encode_cursor(timestamp: datetime, event_id: UUID | str) -> str:
     """The opaque keyset cursor: base64url (unpadded) of JSON ``{"t": iso, "id": uuid}``."""
-    raw = json.dumps({"t": utc(timestamp).isoformat(), "id": str(event_id)}, separators=(",", ":"))
+    raw = orjson.dumps({"t": utc(timestamp).isoformat(), "id": str(event_id)}).decode()
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
@@ -124,13 +125,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         at = utc(datetime.fromisoformat(data["t"]))
         if not STORED_FROM <= at <= STORED_UNTIL:
             raise ValueError("outside the stored range")
         return at, str(UUID(data["id"]))
     except (binascii.Error, ValueError, TypeError, KeyError, OverflowError) as exc:
-        # json.JSONDecodeError and UnicodeDecodeError are ValueErrors; a non-dict body
+        # orjson.JSONDecodeError and UnicodeDecodeError are ValueErrors; a non-dict body
         # gives TypeError on subscripting.
         raise Problem(400, "bad-cursor", "cursor is not one this API returned") from exc
 

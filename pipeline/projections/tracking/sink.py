@@ -16,12 +16,12 @@ event it stands for reached Kafka, and a crash between the two would lose the ev
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import structlog
 
 from connectors import metrics
@@ -286,7 +286,7 @@ def _dead_row(out: Deliveries, record: Record, row: Sequence[Any], reason: str) 
         "partner_id": event["partner_id"],
         "event": event,
     }
-    TRACKING_DLQ.queue(out, record, reason, value=json.dumps(body, default=str).encode())
+    TRACKING_DLQ.queue(out, record, reason, value=orjson.dumps(body, default=str))
 
 
 class RejectionSink:
@@ -305,7 +305,7 @@ class RejectionSink:
         rows = []
         for msg in records:
             try:
-                body = json.loads(msg.value or b"")
+                body = orjson.loads(msg.value or b"")
                 raw = body["event"]
                 received = datetime.fromisoformat(raw["received_at"])
                 reasons = [str(r) for r in body["reasons"]]

@@ -38,10 +38,11 @@ page and a track call of one name count together there; ``tracking_events`` tell
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from connectors.clickhouse import ClickHouse
 from pipeline.domain.tracking import (
@@ -379,6 +380,6 @@ async def system_rejections(
     )
     items = []
     for r in rows:
-        payload = json.loads(r.pop("payload") or "{}")
+        payload = orjson.loads(r.pop("payload") or "{}")
         items.append({**r, "properties": payload.get("event", {}).get("properties")})
     return items, int(total[0]["n"])

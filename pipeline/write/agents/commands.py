@@ -26,11 +26,11 @@ them one at a time gives (``tests/integration/test_event_topics.py`` folds the t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import structlog
 from faust.types import EventT, TableT, TopicT
 
@@ -182,7 +182,7 @@ class CommandProcessor:
 
 def _loose_json(payload: bytes | None) -> dict[str, Any]:
     try:
-        value = json.loads(payload or b"")
+        value = orjson.loads(payload or b"")
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
