@@ -115,8 +115,9 @@ class AggregateSpec:
     (``schemas/avro/<aggregate_type>/``), claims tables. topic: plural (``"users"``), the
     prefix of its topics. decide(state, command) -> events | Rejection;
     evolve(state, event, occurred_at) -> state; state_to_dict/state_from_dict: JSON-safe
-    table form. events/commands: the dataclasses, each event with ``event_type`` and
-    ``schema_version`` class attributes, each command with a ``type`` literal (pydantic
+    table form. events/commands: the dataclasses, each event a
+    :class:`~pipeline.domain.event.DomainEvent` (``event_type``, ``schema_version``), each
+    command a :class:`~pipeline.domain.command.Command` with a ``type`` literal (pydantic
     discriminates on it). claims_for(command) / claims_held(state): the unique values a
     command reserves and a state holds (``pipeline.write.routing``); None = no
     uniqueness, so no reservations topic.

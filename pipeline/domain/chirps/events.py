@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+
+from pipeline.domain.event import DomainEvent
 
 __all__ = ["ChirpDeleted", "ChirpEvent", "ChirpPosted"]
 
 
 @dataclass(frozen=True, slots=True)
-class ChirpPosted:
+class ChirpPosted(DomainEvent, version=1):
     """A chirp was posted; ``text`` is NFC, 1-280 code points. Its time is the envelope's."""
-
-    event_type: ClassVar[str] = "ChirpPosted"
-    schema_version: ClassVar[int] = 1
 
     chirp_id: str
     author_id: str
@@ -22,11 +20,8 @@ class ChirpPosted:
 
 
 @dataclass(frozen=True, slots=True)
-class ChirpDeleted:
+class ChirpDeleted(DomainEvent, version=1):
     """A chirp was deleted by its author: gone from every timeline and every read."""
-
-    event_type: ClassVar[str] = "ChirpDeleted"
-    schema_version: ClassVar[int] = 1
 
     chirp_id: str
     author_id: str

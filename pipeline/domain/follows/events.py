@@ -4,25 +4,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+
+from pipeline.domain.event import DomainEvent
 
 __all__ = ["FollowEvent", "UserFollowed", "UserUnfollowed"]
 
 
 @dataclass(frozen=True, slots=True)
-class UserFollowed:
-    event_type: ClassVar[str] = "UserFollowed"
-    schema_version: ClassVar[int] = 1
-
+class UserFollowed(DomainEvent, version=1):
     follower_id: str
     followee_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class UserUnfollowed:
-    event_type: ClassVar[str] = "UserUnfollowed"
-    schema_version: ClassVar[int] = 1
-
+class UserUnfollowed(DomainEvent, version=1):
     follower_id: str
     followee_id: str
 

@@ -1,15 +1,15 @@
-"""Events (past-tense facts) of the partner aggregate.
-
-Each event's dataclass fields are exactly the fields of the ``data`` record of its Avro schema
-``schemas/avro/partner/<event_type>.v<schema_version>.avsc``. Events are never changed once
-published: a change means a new schema version plus an upcaster (see ``schemas.upcasting``).
-Key material appears only as SHA-256 hex hashes and display prefixes, never as plain keys.
+"""Events (past-tense facts) of the partner aggregate and their :data:`PartnerEvent` union:
+each one's fields are the ``data`` record of
+``schemas/avro/partner/<event_type>.v<schema_version>.avsc``
+(:class:`~pipeline.domain.event.DomainEvent`: how a published event may change). Key
+material appears only as SHA-256 hex hashes and display prefixes, never as plain keys.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+
+from pipeline.domain.event import DomainEvent
 
 __all__ = [
     "AllowedOriginsSet",
@@ -29,11 +29,8 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class PartnerCreated:
+class PartnerCreated(DomainEvent, version=2):
     """A partner was registered. ``email`` is lowercased; ``max_systems`` is 1-100."""
-
-    event_type: ClassVar[str] = "PartnerCreated"
-    schema_version: ClassVar[int] = 2
 
     partner_id: str
     name: str
@@ -43,13 +40,10 @@ class PartnerCreated:
 
 
 @dataclass(frozen=True, slots=True)
-class SystemAdded:
+class SystemAdded(DomainEvent, version=2):
     """A system was added with its first API key (``key_hash``: SHA-256, 64 lowercase hex)
     and unknown-event policy ``"accept"`` or ``"reject"``.
     """
-
-    event_type: ClassVar[str] = "SystemAdded"
-    schema_version: ClassVar[int] = 2
 
     system_id: str
     name: str
@@ -60,11 +54,8 @@ class SystemAdded:
 
 
 @dataclass(frozen=True, slots=True)
-class ApiKeyRotated:
+class ApiKeyRotated(DomainEvent, version=2):
     """A system's key was replaced; ``previous_key_hash`` lets read models revoke the old one."""
-
-    event_type: ClassVar[str] = "ApiKeyRotated"
-    schema_version: ClassVar[int] = 2
 
     system_id: str
     key_hash: str
@@ -73,49 +64,37 @@ class ApiKeyRotated:
 
 
 @dataclass(frozen=True, slots=True)
-class SystemDeactivated:
+class SystemDeactivated(DomainEvent, version=2):
     """A system was disabled; ``key_hash`` is the key that stops working."""
 
-    event_type: ClassVar[str] = "SystemDeactivated"
-    schema_version: ClassVar[int] = 2
-
     system_id: str
     key_hash: str
 
 
 @dataclass(frozen=True, slots=True)
-class SystemReactivated:
+class SystemReactivated(DomainEvent, version=2):
     """A system was re-enabled; ``key_hash`` is the key that works again."""
 
-    event_type: ClassVar[str] = "SystemReactivated"
-    schema_version: ClassVar[int] = 2
-
     system_id: str
     key_hash: str
 
 
 @dataclass(frozen=True, slots=True)
-class UnknownEventPolicySet:
+class UnknownEventPolicySet(DomainEvent, version=2):
     """A system's policy for events without a structure changed to ``"accept"``/``"reject"``."""
-
-    event_type: ClassVar[str] = "UnknownEventPolicySet"
-    schema_version: ClassVar[int] = 2
 
     system_id: str
     policy: str
 
 
 @dataclass(frozen=True, slots=True)
-class EventStructureDefined:
+class EventStructureDefined(DomainEvent, version=2):
     """The structure of ``event_name`` was (re)defined.
 
     json_schema: JSON Schema text for the event's ``properties``. required: reject (True) or
     flag (False) non-conforming events. structure_version: 1 on the first definition of the
     name in this system, +1 on each redefinition (also after a removal: never reused).
     """
-
-    event_type: ClassVar[str] = "EventStructureDefined"
-    schema_version: ClassVar[int] = 2
 
     system_id: str
     event_name: str
@@ -125,36 +104,27 @@ class EventStructureDefined:
 
 
 @dataclass(frozen=True, slots=True)
-class EventStructureRemoved:
+class EventStructureRemoved(DomainEvent, version=2):
     """The structure of ``event_name`` was removed from the system."""
-
-    event_type: ClassVar[str] = "EventStructureRemoved"
-    schema_version: ClassVar[int] = 2
 
     system_id: str
     event_name: str
 
 
 @dataclass(frozen=True, slots=True)
-class AllowedOriginsSet:
+class AllowedOriginsSet(DomainEvent, version=1):
     """The web origins allowed to send a system's events became ``origins``: normalised
     ``scheme://host[:port]`` texts (lowercase, default port dropped, ``*.`` for
     subdomains), without duplicates; empty = every origin."""
-
-    event_type: ClassVar[str] = "AllowedOriginsSet"
-    schema_version: ClassVar[int] = 1
 
     system_id: str
     origins: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class ReadTokenIssued:
+class ReadTokenIssued(DomainEvent, version=1):
     """A read token for the partner's analytics was issued (``token_hash``: SHA-256, 64
     lowercase hex; the plain token is never recorded)."""
-
-    event_type: ClassVar[str] = "ReadTokenIssued"
-    schema_version: ClassVar[int] = 1
 
     token_id: str
     name: str
@@ -163,24 +133,18 @@ class ReadTokenIssued:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadTokenRevoked:
+class ReadTokenRevoked(DomainEvent, version=1):
     """A read token was revoked; ``token_hash`` is the token that stops working."""
-
-    event_type: ClassVar[str] = "ReadTokenRevoked"
-    schema_version: ClassVar[int] = 1
 
     token_id: str
     token_hash: str
 
 
 @dataclass(frozen=True, slots=True)
-class PartnerDeactivated:
+class PartnerDeactivated(DomainEvent, version=2):
     """The partner was deactivated (terminal). Its systems' ``SystemDeactivated`` events
     precede this one in the same command.
     """
-
-    event_type: ClassVar[str] = "PartnerDeactivated"
-    schema_version: ClassVar[int] = 2
 
 
 PartnerEvent = (

@@ -1,15 +1,14 @@
-"""Events (past-tense facts) of the user aggregate.
-
-Each event's dataclass fields are exactly the fields of the ``data`` record of its Avro schema
-``schemas/avro/user/<event_type>.v<schema_version>.avsc``. Events are never changed once
-published: a change means a new schema version plus an upcaster (see ``schemas.upcasting``).
+"""Events (past-tense facts) of the user aggregate and their :data:`UserEvent` union: each
+one's fields are the ``data`` record of ``schemas/avro/user/<event_type>.v<schema_version>.avsc``
+(:class:`~pipeline.domain.event.DomainEvent`: how a published event may change).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+
+from pipeline.domain.event import DomainEvent
 
 __all__ = [
     "AccountUpdated",
@@ -24,13 +23,10 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class UserCreated:
+class UserCreated(DomainEvent, version=2):
     """A user was registered. Values are normalised (lowercase e-mail/username, E.164 phone,
     role value); ``password_hash`` is an argon2id PHC string.
     """
-
-    event_type: ClassVar[str] = "UserCreated"
-    schema_version: ClassVar[int] = 2
 
     user_id: str
     username: str
@@ -43,11 +39,8 @@ class UserCreated:
 
 
 @dataclass(frozen=True, slots=True)
-class UserUpdated:
+class UserUpdated(DomainEvent, version=2):
     """The user's profile was replaced with these values."""
-
-    event_type: ClassVar[str] = "UserUpdated"
-    schema_version: ClassVar[int] = 2
 
     first_name: str
     last_name: str
@@ -56,48 +49,33 @@ class UserUpdated:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountUpdated:
+class AccountUpdated(DomainEvent, version=2):
     """The e-mail and/or password hash changed; None means that field is unchanged."""
-
-    event_type: ClassVar[str] = "AccountUpdated"
-    schema_version: ClassVar[int] = 2
 
     email: str | None
     password_hash: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class UserDeactivated:
+class UserDeactivated(DomainEvent, version=2):
     """The user was suspended; ``reason`` is free audit text."""
-
-    event_type: ClassVar[str] = "UserDeactivated"
-    schema_version: ClassVar[int] = 2
 
     reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
-class UserReactivated:
+class UserReactivated(DomainEvent, version=2):
     """A suspended user was re-enabled."""
 
-    event_type: ClassVar[str] = "UserReactivated"
-    schema_version: ClassVar[int] = 2
-
 
 @dataclass(frozen=True, slots=True)
-class UserDeleted:
+class UserDeleted(DomainEvent, version=2):
     """The user was soft-deleted (terminal)."""
 
-    event_type: ClassVar[str] = "UserDeleted"
-    schema_version: ClassVar[int] = 2
-
 
 @dataclass(frozen=True, slots=True)
-class UserLastLoginUpdated:
+class UserLastLoginUpdated(DomainEvent, version=2):
     """The user logged in at ``logged_in_at`` (tz-aware UTC, microsecond precision)."""
-
-    event_type: ClassVar[str] = "UserLastLoginUpdated"
-    schema_version: ClassVar[int] = 2
 
     logged_in_at: datetime
 

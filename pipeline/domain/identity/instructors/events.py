@@ -5,16 +5,14 @@ fields are the ``data`` record of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+
+from pipeline.domain.event import DomainEvent
 
 __all__ = ["InstructorCreated", "InstructorDeactivated", "InstructorEvent", "InstructorUpdated"]
 
 
 @dataclass(frozen=True, slots=True)
-class InstructorCreated:
-    event_type: ClassVar[str] = "InstructorCreated"
-    schema_version: ClassVar[int] = 1
-
+class InstructorCreated(DomainEvent, version=1):
     instructor_id: str
     prospect_id: str
     first_name: str
@@ -24,11 +22,8 @@ class InstructorCreated:
 
 
 @dataclass(frozen=True, slots=True)
-class InstructorUpdated:
+class InstructorUpdated(DomainEvent, version=1):
     """The contact data after the update (all of it)."""
-
-    event_type: ClassVar[str] = "InstructorUpdated"
-    schema_version: ClassVar[int] = 1
 
     instructor_id: str
     first_name: str
@@ -38,10 +33,7 @@ class InstructorUpdated:
 
 
 @dataclass(frozen=True, slots=True)
-class InstructorDeactivated:
-    event_type: ClassVar[str] = "InstructorDeactivated"
-    schema_version: ClassVar[int] = 1
-
+class InstructorDeactivated(DomainEvent, version=1):
     instructor_id: str
     reason: str
 

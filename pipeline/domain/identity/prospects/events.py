@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
+
+from pipeline.domain.event import DomainEvent
 
 __all__ = [
     "ProspectAbsorbed",
@@ -21,10 +23,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class ProspectCreated:
-    event_type: ClassVar[str] = "ProspectCreated"
-    schema_version: ClassVar[int] = 1
-
+class ProspectCreated(DomainEvent, version=1):
     prospect_id: str
     first_name: str
     last_name: str
@@ -35,12 +34,9 @@ class ProspectCreated:
 
 
 @dataclass(frozen=True, slots=True)
-class ProspectUpdated:
+class ProspectUpdated(DomainEvent, version=1):
     """The prospect's primary values after the update (all of them)."""
 
-    event_type: ClassVar[str] = "ProspectUpdated"
-    schema_version: ClassVar[int] = 1
-
     prospect_id: str
     first_name: str
     last_name: str
@@ -51,11 +47,8 @@ class ProspectUpdated:
 
 
 @dataclass(frozen=True, slots=True)
-class ProspectMergeStarted:
+class ProspectMergeStarted(DomainEvent, version=1):
     """Step 1: this prospect is to be merged into ``into_id``; ``profile`` is all it has."""
-
-    event_type: ClassVar[str] = "ProspectMergeStarted"
-    schema_version: ClassVar[int] = 1
 
     prospect_id: str
     into_id: str
@@ -65,12 +58,9 @@ class ProspectMergeStarted:
 
 
 @dataclass(frozen=True, slots=True)
-class ProspectAbsorbed:
+class ProspectAbsorbed(DomainEvent, version=1):
     """Step 2 done: this prospect absorbed ``source_id``; ``profile`` is the union, and
     ``converted`` the roles either converted to (one person, one student at most)."""
-
-    event_type: ClassVar[str] = "ProspectAbsorbed"
-    schema_version: ClassVar[int] = 1
 
     prospect_id: str
     source_id: str
@@ -79,13 +69,10 @@ class ProspectAbsorbed:
 
 
 @dataclass(frozen=True, slots=True)
-class ProspectMergeRefused:
+class ProspectMergeRefused(DomainEvent, version=1):
     """Step 2 refused (``reason``): not_found, merging, merged, same_prospect, or
     both_converted (both became a student, or both an instructor: one person would keep
     two)."""
-
-    event_type: ClassVar[str] = "ProspectMergeRefused"
-    schema_version: ClassVar[int] = 1
 
     prospect_id: str
     source_id: str
@@ -93,32 +80,23 @@ class ProspectMergeRefused:
 
 
 @dataclass(frozen=True, slots=True)
-class ProspectMerged:
+class ProspectMerged(DomainEvent, version=1):
     """A tombstone now: ``into_id`` is the survivor, which holds all of its data."""
-
-    event_type: ClassVar[str] = "ProspectMerged"
-    schema_version: ClassVar[int] = 1
 
     prospect_id: str
     into_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class ProspectMergeCancelled:
-    event_type: ClassVar[str] = "ProspectMergeCancelled"
-    schema_version: ClassVar[int] = 1
-
+class ProspectMergeCancelled(DomainEvent, version=1):
     prospect_id: str
     into_id: str
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
-class ProspectConverted:
+class ProspectConverted(DomainEvent, version=1):
     """Converted into a student or instructor ``person_id`` with this contact data."""
-
-    event_type: ClassVar[str] = "ProspectConverted"
-    schema_version: ClassVar[int] = 1
 
     prospect_id: str
     role: str
@@ -130,11 +108,8 @@ class ProspectConverted:
 
 
 @dataclass(frozen=True, slots=True)
-class ProspectConversionUndone:
+class ProspectConversionUndone(DomainEvent, version=1):
     """The conversion to ``role`` did not make its student (instructor): ``reason``."""
-
-    event_type: ClassVar[str] = "ProspectConversionUndone"
-    schema_version: ClassVar[int] = 1
 
     prospect_id: str
     role: str

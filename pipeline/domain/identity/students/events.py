@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+
+from pipeline.domain.event import DomainEvent
 
 __all__ = [
     "StudentCreated",
@@ -16,10 +17,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class StudentCreated:
-    event_type: ClassVar[str] = "StudentCreated"
-    schema_version: ClassVar[int] = 1
-
+class StudentCreated(DomainEvent, version=1):
     student_id: str
     prospect_id: str
     first_name: str
@@ -29,11 +27,8 @@ class StudentCreated:
 
 
 @dataclass(frozen=True, slots=True)
-class StudentUpdated:
+class StudentUpdated(DomainEvent, version=1):
     """The contact data after the update (all of it)."""
-
-    event_type: ClassVar[str] = "StudentUpdated"
-    schema_version: ClassVar[int] = 1
 
     student_id: str
     first_name: str
@@ -43,19 +38,13 @@ class StudentUpdated:
 
 
 @dataclass(frozen=True, slots=True)
-class StudentEnrolled:
-    event_type: ClassVar[str] = "StudentEnrolled"
-    schema_version: ClassVar[int] = 1
-
+class StudentEnrolled(DomainEvent, version=1):
     student_id: str
     course: str
 
 
 @dataclass(frozen=True, slots=True)
-class StudentWithdrawn:
-    event_type: ClassVar[str] = "StudentWithdrawn"
-    schema_version: ClassVar[int] = 1
-
+class StudentWithdrawn(DomainEvent, version=1):
     student_id: str
     course: str
 
