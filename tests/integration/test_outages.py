@@ -15,10 +15,12 @@ import pytest
 from api.app import create_api
 from api.deps import Services
 from connectors.exceptions import KafkaDeliveryError
+from connectors.ratelimit import Limit
 from connectors.redis import open_redis
 from deploy.processes import free_port
 from pipeline.common.settings import Settings
 from pipeline.domain.partners.commands import CreatePartner
+from pipeline.edge.ingest import Ingest
 from pipeline.projections.partner_keys.lookups import KeyResolver
 from pipeline.write.command_bus import CommandBus
 from pipeline.write.routing import ClaimKeys
@@ -56,13 +58,20 @@ async def test_a_command_on_a_dead_broker_fails_within_its_timeout_and_leaves_no
 async def test_an_unreachable_redis_is_a_503_with_retry_after() -> None:
     redis = open_redis(f"redis://127.0.0.1:{free_port()}/0")
     settings = Settings(env="test", jwt_secret="s" * 32)
+    keys = KeyResolver(redis)
+    # the edge with the key read model of that Redis; nothing past the key is reached
+    ingest = Ingest(
+        None, None, recorder=None, keys=keys,  # type: ignore[arg-type]
+        per_system=Limit(1, 1000), per_partner=Limit(1, 1000),
+        max_body_bytes=settings.max_body_bytes,
+    )  # fmt: skip
     services = Services(
         settings=settings,
         clickhouse=None,  # type: ignore[arg-type]
         redis=redis,
         bus=None,  # type: ignore[arg-type]
-        keys=KeyResolver(redis),
-        ingest=None,  # type: ignore[arg-type]
+        keys=keys,
+        ingest=ingest,
     )
     transport = httpx.ASGITransport(app=create_api(services))
     started = time.monotonic()
