@@ -15,9 +15,6 @@ from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.values import canonical_uuid
 
-__all__ = ["AGGREGATE_TYPE", "TEXT_MAX_CODE_POINTS", "chirp_text", "decide", "evolve"]
-
-
 AGGREGATE_TYPE = "chirp"
 
 TEXT_MAX_CODE_POINTS = 280

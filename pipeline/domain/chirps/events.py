@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 from pipeline.domain.event import DomainEvent
 
-__all__ = ["ChirpDeleted", "ChirpEvent", "ChirpPosted"]
-
 
 @dataclass(frozen=True, slots=True)
 class ChirpPosted(DomainEvent, version=1):

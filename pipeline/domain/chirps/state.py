@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Chirp", "state_from_dict", "state_to_dict"]
-
 
 @dataclass(frozen=True, slots=True)
 class Chirp:

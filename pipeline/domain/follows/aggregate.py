@@ -15,9 +15,6 @@ from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.values import canonical_uuid
 from schemas.uuids import uuid5_text
 
-__all__ = ["AGGREGATE_TYPE", "decide", "evolve", "follow_id"]
-
-
 AGGREGATE_TYPE = "follow"
 
 _PAIR_NAMESPACE = uuid.UUID("3d0f6a8e-5b1c-5f4e-a2d7-9c8b7e6f5a41")

@@ -10,8 +10,6 @@ from pydantic import Field
 
 from pipeline.domain.command import Command
 
-__all__ = ["FollowCommand", "FollowUser", "UnfollowUser"]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FollowUser(Command):

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 from pipeline.domain.event import DomainEvent
 
-__all__ = ["FollowEvent", "UserFollowed", "UserUnfollowed"]
-
 
 @dataclass(frozen=True, slots=True)
 class UserFollowed(DomainEvent, version=1):

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Follow", "state_from_dict", "state_to_dict"]
-
 
 @dataclass(frozen=True, slots=True)
 class Follow:

@@ -1,6 +1,6 @@
 """The partner aggregate: ``decide`` (command -> events | Rejection) and ``evolve``
 (state + event -> state). The state types and their table form live in
-``pipeline.domain.partners.state`` and are re-exported here.
+``pipeline.domain.partners.state``.
 
 All functions are pure and deterministic: no clock, no randomness, no I/O. Time comes from the
 command (``issued_at``) or the event envelope (``occurred_at``).
@@ -53,26 +53,9 @@ from pipeline.domain.partners.state import (
     ReadToken,
     SystemStatus,
     UnknownEventPolicy,
-    state_from_dict,
-    state_to_dict,
 )
 from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.values import Email, canonical_uuid
-
-__all__ = [
-    "AGGREGATE_TYPE",
-    "EventStructure",
-    "Partner",
-    "PartnerStatus",
-    "PartnerSystem",
-    "ReadToken",
-    "SystemStatus",
-    "UnknownEventPolicy",
-    "decide",
-    "evolve",
-    "state_from_dict",
-    "state_to_dict",
-]
 
 AGGREGATE_TYPE = "partner"
 

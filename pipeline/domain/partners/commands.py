@@ -19,22 +19,6 @@ from pydantic import Field
 
 from pipeline.domain.command import Command
 
-__all__ = [
-    "AddSystem",
-    "CreatePartner",
-    "DeactivatePartner",
-    "DeactivateSystem",
-    "DefineEventStructure",
-    "IssueReadToken",
-    "PartnerCommand",
-    "ReactivateSystem",
-    "RemoveEventStructure",
-    "RevokeReadToken",
-    "RotateApiKey",
-    "SetAllowedOrigins",
-    "SetUnknownEventPolicy",
-]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreatePartner(Command):

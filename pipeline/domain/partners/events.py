@@ -11,22 +11,6 @@ from dataclasses import dataclass
 
 from pipeline.domain.event import DomainEvent
 
-__all__ = [
-    "AllowedOriginsSet",
-    "ApiKeyRotated",
-    "EventStructureDefined",
-    "EventStructureRemoved",
-    "PartnerCreated",
-    "PartnerDeactivated",
-    "PartnerEvent",
-    "ReadTokenIssued",
-    "ReadTokenRevoked",
-    "SystemAdded",
-    "SystemDeactivated",
-    "SystemReactivated",
-    "UnknownEventPolicySet",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class PartnerCreated(DomainEvent, version=2):

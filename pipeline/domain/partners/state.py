@@ -12,18 +12,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = [
-    "EventStructure",
-    "Partner",
-    "PartnerStatus",
-    "PartnerSystem",
-    "ReadToken",
-    "SystemStatus",
-    "UnknownEventPolicy",
-    "state_from_dict",
-    "state_to_dict",
-]
-
 
 class PartnerStatus(StrEnum):
     """Lifecycle: ACTIVE -> INACTIVE (terminal: an inactive partner accepts no command)."""

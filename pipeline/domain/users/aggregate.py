@@ -49,14 +49,6 @@ from pipeline.domain.values import (
     parse_role,
 )
 
-__all__ = [
-    "AGGREGATE_TYPE",
-    "claims_for",
-    "claims_held",
-    "decide",
-    "evolve",
-]
-
 AGGREGATE_TYPE = "user"
 
 _T = TypeVar("_T")

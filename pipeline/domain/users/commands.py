@@ -18,19 +18,6 @@ from pydantic import Field
 # Re-exported: the base class moved to pipeline.domain.command, callers still import it here.
 from pipeline.domain.command import Command
 
-__all__ = [
-    "Command",
-    "CreateUser",
-    "DeactivateUser",
-    "DeleteUser",
-    "GrantAdmin",
-    "ReactivateUser",
-    "RecordLogin",
-    "UpdateAccount",
-    "UpdateUser",
-    "UserCommand",
-]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateUser(Command):

@@ -10,17 +10,6 @@ from datetime import datetime
 
 from pipeline.domain.event import DomainEvent
 
-__all__ = [
-    "AccountUpdated",
-    "UserCreated",
-    "UserDeactivated",
-    "UserDeleted",
-    "UserEvent",
-    "UserLastLoginUpdated",
-    "UserReactivated",
-    "UserUpdated",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class UserCreated(DomainEvent, version=2):

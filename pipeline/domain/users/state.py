@@ -7,8 +7,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["User", "UserStatus", "state_from_dict", "state_to_dict"]
-
 
 class UserStatus(StrEnum):
     """Lifecycle: ACTIVE <-> INACTIVE, either -> DELETED (terminal, soft delete)."""

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidValue
+from pipeline.domain.identity import person
 from pipeline.domain.identity.instructors.commands import (
     CreateInstructor,
     DeactivateInstructor,
@@ -21,14 +22,13 @@ from pipeline.domain.identity.instructors.events import (
     InstructorUpdated,
 )
 from pipeline.domain.identity.instructors.state import Instructor
-from pipeline.domain.identity.person import Person, claims_for, claims_held
 from pipeline.domain.results import Rejection, RejectionReason
-
-__all__ = ["AGGREGATE_TYPE", "REASON_MAX_LENGTH", "claims_for", "claims_held", "decide", "evolve"]
 
 AGGREGATE_TYPE = "instructor"
 REASON_MAX_LENGTH = 500
-_PERSON = Person(
+# a instructor holds and claims its e-mail as every person does
+claims_for, claims_held = person.claims_for, person.claims_held
+_PERSON = person.Person(
     noun=AGGREGATE_TYPE,
     id_field="instructor_id",
     state=Instructor,

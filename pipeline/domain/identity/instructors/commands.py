@@ -12,8 +12,6 @@ from pydantic import Field
 from pipeline.domain.command import Command
 from pipeline.domain.identity.person import CreatePerson, UpdatePerson
 
-__all__ = ["CreateInstructor", "DeactivateInstructor", "InstructorCommand", "UpdateInstructor"]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateInstructor(CreatePerson):

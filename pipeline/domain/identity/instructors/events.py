@@ -8,8 +8,6 @@ from dataclasses import dataclass
 
 from pipeline.domain.event import DomainEvent
 
-__all__ = ["InstructorCreated", "InstructorDeactivated", "InstructorEvent", "InstructorUpdated"]
-
 
 @dataclass(frozen=True, slots=True)
 class InstructorCreated(DomainEvent, version=1):

@@ -9,8 +9,6 @@ from typing import Any
 from pipeline.domain.identity.person import person_from_dict, person_to_dict
 from pipeline.domain.identity.profile import Contact
 
-__all__ = ["Instructor", "state_from_dict", "state_to_dict"]
-
 
 @dataclass(frozen=True, slots=True)
 class Instructor:

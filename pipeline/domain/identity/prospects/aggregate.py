@@ -46,17 +46,6 @@ from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.values import canonical_uuid, parse_name
 from schemas.uuids import uuid5_text
 
-__all__ = [
-    "AGGREGATE_TYPE",
-    "claims_for",
-    "claims_held",
-    "decide",
-    "evolve",
-    "parse_role",
-    "person_id",
-]
-
-
 AGGREGATE_TYPE = "prospect"
 
 _PERSON_NAMESPACE = uuid.UUID("9a4e1c37-6b2d-5f80-b3c1-7e5d2a9f0c64")

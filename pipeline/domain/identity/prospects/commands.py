@@ -10,18 +10,6 @@ from pydantic import Field
 
 from pipeline.domain.command import Command
 
-__all__ = [
-    "AbsorbProspect",
-    "CancelMerge",
-    "CompleteMerge",
-    "ConvertProspect",
-    "CreateProspect",
-    "MergeProspect",
-    "ProspectCommand",
-    "UndoConversion",
-    "UpdateProspect",
-]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateProspect(Command):

@@ -8,19 +8,6 @@ from typing import Any
 
 from pipeline.domain.event import DomainEvent
 
-__all__ = [
-    "ProspectAbsorbed",
-    "ProspectConversionUndone",
-    "ProspectConverted",
-    "ProspectCreated",
-    "ProspectEvent",
-    "ProspectMergeCancelled",
-    "ProspectMergeRefused",
-    "ProspectMergeStarted",
-    "ProspectMerged",
-    "ProspectUpdated",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class ProspectCreated(DomainEvent, version=1):

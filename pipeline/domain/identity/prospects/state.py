@@ -9,8 +9,6 @@ from typing import Any
 
 from pipeline.domain.identity.profile import Profile
 
-__all__ = ["ConversionRole", "Prospect", "ProspectStatus", "state_from_dict", "state_to_dict"]
-
 
 class ConversionRole(StrEnum):
     STUDENT = "student"

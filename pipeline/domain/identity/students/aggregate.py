@@ -11,7 +11,7 @@ from typing import Any
 
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidValue
-from pipeline.domain.identity.person import Person, claims_for, claims_held
+from pipeline.domain.identity import person
 from pipeline.domain.identity.students.commands import (
     CreateStudent,
     EnrollStudent,
@@ -28,11 +28,11 @@ from pipeline.domain.identity.students.events import (
 from pipeline.domain.identity.students.state import Student
 from pipeline.domain.results import Rejection, RejectionReason
 
-__all__ = ["AGGREGATE_TYPE", "claims_for", "claims_held", "course_code", "decide", "evolve"]
-
 AGGREGATE_TYPE = "student"
 _COURSE = re.compile(r"([A-Z]{2,8})-?([0-9]{2,4}[A-Z]?)")
-_PERSON = Person(
+# a student holds and claims its e-mail as every person does
+claims_for, claims_held = person.claims_for, person.claims_held
+_PERSON = person.Person(
     noun=AGGREGATE_TYPE,
     id_field="student_id",
     state=Student,

@@ -12,8 +12,6 @@ from pydantic import Field
 from pipeline.domain.command import Command
 from pipeline.domain.identity.person import CreatePerson, UpdatePerson
 
-__all__ = ["CreateStudent", "EnrollStudent", "StudentCommand", "UpdateStudent", "WithdrawStudent"]
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CreateStudent(CreatePerson):

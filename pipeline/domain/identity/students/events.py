@@ -7,14 +7,6 @@ from dataclasses import dataclass
 
 from pipeline.domain.event import DomainEvent
 
-__all__ = [
-    "StudentCreated",
-    "StudentEnrolled",
-    "StudentEvent",
-    "StudentUpdated",
-    "StudentWithdrawn",
-]
-
 
 @dataclass(frozen=True, slots=True)
 class StudentCreated(DomainEvent, version=1):
