@@ -103,6 +103,19 @@ class Email:
         return self.value
 
 
+def email_claim(raw: str | None) -> tuple[str, ...]:
+    """The uniqueness claim of the e-mail a command sets, ``("email:<normalised>",)``; ()
+    when it sets none or an invalid one (``decide`` rejects that). Users, prospects,
+    students and instructors each keep e-mail unique per aggregate type (issue 11), through
+    the reservation chain (``pipeline/write/agents/reservations.py``)."""
+    if raw is None:
+        return ()
+    try:
+        return (f"email:{Email.parse(raw).value}",)
+    except InvalidValue:
+        return ()
+
+
 def _to_e164(raw: Any, default_region: str | None) -> str:
     text = _require_str("phone", raw).strip()
     if not text:

@@ -17,9 +17,9 @@ from typing import Any, Generic, TypeVar
 
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
-from pipeline.domain.identity.profile import Contact, email_claim
+from pipeline.domain.identity.profile import Contact
 from pipeline.domain.results import Rejection, RejectionReason
-from pipeline.domain.values import canonical_uuid
+from pipeline.domain.values import canonical_uuid, email_claim
 
 __all__ = [
     "CreatePerson",
@@ -175,7 +175,7 @@ def _contact_fields(c: Contact) -> dict[str, Any]:
 
 
 def claims_for(command: Command) -> tuple[str, ...]:
-    """The e-mail a create or an update sets (``profile.email_claim``): e-mail is unique
+    """The e-mail a create or an update sets (``values.email_claim``): e-mail is unique
     per aggregate type (issue 11)."""
     if isinstance(command, CreatePerson | UpdatePerson):
         return email_claim(command.email)

@@ -193,16 +193,3 @@ def union(survivor: Profile, merged: Profile) -> Profile:
             merged.other_sources,
         ),
     )
-
-
-def email_claim(email: str | None) -> tuple[str, ...]:
-    """The uniqueness claim of an e-mail a command sets, ``("email:<normalised>",)``; ()
-    when it sets none or an invalid one (decide rejects that). E-mail is unique per
-    aggregate type (issue 11), reserved like a user's
-    (``pipeline/write/agents/reservations.py``)."""
-    if email is None:
-        return ()
-    try:
-        return (f"email:{parse_email(email)}",)
-    except InvalidValue:
-        return ()

@@ -18,6 +18,8 @@ from schemas.envelope import Envelope
 from schemas.uuids import uuid5_text
 
 _REACTION_NAMESPACE = uuid.UUID("c2b7d9e4-1f3a-5c68-8e0b-4a9d6f2e1b73")
+# what a ProspectConverted carries over to the new person, under the same names
+_CONVERTED_CONTACT = ("prospect_id", "first_name", "last_name", "email", "phone")
 
 
 def reaction_id(event_id: str) -> str:
@@ -70,17 +72,8 @@ def reactions(envelope: Envelope) -> list[Command]:
                 if data["role"] == prospects.ConversionRole.STUDENT
                 else instructors.CreateInstructor
             )
-            return [
-                create(
-                    **common,
-                    aggregate_id=data["person_id"],
-                    prospect_id=data["prospect_id"],
-                    first_name=data["first_name"],
-                    last_name=data["last_name"],
-                    email=data["email"],
-                    phone=data["phone"],
-                )
-            ]
+            contact = {name: data[name] for name in _CONVERTED_CONTACT}
+            return [create(**common, aggregate_id=data["person_id"], **contact)]
     return []
 
 

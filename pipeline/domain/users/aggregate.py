@@ -45,6 +45,7 @@ from pipeline.domain.values import (
     Username,
     UserRole,
     canonical_uuid,
+    email_claim,
     parse_name,
     parse_role,
 )
@@ -311,12 +312,7 @@ def _(command: CreateUser) -> tuple[str, ...]:
 
 @claims_for.register
 def _(command: UpdateAccount) -> tuple[str, ...]:
-    if command.email is None:
-        return ()
-    try:
-        return (f"email:{Email.parse(command.email).value}",)
-    except InvalidValue:
-        return ()
+    return email_claim(command.email)
 
 
 def claims_held(state: User | None) -> frozenset[str]:

@@ -38,7 +38,7 @@ from pipeline.domain.identity.instructors import (
     InstructorUpdated,
     UpdateInstructor,
 )
-from pipeline.domain.identity.profile import Contact, Profile, email_claim, union
+from pipeline.domain.identity.profile import Contact, Profile, union
 from pipeline.domain.identity.prospects import (
     PROSPECT_SPEC,
     AbsorbProspect,
@@ -75,6 +75,7 @@ from pipeline.domain.identity.students import (
     course_code,
 )
 from pipeline.domain.results import Rejection, RejectionReason
+from pipeline.domain.values import email_claim
 from schemas.envelope import Envelope
 
 AT = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)

@@ -12,7 +12,6 @@ from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue, UnknownEventType
 from pipeline.domain.identity.profile import (
     Profile,
-    email_claim,
     parse_email,
     parse_notes,
     parse_phone,
@@ -43,7 +42,7 @@ from pipeline.domain.identity.prospects.events import (
 )
 from pipeline.domain.identity.prospects.state import ConversionRole, Prospect, ProspectStatus
 from pipeline.domain.results import Rejection, RejectionReason
-from pipeline.domain.values import canonical_uuid, parse_name
+from pipeline.domain.values import canonical_uuid, email_claim, parse_name
 from schemas.uuids import uuid5_text
 
 AGGREGATE_TYPE = "prospect"
@@ -254,7 +253,7 @@ def evolve(state: Prospect | None, event: ProspectEvent, occurred_at: datetime) 
 
 
 def claims_for(command: Command) -> tuple[str, ...]:
-    """The e-mail a create or an update sets (``profile.email_claim``)."""
+    """The e-mail a create or an update sets (``values.email_claim``)."""
     if isinstance(command, CreateProspect | UpdateProspect):
         return email_claim(command.email)
     return ()
