@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.domain.partners.aggregate import decide, evolve
+from pipeline.domain.partners.aggregate import ReadToken, decide, evolve
 from pipeline.domain.partners.commands import (
     DeactivatePartner,
     IssueReadToken,
@@ -27,7 +27,7 @@ from pipeline.domain.partners.events import (
 )
 from pipeline.domain.partners.origins import MAX_ORIGINS, normalise, origin_allowed, origins
 from pipeline.domain.partners.rules import MAX_READ_TOKENS
-from pipeline.domain.partners.state import ReadToken, state_from_dict, state_to_dict
+from pipeline.domain.partners.state import state_from_dict, state_to_dict
 from pipeline.domain.results import RejectionReason
 from tests.unit.domain.test_partners_decide import (
     KEY1,

@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from pipeline.domain.partners.aggregate import decide
+from pipeline.domain.partners.aggregate import (
+    EventStructure,
+    Partner,
+    PartnerStatus,
+    PartnerSystem,
+    SystemStatus,
+    UnknownEventPolicy,
+    decide,
+)
 from pipeline.domain.partners.commands import (
     AddSystem,
     CreatePartner,
@@ -32,14 +40,6 @@ from pipeline.domain.partners.events import (
     UnknownEventPolicySet,
 )
 from pipeline.domain.partners.rules import JSON_SCHEMA_MAX_BYTES
-from pipeline.domain.partners.state import (
-    EventStructure,
-    Partner,
-    PartnerStatus,
-    PartnerSystem,
-    SystemStatus,
-    UnknownEventPolicy,
-)
 from pipeline.domain.results import Rejection, RejectionReason
 
 PARTNER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
