@@ -11,7 +11,7 @@ deactivation). All pure.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -117,7 +117,7 @@ class Person(Generic[S]):
                 self.id_field: canonical_uuid("aggregate_id", command.aggregate_id),
                 "prospect_id": canonical_uuid("prospect_id", command.prospect_id),
             }
-            return [self.created(**ids, **_contact_fields(c))]
+            return [self.created(**ids, **asdict(c))]
         if state is None:
             return Rejection(RejectionReason.NOT_FOUND, f"{self.noun} not found")
         rejection = refusal(state)
@@ -128,9 +128,7 @@ class Person(Generic[S]):
             c = contact.updated(command.first_name, command.last_name, command.email, command.phone)
             if c == contact:
                 return []
-            return [
-                self.updated(**{self.id_field: getattr(state, self.id_field)}, **_contact_fields(c))
-            ]
+            return [self.updated(**{self.id_field: getattr(state, self.id_field)}, **asdict(c))]
         rule = rules.get(type(command))
         if rule is None:
             raise TypeError(f"no decide rule for {type(command).__name__}")
@@ -165,15 +163,6 @@ class Person(Generic[S]):
         return rule(state, event, at)
 
 
-def _contact_fields(c: Contact) -> dict[str, Any]:
-    return {
-        "first_name": c.first_name,
-        "last_name": c.last_name,
-        "email": c.email,
-        "phone": c.phone,
-    }
-
-
 def claims_for(command: Command) -> tuple[str, ...]:
     """The e-mail a create or an update sets (``values.email_claim``): e-mail is unique
     per aggregate type (issue 11)."""
@@ -194,7 +183,7 @@ def person_to_dict(id_field: str, state: Any) -> dict[str, Any]:
     return {
         id_field: getattr(state, id_field),
         "prospect_id": state.prospect_id,
-        **_contact_fields(state.contact),
+        **asdict(state.contact),
         "created_at": state.created_at.isoformat(),
         "updated_at": state.updated_at.isoformat(),
     }
