@@ -131,7 +131,6 @@ def event_name(raw: Any) -> str:
     return value
 
 
-
 def json_schema(raw: Any) -> str:
     """``raw`` (unchanged) if it is JSON text, at most 64 KiB as UTF-8, of an object that is a
     valid JSON Schema for its dialect (``$schema``, default: the latest draft jsonschema knows),
