@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union
+from types import ModuleType
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import Field
 
@@ -144,6 +145,35 @@ class AggregateSpec:
         # frozen: the derived maps are set once, here
         object.__setattr__(self, "event_types", {e.event_type: e for e in self.events})
         object.__setattr__(self, "command_types", {c.__name__: c for c in self.commands})
+
+    @classmethod
+    def declare(
+        cls,
+        aggregate_type: str,
+        topic: str,
+        rules: ModuleType,
+        state: ModuleType,
+        events: Any,
+        commands: Any,
+    ) -> AggregateSpec:
+        """The declaration of an aggregate package laid out the one way (README, "Add an
+        aggregate"): ``rules`` is its ``aggregate`` module (``decide``, ``evolve`` and, for
+        uniqueness, ``claims_for``/``claims_held``), ``state`` its ``state`` module
+        (``state_to_dict``/``state_from_dict``), ``events`` its union of event classes,
+        ``commands`` its ``Annotated`` union of commands. Raises ``AttributeError`` for a
+        module without the functions named."""
+        return cls(
+            aggregate_type=aggregate_type,
+            topic=topic,
+            decide=rules.decide,
+            evolve=rules.evolve,
+            state_to_dict=state.state_to_dict,
+            state_from_dict=state.state_from_dict,
+            events=get_args(events),
+            commands=get_args(get_args(commands)[0]),
+            claims_for=getattr(rules, "claims_for", None),
+            claims_held=getattr(rules, "claims_held", None),
+        )
 
     def to_data(self, event: Any) -> dict[str, Any]:
         """The event's ``data`` dict (``pipeline.domain.event_data``)."""

@@ -10,8 +10,7 @@ for the generic handler (``pipeline.domain.handling.handle``).
 
 from __future__ import annotations
 
-from typing import get_args
-
+from pipeline.domain.chirps import aggregate, state
 from pipeline.domain.chirps.aggregate import (
     AGGREGATE_TYPE,
     TEXT_MAX_CODE_POINTS,
@@ -46,16 +45,6 @@ __all__ = [
     "to_data",
 ]
 
-CHIRP_SPEC = AggregateSpec(
-    aggregate_type=AGGREGATE_TYPE,
-    topic="chirps",
-    decide=decide,
-    evolve=evolve,
-    state_to_dict=state_to_dict,
-    state_from_dict=state_from_dict,
-    events=get_args(ChirpEvent),
-    commands=get_args(get_args(ChirpCommand)[0]),
-)
-EVENT_TYPES = CHIRP_SPEC.event_types
-COMMAND_TYPES = CHIRP_SPEC.command_types
+CHIRP_SPEC = AggregateSpec.declare("chirp", "chirps", aggregate, state, ChirpEvent, ChirpCommand)
+EVENT_TYPES, COMMAND_TYPES = CHIRP_SPEC.event_types, CHIRP_SPEC.command_types
 to_data, from_data = CHIRP_SPEC.to_data, CHIRP_SPEC.from_data

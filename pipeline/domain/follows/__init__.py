@@ -11,8 +11,7 @@ read model: see ``api/routes/social.py``). Commands, events, state, decide/evolv
 
 from __future__ import annotations
 
-from typing import get_args
-
+from pipeline.domain.follows import aggregate, state
 from pipeline.domain.follows.aggregate import AGGREGATE_TYPE, decide, evolve, follow_id
 from pipeline.domain.follows.commands import FollowCommand, FollowUser, UnfollowUser
 from pipeline.domain.follows.events import FollowEvent, UserFollowed, UserUnfollowed
@@ -40,16 +39,8 @@ __all__ = [
     "to_data",
 ]
 
-FOLLOW_SPEC = AggregateSpec(
-    aggregate_type=AGGREGATE_TYPE,
-    topic="follows",
-    decide=decide,
-    evolve=evolve,
-    state_to_dict=state_to_dict,
-    state_from_dict=state_from_dict,
-    events=get_args(FollowEvent),
-    commands=get_args(get_args(FollowCommand)[0]),
+FOLLOW_SPEC = AggregateSpec.declare(
+    "follow", "follows", aggregate, state, FollowEvent, FollowCommand
 )
-EVENT_TYPES = FOLLOW_SPEC.event_types
-COMMAND_TYPES = FOLLOW_SPEC.command_types
+EVENT_TYPES, COMMAND_TYPES = FOLLOW_SPEC.event_types, FOLLOW_SPEC.command_types
 to_data, from_data = FOLLOW_SPEC.to_data, FOLLOW_SPEC.from_data

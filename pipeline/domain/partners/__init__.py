@@ -6,9 +6,8 @@ state, decide/evolve and :data:`PARTNER_SPEC` for the generic handler
 
 from __future__ import annotations
 
-from typing import get_args
-
 from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.partners import aggregate, state
 from pipeline.domain.partners.aggregate import AGGREGATE_TYPE, decide, evolve
 from pipeline.domain.partners.commands import PartnerCommand
 from pipeline.domain.partners.events import PartnerEvent
@@ -46,16 +45,8 @@ __all__ = [
     "to_data",
 ]
 
-PARTNER_SPEC = AggregateSpec(
-    aggregate_type=AGGREGATE_TYPE,
-    topic="partners",
-    decide=decide,
-    evolve=evolve,
-    state_to_dict=state_to_dict,
-    state_from_dict=state_from_dict,
-    events=get_args(PartnerEvent),
-    commands=get_args(get_args(PartnerCommand)[0]),
+PARTNER_SPEC = AggregateSpec.declare(
+    "partner", "partners", aggregate, state, PartnerEvent, PartnerCommand
 )
-EVENT_TYPES = PARTNER_SPEC.event_types
-COMMAND_TYPES = PARTNER_SPEC.command_types
+EVENT_TYPES, COMMAND_TYPES = PARTNER_SPEC.event_types, PARTNER_SPEC.command_types
 to_data, from_data = PARTNER_SPEC.to_data, PARTNER_SPEC.from_data

@@ -4,9 +4,8 @@ generic handler (``pipeline.domain.handling.handle``).
 
 from __future__ import annotations
 
-from typing import get_args
-
 from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.users import aggregate, state
 from pipeline.domain.users.aggregate import (
     AGGREGATE_TYPE,
     claims_for,
@@ -37,18 +36,6 @@ __all__ = [
     "to_data",
 ]
 
-USER_SPEC = AggregateSpec(
-    aggregate_type=AGGREGATE_TYPE,
-    topic="users",
-    decide=decide,
-    evolve=evolve,
-    state_to_dict=state_to_dict,
-    state_from_dict=state_from_dict,
-    events=get_args(UserEvent),
-    commands=get_args(get_args(UserCommand)[0]),
-    claims_for=claims_for,
-    claims_held=claims_held,
-)
-EVENT_TYPES = USER_SPEC.event_types
-COMMAND_TYPES = USER_SPEC.command_types
+USER_SPEC = AggregateSpec.declare("user", "users", aggregate, state, UserEvent, UserCommand)
+EVENT_TYPES, COMMAND_TYPES = USER_SPEC.event_types, USER_SPEC.command_types
 to_data, from_data = USER_SPEC.to_data, USER_SPEC.from_data

@@ -8,9 +8,8 @@ Commands, events, state, decide/evolve and :data:`INSTRUCTOR_SPEC` for the gener
 
 from __future__ import annotations
 
-from typing import get_args
-
 from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.identity.instructors import aggregate, state
 from pipeline.domain.identity.instructors.aggregate import (
     AGGREGATE_TYPE,
     REASON_MAX_LENGTH,
@@ -58,18 +57,8 @@ __all__ = [
     "to_data",
 ]
 
-INSTRUCTOR_SPEC = AggregateSpec(
-    aggregate_type=AGGREGATE_TYPE,
-    topic="instructors",
-    decide=decide,
-    evolve=evolve,
-    state_to_dict=state_to_dict,
-    state_from_dict=state_from_dict,
-    events=get_args(InstructorEvent),
-    commands=get_args(get_args(InstructorCommand)[0]),
-    claims_for=claims_for,
-    claims_held=claims_held,
+INSTRUCTOR_SPEC = AggregateSpec.declare(
+    "instructor", "instructors", aggregate, state, InstructorEvent, InstructorCommand
 )
-EVENT_TYPES = INSTRUCTOR_SPEC.event_types
-COMMAND_TYPES = INSTRUCTOR_SPEC.command_types
+EVENT_TYPES, COMMAND_TYPES = INSTRUCTOR_SPEC.event_types, INSTRUCTOR_SPEC.command_types
 to_data, from_data = INSTRUCTOR_SPEC.to_data, INSTRUCTOR_SPEC.from_data

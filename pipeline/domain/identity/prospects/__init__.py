@@ -22,9 +22,8 @@ Commands, events, state, decide/evolve and :data:`PROSPECT_SPEC` for the generic
 
 from __future__ import annotations
 
-from typing import get_args
-
 from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.identity.prospects import aggregate, state
 from pipeline.domain.identity.prospects.aggregate import (
     AGGREGATE_TYPE,
     claims_for,
@@ -104,18 +103,8 @@ __all__ = [
     "to_data",
 ]
 
-PROSPECT_SPEC = AggregateSpec(
-    aggregate_type=AGGREGATE_TYPE,
-    topic="prospects",
-    decide=decide,
-    evolve=evolve,
-    state_to_dict=state_to_dict,
-    state_from_dict=state_from_dict,
-    events=get_args(ProspectEvent),
-    commands=get_args(get_args(ProspectCommand)[0]),
-    claims_for=claims_for,
-    claims_held=claims_held,
+PROSPECT_SPEC = AggregateSpec.declare(
+    "prospect", "prospects", aggregate, state, ProspectEvent, ProspectCommand
 )
-EVENT_TYPES = PROSPECT_SPEC.event_types
-COMMAND_TYPES = PROSPECT_SPEC.command_types
+EVENT_TYPES, COMMAND_TYPES = PROSPECT_SPEC.event_types, PROSPECT_SPEC.command_types
 to_data, from_data = PROSPECT_SPEC.to_data, PROSPECT_SPEC.from_data

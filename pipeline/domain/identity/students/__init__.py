@@ -9,9 +9,8 @@ Commands, events, state, decide/evolve and :data:`STUDENT_SPEC` for the generic 
 
 from __future__ import annotations
 
-from typing import get_args
-
 from pipeline.domain.handling import AggregateSpec
+from pipeline.domain.identity.students import aggregate, state
 from pipeline.domain.identity.students.aggregate import (
     AGGREGATE_TYPE,
     claims_for,
@@ -63,18 +62,8 @@ __all__ = [
     "to_data",
 ]
 
-STUDENT_SPEC = AggregateSpec(
-    aggregate_type=AGGREGATE_TYPE,
-    topic="students",
-    decide=decide,
-    evolve=evolve,
-    state_to_dict=state_to_dict,
-    state_from_dict=state_from_dict,
-    events=get_args(StudentEvent),
-    commands=get_args(get_args(StudentCommand)[0]),
-    claims_for=claims_for,
-    claims_held=claims_held,
+STUDENT_SPEC = AggregateSpec.declare(
+    "student", "students", aggregate, state, StudentEvent, StudentCommand
 )
-EVENT_TYPES = STUDENT_SPEC.event_types
-COMMAND_TYPES = STUDENT_SPEC.command_types
+EVENT_TYPES, COMMAND_TYPES = STUDENT_SPEC.event_types, STUDENT_SPEC.command_types
 to_data, from_data = STUDENT_SPEC.to_data, STUDENT_SPEC.from_data
