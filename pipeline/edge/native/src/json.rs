@@ -38,7 +38,14 @@ pub struct Unsupported;
 pub fn parse(bytes: &[u8]) -> Result<Value, Unsupported> {
     // One pass of UTF-8 validation up front: the parser below then slices strings freely.
     let text = std::str::from_utf8(bytes).map_err(|_| Unsupported)?;
-    let mut p = Parser { s: text.as_bytes(), text, i: 0, depth: 0 };
+    let mut p = Parser {
+        s: text.as_bytes(),
+        text,
+        i: 0,
+        depth: 0,
+        members: Vec::with_capacity(64),
+        items: Vec::with_capacity(64),
+    };
     p.ws();
     let v = p.value()?;
     p.ws();
@@ -53,6 +60,11 @@ struct Parser<'a> {
     text: &'a str,
     i: usize,
     depth: usize,
+    /// Members and items of the objects and arrays being read, innermost last: each is
+    /// built once at its final size (a map grown member by member rehashes two or three
+    /// times for a typical event).
+    members: Vec<(String, Value)>,
+    items: Vec<Value>,
 }
 
 impl<'a> Parser<'a> {
@@ -106,66 +118,64 @@ impl<'a> Parser<'a> {
 
     fn object(&mut self) -> Result<Value, Unsupported> {
         self.enter()?;
-        let mut map = Map::new();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            self.depth -= 1;
-            return Ok(Value::Object(map));
+        let base = self.members.len();
+        if self.peek() != Some(b'}') {
+            loop {
+                if self.peek() != Some(b'"') {
+                    return Err(Unsupported);
+                }
+                let key = self.string()?;
+                self.ws();
+                if self.peek() != Some(b':') {
+                    return Err(Unsupported);
+                }
+                self.i += 1;
+                self.ws();
+                let v = self.value()?;
+                self.members.push((key, v));
+                self.ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        self.ws();
+                    }
+                    Some(b'}') => break,
+                    _ => return Err(Unsupported),
+                }
+            }
         }
-        loop {
-            if self.peek() != Some(b'"') {
-                return Err(Unsupported);
-            }
-            let key = self.string()?;
-            self.ws();
-            if self.peek() != Some(b':') {
-                return Err(Unsupported);
-            }
-            self.i += 1;
-            self.ws();
-            let v = self.value()?;
-            // IndexMap semantics = dict semantics: a repeated key keeps its first place.
+        self.i += 1;
+        self.depth -= 1;
+        let mut map = Map::with_capacity(self.members.len() - base);
+        for (key, v) in self.members.drain(base..) {
+            // IndexMap semantics = dict semantics: a repeated key keeps its first place
+            // and takes the last value.
             map.insert(key, v);
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Ok(Value::Object(map));
-                }
-                _ => return Err(Unsupported),
-            }
         }
+        Ok(Value::Object(map))
     }
 
     fn array(&mut self) -> Result<Value, Unsupported> {
         self.enter()?;
-        let mut items = Vec::new();
-        if self.peek() == Some(b']') {
-            self.i += 1;
-            self.depth -= 1;
-            return Ok(Value::Array(items));
-        }
-        loop {
-            items.push(self.value()?);
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    self.ws();
+        let base = self.items.len();
+        if self.peek() != Some(b']') {
+            loop {
+                let v = self.value()?;
+                self.items.push(v);
+                self.ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        self.ws();
+                    }
+                    Some(b']') => break,
+                    _ => return Err(Unsupported),
                 }
-                Some(b']') => {
-                    self.i += 1;
-                    self.depth -= 1;
-                    return Ok(Value::Array(items));
-                }
-                _ => return Err(Unsupported),
             }
         }
+        self.i += 1;
+        self.depth -= 1;
+        Ok(Value::Array(self.items.drain(base..).collect()))
     }
 
     fn hex4(&mut self) -> Result<u32, Unsupported> {
@@ -310,9 +320,13 @@ impl<'a> Parser<'a> {
         // orjson reads integers past 64 bits as doubles, the standard parser exactly: neither
         // is what we would do, so the Python path reads them.
         if negative {
-            text.parse::<i64>().map(|n| Value::Number(n.into())).map_err(|_| Unsupported)
+            text.parse::<i64>()
+                .map(|n| Value::Number(n.into()))
+                .map_err(|_| Unsupported)
         } else {
-            text.parse::<u64>().map(|n| Value::Number(n.into())).map_err(|_| Unsupported)
+            text.parse::<u64>()
+                .map(|n| Value::Number(n.into()))
+                .map_err(|_| Unsupported)
         }
     }
 }
@@ -320,21 +334,33 @@ impl<'a> Parser<'a> {
 // ---------------------------------------------------------------------------------------
 // orjson's output
 
-/// Bytes of `"text"` as orjson writes it: `"` and `\` escaped, `\b \t \n \f \r` short,
-/// other C0 controls as `\u00XX`; everything else (DEL, U+2028, non-ASCII) as UTF-8.
-fn orjson_str_len(s: &str) -> usize {
-    let mut n = s.len() + 2;
-    for &b in s.as_bytes() {
-        if b < 0x20 {
-            n += match b {
-                0x08 | 0x09 | 0x0a | 0x0c | 0x0d => 1,
-                _ => 5,
-            };
-        } else if b == b'"' || b == b'\\' {
-            n += 1;
-        }
+/// Bytes orjson adds to escape each byte of a string: `"` and `\\` one (a backslash),
+/// `\b \t \n \f \r` one, other C0 controls five (`\u00XX`); everything else (DEL,
+/// U+2028, non-ASCII) is written as the UTF-8 it is.
+static ESCAPE_EXTRA: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = 5;
+        b += 1;
     }
-    n
+    t[0x08] = 1;
+    t[0x09] = 1;
+    t[0x0a] = 1;
+    t[0x0c] = 1;
+    t[0x0d] = 1;
+    t[b'"' as usize] = 1;
+    t[b'\\' as usize] = 1;
+    t
+};
+
+/// Bytes of `"text"` as orjson writes it (see [`ESCAPE_EXTRA`]).
+fn orjson_str_len(s: &str) -> usize {
+    s.len()
+        + 2
+        + s.bytes()
+            .map(|b| usize::from(ESCAPE_EXTRA[usize::from(b)]))
+            .sum::<usize>()
 }
 
 /// `len(orjson.dumps(value))`, without writing it.
@@ -349,7 +375,10 @@ pub fn orjson_len(v: &Value) -> usize {
             2 + items.iter().map(orjson_len).sum::<usize>() + items.len().saturating_sub(1)
         }
         Value::Object(map) => {
-            2 + map.iter().map(|(k, v)| orjson_str_len(k) + 1 + orjson_len(v)).sum::<usize>()
+            2 + map
+                .iter()
+                .map(|(k, v)| orjson_str_len(k) + 1 + orjson_len(v))
+                .sum::<usize>()
                 + map.len().saturating_sub(1)
         }
     }
@@ -378,6 +407,11 @@ fn itoa_len_u(mut u: u64) -> usize {
 pub fn write_orjson_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    if bytes.iter().all(|&b| ESCAPE_EXTRA[usize::from(b)] == 0) {
+        out.extend_from_slice(bytes); // nearly every string
+        out.push(b'"');
+        return;
+    }
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
@@ -619,7 +653,10 @@ mod tests {
         assert_eq!(parse(b"18446744073709551616"), Err(Unsupported));
         assert_eq!(parse(b"1e400"), Err(Unsupported));
         assert_eq!(parse(b"\xef\xbb\xbf{}"), Err(Unsupported));
-        assert_eq!(parse(b"\"\\ud83d\\ude00\"").unwrap(), Value::String("\u{1f600}".into()));
+        assert_eq!(
+            parse(b"\"\\ud83d\\ude00\"").unwrap(),
+            Value::String("\u{1f600}".into())
+        );
     }
 
     #[test]
@@ -627,7 +664,10 @@ mod tests {
         let v = parse("{\"b\":[1,2.5,\"\u{e9}\\u0001\"],\"a\":1e-7}".as_bytes()).unwrap();
         let mut out = Vec::new();
         write_orjson(&v, true, &mut out);
-        assert_eq!(out, "{\"a\":1e-7,\"b\":[1,2.5,\"\u{e9}\\u0001\"]}".as_bytes());
+        assert_eq!(
+            out,
+            "{\"a\":1e-7,\"b\":[1,2.5,\"\u{e9}\\u0001\"]}".as_bytes()
+        );
         assert_eq!(orjson_len(&v), out.len());
         let mut c = String::new();
         write_canonical(&v, &mut c);

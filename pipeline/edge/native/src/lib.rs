@@ -88,7 +88,9 @@ fn parse_request(py: Python<'_>, body: &[u8], call_type: Option<&str>) -> PyResu
             CallType::parse(t).ok_or_else(|| PyValueError::new_err(format!("call_type {t:?}")))?,
         ),
     };
-    let parsed = py.detach(|| json::parse(body)).map_err(|_| fallback("body"))?;
+    let parsed = py
+        .detach(|| json::parse(body))
+        .map_err(|_| fallback("body"))?;
     let mut request = Request {
         events: Vec::new(),
         write_key: write_key_of(&parsed),
@@ -161,8 +163,13 @@ impl PyTimes<'_> {
     fn call(&self, name: &str, arg: Bound<'_, PyAny>) -> Result<Option<i64>, json::Unsupported> {
         let module = TIME_HELPERS
             .get_or_try_init(self.py, || {
-                PyModule::from_code(self.py, TIME_HELPERS_SRC, c"streamfold_edge_times.py", c"streamfold_edge_times")
-                    .map(Bound::unbind)
+                PyModule::from_code(
+                    self.py,
+                    TIME_HELPERS_SRC,
+                    c"streamfold_edge_times.py",
+                    c"streamfold_edge_times",
+                )
+                .map(Bound::unbind)
             })
             .map_err(|_| json::Unsupported)?;
         let result = module
@@ -173,7 +180,10 @@ impl PyTimes<'_> {
         if result.is_none() {
             return Ok(None);
         }
-        result.extract::<i64>().map(Some).map_err(|_| json::Unsupported)
+        result
+            .extract::<i64>()
+            .map(Some)
+            .map_err(|_| json::Unsupported)
     }
 }
 
@@ -258,7 +268,12 @@ fn write_raw_json(e: &Tracked<'_>, system_id: &str, partner_id: &str, out: &mut 
     out.extend_from_slice(b",\"traits\":");
     json::write_orjson(e.traits, false, out);
     out.extend_from_slice(b",\"context\":");
-    json::write_orjson_entries(e.context.iter().map(|(k, v)| (*k, *v)), e.context.len(), false, out);
+    json::write_orjson_entries(
+        e.context.iter().map(|(k, v)| (*k, *v)),
+        e.context.len(),
+        false,
+        out,
+    );
     out.extend_from_slice(b",\"system_id\":");
     json::write_orjson_str(system_id, out);
     out.extend_from_slice(b",\"partner_id\":");
@@ -377,7 +392,14 @@ impl Request {
                 write_raw_json(&tracked, system_id, partner_id, &mut buf);
                 raw_tag
             } else {
-                avro::encode_recorded(&tracked, &env, schema_valid, version, &mut buf, &mut scratch);
+                avro::encode_recorded(
+                    &tracked,
+                    &env,
+                    schema_valid,
+                    version,
+                    &mut buf,
+                    &mut scratch,
+                );
                 recorded
             };
             let item = [
@@ -419,7 +441,8 @@ impl Validator {
     /// Whether the JSON text `instance_json` is valid (for tests and tools; `decode`
     /// validates parsed properties directly). Raises `Fallback` for text not read exactly.
     fn is_valid_json(&self, instance_json: &str) -> PyResult<bool> {
-        let instance = json::parse(instance_json.as_bytes()).map_err(|_| fallback("instance JSON"))?;
+        let instance =
+            json::parse(instance_json.as_bytes()).map_err(|_| fallback("instance JSON"))?;
         Ok(self.inner.is_valid(&instance))
     }
 }
@@ -429,7 +452,10 @@ impl Validator {
 /// one result per event in order (`{"index", "message_id", "status": "accepted"}` for a
 /// recorded or raw event, `{"index", "status": "rejected", "reason", "message"}` else).
 #[pyfunction]
-fn batch_response<'py>(py: Python<'py>, outcomes: &Bound<'py, PyList>) -> PyResult<Bound<'py, PyBytes>> {
+fn batch_response<'py>(
+    py: Python<'py>,
+    outcomes: &Bound<'py, PyList>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let mut results: Vec<u8> = Vec::with_capacity(64 * outcomes.len() + 64);
     let mut accepted = 0usize;
     for (index, outcome) in outcomes.iter().enumerate() {
