@@ -27,7 +27,7 @@ them one at a time gives (``tests/integration/test_event_topics.py`` folds the t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -36,6 +36,7 @@ from faust.types import EventT, TableT, TopicT
 
 from pipeline.common.deadletter import DeadLetters
 from pipeline.domain.handling import (
+    AggregateSpec,
     CommandResult,
     Outcome,
     Snapshot,
@@ -59,34 +60,24 @@ from schemas.codec import AvroCodec
 log = structlog.get_logger(__name__)
 
 
+@dataclass(kw_only=True, eq=False)
 class CommandProcessor:
     """Runs commands of one aggregate type against its table."""
 
-    def __init__(
-        self,
-        *,
-        aggregate: Aggregate,
-        table: TableT,
-        events: TopicT,
-        results: TopicT,
-        reservations: TopicT | None,
-        dead_letters: DeadLetters,
-        codec: AvroCodec,
-        producer: str,
-        window: int,
-        claim_keys: ClaimKeys,
-    ) -> None:
-        self.aggregate = aggregate
-        self.spec = aggregate.spec
-        self.table = table
-        self.events = events
-        self.results = results
-        self.reservations = reservations
-        self.dead_letters = dead_letters
-        self.codec = codec
-        self.producer = producer
-        self.window = window
-        self.claim_keys = claim_keys
+    aggregate: Aggregate
+    table: TableT
+    events: TopicT
+    results: TopicT
+    reservations: TopicT | None
+    dead_letters: DeadLetters
+    codec: AvroCodec
+    producer: str
+    window: int
+    claim_keys: ClaimKeys
+
+    @property
+    def spec(self) -> AggregateSpec:
+        return self.aggregate.spec
 
     async def process_batch(self, events: Sequence[EventT]) -> None:
         """Handle ``events`` (records of ``<aggregate>.commands``, offset order within

@@ -11,6 +11,7 @@ memory without a second event.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from faust.types import EventT
@@ -22,21 +23,14 @@ from schemas.codec import AvroCodec
 from schemas.exceptions import SchemaError
 
 
+@dataclass(kw_only=True, eq=False)
 class ReactionProcessor:
     """``topic(name)`` gives the Faust topic to send a command to."""
 
-    def __init__(
-        self,
-        *,
-        codec: AvroCodec,
-        claim_keys: ClaimKeys,
-        topic: Callable[[str], Any],
-        dead_letters: DeadLetters,
-    ) -> None:
-        self.codec = codec
-        self.claim_keys = claim_keys
-        self.topic = topic
-        self.dead_letters = dead_letters
+    codec: AvroCodec
+    claim_keys: ClaimKeys
+    topic: Callable[[str], Any]
+    dead_letters: DeadLetters
 
     async def process(self, event: EventT) -> None:
         try:

@@ -13,6 +13,7 @@ fails releases what it took.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -40,27 +41,17 @@ _REASONS = {
 }
 
 
+@dataclass(kw_only=True, eq=False)
 class ReservationProcessor:
     """Holds claim -> owner in a table partitioned like ``users.reservations``."""
 
-    def __init__(
-        self,
-        *,
-        table: TableT,
-        reservations: TopicT,
-        commands: TopicT,
-        dead_letters: DeadLetters,
-        replies: CommandProcessor,
-        topic: Callable[[str], TopicT],
-        claim_keys: ClaimKeys,
-    ) -> None:
-        self.table = table
-        self.reservations = reservations
-        self.commands = commands
-        self.dead_letters = dead_letters
-        self.replies = replies
-        self.topic = topic
-        self.claim_keys = claim_keys
+    table: TableT
+    reservations: TopicT
+    commands: TopicT
+    dead_letters: DeadLetters
+    replies: CommandProcessor
+    topic: Callable[[str], TopicT]
+    claim_keys: ClaimKeys
 
     async def process(self, event: EventT) -> None:
         try:
