@@ -37,6 +37,13 @@ help:
 	@echo "make lock   regenerate $(LOCK) and $(TEST_LOCK) from pyproject.toml (LOCK_UPGRADE=1: newest versions)"
 	@echo "make bench  benchmarks -> bench/results/local/*.json (git-ignored)"
 
+# The compiled ingestion core (pipeline/edge/native, Rust: PyO3 + maturin from the test lock,
+# crates from crates.io). Without cargo the Python path runs (/readyz says which) and the
+# compiled core's own tests fail: they import it.
+NATIVE     := $(VENV)/.native
+NATIVE_SRC := pipeline/edge/native/Cargo.toml pipeline/edge/native/Cargo.lock \
+              pipeline/edge/native/pyproject.toml $(wildcard pipeline/edge/native/src/*.rs)
+
 $(STAMP): pyproject.toml $(TEST_LOCK) examples/partner_activity/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "Python >= 3.11 is required (PYTHON=$(PYTHON))"; exit 1; }
@@ -49,7 +56,17 @@ $(STAMP): pyproject.toml $(TEST_LOCK) examples/partner_activity/pyproject.toml
 	$(BIN)/pip check
 	@touch $@
 
-install: $(STAMP)
+$(NATIVE): $(STAMP) $(NATIVE_SRC)
+	@if command -v cargo >/dev/null 2>&1; then \
+		echo "building the compiled ingestion core (cargo, ~3 min the first time)"; \
+		PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pip install -q --no-build-isolation --no-deps \
+			./pipeline/edge/native && touch $@; \
+	else \
+		echo "cargo not found: the compiled ingestion core is not built, the Python path runs"; \
+		echo "(install Rust, e.g. rustup, then run make install again)"; \
+	fi
+
+install: $(STAMP) $(NATIVE)
 
 # Re-resolve both locks from pyproject.toml, keeping existing pins that still fit;
 # LOCK_UPGRADE=1 takes the newest versions allowed (the weekly workflow does that).
@@ -58,7 +75,7 @@ lock:
 	$(UV) pip compile pyproject.toml --extra test $(LOCK_ARGS) -o $(TEST_LOCK)
 	$(UV) pip compile pyproject.toml $(LOCK_ARGS) --constraint $(TEST_LOCK) -o $(LOCK)
 
-up: $(STAMP)
+up: install
 	$(BIN)/streamfold up
 
 run: up
@@ -81,27 +98,27 @@ run: up
 down:
 	@if [ -x $(BIN)/streamfold ]; then $(BIN)/streamfold down; else echo "nothing to stop"; fi
 
-status: $(STAMP)
+status: install
 	$(BIN)/streamfold status
 
-test: $(STAMP)
+test: install
 	$(BIN)/pytest -q -p no:cacheprovider
 
 # schemathesis over every operation of /openapi.json with an admin token and with a partner
 # key, stateful phase included, on its own stack; fails on any 5xx (tests/fuzz/).
-fuzz: $(STAMP)
+fuzz: install
 	STREAMFOLD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) STREAMFOLD_FUZZ_PHASES=$(FUZZ_PHASES) \
 		STREAMFOLD_FUZZ_REPORT_DIR=.local/fuzz \
 		$(BIN)/pytest -q -p no:cacheprovider -m fuzz tests/fuzz
 
-test-unit: $(STAMP)
+test-unit: install
 	$(BIN)/pytest -q tests/unit examples
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python bench/commands.py && $(BIN)/python bench/ingest.py && $(BIN)/python bench/dedup.py \
 	  && $(BIN)/python bench/ws.py
 
-lint: $(STAMP)
+lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 clean: down

@@ -60,6 +60,12 @@ TRACKING_EVENTS = Counter(
     "accepted, else the rejection's reason.",
     ["stage", "outcome", "reason"],
 )
+EDGE_PATH = Counter(
+    "streamfold_edge_requests_total",
+    "Ingestion requests by the path that decoded them: compiled (the Rust core) or python "
+    "(core not built, or a request it leaves to the Python path).",
+    ["path"],
+)
 PRODUCE_SECONDS = Histogram(
     "streamfold_kafka_produce_seconds",
     "From the first record of a group produced to the last delivery report (acks=all), s.",

@@ -233,6 +233,7 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         "redis_url": settings.redis_url,
         "clickhouse_dsn": settings.clickhouse_dsn,
         "api_url": settings.api_url,
+        "edge": _edge_path(settings),
         "services": services,
         "consumer_groups": _group_lag(settings) if kafka_up else [],
     }
@@ -250,8 +251,20 @@ def status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             lags.add_row(g["role"], g["group"], ", ".join(g["topics"]),
                          "?" if g["lag"] is None else f"{g['lag']:,}")  # fmt: skip
         Console().print(lags)
-    for key in ("kafka_bootstrap", "redis_url", "clickhouse_dsn", "api_url"):
+    for key in ("kafka_bootstrap", "redis_url", "clickhouse_dsn", "api_url", "edge"):
         typer.echo(f"{key}: {info[key]}")
+
+
+def _edge_path(settings: Settings) -> str:
+    """The per-event path the API processes of this install run (``/readyz`` says it per
+    process): ``compiled`` or ``python``, and why when the core is not built."""
+    import importlib.util
+
+    if settings.edge_core == "python":
+        return "python (STREAMFOLD_EDGE_CORE=python)"
+    if importlib.util.find_spec("streamfold_edge") is None:
+        return "python (the compiled core is not built: make install with cargo)"
+    return "compiled"
 
 
 def _group_lag(settings: Settings) -> list[dict[str, object]]:

@@ -142,7 +142,10 @@ async def _check(
     services: Services, stalls: StallWatch, members: Sequence[BatchConsumer]
 ) -> tuple[int, dict[str, Any]]:
     settings = services.settings
-    checks: dict[str, Any] = {}
+    # which per-event path this API process runs: the compiled core, or the Python path
+    # (core not built; issue 21: "/readyz and streamfold status say so")
+    core = getattr(services.ingest, "core", None)
+    checks: dict[str, Any] = {"edge": "python" if core is None else "compiled"}
     checked_at = time.time()
     # the batch consumers' groups, then the Faust command group: all watched for stalls
     batch_groups = await _batch_groups(services)

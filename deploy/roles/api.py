@@ -22,6 +22,8 @@ from connectors.ratelimit import Buckets, Limit
 from connectors.store import QueryStore, StoreClient, socket_path
 from deploy.secrets import claim_keys, with_jwt_secret
 from pipeline.common.settings import Settings
+from pipeline.domain.tracking import RECORDED_EVENT_TYPE, RECORDED_SCHEMA_VERSION
+from pipeline.edge import core as edge_core
 from pipeline.edge.ingest import Ingest
 from pipeline.edge.validation import recorder
 from pipeline.projections import registry
@@ -63,15 +65,19 @@ async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: Avro
         **{"linger.ms": 10},
     )
     write_keys = KeyResolver(redis, ttl_s=settings.key_cache_ttl_s)
+    core = edge_core.load(settings.edge_core)
     try:
         ingest = Ingest(
             ingest_producer,
             Buckets(redis),
-            recorder=recorder(settings, codec=codec, redis=redis),
+            recorder=recorder(settings, codec=codec, redis=redis, core=core),
             keys=write_keys,
             per_system=Limit(settings.ingest_rate_per_s, settings.ingest_burst),
             per_partner=Limit(settings.partner_ingest_rate_per_s, settings.partner_ingest_burst),
             max_body_bytes=settings.max_body_bytes,
+            core=core,
+            # the layout both paths write (recorded_envelope's schema version)
+            fingerprint=codec.registry.fingerprint(RECORDED_EVENT_TYPE, RECORDED_SCHEMA_VERSION),
         )
         services = Services(
             settings=settings,

@@ -224,6 +224,13 @@ class Settings(BaseSettings):
         "long, s. Its largest batch (50,000 rows) takes seconds to store; an outage of "
         "the store or a batch it refuses over and over takes longer.",
     )
+    edge_core: Literal["auto", "compiled", "python"] = Field(
+        default="auto",
+        description="The ingestion edge's per-event path: the compiled core "
+        "(pipeline/edge/native, built by make install where cargo is) or the Python path "
+        "it is held equal to. auto: the core when it is built; compiled: refuse to start "
+        "without it; python: never (to measure or compare).",
+    )
     key_cache_ttl_s: float = Field(
         default=2.0, ge=0, description="In-process cache of API keys and structures, s."
     )

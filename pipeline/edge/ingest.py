@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
 from connectors import metrics
 from connectors.exceptions import KafkaDeliveryError
-from connectors.kafka import AsyncProducer
+from connectors.kafka import AsyncProducer, Deliveries
 from connectors.ratelimit import Buckets, Decision, Limit
 from pipeline.common import topics
 from pipeline.common.problems import RETRY_AFTER_S, Problem
@@ -38,9 +38,11 @@ from pipeline.domain import jsontext
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.partners.origins import origin_allowed
 from pipeline.domain.tracking import (
+    MAX_EVENT_BYTES,
     CallType,
     EventRejection,
     RejectReason,
+    SdkRequest,
     TrackedEvent,
     decode_events,
     read_request,
@@ -62,6 +64,7 @@ _IDENTITY = frozenset({"", "identity"})
 # A single call's refused event, by reason; any other reason is a 400.
 _REJECTION_STATUS = {RejectReason.TOO_LARGE: 413, RejectReason.TIMESTAMP_OUT_OF_RANGE: 422}
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Refused = tuple[Any, EventRejection]
 """An event refused at the edge: (the event as sent, why)."""
@@ -92,10 +95,14 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class _Decoded:
+    """A request's events decoded by the Python path (``raw`` and ``parsed``, in order) or
+    by the compiled core (``outcomes``: one tuple per event, see ``streamfold_edge``)."""
+
     system: SystemKey
     raw: list[Any]
     parsed: list[TrackedEvent | EventRejection]
     received_at: datetime
+    outcomes: list[tuple[Any, ...]] | None = None
 
     @property
     def accepted(self) -> list[TrackedEvent]:
@@ -155,7 +162,17 @@ class Ingest:
         per_system: Limit,
         per_partner: Limit,
         max_body_bytes: int,
+        core: Any = None,
+        fingerprint: bytes = b"",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """``core``: the compiled module (``pipeline.edge.core.load``), None for the Python
+        path only; ``fingerprint``: the writer fingerprint of the TrackingEventRecorded
+        layout both paths write, which the core stamps on each record; ``clock``: the
+        received time of a request (tz-aware UTC)."""
+        self.core = core
+        self.clock = clock
+        self.fingerprint = fingerprint
         self.producer = producer
         self.buckets = buckets
         self.recorder = recorder
@@ -179,6 +196,8 @@ class Ingest:
         """
         decoded = await self._decode(call)
         await self._admit(decoded)
+        if decoded.outcomes is not None:
+            return self._compiled_reply(decoded.outcomes, call.call_type)
         if call.call_type is not None:
             (result,) = decoded.parsed
             if isinstance(result, EventRejection):
@@ -200,9 +219,20 @@ class Ingest:
         return _json(200, {"success": True, "accepted": accepted,
                            "rejected": len(results) - accepted, "results": results})  # fmt: skip
 
-    def _body(self, call: SdkCall) -> Any:
-        """The request body as JSON, after ``Content-Encoding`` (gzip or none). The limit
-        applies to what is parsed: the body as sent and, for gzip, decompressed."""
+    def _compiled_reply(self, outcomes: list[tuple[Any, ...]], call_type: CallType | None) -> Reply:
+        """The reply ``accept`` makes, from the compiled core's outcomes."""
+        if call_type is None:
+            return Reply(200, self.core.batch_response(outcomes))
+        ((kind, first, second, *_),) = outcomes
+        if kind == "rejected":  # (kind, reason, message, raw): as the Python path refuses
+            reason = RejectReason(first)
+            raise Problem(_REJECTION_STATUS.get(reason, 400), first.replace("_", "-"), second,
+                          reason=first)  # fmt: skip
+        return _json(200, {"success": True, "message_id": first, "status": "accepted"})
+
+    def _bytes(self, call: SdkCall) -> bytes:
+        """The request body after ``Content-Encoding`` (gzip or none). The limit applies to
+        what is parsed: the body as sent and, for gzip, decompressed."""
         raw, limit = call.body, self.max_body_bytes
         if len(raw) > limit:
             raise Problem(413, "too-large", f"body is {len(raw)} bytes; the limit is {limit}")
@@ -213,6 +243,10 @@ class Ingest:
                 f"Content-Encoding {call.content_encoding!r} is not supported; send gzip or none"
             )
             raise Problem(415, "unsupported-encoding", message)
+        return raw
+
+    @staticmethod
+    def _json(raw: bytes) -> Any:
         try:
             return jsontext.loads(raw)
         except RecursionError as exc:
@@ -262,29 +296,89 @@ class Ingest:
         return system
 
     async def _decode(self, call: SdkCall) -> _Decoded:
-        try:
-            sdk_request = read_request(self._body(call), call.call_type)
-        except InvalidValue as exc:
-            raise Problem(400, "malformed", exc.message) from exc
-        system = await self.system_of(call.key, sdk_request.write_key, call.origin)
-        if len(sdk_request.events) > MAX_BATCH_EVENTS:
-            raise Problem(
-                413,
-                "too-many-events",
-                f"batch has {len(sdk_request.events)} events; the limit is {MAX_BATCH_EVENTS}",
-            )
-        await self._charge(system, len(sdk_request.events))
-        received_at = datetime.now(UTC)
+        """Authenticate, check and charge ``call``, then decode its events: with the
+        compiled core when it takes the request, else (not built, or a request it leaves
+        to Python: ``streamfold_edge.Fallback``) with the Python path, which is the
+        reference the core is held equal to (``tests/unit/edge``)."""
+        body = self._bytes(call)
+        compiled = self._parse_compiled(body, call.call_type)
+        if compiled is not None:
+            write_key, count = compiled.write_key, compiled.count
+        else:
+            sdk_request = self._read(body, call.call_type)
+            write_key, count = sdk_request.write_key, len(sdk_request.events)
+        system = await self.system_of(call.key, write_key, call.origin)
+        if count > MAX_BATCH_EVENTS:
+            message = f"batch has {count} events; the limit is {MAX_BATCH_EVENTS}"
+            raise Problem(413, "too-many-events", message)
+        await self._charge(system, count)
+        received_at = self.clock()
+        if compiled is not None:
+            outcomes = await self._decode_compiled(compiled, system, received_at)
+            if outcomes is not None:
+                self._count_refusals(o[1] for o in outcomes if o[0] == "rejected")
+                return _Decoded(system, [], [], received_at, outcomes)
+            sdk_request = self._read(body, call.call_type)  # rare: a structure left to Python
         parsed = decode_events(
             sdk_request,
             system_id=system.system_id,
             partner_id=system.partner_id,
             received_at=received_at,
         )
-        refused = Counter(str(p.reason) for p in parsed if isinstance(p, EventRejection))
-        for reason, count in refused.items():
-            metrics.TRACKING_EVENTS.labels("ingest", "rejected", reason).inc(count)
+        self._count_refusals(str(p.reason) for p in parsed if isinstance(p, EventRejection))
         return _Decoded(system, sdk_request.events, parsed, received_at)
+
+    @staticmethod
+    def _count_refusals(reasons: Any) -> None:
+        for reason, count in Counter(reasons).items():
+            metrics.TRACKING_EVENTS.labels("ingest", "rejected", reason).inc(count)
+
+    def _read(self, body: bytes, call_type: CallType | None) -> SdkRequest:
+        """The Python path's request: JSON, then ``read_request``. Raises ``Problem`` 400."""
+        try:
+            return read_request(self._json(body), call_type)
+        except InvalidValue as exc:
+            raise Problem(400, "malformed", exc.message) from exc
+
+    def _parse_compiled(self, body: bytes, call_type: CallType | None) -> Any:
+        """The compiled core's request, or None: no core, or one it leaves to Python (the
+        Python path then answers it, refusals and their messages included)."""
+        if self.core is None:
+            return None
+        try:
+            return self.core.parse_request(body, None if call_type is None else call_type.value)
+        except self.core.Fallback:
+            metrics.EDGE_PATH.labels("python").inc()
+            return None
+
+    async def _decode_compiled(
+        self, request: Any, system: SystemKey, received_at: datetime
+    ) -> list[tuple[Any, ...]] | None:
+        """The compiled core's outcome of each event, or None when the system's view or
+        one of its structures is left to Python. Raises what Redis raises when the view is
+        not cached and Redis does not answer."""
+        structures = self.recorder.structures
+        view = await structures.view(system.system_id)
+        compiled = None if view is None else structures.compiled(system.system_id, view)
+        if compiled is None:
+            metrics.EDGE_PATH.labels("python").inc()
+            return None
+        try:
+            outcomes = request.decode(
+                system_id=system.system_id,
+                partner_id=system.partner_id,
+                received_at_us=_micros(received_at),
+                producer=self.recorder.producer_name,
+                max_event_bytes=MAX_EVENT_BYTES,
+                fingerprint=self.fingerprint,
+                structures=compiled,
+                reject_unknown=view["unknown_events"] == "reject",
+            )
+        except self.core.Fallback:
+            metrics.EDGE_PATH.labels("python").inc()
+            return None
+        metrics.EDGE_PATH.labels("compiled").inc()
+        return outcomes
 
     async def _charge(self, system: SystemKey, events: int) -> None:
         """Charge a request's events, accepted or not (a request without events costs
@@ -304,13 +398,18 @@ class Ingest:
     async def _admit(self, decoded: _Decoded) -> None:
         """Produce the accepted events and the refusals and wait for every ack. Raises
         ``Problem`` 503 with ``Retry-After`` when Kafka did not take them all."""
-        accepted, refused = decoded.accepted, decoded.refused
-        if not accepted and not refused:
-            return
-        try:
-            recorded = await self.publish(
+        if decoded.outcomes is not None:
+            produce = self.publish_outcomes(decoded.outcomes, decoded.system, decoded.received_at)
+            accepted = [o for o in decoded.outcomes if o[0] != "rejected"]
+        else:
+            accepted, refused = decoded.accepted, decoded.refused
+            if not accepted and not refused:
+                return
+            produce = self.publish(
                 accepted, refused, system=decoded.system, received_at=decoded.received_at
             )
+        try:
+            recorded = await produce
         except (KafkaDeliveryError, BufferError) as exc:
             # the client learns to retry; the driver's text (brokers, internals) is logged
             log.warning("tracking events not stored", events=len(accepted), error=repr(exc))
@@ -343,6 +442,28 @@ class Ingest:
             return decision
         kind = "partner" if decision.limited_by.startswith("ingest:partner:") else "system"
         return Decision(False, decision.tokens_left, decision.retry_after_s, kind)
+
+    async def publish_outcomes(
+        self, outcomes: Sequence[tuple[Any, ...]], system: SystemKey, received_at: datetime
+    ) -> int:
+        """Produce the compiled core's outcomes as :meth:`publish` produces the Python
+        path's: recorded -> ``tracking.events``, raw -> ``tracking.raw``, rejected ->
+        ``tracking.dlq`` (``rejection_record``); then wait once for every ack. Returns how
+        many were recorded here. Raises ``KafkaDeliveryError`` as :meth:`publish` does."""
+        batch = self.producer.deliveries()
+        key = system.system_id.encode()
+        recorded = 0
+        for kind, first, second, *rest in outcomes:
+            if kind == "recorded":
+                batch.produce(topics.TRACKING_EVENTS, second, key=key)
+                recorded += 1
+            elif kind == "raw":
+                batch.produce(topics.TRACKING_RAW, second, key=key)
+            else:
+                rejection = EventRejection(RejectReason(first), second)
+                _dead_letter(batch, rest[0], rejection, system, received_at)
+        await batch.wait()
+        return recorded
 
     async def publish(
         self,
@@ -381,18 +502,25 @@ class Ingest:
             if system is None or received_at is None:
                 raise ValueError("refused events need the system and the received time")
             for raw, rejection in refused:
-                body = rejection_record(
-                    raw,
-                    rejection,
-                    system_id=system.system_id,
-                    partner_id=system.partner_id,
-                    received_at=received_at,
-                )
-                headers = [("reason", rejection.message.encode()[:4000]), ("agent", b"ingest")]
-                batch.produce(topics.TRACKING_DLQ, _dead_letter_json(body),
-                              key=system.system_id.encode(), headers=headers)  # fmt: skip
+                _dead_letter(batch, raw, rejection, system, received_at)
         await batch.wait()
         return recorded
+
+
+def _dead_letter(
+    batch: Deliveries, raw: Any, rejection: EventRejection, system: SystemKey, at: datetime
+) -> None:
+    """Queue the ``tracking.dlq`` record of an event refused at the edge."""
+    body = rejection_record(raw, rejection, system_id=system.system_id,
+                            partner_id=system.partner_id, received_at=at)  # fmt: skip
+    headers = [("reason", rejection.message.encode()[:4000]), ("agent", b"ingest")]
+    batch.produce(topics.TRACKING_DLQ, _dead_letter_json(body), key=system.system_id.encode(),
+                  headers=headers)  # fmt: skip
+
+
+def _micros(t: datetime) -> int:
+    """Microseconds since the Unix epoch of tz-aware ``t``, exactly (no float)."""
+    return (t - _EPOCH) // timedelta(microseconds=1)
 
 
 def _dead_letter_json(body: dict[str, Any]) -> bytes:

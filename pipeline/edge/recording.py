@@ -55,9 +55,16 @@ class Structures:
     compiled validators are cached per (system, event name, structure version)."""
 
     def __init__(
-        self, redis: Redis, *, ttl_s: float = 2.0, timer: Callable[[], float] = time.monotonic
+        self,
+        redis: Redis,
+        *,
+        ttl_s: float = 2.0,
+        timer: Callable[[], float] = time.monotonic,
+        core: Any = None,
     ) -> None:
         self.redis = redis
+        self.core = core
+        self._native: dict[tuple[str, tuple[Any, ...]], dict[str, Any] | None] = {}
         self._views: ReadThrough[str, dict[str, Any]] = ReadThrough(
             self._load, ttl_s=ttl_s, maxsize=50_000, timer=timer
         )
@@ -70,6 +77,26 @@ class Structures:
     async def _load(self, system_id: str) -> dict[str, Any] | None:
         raw = await self.redis.get(SYSTEM.format(system_id=system_id))
         return None if raw is None else orjson.loads(raw)
+
+    def compiled(self, system_id: str, view: dict[str, Any]) -> dict[str, Any] | None:
+        """The view's structures for the compiled core: event name -> (its compiled
+        validator, required, version), or None when a structure's schema is one the core
+        leaves to Python (``streamfold_edge.Fallback``). Compiled once per set of
+        structure versions of a system. Requires the core (``self.core``)."""
+        versions = tuple(
+            sorted((n, s["version"], s["required"]) for n, s in view["structures"].items())
+        )
+        key = (system_id, versions)
+        if key not in self._native:
+            try:
+                self._native[key] = {
+                    name: (self.core.Validator(s["json_schema"]), bool(s["required"]),
+                           int(s["version"]))
+                    for name, s in view["structures"].items()
+                }  # fmt: skip
+            except self.core.Fallback:
+                self._native[key] = None
+        return self._native[key]
 
     def validator(self, system_id: str, name: str, structure: dict[str, Any]) -> Validator:
         key = (system_id, name, int(structure["version"]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from redis.asyncio import Redis
@@ -73,9 +74,10 @@ class Validation:
         return ""
 
 
-def recorder(settings: Settings, *, codec: AvroCodec, redis: Redis) -> Recorder:
-    """The tracking decision (``pipeline.edge.recording``), as the API and validation make it."""
-    structures = Structures(redis, ttl_s=settings.key_cache_ttl_s)
+def recorder(settings: Settings, *, codec: AvroCodec, redis: Redis, core: Any = None) -> Recorder:
+    """The tracking decision (``pipeline.edge.recording``), as the API and validation make
+    it; ``core``: the compiled module, whose validators the API's structures keep too."""
+    structures = Structures(redis, ttl_s=settings.key_cache_ttl_s, core=core)
     return Recorder(structures, codec, settings.producer_name)
 
 
