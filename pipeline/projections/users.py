@@ -10,6 +10,7 @@ were (README.md, "How it fits together": Projections; the rule is ``folding.py``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -93,22 +94,10 @@ def fold(current: Folded, envelopes: Sequence[Envelope]) -> FoldResult:
 
 
 def row_to_user(row: dict[str, Any]) -> tuple[User, int]:
-    """A row of ``load_sql`` back into the domain state and its version."""
-    user = User(
-        user_id=row["user_id"],
-        username=row["username"],
-        email=row["email"],
-        first_name=row["first_name"],
-        last_name=row["last_name"],
-        phone=row["phone"],
-        role=row["role"],
-        status=UserStatus(row["status"]),
-        password_hash=row["password_hash"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        last_login_at=row["last_login_at"],
-    )
-    return user, int(row["version"])
+    """A row of ``load_sql`` back into the domain state and its version: a column for each
+    of the state's fields (datetimes already datetimes), the status as its value."""
+    fields = {f.name: row[f.name] for f in dataclasses.fields(User)}
+    return User(**{**fields, "status": UserStatus(row["status"])}), int(row["version"])
 
 
 def user_row(user: User, version: int) -> list[Any]:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pipeline.domain.table_form import from_table, to_table
+
 
 @dataclass(frozen=True, slots=True)
 class Chirp:
@@ -17,20 +19,10 @@ class Chirp:
 
 
 def state_to_dict(state: Chirp) -> dict[str, Any]:
-    return {
-        "chirp_id": state.chirp_id,
-        "author_id": state.author_id,
-        "text": state.text,
-        "posted_at": state.posted_at.isoformat(),
-        "deleted": state.deleted,
-    }
+    """``table_form.to_table``: ``posted_at`` as an ISO-8601 string."""
+    return to_table(state)
 
 
 def state_from_dict(d: dict[str, Any]) -> Chirp:
-    return Chirp(
-        d["chirp_id"],
-        d["author_id"],
-        d["text"],
-        datetime.fromisoformat(d["posted_at"]),
-        bool(d["deleted"]),
-    )
+    """Inverse of :func:`state_to_dict`. Raises KeyError or ValueError."""
+    return from_table(Chirp, d)

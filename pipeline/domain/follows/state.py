@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pipeline.domain.table_form import from_table, to_table
+
 
 @dataclass(frozen=True, slots=True)
 class Follow:
@@ -14,12 +16,10 @@ class Follow:
 
 
 def state_to_dict(state: Follow) -> dict[str, Any]:
-    return {
-        "follower_id": state.follower_id,
-        "followee_id": state.followee_id,
-        "following": state.following,
-    }
+    """``table_form.to_table``: the three fields as they are."""
+    return to_table(state)
 
 
 def state_from_dict(d: dict[str, Any]) -> Follow:
-    return Follow(d["follower_id"], d["followee_id"], bool(d["following"]))
+    """Inverse of :func:`state_to_dict`. Raises KeyError."""
+    return from_table(Follow, d)

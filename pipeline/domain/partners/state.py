@@ -12,6 +12,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from pipeline.domain.table_form import from_table, to_table
+
 
 class PartnerStatus(StrEnum):
     """Lifecycle: ACTIVE -> INACTIVE (terminal: an inactive partner accepts no command)."""
@@ -105,102 +107,28 @@ class Partner:
     read_tokens: Mapping[str, ReadToken] = field(default_factory=dict)
 
 
-def _system_to_dict(system: PartnerSystem) -> dict[str, Any]:
-    return {
-        "system_id": system.system_id,
-        "name": system.name,
-        "description": system.description,
-        "key_hash": system.key_hash,
-        "key_prefix": system.key_prefix,
-        "status": system.status.value,
-        "unknown_events": system.unknown_events.value,
-        "structures": {
-            name: {"json_schema": s.json_schema, "required": s.required, "version": s.version}
-            for name, s in system.structures.items()
-        },
-        "structure_versions": dict(system.structure_versions),
-        "allowed_origins": list(system.allowed_origins),
-    }
-
-
-def _system_from_dict(d: dict[str, Any]) -> PartnerSystem:
-    return PartnerSystem(
-        system_id=d["system_id"],
-        name=d["name"],
-        description=d["description"],
-        key_hash=d["key_hash"],
-        key_prefix=d["key_prefix"],
-        status=SystemStatus(d["status"]),
-        unknown_events=UnknownEventPolicy(d["unknown_events"]),
-        structures={
-            name: EventStructure(
-                json_schema=s["json_schema"], required=bool(s["required"]), version=s["version"]
-            )
-            for name, s in d["structures"].items()
-        },
-        structure_versions={name: int(v) for name, v in d["structure_versions"].items()},
-        # states stored before origins and read tokens existed lack the keys
-        allowed_origins=tuple(d.get("allowed_origins", ())),
-    )
-
-
-def _token_to_dict(token: ReadToken) -> dict[str, Any]:
-    return {
-        "token_id": token.token_id,
-        "name": token.name,
-        "token_hash": token.token_hash,
-        "token_prefix": token.token_prefix,
-        "active": token.active,
-        "issued_at": token.issued_at.isoformat(),
-        "revoked_at": None if token.revoked_at is None else token.revoked_at.isoformat(),
-    }
-
-
-def _token_from_dict(d: dict[str, Any]) -> ReadToken:
-    revoked = d.get("revoked_at")
-    return ReadToken(
-        token_id=d["token_id"],
-        name=d["name"],
-        token_hash=d["token_hash"],
-        token_prefix=d["token_prefix"],
-        active=bool(d["active"]),
-        issued_at=datetime.fromisoformat(d["issued_at"]),
-        revoked_at=None if revoked is None else datetime.fromisoformat(revoked),
-    )
-
-
 def state_to_dict(partner: Partner) -> dict[str, Any]:
-    """JSON-safe dict of ``partner``: datetimes as ISO-8601 strings, enums as their values,
-    ``systems`` as a list in insertion order, ``structures`` as ``{event_name: {json_schema,
-    required, version}}``, ``read_tokens`` as a list in issue order (hashes included: the
-    API strips them before showing a state).
+    """JSON-safe dict of ``partner`` (``table_form.to_table``): datetimes as ISO-8601
+    strings, enums as their values, ``systems`` as a list in insertion order, ``structures``
+    as ``{event_name: {json_schema, required, version}}``, ``read_tokens`` as a list in issue
+    order (hashes included: the API strips them before showing a state).
     """
     return {
-        "partner_id": partner.partner_id,
-        "name": partner.name,
-        "email": partner.email,
-        "contact_person": partner.contact_person,
-        "max_systems": partner.max_systems,
-        "status": partner.status.value,
-        "systems": [_system_to_dict(s) for s in partner.systems.values()],
-        "created_at": partner.created_at.isoformat(),
-        "updated_at": partner.updated_at.isoformat(),
-        "read_tokens": [_token_to_dict(t) for t in partner.read_tokens.values()],
+        **to_table(partner),
+        # lists, not mappings: each item carries its own id, and a list keeps the order
+        "systems": [to_table(s) for s in partner.systems.values()],
+        "read_tokens": [to_table(t) for t in partner.read_tokens.values()],
     }
 
 
 def state_from_dict(d: dict[str, Any]) -> Partner:
-    """Inverse of :func:`state_to_dict`. Raises ``KeyError``/``ValueError`` on malformed input."""
-    systems = [_system_from_dict(s) for s in d["systems"]]
-    return Partner(
-        partner_id=d["partner_id"],
-        name=d["name"],
-        email=d["email"],
-        contact_person=d["contact_person"],
-        max_systems=int(d["max_systems"]),
-        status=PartnerStatus(d["status"]),
+    """Inverse of :func:`state_to_dict`. Raises ``KeyError``/``ValueError`` on malformed input.
+    A form stored before origins and read tokens existed lacks their keys: none of either."""
+    systems = [from_table(PartnerSystem, s) for s in d["systems"]]
+    tokens = [from_table(ReadToken, t) for t in d.get("read_tokens", ())]
+    return from_table(
+        Partner,
+        d,
         systems={s.system_id: s for s in systems},
-        created_at=datetime.fromisoformat(d["created_at"]),
-        updated_at=datetime.fromisoformat(d["updated_at"]),
-        read_tokens={t.token_id: t for t in map(_token_from_dict, d.get("read_tokens", ()))},
+        read_tokens={t.token_id: t for t in tokens},
     )
