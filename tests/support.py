@@ -28,6 +28,26 @@ ADMIN_PASSWORD = "admin-password-for-tests"
 REPO = Path(__file__).resolve().parents[1]
 
 
+PROBLEM = "application/problem+json"  # the content type of every error answer
+
+
+def new_user(prefix: str, **over: Any) -> dict[str, Any]:
+    """The body of ``POST /api/admin/users`` for a new student of its own: username
+    ``<prefix>_<tag>`` and e-mail ``<prefix>-<tag>@example.com`` with a fresh ``tag`` each
+    call, so tests that share the session's serve process never collide; ``over`` replaces
+    any key."""
+    tag = uuid.uuid4().hex[:10]
+    return {
+        "username": f"{prefix}_{tag}",
+        "email": f"{prefix}-{tag}@example.com",
+        "first_name": "Ada",
+        "last_name": "Lovelace",
+        "role": "student",
+        "password": "correct horse battery",
+        **over,
+    }
+
+
 @dataclass(frozen=True)
 class Endpoints:
     kafka_bootstrap: str

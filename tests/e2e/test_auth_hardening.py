@@ -29,11 +29,10 @@ import jwt
 import pytest
 
 from deploy.secrets import with_jwt_secret
-from tests.support import ServeProcess, wait_for
+from tests.support import PROBLEM, ServeProcess, new_user, wait_for
 
 pytestmark = pytest.mark.e2e
 
-PROBLEM = "application/problem+json"
 PROFILE = {"first_name": "Admin", "last_name": "User"}  # what create-admin gives the admin
 
 
@@ -43,16 +42,7 @@ def new_address() -> str:
 
 
 def person(**over: Any) -> dict[str, Any]:
-    tag = uuid.uuid4().hex[:10]
-    return {
-        "username": f"auth_{tag}",
-        "email": f"auth-{tag}@example.com",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "role": "student",
-        "password": "correct horse battery",
-        **over,
-    }
+    return new_user("auth", **over)
 
 
 def create(admin: httpx.Client, body: dict[str, Any]) -> str:
@@ -295,6 +285,16 @@ def only_the_configured_admin(admin: httpx.Client, server: ServeProcess) -> str:
     return me
 
 
+def a_second_admin(
+    server: ServeProcess, admin: httpx.Client, user_client: Any
+) -> tuple[str, dict[str, Any], str, httpx.Client]:
+    """The configured admin's id, once it is the only active admin; then a second admin:
+    its body, its id and a client logged in as it."""
+    me = only_the_configured_admin(admin, server)
+    body = person(role="admin")
+    return me, body, create(admin, body), user_client(body)
+
+
 def test_the_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
     server: ServeProcess, admin: httpx.Client
 ) -> None:
@@ -321,10 +321,7 @@ def test_the_last_active_admin_cannot_be_demoted_deactivated_or_deleted(
 def test_admins_demoting_each_other_at_once_leave_one_active_admin(
     server: ServeProcess, admin: httpx.Client, user_client: Any
 ) -> None:
-    me = only_the_configured_admin(admin, server)
-    body = person(role="admin")
-    other = create(admin, body)
-    theirs = user_client(body)
+    me, body, other, theirs = a_second_admin(server, admin, user_client)
     other_profile = {k: body[k] for k in ("first_name", "last_name")}
 
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -349,10 +346,7 @@ def test_admins_demoting_each_other_at_once_leave_one_active_admin(
 def test_create_admin_gives_the_admin_back_its_role_and_status(
     server: ServeProcess, admin: httpx.Client, user_client: Any
 ) -> None:
-    me = only_the_configured_admin(admin, server)
-    body = person(role="admin")
-    other = create(admin, body)
-    theirs = user_client(body)
+    me, body, other, theirs = a_second_admin(server, admin, user_client)
     # another admin demotes and deactivates the configured one
     demoted = theirs.put(f"/api/admin/users/{me}", json={**PROFILE, "role": "teacher"})
     assert demoted.status_code == 200, demoted.text

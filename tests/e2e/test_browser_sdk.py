@@ -24,10 +24,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page
 
 from api.routes.browser import ANALYTICS_NEXT_VERSION, VENDOR
-from deploy.binaries import ensure_chromium
 from tests.e2e.test_tracking import new_system
 from tests.support import REPO, ServeProcess, ensure_browser_sdk, sql, wait_for
 
@@ -125,14 +124,6 @@ def shop(modules: Path) -> Iterator[Site]:
 @pytest.fixture(scope="module")
 def elsewhere(modules: Path) -> Iterator[Site]:
     yield from _site(modules, {"/npm.html": NPM_PAGE.format(tag="")})
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=ensure_chromium(), headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

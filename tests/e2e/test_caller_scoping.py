@@ -15,24 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ServeProcess, wait_for
+from tests.support import PROBLEM, ServeProcess, new_user, wait_for
 
 pytestmark = pytest.mark.e2e
 
-PROBLEM = "application/problem+json"
-
 
 def person(**over: Any) -> dict[str, Any]:
-    tag = uuid.uuid4().hex[:10]
-    return {
-        "username": f"scope_{tag}",
-        "email": f"scope-{tag}@example.com",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "role": "student",
-        "password": "correct horse battery",
-        **over,
-    }
+    return new_user("scope", **over)
 
 
 def user(

@@ -5,25 +5,15 @@ and a second open page (never reloaded) shows the new prospect through ``/ws/eve
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from deploy.binaries import ensure_chromium
 from tests.e2e.test_identity import PASSWORD, tag, user_client
 from tests.support import ServeProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=ensure_chromium(), headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,25 +4,15 @@ reload (issue 10, section 3)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
-from deploy.binaries import ensure_chromium
 from tests.e2e.test_social import User
 from tests.support import ServeProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=ensure_chromium(), headless=True)
-        yield browser
-        browser.close()
 
 
 def sign_in(browser: Browser, server: ServeProcess, user: User) -> Any:

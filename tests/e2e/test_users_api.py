@@ -12,25 +12,13 @@ import httpx
 import pytest
 
 from api.routes.health import READY_CACHE_S
-from tests.support import ServeProcess, sql, wait_for
+from tests.support import PROBLEM, ServeProcess, new_user, sql, wait_for
 
 pytestmark = pytest.mark.e2e
 
-PROBLEM = "application/problem+json"
-
 
 def person(**over: Any) -> dict[str, Any]:
-    tag = uuid.uuid4().hex[:10]
-    return {
-        "username": f"u_{tag}",
-        "email": f"{tag}@example.com",
-        "first_name": "Ada",
-        "last_name": "Lovelace",
-        "phone": "504-621-8927",
-        "role": "student",
-        "password": "correct horse battery",
-        **over,
-    }
+    return new_user("u", **{"phone": "504-621-8927", **over})
 
 
 def create(admin: httpx.Client, **over: Any) -> dict[str, Any]:
