@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,24 @@ def new_user(prefix: str, **over: Any) -> dict[str, Any]:
         "password": "correct horse battery",
         **over,
     }
+
+
+class LoopbackServer(ThreadingHTTPServer):
+    """An HTTP server of a test's own on 127.0.0.1, on a port the system picks."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing (``http.server`` writes each request to stderr)."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,15 @@ from playwright.sync_api import Browser, BrowserContext, Page
 
 from api.routes.browser import ANALYTICS_NEXT_VERSION, VENDOR
 from tests.e2e.test_tracking import new_system
-from tests.support import REPO, ServeProcess, ensure_browser_sdk, sql, wait_for
+from tests.support import (
+    REPO,
+    LoopbackServer,
+    QuietHandler,
+    ServeProcess,
+    ensure_browser_sdk,
+    sql,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -57,19 +64,15 @@ NPM_PAGE = """<!doctype html>
 """
 
 
-class Site(ThreadingHTTPServer):
+class Site(LoopbackServer):
     """A web origin of its own: pages from a dict, and the npm packages."""
 
     def __init__(self, pages: dict[str, str], modules: Path) -> None:
-        super().__init__(("127.0.0.1", 0), _Serve)
+        super().__init__(_Serve)
         self.pages, self.modules = pages, modules
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
-
-class _Serve(BaseHTTPRequestHandler):
+class _Serve(QuietHandler):
     server: Site
 
     def do_GET(self) -> None:  # the name http.server dispatches to
@@ -90,9 +93,6 @@ class _Serve(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 def readme_snippet() -> str:

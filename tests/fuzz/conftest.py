@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from tests.support import ServeProcess, admin_token, wait_for
+from tests.support import ServeProcess, admin_token, new_user, wait_for
 
 CI_EXAMPLES = 5
 CI_PHASES = "examples,fuzzing,stateful"
@@ -124,19 +124,9 @@ def fuzz_targets(admin: httpx.Client, fuzz_principals: FuzzPrincipals) -> FuzzTa
     )
     assert structure.status_code == 200, structure.text
     users = []
-    for i in range(3):
-        tag = uuid.uuid4().hex[:8]
-        created = admin.post(
-            "/api/admin/users",
-            json={
-                "username": f"fuzz{tag}",
-                "email": f"fuzz{tag}@example.org",
-                "first_name": "Fuzz",
-                "last_name": f"Target{i}",
-                "password": "a long fuzz password",
-                "role": ["student", "teacher", "admin"][i],
-            },
-        )
+    for i, role in enumerate(["student", "teacher", "admin"]):
+        body = new_user("fuzz", first_name="Fuzz", last_name=f"Target{i}", role=role)
+        created = admin.post("/api/admin/users", json=body)
         assert created.status_code == 201, created.text
         users.append(created.json()["id"])
         commands.append(created.json()["command_id"])

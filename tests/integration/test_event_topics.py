@@ -23,7 +23,7 @@ from pipeline.write.codecs import decode_result
 from pipeline.write.routing import new_aggregate_id, submission
 from schemas.codec import AvroCodec
 from schemas.registry import SchemaRegistry
-from tests.support import ServeProcess, read_topic, sql, wait_for
+from tests.support import ServeProcess, new_user, read_topic, sql, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -78,17 +78,8 @@ def test_poison_event_is_dead_lettered_and_projection_keeps_going(
     assert p.flush(30) == 0
 
     # the projection goes on: a user created after the poison records becomes visible
-    tag = uuid.uuid4().hex[:8]
-    created = admin.post(
-        "/api/admin/users",
-        json={
-            "username": f"after_{tag}",
-            "email": f"after-{tag}@example.com",
-            "first_name": "After",
-            "last_name": "Poison",
-            "password": "a long password",
-        },
-    )
+    body = new_user("after", first_name="After", last_name="Poison")
+    created = admin.post("/api/admin/users", json=body)
     assert created.status_code == 201
     uid = created.json()["id"]
     wait_for(

@@ -15,7 +15,6 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from segment.analytics import Client
 from segment.analytics import request as sdk_request
 
 from tests.e2e.test_tracking import key_works, new_system
-from tests.support import ServeProcess, sql, wait_for
+from tests.support import LoopbackServer, QuietHandler, ServeProcess, sql, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,21 +31,17 @@ HISTORIC = datetime(2024, 3, 5, 10, 0, tzinfo=UTC)  # the times the app passes, 
 SKEW = timedelta(hours=1)  # the client's clock is this far ahead of the server's
 
 
-class _LossyProxy(ThreadingHTTPServer):
+class _LossyProxy(LoopbackServer):
     """Forwards to ``upstream``; the first ``lose`` successful answers become a 503."""
 
     def __init__(self, upstream: str, lose: int) -> None:
-        super().__init__(("127.0.0.1", 0), _Forward)
+        super().__init__(_Forward)
         self.upstream, self.lose = upstream, lose
         self.seen: list[dict[str, Any]] = []
         self.lock = threading.Lock()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
-
-class _Forward(BaseHTTPRequestHandler):
+class _Forward(QuietHandler):
     server: _LossyProxy
 
     def do_POST(self) -> None:  # the name http.server dispatches to
@@ -67,9 +62,6 @@ class _Forward(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(content)))
         self.end_headers()
         self.wfile.write(content)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
 
 class _ClientClock(datetime):

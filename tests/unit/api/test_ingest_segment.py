@@ -80,14 +80,20 @@ def ingest() -> FakeIngest:
     return FakeIngest()
 
 
-@pytest.fixture
-async def client(ingest: FakeIngest) -> Any:
-    settings = Settings(env="test", max_body_bytes=LIMIT, jwt_secret="s" * 32)
+def ingest_client(ingest: FakeIngest, **settings: Any) -> httpx.AsyncClient:
+    """A client of the real app over ``ingest`` and :class:`FakeKeys` (no Kafka, Redis or
+    ClickHouse); ``settings`` are the test settings' own values."""
+    config = Settings(env="test", jwt_secret="s" * 32, **settings)
     services = Services(
-        settings=settings, clickhouse=None, redis=None, bus=None, keys=FakeKeys(), ingest=ingest
+        settings=config, clickhouse=None, redis=None, bus=None, keys=FakeKeys(), ingest=ingest
     )  # type: ignore[arg-type]
     transport = httpx.ASGITransport(app=create_api(services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+@pytest.fixture
+async def client(ingest: FakeIngest) -> Any:
+    async with ingest_client(ingest, max_body_bytes=LIMIT) as c:
         yield c
 
 

@@ -10,10 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.app import create_api
-from api.deps import Services
-from pipeline.common.settings import Settings
-from tests.unit.api.test_ingest_segment import KEY, FakeIngest, FakeKeys
+from tests.unit.api.test_ingest_segment import KEY, FakeIngest, ingest_client
 
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
@@ -25,12 +22,7 @@ def ingest() -> FakeIngest:
 
 @pytest.fixture
 async def client(ingest: FakeIngest) -> Any:
-    settings = Settings(env="test", jwt_secret="s" * 32)
-    services = Services(
-        settings=settings, clickhouse=None, redis=None, bus=None, keys=FakeKeys(), ingest=ingest
-    )  # type: ignore[arg-type]
-    transport = httpx.ASGITransport(app=create_api(services))
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+    async with ingest_client(ingest) as c:
         yield c
 
 
