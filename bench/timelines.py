@@ -87,14 +87,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import redis as sync_redis  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
 from api.live import ChirpFeeds  # noqa: E402
 from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.redis import open_redis  # noqa: E402
 from deploy import binaries  # noqa: E402
-from deploy.processes import free_port, spawn, stop_process, wait_ready  # noqa: E402
+from deploy.localstack import wait_for_redis  # noqa: E402
+from deploy.processes import free_port, spawn, stop_process  # noqa: E402
 from pipeline.domain import chirps, follows  # noqa: E402
 from pipeline.domain.handling import Snapshot, handle  # noqa: E402
 from pipeline.domain.timeline_policy import TimelinePolicy  # noqa: E402
@@ -267,25 +267,15 @@ class Server:
 
 def start_redis(home: Path) -> Server:
     """Debian's redis-server, no persistence (``deploy.localstack.start_redis`` turns the
-    AOF on, which would be measured too), with deploy.processes' spawn and readiness wait."""
+    AOF on, which would be measured too), with deploy.processes' spawn and
+    deploy.localstack's wait for its PING."""
     port = free_port()
     argv = [binaries.ensure_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
             "--dir", str(home), "--save", "", "--appendonly", "no",
             "--daemonize", "no"]  # fmt: skip
     log = home / "redis.log"
     proc = spawn(argv, log, cwd=home)
-    client = sync_redis.Redis(port=port, socket_connect_timeout=0.5, socket_timeout=1)
-
-    def ready() -> bool:
-        try:
-            return bool(client.ping())
-        except sync_redis.RedisError:
-            return False
-
-    try:
-        wait_ready(proc, "redis", log, 20, ready)
-    finally:
-        client.close()
+    wait_for_redis(proc, port, log, 20)
     return Server(proc.pid, port)
 
 

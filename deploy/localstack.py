@@ -182,8 +182,6 @@ def start_redis(
         LocalStackError: redis-server missing and not installable (see
             ensure_redis_server), it exited, or no PING answer within ``timeout_s`` seconds.
     """
-    import redis  # only needed here
-
     check_free(port)
     binary = binaries.ensure_redis_server()
     data_dir = data_dir.resolve()
@@ -198,6 +196,23 @@ def start_redis(
         "--daemonize", "no",  # default logfile "" = stdout, i.e. log_path
     ]  # fmt: skip
     proc = spawn(argv, log_path, cwd=data_dir)
+    wait_for_redis(proc, port, log_path, timeout_s)
+    return ServiceProcess(
+        name="redis", pid=proc.pid, address=f"127.0.0.1:{port}", log_path=log_path
+    )
+
+
+def wait_for_redis(
+    proc: subprocess.Popen[bytes], port: int, log_path: Path, timeout_s: float
+) -> None:
+    """Wait until the redis-server ``proc`` answers PING on 127.0.0.1:``port``.
+
+    Raises:
+        LocalStackError: it exited, or gave no answer within ``timeout_s`` seconds
+            (``deploy.processes.wait_ready``; the message quotes ``log_path``).
+    """
+    import redis  # only needed here
+
     client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=0.5, socket_timeout=1)
 
     def ready() -> bool:
@@ -210,9 +225,6 @@ def start_redis(
         wait_ready(proc, "redis", log_path, timeout_s, ready)
     finally:
         client.close()
-    return ServiceProcess(
-        name="redis", pid=proc.pid, address=f"127.0.0.1:{port}", log_path=log_path
-    )
 
 
 # --------------------------------------------------------------------------- the pair
