@@ -68,7 +68,7 @@ from redis.asyncio import Redis
 from redis.exceptions import LockError
 
 from api.deps import Services, ServicesDep, per_app
-from api.problems import RETRY_AFTER_S, Problem
+from api.problems import Problem
 from api.replies import (
     outcome_body,
     pending,
@@ -165,11 +165,8 @@ async def run_removal(services: Services, roster: AdminRoster, command: Any) -> 
         return await run_command(services, command)
     lock = services.redis.lock(LOCK, timeout=lock_ttl_s(services))
     if not await lock.acquire(blocking_timeout=services.settings.command_timeout_s):
-        raise Problem(
-            503,
-            "admin-change-busy",
-            "another change to an admin is in progress; retry shortly",
-            headers={"Retry-After": RETRY_AFTER_S},
+        raise Problem.retry_later(
+            "admin-change-busy", "another change to an admin is in progress; retry shortly"
         )
     release = True
     try:

@@ -12,7 +12,7 @@ import structlog
 from fastapi.responses import JSONResponse
 
 from api.deps import Services
-from api.problems import RETRY_AFTER_S, Problem
+from api.problems import Problem
 from connectors.exceptions import KafkaDeliveryError
 from pipeline.domain.handling import CommandResult
 from pipeline.domain.results import RejectionReason
@@ -85,11 +85,9 @@ async def submit(services: Services, command: Any) -> CommandResult | None:
     try:
         return await services.bus.submit(command)
     except (KafkaDeliveryError, BufferError) as exc:
-        raise Problem(
-            503,
+        raise Problem.retry_later(
             "kafka-unavailable",
             "the command was not queued: Kafka did not acknowledge it; retry shortly",
-            headers={"Retry-After": RETRY_AFTER_S},
         ) from exc
 
 

@@ -15,7 +15,7 @@ from fastapi import APIRouter
 
 from api.deps import AdminDep, ServicesDep
 from api.models.sql import SqlQuery, SqlResult
-from api.problems import RETRY_AFTER_S, Problem
+from api.problems import Problem
 from connectors.exceptions import AnalystQueryError, ConnectorError, ReadOnlyQueryError
 
 router = APIRouter(prefix="/api/admin/sql", tags=["analytics"])
@@ -51,10 +51,6 @@ async def run_sql(body: SqlQuery, services: ServicesDep, _admin: AdminDep) -> Sq
     except AnalystQueryError as exc:
         raise Problem(400, "bad-sql", str(exc)) from exc
     except (ConnectorError, OperationalError) as exc:
-        raise Problem(
-            503,
-            "unavailable",
-            "ClickHouse is not answering; retry shortly",
-            headers={"Retry-After": RETRY_AFTER_S},
-        ) from exc
+        detail = "ClickHouse is not answering; retry shortly"
+        raise Problem.retry_later("unavailable", detail) from exc
     return SqlResult(columns=columns, rows=[[_cell(v) for v in row] for row in rows])

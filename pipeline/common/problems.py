@@ -39,3 +39,9 @@ class Problem(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+
+    @classmethod
+    def retry_later(cls, slug: str, detail: str) -> Problem:
+        """A 503 with ``Retry-After: RETRY_AFTER_S``: what was needed (a store, a lock) did
+        not answer in time and should shortly."""
+        return cls(503, slug, detail, headers={"Retry-After": RETRY_AFTER_S})
