@@ -1,4 +1,4 @@
-"""The tracking sink's dedup check (``STORED_IDS_SQL``) against a growing ``tracking_events``.
+"""The tracking sink's dedup check (``stored_ids_sql``) against a growing ``tracking_events``.
 
 The sink asks, for every batch, which of its event ids are already stored (received within
 the dedup window). This fills a scratch chdb engine, with the project's own tables, up to
@@ -67,7 +67,7 @@ async def check_ms(clickhouse: ClickHouse, ids: list[str], window_s: int) -> tup
         "since": datetime.now(UTC) - timedelta(seconds=window_s),
     }
     started = time.perf_counter()
-    rows = await clickhouse.query(tracking_tables.STORED_IDS_SQL, params)
+    rows = await clickhouse.query(tracking_tables.stored_ids_sql("tracking_events"), params)
     return (time.perf_counter() - started) * 1000, len(rows)
 
 

@@ -157,7 +157,6 @@ def test_a_redis_read_model_is_rebuilt_and_promoted_while_keys_keep_working(
     ("method", "path", "body", "status", "slug"),
     [
         ("post", "/api/admin/projections/nope/rebuild", None, 404, "unknown-projection"),
-        ("post", "/api/admin/projections/tracking_events/rebuild", None, 409, "not-rebuildable"),
         ("post", "/api/admin/projections/users/promote", None, 409, "nothing-to-promote"),
         ("post", "/api/admin/projections/users/rebuild", {"from": "yesterday"}, 422, "bad-start"),
         ("post", "/api/admin/projections/users/rebuild", {"from": "2024-01-01T00:00:00"}, 422,

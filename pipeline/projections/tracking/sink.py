@@ -105,10 +105,14 @@ class TrackingSink:
         self._staging_sql = (
             tracking_tables.staging_ddl(self._staging),
             tracking_tables.staged_sql(self._staging),
-            tracking_tables.staged_insert_sql(self._staging),
         )
+        self.table = "tracking_events"
 
-    async def run_batch(self, records: Sequence[Record]) -> None:
+    async def run_batch(self, records: Sequence[Record], table: str = "tracking_events") -> None:
+        """Store ``records`` into ``table``: the live ``tracking_events``, or the table of
+        a version being rebuilt (``pipeline.projections.catalog.physical``), whose dedup
+        reads that table too."""
+        self.table = table
         if records and await self._staged(records):
             return
         await self._row_by_row(records)
@@ -135,7 +139,8 @@ class TrackingSink:
         data = self._container.file((r.value or b"", r.topic, r.partition, r.offset)
                                     for r in records)  # fmt: skip
         table = self._staging
-        make_sql, check_sql, insert_sql = self._staging_sql
+        make_sql, check_sql = self._staging_sql
+        insert_sql = tracking_tables.staged_insert_sql(table, self.table)
         try:
             if not self._staging_made:
                 await self.clickhouse.command(make_sql)
@@ -152,7 +157,7 @@ class TrackingSink:
             if not still_member():
                 raise PartitionsLost("dropped from the group before inserting")
             await self.clickhouse.insert_select(
-                "tracking_events",
+                self.table,
                 insert_sql,
                 {"window_s": int(self.window.total_seconds())},
                 dedup_token=tracking_tables.token_of(staged["ids_digest"]),
@@ -208,7 +213,7 @@ class TrackingSink:
         }
 
         async def read() -> None:
-            found = await self.clickhouse.query(tracking_tables.STORED_IDS_SQL, params)
+            found = await self.clickhouse.query(tracking_tables.stored_ids_sql(self.table), params)
             stored.update(str(r["event_id"]) for r in found)
 
         await until_stored("tracking ids", read)
@@ -216,7 +221,7 @@ class TrackingSink:
 
     async def _insert(self, rows: list[Any]) -> list[tuple[list[Any], str]]:
         return await store_rows(
-            self.clickhouse, "tracking_events", rows, tracking_tables.COLUMNS,
+            self.clickhouse, self.table, rows, tracking_tables.COLUMNS,
             token=tracking_tables.dedup_token,
         )  # fmt: skip
 
@@ -301,7 +306,10 @@ class RejectionSink:
     def __init__(self, clickhouse: ClickHouse) -> None:
         self.clickhouse = clickhouse
 
-    async def run_batch(self, records: Sequence[Record]) -> None:
+    async def run_batch(
+        self, records: Sequence[Record], table: str = "tracking_rejections"
+    ) -> None:
+        """Store ``records`` into ``table`` (the live table, or a rebuild's)."""
         rows = []
         for msg in records:
             try:
@@ -326,7 +334,7 @@ class RejectionSink:
             )  # fmt: skip
         if rows:
             refused = await store_rows(
-                self.clickhouse, "tracking_rejections", rows, tracking_tables.REJECTION_COLUMNS
+                self.clickhouse, table, rows, tracking_tables.REJECTION_COLUMNS
             )
             for row, reason in refused:
                 log.error("rejection not stored, left in the dead-letter topic", reason=reason,
@@ -343,20 +351,19 @@ def _utf8(text: str) -> str:
 # groups they had before the runner; they decode records themselves (the tracking sink
 # lets ClickHouse decode a whole batch), so the runner hands them the bytes.
 
-_NOT_VERSIONED = (
-    "tracking_events' materialized views and the sink's event-id dedup are not versioned"
-)
-
 
 def _bytes(value: bytes) -> bytes:
     return value
 
 
-def _over_records(run_batch: Callable[[Sequence[Record]], Awaitable[None]]) -> Handler:
-    """A handler that gives a sink the batch's records as consumed."""
+def _over_records(
+    run_batch: Callable[[Sequence[Record], str], Awaitable[None]], table: str
+) -> Handler:
+    """A handler that gives a sink the batch's records as consumed, and the physical name
+    of ``table`` in the version it runs (live, or a rebuild beside it)."""
 
     async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
-        await run_batch([d.record for d in batch])
+        await run_batch([d.record for d in batch], ctx.tables[table])
         return ()
 
     return handle
@@ -367,11 +374,11 @@ def _bind_sink(deps: Deps) -> Handler:
         raise ValueError("the tracking sink needs Deps.staging and .producer")
     sink = TrackingSink(deps.staging, deps.producer, deps.codec,
                         dedup_window_s=deps.dedup_window_s)  # fmt: skip
-    return _over_records(sink.run_batch)
+    return _over_records(sink.run_batch, "tracking_events")
 
 
 def _bind_rejections(deps: Deps) -> Handler:
-    return _over_records(RejectionSink(deps.clickhouse).run_batch)
+    return _over_records(RejectionSink(deps.clickhouse).run_batch, "tracking_rejections")
 
 
 SINK = Projection(
@@ -381,8 +388,10 @@ SINK = Projection(
     handle=None,
     bind=_bind_sink,
     decode=_bytes,
+    tables=("tracking_events",),
+    ddl=tracking_tables.events_ddl,
+    analyst_tables=("tracking_events", "tracking_minute"),
     legacy_group="tracking-sink",
-    rebuild_refused=_NOT_VERSIONED,
     description="recorded tracking events (and the per-minute view), each event id once",
 )
 REJECTIONS = Projection(
@@ -392,7 +401,9 @@ REJECTIONS = Projection(
     handle=None,
     bind=_bind_rejections,
     decode=_bytes,
+    tables=("tracking_rejections",),
+    ddl=tracking_tables.rejections_ddl,
+    analyst_tables=("tracking_rejections",),
     legacy_group="tracking-rejections",
-    rebuild_refused="its table is not versioned yet",
     description="events that failed validation, with the reasons",
 )

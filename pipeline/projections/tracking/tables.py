@@ -22,8 +22,11 @@ ClickHouse refuses a block spanning more than ``max_partitions_per_insert_block`
 partitions with code 252, and a batch of events from many months (a backfill) stalled the
 sink on that before.
 
-``tracking_rejections`` is a ReplacingMergeTree on (system, received_at, message id): a
-replayed rejection collapses under FINAL.
+``tracking_rejections`` is a ReplacingMergeTree on (system, received_at, message id, and
+the dead letter's partition and offset): a replayed dead letter collapses under FINAL, and
+two refusals of one request stay two even without message ids (the edge refuses events
+whose id is what is wrong with them). Tables made before the position was in the key
+collapsed those: rebuild and promote ``tracking_rejections`` to get the new key.
 
 Segment call types share the table (``type``: track, identify, page, screen, group, alias).
 ``event`` is what analytics group by: a track's name, a page's/screen's ``name`` (or
@@ -38,7 +41,7 @@ page and a track call of one name count together there; ``tracking_events`` tell
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -69,9 +72,9 @@ second at most, one part per month in each: 10,000 blocks cover far more than
 ``max.poll.interval.ms`` (300 s), the stall after which a zombie's insert can race its
 successor's. Cost: one line per block in the table's deduplication log."""
 
-DDL = (
+_EVENTS_TABLE = (
     """
-    CREATE TABLE IF NOT EXISTS tracking_events (
+    CREATE TABLE IF NOT EXISTS {t} (
         event_id UUID,
         partner_id String,
         system_id String,
@@ -88,7 +91,7 @@ DDL = (
         original_timestamp DateTime64(3, 'UTC') DEFAULT timestamp,
         received_at DateTime64(3, 'UTC'),
         properties String,
-        traits String DEFAULT '{}',
+        traits String DEFAULT '{{}}',
         context String,
         schema_valid UInt8,
         structure_version Nullable(UInt32),
@@ -100,40 +103,17 @@ DDL = (
     PARTITION BY toYYYYMM(timestamp)
     ORDER BY (system_id, event, timestamp)
     """
-    f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}",
-    # tables made before insert deduplication tokens (a no-op when already set)
-    "ALTER TABLE tracking_events MODIFY SETTING "
-    f"non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}",
-    # tables made before Segment call types (their old rows read as track calls whose client
-    # time is their timestamp)
-    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS type LowCardinality(String) "
-    "DEFAULT 'track' AFTER system_id",
-    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS group_id Nullable(String) "
-    "AFTER distinct_id",
-    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS previous_id Nullable(String) "
-    "AFTER group_id",
-    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS category Nullable(String) "
-    "AFTER previous_id",
-    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS original_timestamp "
-    "DateTime64(3, 'UTC') DEFAULT timestamp AFTER timestamp",
-    "ALTER TABLE tracking_events ADD COLUMN IF NOT EXISTS traits String DEFAULT '{}' "
-    "AFTER properties",
-    # The per-minute rollup was an AggregatingMergeTree fed by a materialized view. A
-    # SIGKILL between ClickHouse committing an insert's part and its view's part left rows
-    # in tracking_events and not in the rollup, and the sink's dedup then (rightly) never
-    # inserted them again: the rollup came up short after a crash (26,451 of 30,000 in
-    # tests/integration/test_tracking_recovery.py). A plain view cannot drift from its
-    # source; it aggregates at read time (a cost for issue 8 to measure).
-    "DROP VIEW IF EXISTS tracking_minute_mv",
-    """
+    f"SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW_BLOCKS}"
+)
+_MINUTE_VIEW = """
     CREATE VIEW IF NOT EXISTS tracking_minute AS
     SELECT system_id, event, toStartOfMinute(timestamp) AS minute,
            count() AS events, uniqState(distinct_id) AS users
     FROM tracking_events
     GROUP BY system_id, event, minute
-    """,
     """
-    CREATE TABLE IF NOT EXISTS tracking_rejections (
+_REJECTIONS_TABLE = """
+    CREATE TABLE IF NOT EXISTS {t} (
         system_id String,
         partner_id String,
         event String,
@@ -146,9 +126,52 @@ DDL = (
         offset UInt64
     ) ENGINE = ReplacingMergeTree
     PARTITION BY toYYYYMM(received_at)
-    ORDER BY (system_id, received_at, message_id)
-    """,
+    ORDER BY (system_id, received_at, message_id, partition, offset)
+    """
+
+
+def events_ddl(tables: Mapping[str, str]) -> list[str]:
+    """The statements that make one version of ``tracking_events`` (``tables``: declared
+    name -> physical name; ``pipeline.projections.catalog.physical``), and the per-minute
+    view, which reads the live table by its name (a promotion exchanges the tables under
+    it)."""
+    t = tables["tracking_events"]
+    return [
+        _EVENTS_TABLE.format(t=t),
+        # tables made before insert deduplication tokens (a no-op when already set)
+        f"ALTER TABLE {t} MODIFY SETTING non_replicated_deduplication_window = "
+        f"{DEDUP_WINDOW_BLOCKS}",
+        # tables made before Segment call types (their old rows read as track calls whose
+        # client time is their timestamp)
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS type LowCardinality(String) "
+        "DEFAULT 'track' AFTER system_id",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS group_id Nullable(String) AFTER distinct_id",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS previous_id Nullable(String) AFTER group_id",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS category Nullable(String) AFTER previous_id",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS original_timestamp "
+        "DateTime64(3, 'UTC') DEFAULT timestamp AFTER timestamp",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS traits String DEFAULT '{{}}' AFTER properties",
+        # The per-minute rollup was an AggregatingMergeTree fed by a materialized view. A
+        # SIGKILL between ClickHouse committing an insert's part and its view's part left
+        # rows in tracking_events and not in the rollup, and the sink's dedup then (rightly)
+        # never inserted them again: the rollup came up short after a crash (26,451 of
+        # 30,000 in tests/integration/test_tracking_recovery.py). A plain view cannot drift
+        # from its source; it aggregates at read time.
+        "DROP VIEW IF EXISTS tracking_minute_mv",
+        _MINUTE_VIEW,
+    ]
+
+
+def rejections_ddl(tables: Mapping[str, str]) -> list[str]:
+    """The statement that makes one version of ``tracking_rejections``."""
+    return [_REJECTIONS_TABLE.format(t=tables["tracking_rejections"])]
+
+
+DDL = (
+    *events_ddl({"tracking_events": "tracking_events"}),
+    *rejections_ddl({"tracking_rejections": "tracking_rejections"}),
 )
+"""The live tables (``pipeline.projections.ensure_tables`` makes them at start)."""
 
 COLUMNS = (
     "event_id", "partner_id", "system_id", "type", "event", "message_id", "user_id",
@@ -162,12 +185,16 @@ REJECTION_COLUMNS = (
     "topic", "partition", "offset",
 )  # fmt: skip
 
-STORED_IDS_SQL = """
-    SELECT DISTINCT event_id FROM tracking_events
-    WHERE system_id IN {systems:Array(String)}
-      AND event_id IN {ids:Array(UUID)}
-      AND received_at >= {since:DateTime64(3, 'UTC')}
-"""
+
+def stored_ids_sql(table: str) -> str:
+    """The ids of a batch already in ``table`` (a version of ``tracking_events``), received
+    within the dedup window (parameters ``systems``, ``ids``, ``since``)."""
+    return f"""
+        SELECT DISTINCT event_id FROM {table}
+        WHERE system_id IN {{systems:Array(String)}}
+          AND event_id IN {{ids:Array(UUID)}}
+          AND received_at >= {{since:DateTime64(3, 'UTC')}}
+    """
 
 
 # ------------------------------------------------------- the staged (Avro) way in
@@ -256,13 +283,14 @@ def _millis(column: str) -> str:
     return f"fromUnixTimestamp64Milli(intDiv({column}, 1000) - ({column} % 1000 < 0), 'UTC')"
 
 
-def staged_insert_sql(table: str) -> str:
-    """The batch staged in ``table`` into ``tracking_events`` (parameter ``window_s``: the
-    dedup window, s): the first record of each event id (lowest offset: one id has one key,
-    so one partition) unless stored within the window (``STORED_IDS_SQL``'s rule), each
-    column as :func:`row` makes it. Only for a batch :func:`staged_sql` found fit."""
+def staged_insert_sql(table: str, target: str = "tracking_events") -> str:
+    """The batch staged in ``table`` into ``target`` (a version of ``tracking_events``;
+    parameter ``window_s``: the dedup window, s): the first record of each event id
+    (lowest offset: one id has one key, so one partition) unless stored within the window
+    (:func:`stored_ids_sql`'s rule), each column as :func:`row` makes it. Only for a batch
+    :func:`staged_sql` found fit."""
     return f"""
-        INSERT INTO tracking_events ({", ".join(COLUMNS)})
+        INSERT INTO {target} ({", ".join(COLUMNS)})
         SELECT
             event_id, `data.partner_id`, `data.system_id`, `data.type`, `data.event`,
             `data.message_id`, `data.user_id`, `data.anonymous_id`,
@@ -274,7 +302,7 @@ def staged_insert_sql(table: str) -> str:
             `data.structure_version`, kafka_topic, kafka_partition, kafka_offset
         FROM {table}
         WHERE event_id NOT IN (
-            SELECT event_id FROM tracking_events
+            SELECT event_id FROM {target}
             WHERE system_id IN (SELECT `data.system_id` FROM {table})
               AND event_id IN (SELECT event_id FROM {table})
               AND received_at >= (
