@@ -25,7 +25,7 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["NOT_JSON", "dumps", "loads"]
+__all__ = ["NOT_JSON", "dumps", "dumps_escaped", "loads"]
 
 
 class _NotJson:
@@ -70,3 +70,15 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
             value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=sort_keys
         )
         return text.encode()
+
+
+def dumps_escaped(value: Any) -> bytes:
+    """Compact JSON of ``value``, also when it holds text UTF-8 cannot carry: a refused
+    event keeps the lone surrogate that got it refused, and its dead letter must still be
+    written. orjson where it can; else the standard library with ``\\uXXXX`` escapes
+    (ASCII, which :func:`loads` reads back to the same text). Raises ``TypeError`` /
+    ``ValueError`` for values no JSON holds (NaN, :data:`NOT_JSON`)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()

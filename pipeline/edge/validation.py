@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
 from connectors import metrics
@@ -68,7 +67,9 @@ class Validation:
                 "partner_id": tracked.partner_id,
                 "event": tracked.to_json_dict(),
             }
-            TRACKING_DLQ.queue(out, record, "; ".join(outcome.reasons), value=orjson.dumps(body))
+            TRACKING_DLQ.queue(
+                out, record, "; ".join(outcome.reasons), value=jsontext.dumps_escaped(body)
+            )
             return outcome.kind
         out.produce(topics.TRACKING_EVENTS, outcome, key=tracked.system_id.encode())
         return ""

@@ -16,7 +16,6 @@ event it stands for reached Kafka, and a crash between the two would lose the ev
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,15 +30,15 @@ from connectors.kafka import AsyncProducer, Deliveries
 from pipeline.common import topics
 from pipeline.common.deadletter import DeadLetters
 from pipeline.common.failures import until_stored
+from pipeline.domain import jsontext
 from pipeline.domain.tracking import (
-    RECORDED_EVENT_TYPE,
     time_range_problem,
 )
 from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
 from pipeline.projections.runner import Deps
 from pipeline.projections.tracking import tables as tracking_tables
-from schemas.codec import AvroCodec, fingerprint_of
-from schemas.container import PositionedContainer
+from pipeline.projections.tracking.staging import Staging
+from schemas.codec import AvroCodec
 from schemas.exceptions import DecodeError
 
 log = structlog.get_logger(__name__)
@@ -95,17 +94,8 @@ class TrackingSink:
         self.producer = producer
         self.codec = codec
         self.window = timedelta(seconds=dedup_window_s)
-        newest = codec.registry.latest_version(RECORDED_EVENT_TYPE)
-        self._newest = codec.registry.fingerprint(RECORDED_EVENT_TYPE, newest)
-        self._container = PositionedContainer(codec.registry.source(RECORDED_EVENT_TYPE, newest))
-        # temporary, so one per session; named per sink, so sinks sharing a session do not
-        # write over each other's batch
-        self._staging = f"tracking_staging_{uuid.uuid4().hex[:12]}"
-        self._staging_made = False
-        self._staging_sql = (
-            tracking_tables.staging_ddl(self._staging),
-            tracking_tables.staged_sql(self._staging),
-        )
+        self._staging = Staging(clickhouse, codec)
+        self._check_sql = tracking_tables.staged_sql(self._staging.table)
         self.table = "tracking_events"
 
     async def run_batch(self, records: Sequence[Record], table: str = "tracking_events") -> None:
@@ -134,22 +124,12 @@ class TrackingSink:
 
         Raises ``PartitionsLost`` when this consumer left its group before the insert.
         """
-        if any(fingerprint_of(r.value or b"") != self._newest for r in records):
+        if not self._staging.fits(records):
             return False
-        data = self._container.file((r.value or b"", r.topic, r.partition, r.offset)
-                                    for r in records)  # fmt: skip
-        table = self._staging
-        make_sql, check_sql = self._staging_sql
-        insert_sql = tracking_tables.staged_insert_sql(table, self.table)
+        insert_sql = tracking_tables.staged_insert_sql(self._staging.table, self.table)
         try:
-            if not self._staging_made:
-                await self.clickhouse.command(make_sql)
-                self._staging_made = True
-            # the previous batch's rows go here, not after it: a failed truncate after a
-            # batch would otherwise leave them to the next one
-            await self.clickhouse.command(f"TRUNCATE TABLE {table}")
-            await self.clickhouse.insert_file(table, tracking_tables.STAGING_COLUMNS, data, "Avro")
-            (staged,) = await self.clickhouse.query(check_sql)
+            await self._staging.load(records)
+            (staged,) = await self.clickhouse.query(self._check_sql)
             if staged["unfit"] or staged["months"] > tracking_tables.MAX_PARTITIONS_PER_INSERT:
                 log.info("batch takes the row path", records=len(records),
                          unfit=staged["unfit"], months=staged["months"])  # fmt: skip
@@ -169,7 +149,6 @@ class TrackingSink:
         except Exception as exc:  # the row path tells a refused record from an outage
             log.warning("staged insert failed; the batch takes the row path",
                         records=len(records), error=repr(exc)[:300])  # fmt: skip
-            self._staging_made = False  # a new server session has no temporary table
             return False
 
     async def _row_by_row(self, records: Sequence[Record]) -> None:
@@ -313,7 +292,7 @@ class RejectionSink:
         rows = []
         for msg in records:
             try:
-                body = orjson.loads(msg.value or b"")
+                body = jsontext.loads(msg.value or b"")  # escaped surrogates too
                 raw = body["event"]
                 received = datetime.fromisoformat(raw["received_at"])
                 reasons = [str(r) for r in body["reasons"]]

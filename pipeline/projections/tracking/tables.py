@@ -283,24 +283,39 @@ def _millis(column: str) -> str:
     return f"fromUnixTimestamp64Milli(intDiv({column}, 1000) - ({column} % 1000 < 0), 'UTC')"
 
 
+def stored_rows_sql(table: str) -> str:
+    """The rows of the batch staged in ``table`` as ``tracking_events`` stores them, every
+    column (``COLUMNS``) as :func:`row` makes it: what the sink inserts, and what a plugin
+    over recorded events reads (``pipeline/projections/tracking/plugins.py``)."""
+    return f"""
+        SELECT
+            event_id, `data.partner_id` AS partner_id, `data.system_id` AS system_id,
+            `data.type` AS type, `data.event` AS event, `data.message_id` AS message_id,
+            `data.user_id` AS user_id, `data.anonymous_id` AS anonymous_id,
+            coalesce(nullIf(`data.user_id`, ''), nullIf(`data.anonymous_id`, ''), '')
+                AS distinct_id,
+            `data.group_id` AS group_id, `data.previous_id` AS previous_id,
+            `data.category` AS category,
+            {_millis("`data.timestamp`")} AS timestamp,
+            {_millis("`data.original_timestamp`")} AS original_timestamp,
+            {_millis("`data.received_at`")} AS received_at,
+            `data.properties` AS properties, `data.traits` AS traits, `data.context` AS context,
+            toUInt8(`data.schema_valid`) AS schema_valid,
+            `data.structure_version` AS structure_version,
+            kafka_topic AS topic, kafka_partition AS partition, kafka_offset AS offset
+        FROM {table}
+    """
+
+
 def staged_insert_sql(table: str, target: str = "tracking_events") -> str:
     """The batch staged in ``table`` into ``target`` (a version of ``tracking_events``;
     parameter ``window_s``: the dedup window, s): the first record of each event id
     (lowest offset: one id has one key, so one partition) unless stored within the window
-    (:func:`stored_ids_sql`'s rule), each column as :func:`row` makes it. Only for a batch
-    :func:`staged_sql` found fit."""
+    (:func:`stored_ids_sql`'s rule), each column as :func:`stored_rows_sql` makes it. Only
+    for a batch :func:`staged_sql` found fit."""
     return f"""
         INSERT INTO {target} ({", ".join(COLUMNS)})
-        SELECT
-            event_id, `data.partner_id`, `data.system_id`, `data.type`, `data.event`,
-            `data.message_id`, `data.user_id`, `data.anonymous_id`,
-            coalesce(nullIf(`data.user_id`, ''), nullIf(`data.anonymous_id`, ''), ''),
-            `data.group_id`, `data.previous_id`, `data.category`,
-            {_millis("`data.timestamp`")}, {_millis("`data.original_timestamp`")},
-            {_millis("`data.received_at`")},
-            `data.properties`, `data.traits`, `data.context`, toUInt8(`data.schema_valid`),
-            `data.structure_version`, kafka_topic, kafka_partition, kafka_offset
-        FROM {table}
+        SELECT {", ".join(COLUMNS)} FROM ({stored_rows_sql(table)})
         WHERE event_id NOT IN (
             SELECT event_id FROM {target}
             WHERE system_id IN (SELECT `data.system_id` FROM {table})
@@ -309,7 +324,7 @@ def staged_insert_sql(table: str, target: str = "tracking_events") -> str:
                   SELECT {_millis("min(`data.received_at`)")} FROM {table}
               ) - INTERVAL {{window_s:UInt32}} SECOND
         )
-        ORDER BY kafka_partition, kafka_offset
+        ORDER BY partition, offset
         LIMIT 1 BY event_id
     """
 
