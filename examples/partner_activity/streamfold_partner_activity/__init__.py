@@ -14,6 +14,11 @@ What it keeps: one row per recorded event in ``partner_daily_events`` (Replacing
 on the event id, so a record applied twice counts once under ``FINAL``), and the view
 ``partner_daily_activity`` that counts them. A user is its ``user_id``, else its
 ``anonymous_id``; the day is the event's (skew-corrected) time in UTC.
+
+Its work is ClickHouse's (``pipeline/projections/tracking/plugins.py``): each batch of
+``tracking.events`` is staged in ClickHouse and :func:`insert` runs over its rows, so no
+event is decoded in Python beside the sink. :func:`row` is the same rule in Python, for
+records of an older schema version (and for its tests).
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pipeline.common import topics
-from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
+from pipeline.projections.projection import Context, Decoded, Failed
+from pipeline.projections.tracking.plugins import over_recorded_events
 
 TABLE = "partner_daily_events"
 VIEW = "partner_daily_activity"
@@ -61,19 +66,29 @@ def row(data: Mapping[str, Any], event_id: Any) -> list[Any]:
     return [data["timestamp"].date(), data["partner_id"], data["system_id"], actor, event_id]
 
 
+def insert(tables: Mapping[str, str], rows: str) -> str:
+    """:func:`row`'s rule in SQL, over ``rows`` (``tracking_events``' columns, where
+    ``distinct_id`` is the user id, else the anonymous id, else "")."""
+    return (
+        f"INSERT INTO {tables[TABLE]} ({', '.join(COLUMNS)}) "
+        f"SELECT toDate(timestamp, 'UTC'), partner_id, system_id, distinct_id, event_id "
+        f"FROM {rows}"
+    )
+
+
 async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
+    """The Python path, for records the staging table cannot read (older versions)."""
     rows = [row(d.envelope.data, d.envelope.event_id) for d in batch]
     await ctx.clickhouse.insert(ctx.tables[TABLE], rows, COLUMNS)
     return []
 
 
-PROJECTION = Projection(
+PROJECTION = over_recorded_events(
     name="partner_activity",
-    topics=(topics.TRACKING_EVENTS,),
-    store=Store.CLICKHOUSE,
-    handle=handle,
     tables=(TABLE,),
     ddl=ddl,
+    insert=insert,
+    fallback=handle,
     analyst_tables=(VIEW, TABLE),
     description="daily active users and events per partner system",
 )
