@@ -32,7 +32,7 @@ is as safe as reading the read model per request: whoever is an admin now was on
 the roster was read, or was granted it since and is marked. The roster made step 1 one
 query per API process every ``principal_cache_ttl_s`` instead of one ``users FINAL``
 query per request (17 ms p50 under load, the largest part of an UpdateUser's time in
-the API: NOTES.md, issue 8).
+the API, measured in issue 8).
 
 What is left (this check lives in the API, not on the write side, so it is not
 race-free in every case):
@@ -140,7 +140,7 @@ class AdminRoster:
         return bool(await self._services.redis.exists(GRANT_MARK.format(user_id=user_id)))
 
 
-def _admin_roster(request: Request, services: ServicesDep) -> AdminRoster:
+async def _admin_roster(request: Request, services: ServicesDep) -> AdminRoster:
     return per_app(
         request,
         "admin_roster",

@@ -24,7 +24,7 @@ Per run (one fresh Kafka + Redis + ``streamfold serve``):
    column-oriented insert and the sink's staged insert of 50k-row batches into chdb.
    (The "plain consumer" phase, a confluent-kafka validation consumer measured against the
    Faust agent, is gone since events are recorded at the API: ``tracking.raw`` only
-   carries what the API refused. Its figures are in git history and NOTES.md.)
+   carries what the API refused. Its figures are in git history.)
 
 Usage: python bench/ingest.py [--runs 3] [--seconds 8] [--concurrency 8] [--probes 100]
 Prints a table of medians; writes bench/results/local/ingest-<utc>.json (git-ignored).
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,7 @@ from confluent_kafka.admin import NewTopic
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.cpu import CpuMeter, per_event_us  # noqa: E402
 from bench.loadgen import EventFactory  # noqa: E402
 from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER, admin, base_config  # noqa: E402
@@ -74,6 +76,14 @@ PAGE_VIEW_SCHEMA: dict[str, Any] = {
     },
     "required": ["path", "url"],
 }
+RATE_LIMITS = {
+    "ingest_rate_per_s": "1000000",
+    "ingest_burst": "10000000",
+    "partner_ingest_rate_per_s": "1000000",
+    "partner_ingest_burst": "10000000",
+}
+"""What the stack runs under (events/s and bucket sizes, per system and per partner):
+far above what this machine reaches, so that hardware is the limit, not a 429."""
 PRODUCER_CONFIG: dict[str, Any] = {
     "acks": "all",
     "enable.idempotence": True,
@@ -244,7 +254,9 @@ def stored_once(admin_client: httpx.Client, system_id: str) -> dict[str, int]:
 
 
 def load_phase(base: str, key: str, batch: int, args: argparse.Namespace, tag: str) -> dict:
-    """Run bench/loadgen.py as a subprocess; returns its JSON summary."""
+    """Run bench/loadgen.py as a subprocess; returns its JSON summary, with the CPU
+    seconds the load generator used (``loadgen_cpu_s``: not the pipeline's)."""
+    used0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--base", base, "--key", key,
          "--batch", str(batch), "--seconds", str(args.seconds),
@@ -254,7 +266,12 @@ def load_phase(base: str, key: str, batch: int, args: argparse.Namespace, tag: s
     )  # fmt: skip
     if done.returncode != 0:
         raise AssertionError(f"loadgen failed: {done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    used1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    summary["loadgen_cpu_s"] = round(
+        used1.ru_utime + used1.ru_stime - used0.ru_utime - used0.ru_stime, 2
+    )
+    return summary
 
 
 def loaded_probe_phase(
@@ -436,10 +453,7 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
             Endpoints(stack.kafka_bootstrap, stack.redis_url),
             home / "serve",
             processing_guarantee=args.guarantee,
-            ingest_rate_per_s="1000000",
-            ingest_burst="10000000",
-            partner_ingest_rate_per_s="1000000",
-            partner_ingest_burst="10000000",
+            **RATE_LIMITS,
         )
         (home / "serve").mkdir()
         try:
@@ -450,6 +464,8 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
             bootstrap = server.settings.kafka_bootstrap
             parts = server.settings.topic_partitions
             result: dict[str, Any] = {}
+            assert server.proc is not None and stack.kafka and stack.redis
+            meter = CpuMeter(server.proc.pid, {"kafka": stack.kafka.pid, "redis": stack.redis.pid})
             with httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
             ) as admin_client:
@@ -464,14 +480,17 @@ def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
                 try:
                     for batch in args.batches:
                         _, rows0, _ = monitor.sample()  # drained: stable values
+                        cpu0 = meter.read()
                         tag = f"r{run_index}-b{batch}-{uuid.uuid4().hex[:6]}"
                         load = load_phase(base, ids["api_key"], batch, args, tag)
                         offsets1 = monitor.raw_end()
                         monitor.wait_until(
                             rows0 + load["events_accepted"], offsets1, args.drain_timeout
                         )
+                        cpu_us = per_event_us(cpu0, meter.read(), load["events_accepted"])
                         result[f"batch_{batch}"] = {
                             "load": load,
+                            "cpu_us_per_event": cpu_us,
                             "pipeline": pipeline_stats(monitor, load, rows0),
                             "stored": stored_once(admin_client, ids["system_id"]),
                         }
@@ -536,6 +555,13 @@ def medians_of(runs: list[dict[str, Any]]) -> dict[str, float]:
     return {k: round(statistics.median(f[k] for f in flat), 3) for k in keys}
 
 
+def cpu_roles(medians: dict[str, float], phase: str) -> list[str]:
+    """The roles with a CPU figure in ``phase``, ``total`` last."""
+    prefix = f"{phase}.cpu_us_per_event."
+    roles = sorted(k[len(prefix) :] for k in medians if k.startswith(prefix))
+    return [r for r in roles if r != "total"] + (["total"] if "total" in roles else [])
+
+
 def summary(medians: dict[str, float], batches: list[int]) -> str:
     def g(key: str) -> str:
         value = medians.get(key)
@@ -556,6 +582,8 @@ def summary(medians: dict[str, float], batches: list[int]) -> str:
              g(f"{p}.pipeline.events_per_s")),
             (f"pipeline B={b}: into ClickHouse events/s, drain only",
              g(f"{p}.pipeline.drain_events_per_s")),
+            *((f"CPU B={b}: {role} µs/event", g(f"{p}.cpu_us_per_event.{role}"))
+              for role in cpu_roles(medians, p)),
         ]  # fmt: skip
     rows += [
         ("ingest -> queryable p50 ms", g("probe.to_queryable_ms.p50")),
@@ -609,6 +637,7 @@ def main() -> None:
         "--guarantee", choices=["exactly_once", "at_least_once"], default="at_least_once"
     )
     args = parser.parse_args()
+    print("rate limits: " + ", ".join(f"{k}={v}" for k, v in RATE_LIMITS.items()), flush=True)
 
     runs = []
     for i in range(args.runs):

@@ -4,14 +4,13 @@ Fills two private topics once (6 partitions each) with ``--events`` envelopes ea
 events (the ``event_log`` archive's input) and ``TrackingEventRecorded`` events. Then, per
 run, on a fresh chdb engine and the project's own code:
 
-- ``event_log`` and the example plugin ``partner_activity`` (a tracking-volume projection)
-  on the projection runner: version 1 built from the earliest offset (the replay a new
-  install does), then version 2 rebuilt beside it (``projections rebuild``), then promoted
-  (``projections promote``: the table exchange, timed from the request to the catalog
-  showing it live);
-- ``tracking_events`` as it is stored today, by the tracking sink on its own batch
-  consumer, from offset 0 of a new consumer group (its replay as the sink does it: it
-  cannot be rebuilt as a version yet);
+- ``event_log``, the example plugin ``partner_activity`` (a tracking-volume projection in
+  SQL) and ``tracking_events`` (the tracking sink) on the projection runner, one at a time:
+  version 1 built from the earliest offset (the replay a new install does), then version 2
+  rebuilt beside it (``projections rebuild``), then promoted (``projections promote``: the
+  table exchange, timed from the request to the catalog showing it live). The tracking
+  projections take the tracking sink's batches (50,000 records or 200 ms), the others
+  ``--batch-rows``;
 - the ceiling in the same run: a bare confluent-kafka consumer reading the topic, nothing
   decoded.
 
@@ -40,7 +39,6 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka import Consumer, Producer  # noqa: E402
 
 from bench.stats import write_results  # noqa: E402
-from connectors.batch import BatchConsumer  # noqa: E402
 from connectors.clickhouse import ClickHouse  # noqa: E402
 from connectors.kafka import (  # noqa: E402
     AsyncProducer,
@@ -48,10 +46,10 @@ from connectors.kafka import (  # noqa: E402
     base_config,
     end_offsets,
     ensure_topics,
-    group_positions,
 )  # fmt: skip
 from connectors.redis import open_redis  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
+from pipeline.common import compiled  # noqa: E402
 from pipeline.common.deadletter import DeadLetters  # noqa: E402
 from pipeline.common.topics import PROJECTIONS_CONTROL, PROJECTIONS_DLQ, project_topics  # noqa: E402
 from pipeline.domain.tracking import TrackedEvent, recorded_envelope  # noqa: E402
@@ -59,7 +57,7 @@ from pipeline.projections import catalog, event_log, migrate  # noqa: E402
 from pipeline.projections.control import Action, Request  # noqa: E402
 from pipeline.projections.projection import Projection  # noqa: E402
 from pipeline.projections.runner import Deps, ProjectionRunner  # noqa: E402
-from pipeline.projections.tracking.sink import TrackingSink  # noqa: E402
+from pipeline.projections.tracking.sink import SINK  # noqa: E402
 from schemas.codec import AvroCodec  # noqa: E402
 from schemas.envelope import Envelope  # noqa: E402
 from schemas.registry import SchemaRegistry  # noqa: E402
@@ -150,11 +148,15 @@ async def one_run(args: argparse.Namespace, stack: LocalStack, topics: dict[str,
     projections = [
         dataclasses.replace(event_log.PROJECTION, topics=(topics["events"],)),
         dataclasses.replace(ACTIVITY, topics=(topics["tracking"],)),
+        dataclasses.replace(SINK, topics=(topics["tracking"],)),
     ]
+    staging = ClickHouse.open(dsn, session=True)
     deps = Deps(app_id=app_id, bootstrap=bootstrap, clickhouse=clickhouse, redis=redis,
                 codec=codec,
                 dead_letters=DeadLetters.to_topic(producer, PROJECTIONS_DLQ, agent="bench"),
-                batch_rows=args.batch_rows, batch_wait_s=0.5)  # fmt: skip
+                batch_rows=args.batch_rows, batch_wait_s=0.5,
+                batches={ACTIVITY.name: (50_000, 0.2), SINK.name: (50_000, 0.2)},
+                producer=producer, staging=staging, core=compiled.load("auto"))  # fmt: skip
     ends = {t: await asyncio.to_thread(end_offsets, bootstrap, t) for t in topics.values()}
 
     async def caught_up(p: Projection, version: int) -> bool:
@@ -200,28 +202,6 @@ async def one_run(args: argparse.Namespace, stack: LocalStack, topics: dict[str,
         }
         print(f"  run {run_index} {p.name}: {out[p.name]}", flush=True)
 
-    # tracking_events as stored today: the tracking sink from offset 0 of a new group
-    staging = ClickHouse.open(dsn, session=True)
-    sink = TrackingSink(staging, producer, codec, dedup_window_s=86_400)
-    group = f"{app_id}-sink"
-    consumer = BatchConsumer(bootstrap, group_id=group, topics=[topics["tracking"]],
-                             handle=sink.run_batch, max_records=50_000, max_wait_s=0.2)  # fmt: skip
-    stop = asyncio.Event()
-    started = time.perf_counter()
-    task = asyncio.create_task(consumer.run(stop))
-
-    async def sink_done() -> bool:
-        positions = await asyncio.to_thread(group_positions, bootstrap, group, [topics["tracking"]])
-        return all(committed >= end for committed, end in positions.values())
-
-    await until(sink_done, 3600, "tracking sink")
-    sink_s = time.perf_counter() - started
-    stop.set()
-    await task
-    stored = await reader.query("SELECT count() AS n FROM tracking_events")
-    out["tracking_events"] = {"build_events_per_s": round(args.events / sink_s),
-                              "rows": int(stored[0]["n"])}  # fmt: skip
-    print(f"  run {run_index} tracking_events: {out['tracking_events']}", flush=True)
     out["ceiling_events_per_s"] = round(
         await asyncio.to_thread(bare_consume, bootstrap, topics["events"], args.events)
     )

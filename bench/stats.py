@@ -11,7 +11,7 @@ from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results" / "local"
 """Where new runs go: git-ignored, so ``make bench`` leaves ``git status`` clean. The runs
-NOTES.md quotes are committed one level up, in ``bench/results/``."""
+docs/benchmarks.md quotes are committed one level up, in ``bench/results/``."""
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

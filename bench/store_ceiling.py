@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from connectors.batch import Record  # noqa: E402
 from connectors.clickhouse import ClickHouse  # noqa: E402
+from pipeline.common import compiled  # noqa: E402
 from pipeline.domain.tracking import TrackedEvent, recorded_envelope  # noqa: E402
 from pipeline.projections import migrate  # noqa: E402
 from pipeline.projections.tracking import tables as tracking_tables  # noqa: E402
@@ -77,7 +78,8 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 clickhouse.client.insert("tracking_events", columns, column_oriented=True,
                                          column_names=list(tracking_tables.COLUMNS))  # fmt: skip
                 column_s += time.perf_counter() - started
-            sink = TrackingSink(clickhouse, None, codec, dedup_window_s=86_400)  # type: ignore[arg-type]
+            sink = TrackingSink(clickhouse, None, codec, dedup_window_s=86_400,  # type: ignore[arg-type]
+                                core=compiled.load("auto"))
             staged_s = 0.0
             for b, batch in enumerate(batches[args.batches :]):
                 records = [

@@ -115,6 +115,24 @@ def still_member() -> bool:
     return consumer is None or consumer.in_group()
 
 
+BIG_BATCH_RECORDS = 10_000
+"""From this many records a batch, a consumer asks the broker for big fetches."""
+
+
+def _fetch_config(max_records: int, max_wait_s: float) -> dict[str, Any]:
+    """librdkafka fetch settings for batches of ``max_records`` gathered within
+    ``max_wait_s``. A consumer of big batches (the tracking sink and plugins) asks for 1 MiB
+    a fetch, held by the broker for at most half its batch window: with librdkafka's
+    defaults (1 byte, 500 ms) each produce request of the API woke every such consumer's
+    fetch, and the broker spent 0.5-0.65 of a core answering small fetches under load,
+    about 47 µs an event at batches of 100 (bench/ingest.py, CPU per role). Small batches
+    keep the defaults: their consumers (command statuses, timelines) want each record
+    soon."""
+    if max_records < BIG_BATCH_RECORDS:
+        return {}
+    return {"fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": max(1, int(max_wait_s * 500))}
+
+
 class BatchConsumer:
     """One consumer-group member running ``handle`` over batches until ``stop`` is set."""
 
@@ -154,6 +172,7 @@ class BatchConsumer:
                 # a SIGKILLed member holds its partitions until this expires (librdkafka's
                 # default is 45 s): recovery after a crash waits this long at most
                 "session.timeout.ms": 10_000,
+                **_fetch_config(max_records, max_wait_s),
                 **(config or {}),
             }
         )

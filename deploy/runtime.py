@@ -9,6 +9,7 @@ they share: logging, topics, signals, and the exit deadline of a failed role.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import os
@@ -77,6 +78,7 @@ async def run_role(settings: Settings, role: Role) -> None:
     try:
         # imported here: a process loads only its own role (the workers no HTTP server)
         run = importlib.import_module(f"deploy.roles.{role.value}").run
+        settle_garbage_collector()
         await run(settings, stop, redis, codec)
     except BaseException:
         exit_within(FAILED_EXIT_DEADLINE_S)
@@ -84,6 +86,28 @@ async def run_role(settings: Settings, role: Role) -> None:
     finally:
         await redis.aclose()
         log.info("stopped", role=str(role))
+
+
+GC_YOUNG_THRESHOLD = 50_000
+"""Allocations between two young collections (CPython's default: 700)."""
+
+
+def settle_garbage_collector() -> None:
+    """Leave what the process has loaded so far (modules, classes, the schema registry)
+    out of every later collection (``gc.freeze``), and collect the young generation every
+    ``GC_YOUNG_THRESHOLD`` allocations instead of every 700.
+
+    Why: a batch consumer allocates a few objects per record (the client's message, our
+    ``Record``) and keeps a batch of up to 50,000 alive, so CPython's defaults ran a
+    collection every few hundred records and full ones over everything loaded. perf on the
+    sinks process at 15,000 events/s: 22 % of its CPU in ``gc_collect_main`` and its
+    visitors. Nothing here relies on collection for correctness (cycles are still
+    collected, later); the cost is memory held a little longer.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 FAILED_EXIT_DEADLINE_S = 30.0

@@ -4,7 +4,7 @@ Every tracking event gets a UUIDv5 event id (and an id-less one a UUIDv5 message
 this runs once or twice per event in the API. ``str(uuid.uuid5(ns, name))`` builds a
 ``UUID`` (an int from the digest, version bits set on the int) only to format it again:
 about 2.5x the cost of hashing and formatting the bytes directly, ~5 us of ~70 us per event
-in an API worker under load (py-spy, NOTES.md issue 8).
+in an API worker under load (py-spy, issue 8; docs/benchmarks.md, "Smaller measurements").
 """
 
 from __future__ import annotations

@@ -103,15 +103,15 @@ async def rebuild(
     """Build the next version of ``name`` from ``from`` (default: the start of its topics)
     beside the live one. 202 ``{name, version, action}`` + Location; 200 with the version
     already building (a rebuild resumes by itself). 404 ``unknown-projection``, 409
-    ``not-rebuildable`` (the tracking sinks, for now; ``detail`` says why), 422
-    ``bad-start``."""
+    ``not-rebuildable`` (a plugin that declares nothing to version, e.g. a Redis read
+    model without key patterns; ``detail`` says why), 422 ``bad-start``."""
     versions = await _versions(services, name)
     building = next((v for v in versions if v["state"] in ("building", "promoting")), None)
     if building is not None:
         return _accepted(name, building["version"], Action.REBUILD, status=200)
     projection = next(p for p in _installed(services) if p.name == name)
     if not projection.rebuildable:
-        raise Problem(409, "not-rebuildable", f"{name} cannot be rebuilt yet: {projection.refusal}")
+        raise Problem(409, "not-rebuildable", f"{name} cannot be rebuilt: {projection.refusal}")
     source = _source((body or Rebuild()).start)
     # dropped versions included: a number is never reused
     everything = await catalog.versions(services.clickhouse)

@@ -21,9 +21,9 @@ from connectors.kafka import AsyncProducer
 from connectors.ratelimit import Buckets, Limit
 from connectors.store import QueryStore, StoreClient, socket_path
 from deploy.secrets import claim_keys, with_jwt_secret
+from pipeline.common import compiled
 from pipeline.common.settings import Settings
 from pipeline.domain.tracking import RECORDED_EVENT_TYPE, RECORDED_SCHEMA_VERSION
-from pipeline.edge import core as edge_core
 from pipeline.edge.ingest import Ingest
 from pipeline.edge.validation import recorder
 from pipeline.projections import registry
@@ -65,7 +65,7 @@ async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: Avro
         **{"linger.ms": 10},
     )
     write_keys = KeyResolver(redis, ttl_s=settings.key_cache_ttl_s)
-    core = edge_core.load(settings.edge_core)
+    core = compiled.load(settings.edge_core)
     try:
         ingest = Ingest(
             ingest_producer,

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
         default="granian",
         description="The API's HTTP server: granian (Rust, embedded in each API process), "
         "or uvicorn with the httptools or the pure-Python h11 parser. Measured: granian "
-        "~15 % more events/s at batches of 100, the same at 1,000 (NOTES.md, issue 8).",
+        "~15 % more events/s at batches of 100, the same at 1,000 (issue 8).",
     )
     event_loop: Literal["uvloop", "asyncio"] = Field(
         default="uvloop",
@@ -226,7 +226,8 @@ class Settings(BaseSettings):
     )
     edge_core: Literal["auto", "compiled", "python"] = Field(
         default="auto",
-        description="The ingestion edge's per-event path: the compiled core "
+        description="The per-event path of ingestion (the edge's decoding, the tracking "
+        "sink's and plugins' staged container files): the compiled core "
         "(pipeline/edge/native, built by make install where cargo is) or the Python path "
         "it is held equal to. auto: the core when it is built; compiled: refuse to start "
         "without it; python: never (to measure or compare).",
@@ -269,7 +270,8 @@ class Settings(BaseSettings):
             # last stable offset stops every read_committed reader (create-admin hung).
             raise ValueError(
                 "processing_guarantee=exactly_once is not supported: Faust's transactions "
-                "stall on this topology (see NOTES.md); use at_least_once"
+                "stall on this topology (docs/decisions.md, Exactly-once refused); "
+                "use at_least_once"
             )
         return self
 

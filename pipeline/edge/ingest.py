@@ -166,7 +166,7 @@ class Ingest:
         fingerprint: bytes = b"",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        """``core``: the compiled module (``pipeline.edge.core.load``), None for the Python
+        """``core``: the compiled module (``pipeline.common.compiled.load``), None for the Python
         path only; ``fingerprint``: the writer fingerprint of the TrackingEventRecorded
         layout both paths write, which the core stamps on each record; ``clock``: the
         received time of a request (tz-aware UTC)."""

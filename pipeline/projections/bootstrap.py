@@ -7,7 +7,7 @@ from redis.asyncio import Redis
 
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer
-from pipeline.common import topics
+from pipeline.common import compiled, topics
 from pipeline.common.deadletter import DeadLetters
 from pipeline.common.settings import Settings
 from pipeline.projections import registry, timelines
@@ -33,6 +33,8 @@ def create_projections(
         PluginError: a configured or installed plugin does not load.
     """
     producer = AsyncProducer(settings.kafka_bootstrap, client_id=f"{settings.app_id}-projections")
+    projections = registry.discover(settings.projection_plugins)
+    tracking_batch = (settings.tracking_batch_rows, settings.tracking_batch_ms / 1000)
     deps = Deps(
         app_id=settings.app_id,
         bootstrap=settings.kafka_bootstrap,
@@ -45,7 +47,10 @@ def create_projections(
         # the tracking sink waits longer for bigger ClickHouse inserts (fewer parts to
         # merge), but not so long that an event waits for it more than the rest of its way
         batches={
-            SINK.name: (settings.tracking_batch_rows, settings.tracking_batch_ms / 1000),
+            # a plugin over tracking.events runs one statement a batch, like the sink
+            # (pipeline/projections/tracking/plugins.py): small batches would put it behind
+            **{p.name: tracking_batch for p in projections if topics.TRACKING_EVENTS in p.topics},
+            SINK.name: tracking_batch,
             REJECTIONS.name: (settings.rejections_batch_rows, settings.rejections_batch_ms / 1000),
             # a chirp is pushed to live feeds once projected: short waits
             timelines.PROJECTION.name: (
@@ -56,7 +61,7 @@ def create_projections(
         producer=producer,
         staging=staging,
         dedup_window_s=settings.dedup_window_s,
+        core=compiled.load(settings.edge_core),
         timelines=settings.timelines,
     )
-    projections = registry.discover(settings.projection_plugins)
     return ProjectionRunner(projections, deps=deps, producer=producer)

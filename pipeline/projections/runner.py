@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import ModuleType
 
 import orjson
 import structlog
@@ -131,6 +132,9 @@ class Deps:
     producer: AsyncProducer | None = None
     staging: ClickHouse | None = None
     """A ClickHouse client with a session, for the tracking sink's temporary table."""
+    core: ModuleType | None = None
+    """The compiled core (``pipeline.common.compiled.load``), which builds the staged
+    container files of the tracking sink and plugins; None: the Python reference."""
     dedup_window_s: int = 86_400
     timelines: TimelinePolicy = dataclasses.field(default_factory=TimelinePolicy)
     """The timeline projection's fan-out numbers (``pipeline/projections/timelines.py``)."""

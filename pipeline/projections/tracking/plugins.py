@@ -63,7 +63,7 @@ def over_recorded_events(
                 # a session of its own: the sink's is busy with the sink's batches, and a
                 # server refuses two queries at once in one session
                 client = await asyncio.to_thread(ClickHouse.open, deps.clickhouse.dsn, session=True)
-                staging = Staging(client, deps.codec)
+                staging = Staging(client, deps.codec, deps.core)
             if staging.fits(records):
                 await staging.load(records)
                 rows = f"({stored_rows_sql(staging.table)})"

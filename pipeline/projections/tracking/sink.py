@@ -1,23 +1,21 @@
-"""Tracking agents: validation (raw -> events | dlq) and the ClickHouse sinks.
+"""The tracking sinks: ``tracking.events`` -> ``tracking_events`` (``TrackingSink``) and
+``tracking.dlq`` -> ``tracking_rejections`` (``RejectionSink``), both read models on the
+projection runner (rebuildable, versioned tables).
 
-Validation takes a second look at what reaches ``tracking.raw`` (key = system id): events
-the API could not record at the edge, and records from before it recorded any. Per
-record, stateless: decode the SDK event (a record that is not one is dead-lettered), then
-``pipeline.edge.recording.Recorder`` decides, as at the API: ``TrackingEventRecorded`` to
-``tracking.events`` (same key), or ``tracking.dlq`` with the reasons.
-
-"Recorded once" is the sink's job, not validation's: the event id is uuid5(system,
-message id), so an SDK retry, a replay after a crash and the same event recorded at the
-edge and by validation are the same event, and the sink inserts an event id only if it is
-not stored yet. A dedup mark kept beside validation could reach its changelog before the
-event it stands for reached Kafka, and a crash between the two would lose the event
-(measured: 2 of 30,000 lost that way).
+"Recorded once" is the sink's job, not the edge's or validation's
+(``pipeline/edge/validation.py``): the event id is uuid5(system, message id), so an SDK
+retry, a replay after a crash and the same event recorded at the edge and by validation
+are the same event, and the sink inserts an event id only if it is not stored yet. A
+dedup mark kept beside validation could reach its changelog before the event it stands
+for reached Kafka, and a crash between the two would lose the event (measured: 2 of
+30,000 lost that way).
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from types import ModuleType
 from typing import Any
 
 import orjson
@@ -89,12 +87,13 @@ class TrackingSink:
         codec: AvroCodec,
         *,
         dedup_window_s: int,
+        core: ModuleType | None = None,
     ) -> None:
         self.clickhouse = clickhouse
         self.producer = producer
         self.codec = codec
         self.window = timedelta(seconds=dedup_window_s)
-        self._staging = Staging(clickhouse, codec)
+        self._staging = Staging(clickhouse, codec, core)
         self._check_sql = tracking_tables.staged_sql(self._staging.table)
         self.table = "tracking_events"
 
@@ -352,7 +351,7 @@ def _bind_sink(deps: Deps) -> Handler:
     if deps.staging is None or deps.producer is None:
         raise ValueError("the tracking sink needs Deps.staging and .producer")
     sink = TrackingSink(deps.staging, deps.producer, deps.codec,
-                        dedup_window_s=deps.dedup_window_s)  # fmt: skip
+                        dedup_window_s=deps.dedup_window_s, core=deps.core)  # fmt: skip
     return _over_records(sink.run_batch, "tracking_events")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from types import ModuleType
 
 from connectors.batch import Record
 from connectors.clickhouse import ClickHouse
@@ -25,11 +26,16 @@ class Staging:
     """One temporary table (named for this instance: instances sharing a session do not
     write over each other's batch) on ``clickhouse``, a client with a session."""
 
-    def __init__(self, clickhouse: ClickHouse, codec: AvroCodec) -> None:
+    def __init__(
+        self, clickhouse: ClickHouse, codec: AvroCodec, core: ModuleType | None = None
+    ) -> None:
+        """``core``: the compiled module that builds the container file (``Deps.core``), or
+        None for the Python reference."""
         self.clickhouse = clickhouse
         newest = codec.registry.latest_version(RECORDED_EVENT_TYPE)
         self._newest = codec.registry.fingerprint(RECORDED_EVENT_TYPE, newest)
-        self._container = PositionedContainer(codec.registry.source(RECORDED_EVENT_TYPE, newest))
+        source = codec.registry.source(RECORDED_EVENT_TYPE, newest)
+        self._container = PositionedContainer(source, core)
         self.table = f"tracking_staging_{uuid.uuid4().hex[:12]}"
         self._made = False
 
@@ -42,8 +48,7 @@ class Staging:
         """Replace the table's rows by ``records`` (which must :meth:`fit`). Raises what the
         client raises; the table is then made again on the next call (a new server session
         has none)."""
-        data = self._container.file((r.value or b"", r.topic, r.partition, r.offset)
-                                    for r in records)  # fmt: skip
+        data = self._container.file(records)
         try:
             if not self._made:
                 await self.clickhouse.command(tables.staging_ddl(self.table))

@@ -188,7 +188,7 @@ def test_the_compiled_path_is_the_one_taken() -> None:
 
 
 def test_the_setting_chooses_the_path() -> None:
-    from pipeline.edge import core
+    from pipeline.common import compiled as core
 
     assert core.load("auto") is streamfold_edge
     assert core.load("compiled") is streamfold_edge

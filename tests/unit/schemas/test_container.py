@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import fastavro
 
+from connectors.batch import Record
 from schemas.codec import AvroCodec
 from schemas.container import POSITION_FIELDS, PositionedContainer
 from schemas.envelope import Envelope
@@ -41,7 +42,8 @@ def test_a_container_reads_back_as_the_records_and_their_positions() -> None:
     positions = [("tracking.events", i % 2, 10**12 + i) for i in range(5)]
     container = PositionedContainer(REGISTRY.source(EVENT, NEWEST))
     data = container.file(
-        (CODEC.encode(e), *where) for e, where in zip(envelopes, positions, strict=True)
+        Record(topic, partition, offset, None, CODEC.encode(e), ())
+        for e, (topic, partition, offset) in zip(envelopes, positions, strict=True)
     )
     read = list(fastavro.reader(io.BytesIO(data)))
     assert len(read) == 5

@@ -11,7 +11,7 @@
 use crate::event::{self, Tracked};
 use crate::json;
 
-fn long(n: i64, out: &mut Vec<u8>) {
+pub(crate) fn long(n: i64, out: &mut Vec<u8>) {
     let mut z = ((n << 1) ^ (n >> 63)) as u64;
     while z > 0x7f {
         out.push((z as u8 & 0x7f) | 0x80);
@@ -20,7 +20,7 @@ fn long(n: i64, out: &mut Vec<u8>) {
     out.push(z as u8);
 }
 
-fn string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn string(s: &str, out: &mut Vec<u8>) {
     long(s.len() as i64, out);
     out.extend_from_slice(s.as_bytes());
 }

@@ -14,11 +14,14 @@
 //!   fingerprint, structures, reject_unknown) -> list[tuple]`
 //! - `Validator(schema_json: str)`, `Validator.is_valid_json(instance_json: str) -> bool`
 //! - `batch_response(outcomes: list[tuple]) -> bytes`
+//! - `container_file(header, sync, records, skip) -> bytes` (`container.rs`: the staged
+//!   sink's Avro container file)
 //! - `Fallback` (an `Exception`)
 //!
 //! See `pipeline/edge/native/README.md` for what falls back and how to build.
 
 mod avro;
+mod container;
 mod event;
 mod floats;
 mod json;
@@ -502,5 +505,6 @@ fn streamfold_edge(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Validator>()?;
     m.add_function(wrap_pyfunction!(parse_request, m)?)?;
     m.add_function(wrap_pyfunction!(batch_response, m)?)?;
+    m.add_function(wrap_pyfunction!(container::container_file, m)?)?;
     Ok(())
 }
