@@ -36,9 +36,19 @@ async def real_buckets(endpoints: Endpoints) -> AsyncIterator[Buckets]:
         await redis.aclose()
 
 
-def ingest(buckets: Buckets) -> Ingest:
-    # charge() never touches the producer
-    return Ingest(None, buckets, recorder=None, per_system=PER_SYSTEM, per_partner=PER_PARTNER)  # type: ignore[arg-type]
+def ingest(
+    buckets: Buckets, per_system: Limit = PER_SYSTEM, per_partner: Limit = PER_PARTNER
+) -> Ingest:
+    # charge() touches only the buckets: no producer, recorder or key resolver
+    return Ingest(
+        None,  # type: ignore[arg-type]
+        buckets,
+        recorder=None,  # type: ignore[arg-type]
+        keys=None,  # type: ignore[arg-type]
+        per_system=per_system,
+        per_partner=per_partner,
+        max_body_bytes=512 * 1024,
+    )
 
 
 def systems(partner: str, n: int) -> list[SystemKey]:
@@ -70,10 +80,8 @@ async def test_a_refusal_takes_nothing_from_any_bucket(endpoints: Endpoints) -> 
 async def test_the_system_limit_holds_below_the_partner_limit(endpoints: Endpoints) -> None:
     async with real_buckets(endpoints) as buckets:
         [a] = systems(f"par-{uuid.uuid4()}", 1)
-        limiter = Ingest(
-            None,  # type: ignore[arg-type]
+        limiter = ingest(
             buckets,
-            recorder=None,  # type: ignore[arg-type]
             per_system=Limit(rate_per_s=1, burst=1_000),
             per_partner=Limit(rate_per_s=1, burst=50_000),
         )
