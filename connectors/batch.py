@@ -38,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -52,9 +52,11 @@ T = TypeVar("T")
 LAG_REPORT_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One consumed record, decoupled from the client library."""
+class Record(NamedTuple):
+    """One consumed record, decoupled from the client library. A named tuple rather than a
+    frozen dataclass: one is made per Kafka message, and a frozen dataclass's ``__init__``
+    (``object.__setattr__`` per field) took 2.2 µs against 0.8, about 110 ms of each
+    50,000-record batch of the tracking sink (measured 2026-12-07)."""
 
     topic: str
     partition: int
@@ -70,6 +72,17 @@ class Record:
             msg.topic(), msg.partition(), msg.offset(), msg.key(), msg.value(),
             tuple((k, v or b"") for k, v in headers) if headers else (),
         )  # fmt: skip
+
+
+def highest_offsets(records: Sequence[Record]) -> dict[tuple[str, int], int]:
+    """(topic, partition) -> the highest offset among ``records`` (what a commit or a
+    checkpoint covers, plus one)."""
+    highs: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        if r.offset > highs.get(key, -1):
+            highs[key] = r.offset
+    return highs
 
 
 Handler = Callable[[Sequence[Record]], Awaitable[None]]
@@ -223,11 +236,7 @@ class BatchConsumer:
                         why=str(exc),
                     )
                     continue
-                high: dict[tuple[str, int], int] = {}
-                for r in batch:
-                    high[(r.topic, r.partition)] = max(
-                        high.get((r.topic, r.partition), -1), r.offset
-                    )
+                high = highest_offsets(batch)
                 offsets = [TopicPartition(t, p, o + 1) for (t, p), o in high.items()]
                 if await self._commit(offsets):
                     self.last_progress = time.monotonic()

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -38,10 +38,10 @@ class Store(StrEnum):
     REDIS = "redis"
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     """One source record after decoding: ``value`` is an ``Envelope`` (or what the
-    projection's own ``decode`` returned)."""
+    projection's own ``decode`` returned). A named tuple for the reason ``Record`` is one:
+    the runner makes one per record."""
 
     value: Any
     topic: str

@@ -37,7 +37,7 @@ import structlog
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from connectors.batch import BatchConsumer, PartitionsLost, Record
+from connectors.batch import BatchConsumer, PartitionsLost, Record, highest_offsets
 from connectors.clickhouse import ClickHouse
 from connectors.kafka import AsyncProducer, end_offsets, offsets_at
 from pipeline.common import failures, topics
@@ -197,7 +197,7 @@ class Instance:
                 await self._dead_letter(record, f"undecodable: {type(exc).__name__}: {exc}")
                 continue
             decoded.append(Decoded(value, record.topic, record.partition, record.offset, record))
-        await self._apply(decoded, _highs(records))
+        await self._apply(decoded, highest_offsets(records))
         self.stats.count(len(records))
 
     async def _apply(self, batch: Sequence[Decoded], offsets: Offsets) -> None:
@@ -221,7 +221,7 @@ class Instance:
                 return
         half = len(batch) // 2
         first, second = batch[:half], batch[half:]
-        await self._apply(first, _highs([d.record for d in first]))
+        await self._apply(first, highest_offsets([d.record for d in first]))
         await self._apply(second, offsets)
 
     def _outage(self, exc: BaseException) -> bool:
@@ -261,15 +261,6 @@ class Instance:
         await self.deps.dead_letters.send(
             record, f"{self.projection.name} v{self.version.version}: {reason}"
         )
-
-
-def _highs(records: Sequence[Record]) -> Offsets:
-    highs: Offsets = {}
-    for r in records:
-        key = (r.topic, r.partition)
-        if r.offset > highs.get(key, -1):
-            highs[key] = r.offset
-    return highs
 
 
 # ----------------------------------------------------------------------------- control
