@@ -55,21 +55,10 @@ class Pipeline:
     app: faust.App
 
 
-def create_app(
-    settings: Settings,
-    *,
-    codec: AvroCodec,
-    redis: Redis,
-    claim_keys: ClaimKeys,
-) -> Pipeline:
-    """Build the Faust worker: command (+ reservation) agents per aggregate, whose state is
-    in changelog-backed tables, and the identity process manager (``agents/reactions.py``).
-    Every read model (``create_projections``: the projection runner, the tracking sinks
-    included) and validation (``create_validation``) run on batch consumers.
-
-    Topics must already exist (``connectors.kafka.ensure_topics``); Faust creates only its
-    changelog topics, with the same partition count as their source topics.
-    """
+def faust_app(settings: Settings) -> faust.App:
+    """The Faust app as the commands role runs it (broker, RocksDB tables, commit interval,
+    session timeouts, the fixes in ``faust_fixes``), with no agent yet: ``create_app``
+    adds the command agents, ``bench/faust_ceiling.py`` a bare one."""
     faust_fixes.install()
     app = faust.App(
         settings.app_id,
@@ -99,6 +88,25 @@ def create_app(
     # transactions at all (measured: no transaction markers on any topic, and a SIGKILL
     # lost events whose dedup mark had reached the changelog first).
     app.in_worker = True
+    return app
+
+
+def create_app(
+    settings: Settings,
+    *,
+    codec: AvroCodec,
+    redis: Redis,
+    claim_keys: ClaimKeys,
+) -> Pipeline:
+    """Build the Faust worker: command (+ reservation) agents per aggregate, whose state is
+    in changelog-backed tables, and the identity process manager (``agents/reactions.py``).
+    Every read model (``create_projections``: the projection runner, the tracking sinks
+    included) and validation (``create_validation``) run on batch consumers.
+
+    Topics must already exist (``connectors.kafka.ensure_topics``); Faust creates only its
+    changelog topics, with the same partition count as their source topics.
+    """
+    app = faust_app(settings)
     p = settings.topic_partitions
     topic_cache: dict[str, Any] = {}
 
@@ -152,7 +160,7 @@ def _command_agents(
         window=settings.recent_commands_per_aggregate,
         claim_keys=claim_keys,
     )
-    _batch_agent(
+    batch_agent(
         app,
         topic(aggregate.spec.commands_topic),
         commands.process_batch,
@@ -195,7 +203,7 @@ def _event_agent(app: faust.App, source: Any, handle: Any, name: str) -> None:
     app.agent(source, name=name)(agent)
 
 
-def _batch_agent(
+def batch_agent(
     app: faust.App,
     source: Any,
     handle: Any,
