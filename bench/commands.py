@@ -11,9 +11,12 @@ Phases (each against one fresh ``streamfold serve``):
 3. kafka-update: M users x R rounds of UpdateUser produced straight to users.commands
    (confluent-kafka, acks=all); command -> result from a tail of command.results, and
    command -> visible from polling the users read model's versions every 50 ms.
+4. faust-ceiling: the bare Faust agent of ``bench/faust_ceiling.py`` on the same Kafka,
+   with the stack idle (``--ceiling-records`` records): what Faust itself does here, and
+   kafka-update's ratio to it (issue 22).
 
 Usage: python bench/commands.py [--runs 3] [--n 400] [--users 200] [--rounds 10]
-    [--phases api paced kafka]
+    [--phases api paced kafka ceiling]
 Prints a table per run and the medians; writes bench/results/local/commands-<utc>.json.
 """
 
@@ -38,6 +41,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import faust_ceiling  # noqa: E402
 from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
@@ -266,6 +270,11 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
                     result["kafka_update"] = kafka_phase(
                         server, admin, ids[: args.users], args.rounds
                     )
+            if "ceiling" in args.phases:
+                ceiling_args = argparse.Namespace(records=args.ceiling_records, keys=args.users,
+                                                  value_bytes=300)  # fmt: skip
+                ceiling = asyncio.run(faust_ceiling.one_run(ceiling_args, stack, 0))
+                result["faust_ceiling"] = {**ceiling, "commands_per_s": ceiling["records_per_s"]}
             return result
         finally:
             server.stop()
@@ -283,11 +292,12 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--guarantee", choices=["at_least_once"], default="at_least_once")
+    parser.add_argument("--ceiling-records", type=int, default=20_000)
     parser.add_argument(
         "--phases",
         nargs="+",
-        choices=["api", "paced", "kafka"],
-        default=["api", "paced", "kafka"],
+        choices=["api", "paced", "kafka", "ceiling"],
+        default=["api", "paced", "kafka", "ceiling"],
         help="what to run after api-create (which makes the users the others update)",
     )
     args = parser.parse_args()
@@ -308,6 +318,11 @@ def main() -> None:
                     p: statistics.median(r[phase][key][p] for r in runs)
                     for p in ("p50", "p95", "p99")
                 }
+    if "kafka_update" in medians and "faust_ceiling" in medians:
+        # issue 22: UpdateUser straight to Kafka against the bare Faust agent, per run
+        ratios = [r["kafka_update"]["commands_per_s"] / r["faust_ceiling"]["commands_per_s"]
+                  for r in runs]  # fmt: skip
+        medians["kafka_update"]["ratio_to_faust_ceiling"] = round(statistics.median(ratios), 3)
     print("medians: " + json.dumps(medians, indent=1))
     path = write_results(f"commands-{args.guarantee}", args, runs, medians)
     print(f"wrote {path}")
