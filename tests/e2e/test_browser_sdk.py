@@ -247,8 +247,15 @@ def test_the_readme_snippet_loads_analytics_js_from_the_api(
 def test_a_track_and_a_beacon_on_page_unload(
     context: BrowserContext, shop: Site, server: ServeProcess, admin: httpx.Client
 ) -> None:
-    """The beacon goes as the page unloads; analytics.js's own call is sent then or, if the
-    browser cut it short, from its persisted queue on the next page of the site."""
+    """The beacon goes as the page unloads and is stored once. analytics.js's own call is
+    sent then or, if the browser cut it short, from its persisted queue on the next page of
+    the site; when it arrives it is stored once, with its properties.
+
+    Its arrival is not asserted: analytics-core (@segment/analytics-core 1.x,
+    ``dispatch.js``) hands an event to its plugins without queueing it when its queue is
+    empty (``dispatchSingle``), so a pagehide between that and the Segment.io plugin's
+    ``send`` finds it in neither persisted queue and the SDK loses it. Seen once in about
+    seven full suites on a loaded machine; the browser's beacon has no such gap."""
     system = new_system(admin)
     tag = uuid.uuid4().hex[:8]
     page, _ = open_npm_page(context, shop, server, system["api_key"], tag, unload="1")
@@ -256,16 +263,17 @@ def test_a_track_and_a_beacon_on_page_unload(
     page.goto(f"{shop.url}/npm.html?{query}&tag=next")  # beforeunload and pagehide on the way
     page.wait_for_function("window.loaded", timeout=30_000)
     wait_for(
-        lambda: len(sql(admin, "SELECT 1 FROM tracking_events WHERE system_id = "
-                               f"'{system['system_id']}'")) >= 2,
+        lambda: sql(admin, "SELECT 1 FROM tracking_events WHERE system_id = "
+                           f"'{system['system_id']}' AND event = 'Beacon Left'"),
         timeout_s=60,
-        what="both unload events in ClickHouse",
+        what="the beacon in ClickHouse",
     )  # fmt: skip
     rows = by_event(settled_rows(server, admin, system))
-    assert set(rows) == {"Beacon Left", "Left Page"}
+    assert set(rows) in ({"Beacon Left", "Left Page"}, {"Beacon Left"})
     assert json.loads(rows["Beacon Left"]["properties"]) == {"tag": tag}
     assert rows["Beacon Left"]["anonymous_id"] == f"beacon-{tag}"
-    assert json.loads(rows["Left Page"]["properties"]) == {"tag": tag}
+    if "Left Page" in rows:
+        assert json.loads(rows["Left Page"]["properties"]) == {"tag": tag}
 
 
 def test_pages_from_an_origin_outside_the_list_store_nothing(
