@@ -73,7 +73,7 @@ class PositionedContainer:
         payloads must be of this container's writer schema; nothing here checks their
         bodies (the store's reader refuses a file with a bad one)."""
         if self.core is not None:
-            return bytes(self.core.container_file(self._header, _SYNC, records, HEADER_LENGTH))
+            return self.core.container_file(self._header, _SYNC, records, HEADER_LENGTH)  # type: ignore[no-any-return]
         return self.file_in_python(records)
 
     def file_in_python(self, records: Iterable[Positioned]) -> bytes:

@@ -21,7 +21,15 @@ from collections.abc import Callable, Mapping, Sequence
 
 from connectors.clickhouse import ClickHouse
 from pipeline.common import topics
-from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
+from pipeline.projections.projection import (
+    Context,
+    Decoded,
+    Failed,
+    Handler,
+    Projection,
+    Store,
+    undecoded,
+)
 from pipeline.projections.runner import Deps
 from pipeline.projections.tracking.staging import Staging
 from pipeline.projections.tracking.tables import stored_rows_sql
@@ -32,10 +40,6 @@ __all__ = ["RowsSql", "over_recorded_events"]
 RowsSql = Callable[[Mapping[str, str], str], str]
 """(the version's tables: declared name -> physical name, the rows: a parenthesised
 subquery with ``tracking_events``' columns) -> the ``INSERT ... SELECT`` to run."""
-
-
-def _raw(value: bytes) -> bytes:
-    return value
 
 
 def over_recorded_events(
@@ -79,7 +83,7 @@ def over_recorded_events(
         store=Store.CLICKHOUSE,
         handle=None,
         bind=bind,
-        decode=_raw,
+        decode=undecoded,
         tables=tables,
         ddl=ddl,
         analyst_tables=analyst_tables,

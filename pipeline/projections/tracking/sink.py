@@ -32,7 +32,15 @@ from pipeline.domain import jsontext
 from pipeline.domain.tracking import (
     time_range_problem,
 )
-from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
+from pipeline.projections.projection import (
+    Context,
+    Decoded,
+    Failed,
+    Handler,
+    Projection,
+    Store,
+    undecoded,
+)
 from pipeline.projections.runner import Deps
 from pipeline.projections.tracking import tables as tracking_tables
 from pipeline.projections.tracking.staging import Staging
@@ -327,11 +335,7 @@ def _utf8(text: str) -> str:
 # ---------------------------------------------------------------- on the projection runner
 # Both sinks run as projections (checkpoints, the catalog, `projections list`), on the
 # groups they had before the runner; they decode records themselves (the tracking sink
-# lets ClickHouse decode a whole batch), so the runner hands them the bytes.
-
-
-def _bytes(value: bytes) -> bytes:
-    return value
+# lets ClickHouse decode a whole batch), so the runner hands them the bytes (``undecoded``).
 
 
 def _over_records(
@@ -365,7 +369,7 @@ SINK = Projection(
     store=Store.CLICKHOUSE,
     handle=None,
     bind=_bind_sink,
-    decode=_bytes,
+    decode=undecoded,
     tables=("tracking_events",),
     ddl=tracking_tables.events_ddl,
     analyst_tables=("tracking_events", "tracking_minute"),
@@ -378,7 +382,7 @@ REJECTIONS = Projection(
     store=Store.CLICKHOUSE,
     handle=None,
     bind=_bind_rejections,
-    decode=_bytes,
+    decode=undecoded,
     tables=("tracking_rejections",),
     ddl=tracking_tables.rejections_ddl,
     analyst_tables=("tracking_rejections",),
