@@ -31,10 +31,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from confluent_kafka import Consumer, Producer  # noqa: E402
-
+from bench import kafka_io  # noqa: E402
 from bench.stats import write_results  # noqa: E402
-from connectors.kafka import PARTITIONER, TopicSpec, base_config, ensure_topics  # noqa: E402
+from connectors.kafka import PARTITIONER, TopicSpec, ensure_topics  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
 from pipeline.common.settings import Settings  # noqa: E402
 from pipeline.write import faust_fixes  # noqa: E402
@@ -44,39 +43,17 @@ PARTITIONS = 6
 
 
 def produce(bootstrap: str, topic: str, records: int, keys: int, value_bytes: int) -> float:
-    """Send ``records`` records at once; returns the time of the first produce."""
-    producer = Producer({**base_config(bootstrap), "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5, "partitioner": PARTITIONER})  # fmt: skip
+    """Send ``records`` records at once (as the API's producer: acks=all, idempotence, the
+    Java client's partitioner); returns ``time.perf_counter()`` of the first produce."""
     value = b"x" * value_bytes
-    started = time.time()
-    for i in range(records):
-        while True:
-            try:
-                producer.produce(topic, value, key=f"agg-{i % keys}".encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    if producer.flush(60):
-        raise SystemExit("the input records were not all delivered")
-    return started
+    return kafka_io.fill(bootstrap, topic, records, lambda i: (f"agg-{i % keys}".encode(), value),
+                         {"acks": "all", "enable.idempotence": True, "linger.ms": 5,
+                          "compression.type": "none", "partitioner": PARTITIONER})  # fmt: skip
 
 
 def count_until(bootstrap: str, topic: str, records: int, timeout_s: float) -> float:
-    """Read ``topic`` from the start until ``records`` records are seen; returns the time
-    the last one was read. Raises SystemExit after ``timeout_s``."""
-    consumer = Consumer({**base_config(bootstrap), "group.id": f"ceiling-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
-    consumer.subscribe([topic])
-    seen, deadline = 0, time.monotonic() + timeout_s
-    try:
-        while seen < records:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"only {seen} of {records} output records after {timeout_s} s")
-            seen += sum(1 for m in consumer.consume(10_000, 0.5) if m.error() is None)
-        return time.time()
-    finally:
-        consumer.close()
+    """``time.perf_counter()`` when ``records`` records of ``topic`` had been read."""
+    return kafka_io.read(bootstrap, topic, records, timeout_s)[1]
 
 
 async def one_run(args: argparse.Namespace, stack: LocalStack, run: int) -> dict[str, Any]:
@@ -118,7 +95,8 @@ async def one_run(args: argparse.Namespace, stack: LocalStack, run: int) -> dict
         # ready when one record has gone through: the group has its partitions
         warm = await asyncio.to_thread(produce, stack.kafka_bootstrap, source_name, 1, 1, 8)
         await asyncio.to_thread(count_until, stack.kafka_bootstrap, output_name, 1, 120)
-        print(f"  run {run}: ready {time.time() - warm:.1f} s after the first record", flush=True)
+        ready_s = time.perf_counter() - warm
+        print(f"  run {run}: ready {ready_s:.1f} s after the first record", flush=True)
         started = await asyncio.to_thread(produce, stack.kafka_bootstrap, source_name,
                                           args.records, args.keys, args.value_bytes)  # fmt: skip
         done = await asyncio.to_thread(count_until, stack.kafka_bootstrap, output_name,

@@ -36,14 +36,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from confluent_kafka import Consumer, Producer  # noqa: E402
-
+from bench import kafka_io  # noqa: E402
 from bench.stats import write_results  # noqa: E402
 from connectors.clickhouse import ClickHouse  # noqa: E402
 from connectors.kafka import (  # noqa: E402
     AsyncProducer,
     TopicSpec,
-    base_config,
     end_offsets,
     ensure_topics,
 )  # fmt: skip
@@ -69,19 +67,7 @@ def fill(
     bootstrap: str, topic: str, count: int, make: Callable[[int], tuple[bytes, bytes]]
 ) -> None:
     ensure_topics(bootstrap, [TopicSpec(topic)], partitions=PARTITIONS, replication=1)
-    producer = Producer({**base_config(bootstrap), "linger.ms": 50, "compression.type": "lz4",
-                         "queue.buffering.max.messages": 500_000})  # fmt: skip
-    for i in range(count):
-        key, value = make(i)
-        while True:
-            try:
-                producer.produce(topic, value, key=key)
-                break
-            except BufferError:
-                producer.poll(0.1)
-        if i % 10_000 == 0:
-            producer.poll(0)
-    producer.flush(120)
+    kafka_io.fill(bootstrap, topic, count, make)
 
 
 def user_event(codec: AvroCodec, i: int) -> tuple[bytes, bytes]:
@@ -111,18 +97,8 @@ def tracking_event(codec: AvroCodec, i: int) -> tuple[bytes, bytes]:
 
 def bare_consume(bootstrap: str, topic: str, total: int) -> float:
     """events/s of a consumer that reads the topic and decodes nothing: the ceiling."""
-    consumer = Consumer({**base_config(bootstrap), "group.id": f"bench-bare-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
-    consumer.subscribe([topic])
-    seen, started = 0, None
-    while seen < total:
-        batch = consumer.consume(5000, 1.0)
-        if batch and started is None:
-            started = time.perf_counter()
-        seen += sum(1 for m in batch if m.error() is None)
-    elapsed = time.perf_counter() - (started or time.perf_counter())
-    consumer.close()
-    return seen / elapsed if elapsed > 0 else float("nan")
+    first, last = kafka_io.read(bootstrap, topic, total)
+    return total / (last - first) if last > first else float("nan")
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:

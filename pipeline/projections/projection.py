@@ -83,12 +83,6 @@ Handler = Callable[[Sequence[Decoded], Context], Awaitable[Failed]]
 Decode = Callable[[bytes], Any]
 
 
-def undecoded(value: bytes) -> bytes:
-    """A ``decode`` that keeps the record's bytes: for projections that hand the batch to
-    ClickHouse to decode (the tracking sinks, plugins over recorded events)."""
-    return value
-
-
 @dataclass(frozen=True)
 class Projection:
     """A read model as the runner sees it. Plugins declare one of these under the

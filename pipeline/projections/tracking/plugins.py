@@ -21,17 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 
 from connectors.clickhouse import ClickHouse
 from pipeline.common import topics
-from pipeline.projections.projection import (
-    Context,
-    Decoded,
-    Failed,
-    Handler,
-    Projection,
-    Store,
-    undecoded,
-)
+from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
 from pipeline.projections.runner import Deps
-from pipeline.projections.tracking.staging import Staging
+from pipeline.projections.tracking.staging import Staging, undecoded
 from pipeline.projections.tracking.tables import stored_rows_sql
 from schemas.exceptions import DecodeError
 

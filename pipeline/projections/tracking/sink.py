@@ -32,18 +32,10 @@ from pipeline.domain import jsontext
 from pipeline.domain.tracking import (
     time_range_problem,
 )
-from pipeline.projections.projection import (
-    Context,
-    Decoded,
-    Failed,
-    Handler,
-    Projection,
-    Store,
-    undecoded,
-)
+from pipeline.projections.projection import Context, Decoded, Failed, Handler, Projection, Store
 from pipeline.projections.runner import Deps
 from pipeline.projections.tracking import tables as tracking_tables
-from pipeline.projections.tracking.staging import Staging
+from pipeline.projections.tracking.staging import Staging, undecoded
 from schemas.codec import AvroCodec
 from schemas.exceptions import DecodeError
 

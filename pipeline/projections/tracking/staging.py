@@ -19,7 +19,13 @@ from pipeline.projections.tracking import tables
 from schemas.codec import AvroCodec, fingerprint_of
 from schemas.container import PositionedContainer
 
-__all__ = ["Staging"]
+__all__ = ["Staging", "undecoded"]
+
+
+def undecoded(value: bytes) -> bytes:
+    """The ``decode`` of a projection whose batches ClickHouse decodes (the tracking sinks,
+    plugins over recorded events): the runner hands it each record's bytes."""
+    return value
 
 
 class Staging:
