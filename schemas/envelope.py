@@ -26,11 +26,17 @@ def sdk_actor(system_id: str) -> str:
     return f"sdk:{system_id}"
 
 
-def event_id_for(command_id: str, index: int) -> str:
-    """Deterministic event id (UUIDv5 string) for the ``index``-th (0-based) event emitted by
-    command ``command_id``, so a retried command yields identical event ids.
+def event_id_for(command_id: str, aggregate_version: int) -> str:
+    """Deterministic event id (UUIDv5 string) of the event command ``command_id`` put at
+    ``aggregate_version`` (1-based) of its aggregate.
+
+    A replay of the same command from the same state (a crash before the snapshot was
+    stored) yields identical ids, which idempotent projections ignore. A command that runs
+    again at a later version (re-sent after its id left the aggregate's memory of recent
+    commands) yields new ids: two events, never one id twice, and the reactions derived
+    from them (``pipeline/domain/identity/reactions.py``) are new commands too (issue 22).
     """
-    return uuid5_text(EVENT_NAMESPACE, f"{command_id}/{index}")
+    return uuid5_text(EVENT_NAMESPACE, f"{command_id}@{aggregate_version}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -47,11 +47,11 @@ from api.replies import (
     until_applied,
 )
 from api.security import Principal
+from pipeline.domain.handling import CommandResult
 from pipeline.domain.identity import instructors, prospects, students
 from pipeline.domain.identity.reactions import reaction_id
 from pipeline.projections import identity, users
 from pipeline.projections.identity import INSTRUCTORS, PROSPECTS, STUDENTS, Model
-from schemas.envelope import event_id_for
 
 router = APIRouter(tags=["identity"])
 
@@ -76,9 +76,9 @@ async def _run(services: Services, command: Any, model: Model, status: int = 200
     )
 
 
-def _then(command_id: str) -> str:
-    """The id of the command a process manager sends after ``command_id``'s (only) event."""
-    return reaction_id(event_id_for(command_id, 0))
+def _then(result: CommandResult) -> str | None:
+    """The id of the command the process manager sends after ``result``'s (only) event."""
+    return reaction_id(result.event_ids[0]) if result.event_ids else None
 
 
 # -- prospects ----------------------------------------------------------------------------
@@ -131,8 +131,7 @@ async def merge_prospect(
     command = prospects.MergeProspect(
         **command_fields(key, prospect_id, who.user_id), into_id=body.into
     )
-    absorb = _then(command.command_id)
-    first, _, last = await services.bus.submit_chain(command, [absorb, _then(absorb)])
+    first, _, last = await services.bus.submit_chain(command, _then, 2)
     if first is None:
         return pending(command)
     raise_rejection(first)
@@ -171,8 +170,7 @@ async def convert_prospect(
     command = prospects.ConvertProspect(
         **command_fields(key, prospect_id, who.user_id), role=body.role
     )
-    create = _then(command.command_id)
-    first, made = await services.bus.submit_chain(command, [create])
+    first, made = await services.bus.submit_chain(command, _then, 1)
     if first is None:
         return pending(command)
     raise_rejection(first)

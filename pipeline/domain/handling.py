@@ -274,13 +274,14 @@ def handle(
     state = snapshot.state
     envelopes: list[Envelope] = []
     for index, event in enumerate(decision):
+        version = snapshot.version + index + 1
         envelope = Envelope(
-            event_id=event_id_for(command.command_id, index),
+            event_id=event_id_for(command.command_id, version),
             event_type=event.event_type,
             schema_version=event.schema_version,
             aggregate_type=spec.aggregate_type,
             aggregate_id=command.aggregate_id,
-            aggregate_version=snapshot.version + index + 1,
+            aggregate_version=version,
             occurred_at=occurred_at,
             producer=producer,
             correlation_id=command.correlation_id or command.command_id,

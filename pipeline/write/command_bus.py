@@ -7,7 +7,7 @@ touches a store: commands go to Kafka and results come back from ``command.resul
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
 from connectors.kafka import AsyncProducer
@@ -50,34 +50,47 @@ class CommandBus:
             self.waiter.forget(command.command_id, future)
 
     async def submit_chain(
-        self, command: Any, follow_ups: Sequence[str], *, timeout_s: float | None = None
+        self,
+        command: Any,
+        caused: Callable[[CommandResult], str | None],
+        steps: int,
+        *,
+        timeout_s: float | None = None,
     ) -> list[CommandResult | None]:
-        """Submit ``command`` and wait for its result and then, while each is accepted,
-        for the results of ``follow_ups``: the ids of commands a process manager sends
-        because of it (derived ids, known in advance: ``pipeline/domain/identity/
-        reactions.py``). All within one ``timeout_s``. Returns one entry per id
-        (``command`` first), None for each that did not come (or was not reached).
+        """Submit ``command`` and wait for its result and then, while each is accepted
+        (and not a duplicate), for the result of the command it caused, ``steps`` times,
+        all within one ``timeout_s``. ``caused(result)`` is the id of the command a
+        process manager sends because of ``result``'s events (``pipeline/domain/identity/
+        reactions.py``: derived from the event id), or None for none. Returns ``steps + 1``
+        entries (``command`` first), None for each that did not come (or was not reached).
+
+        A caused command's result can come before ``caused`` is asked: the waiter answers
+        from the results it saw in the last seconds (``ResultWaiter.expect(seen=True)``).
 
         Raises:
             KafkaDeliveryError: the command was not accepted by the brokers.
         """
-        ids = [command.command_id, *follow_ups]
-        # expected before producing: a fast chain must not answer before we listen
-        futures = [self.waiter.expect(command_id) for command_id in ids]
-        results: list[CommandResult | None] = [None] * len(ids)
+        results: list[CommandResult | None] = [None] * (steps + 1)
+        command_id = command.command_id
+        # expected before producing: a fast result must not answer before we listen
+        future = self.waiter.expect(command_id)
         try:
             topic, key, value = submission(command, self.claim_keys)
             await self.producer.produce(topic, value, key=key)
             deadline = time.monotonic() + (self.timeout_s if timeout_s is None else timeout_s)
-            for index, future in enumerate(futures):
+            for index in range(steps + 1):
                 left = max(0.0, deadline - time.monotonic())
                 results[index] = result = await self.waiter.wait(future, left)
                 if result is None or result.status != "accepted" or result.duplicate:
                     break  # a duplicate's follow-ups happened the first time: none will come
+                following = caused(result) if index < steps else None
+                if following is None:
+                    break
+                self.waiter.forget(command_id, future)
+                command_id, future = following, self.waiter.expect(following, seen=True)
             return results
         finally:
-            for command_id, future in zip(ids, futures, strict=True):
-                self.waiter.forget(command_id, future)
+            self.waiter.forget(command_id, future)
 
     async def send(self, command: Any) -> None:
         """Produce ``command`` without waiting for its result (fire and forget, still acked)."""

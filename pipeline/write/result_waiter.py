@@ -13,6 +13,7 @@ import threading
 from collections import defaultdict
 
 import structlog
+from cachetools import TTLCache
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka import base_config
@@ -27,12 +28,18 @@ class ResultWaiter:
 
     Call ``expect(command_id)`` BEFORE producing the command, so a fast result cannot be
     missed; then ``wait``. A background thread polls Kafka and settles futures on the loop.
+    The results of the last ``SEEN_S`` seconds are kept (at most ``SEEN_MAX``) for ids
+    learned only from another result (``expect(seen=True)``).
     """
+
+    SEEN_S = 30.0
+    SEEN_MAX = 50_000
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self._bootstrap = bootstrap
         self._topic = topic
         self._futures: dict[str, list[asyncio.Future[CommandResult]]] = defaultdict(list)
+        self._seen: TTLCache[str, CommandResult] = TTLCache(self.SEEN_MAX, self.SEEN_S)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -85,12 +92,22 @@ class ResultWaiter:
             consumer.close()
 
     def _settle(self, result: CommandResult) -> None:
+        self._seen[result.command_id] = result
         for future in self._futures.pop(result.command_id, []):
             if not future.done():
                 future.set_result(result)
 
-    def expect(self, command_id: str) -> asyncio.Future[CommandResult]:
+    def expect(self, command_id: str, *, seen: bool = False) -> asyncio.Future[CommandResult]:
+        """A future for ``command_id``'s result. ``seen``: a result that came in the last
+        ``SEEN_S`` seconds settles it at once (for a command someone else produced, e.g. a
+        process manager's, whose id was learned from a result just received); otherwise
+        only a result arriving from now on does (a retried command's earlier result is
+        not its answer: the retry's own result says ``duplicate``)."""
         future: asyncio.Future[CommandResult] = asyncio.get_running_loop().create_future()
+        earlier = self._seen.get(command_id) if seen else None
+        if earlier is not None:
+            future.set_result(earlier)
+            return future
         self._futures[command_id].append(future)
         return future
 

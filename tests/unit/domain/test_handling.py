@@ -75,8 +75,8 @@ def test_the_commands_actor_reaches_every_event() -> None:
 def test_event_id_for_is_uuid5_and_stable() -> None:
     import uuid
 
-    assert event_id_for("cmd", 0) == str(uuid.uuid5(EVENT_NAMESPACE, "cmd/0"))
-    assert event_id_for("cmd", 0) == event_id_for("cmd", 0) != event_id_for("cmd", 1)
+    assert event_id_for("cmd", 1) == str(uuid.uuid5(EVENT_NAMESPACE, "cmd@1"))
+    assert event_id_for("cmd", 1) == event_id_for("cmd", 1) != event_id_for("cmd", 2)
 
 
 def test_accepted_create_builds_envelope() -> None:
@@ -84,7 +84,7 @@ def test_accepted_create_builds_envelope() -> None:
     assert not outcome.duplicate
     [envelope] = outcome.envelopes
     assert envelope == Envelope(
-        event_id=event_id_for("c-create", 0),
+        event_id=event_id_for("c-create", 1),
         event_type="UserCreated",
         schema_version=2,
         aggregate_type="user",

@@ -1218,6 +1218,31 @@ def test_bus_crossed_merges_both_cancel() -> None:
     bus.check_log_folds_to_snapshots()
 
 
+def test_bus_merge_redelivered_after_leaving_the_memory_still_ends() -> None:
+    """Issue 22: a MergeProspect re-delivered (a client retrying its Idempotency-Key)
+    after 150 other commands on the source, more than the source remembers, runs again;
+    its saga must run again too, not stall on a reaction id the survivor remembers."""
+    bus = bus_with(ADA, GRACE, ALAN)
+    bus.send(MergeProspect, GRACE, into_id=ALAN)
+    bus.drain()  # GRACE is merged: it refuses to absorb
+    retried = bus.command(MergeProspect, ADA, into_id=GRACE)
+    bus.queue.append(retried)
+    bus.drain()
+    assert bus.prospect(ADA).status is ProspectStatus.ACTIVE  # refused, cancelled
+    for n in range(150):
+        bus.send(UpdateProspect, ADA, notes=f"note {n}")
+    bus.drain()
+    assert all(cid != retried.command_id for cid, _ in bus.snapshots[("prospect", ADA)].recent)
+    bus.queue.append(retried)
+    bus.drain()
+    assert bus.prospect(ADA).status is ProspectStatus.ACTIVE
+    assert event_types(bus, ADA)[-2:] == ["ProspectMergeStarted", "ProspectMergeCancelled"]
+    # two runs of one command are two events each, never one id twice
+    ids = [e.event_id for e in bus.log]
+    assert len(ids) == len(set(ids))
+    bus.check_log_folds_to_snapshots()
+
+
 def test_bus_conversion_creates_each_person_once() -> None:
     bus = bus_with(ADA)
     bus.send(ConvertProspect, ADA, role="student")
