@@ -27,3 +27,4 @@ async def run(settings: Settings, stop: asyncio.Event, redis: Redis, codec: Avro
         await stop.wait()
     finally:
         await pipeline.app.stop()
+        await asyncio.to_thread(pipeline.kafka.close)

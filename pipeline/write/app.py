@@ -12,7 +12,7 @@ import faust
 from redis.asyncio import Redis
 
 from connectors import metrics
-from pipeline.common import topics
+from connectors.kafka import AsyncProducer
 from pipeline.common.deadletter import DeadLetters
 from pipeline.common.settings import Settings
 from pipeline.domain.identity.prospects import PROSPECT_SPEC
@@ -52,7 +52,11 @@ RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_s
 
 @dataclass(frozen=True)
 class Pipeline:
+    """``app``: the Faust app; ``kafka``: the librdkafka producer its command agents
+    produce events and results with (close it after the app stopped)."""
+
     app: faust.App
+    kafka: AsyncProducer
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -115,10 +119,14 @@ def create_app(
             topic_cache[name] = app.topic(name, partitions=p, **RAW)
         return topic_cache[name]
 
-    pipeline = Pipeline(app=app)
-    results = topic(topics.COMMAND_RESULTS)
+    # linger 1 ms: a batch is produced whole and then awaited, so waiting to fill a
+    # request buys nothing; librdkafka still packs what queues behind one in flight
+    kafka = AsyncProducer(
+        settings.kafka_bootstrap, client_id=f"{settings.app_id}-commands", **{"linger.ms": 1}
+    )
+    pipeline = Pipeline(app=app, kafka=kafka)
     for aggregate in AGGREGATES:
-        _command_agents(app, settings, aggregate, topic, results, codec, claim_keys)
+        _command_agents(app, settings, aggregate, topic, kafka, codec, claim_keys)
     reactions = ReactionProcessor(
         codec=codec,
         claim_keys=claim_keys,
@@ -137,7 +145,7 @@ def _command_agents(
     settings: Settings,
     aggregate: Aggregate,
     topic: Any,
-    results: Any,
+    kafka: AsyncProducer,
     codec: AvroCodec,
     claim_keys: ClaimKeys,
 ) -> CommandProcessor:
@@ -151,10 +159,10 @@ def _command_agents(
         table=app.Table(
             aggregate.spec.state_table, default=None, partitions=settings.topic_partitions
         ),
-        events=topic(aggregate.spec.events_topic),
-        results=results,
-        reservations=reservations,
-        dead_letters=DeadLetters.to_faust_topic(dlq, agent=f"{name}-commands"),
+        kafka=kafka,
+        dead_letters=DeadLetters.to_topic(
+            kafka, aggregate.spec.dlq_topic, agent=f"{name}-commands"
+        ),
         codec=codec,
         producer=settings.producer_name,
         window=settings.recent_commands_per_aggregate,

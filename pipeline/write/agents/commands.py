@@ -9,19 +9,28 @@ Per batch, in this order (the order is what makes a crash at any point harmless)
    aggregate seeing the snapshot an earlier one left: a command id seen before returns
    its original result and emits nothing; otherwise decide + evolve give the envelopes
    and the new snapshot.
-3. Send every envelope to ``<aggregate>.events``, then wait once for all the acks.
-4. Store each touched aggregate's newest snapshot in the table (changelog-backed).
-5. Release uniqueness claims the commands no longer need.
-6. Send the results to ``command.results``; ack the batch's records.
+3. Produce every envelope to ``<aggregate>.events``, the releases of uniqueness claims
+   the commands no longer need to ``<aggregate>.reservations`` and the results to
+   ``command.results``, then wait once for all their acks.
+4. Store each touched aggregate's newest snapshot in the table (changelog-backed); the
+   caller then acks the batch's records.
 
 A crash at any point replays the batch from the last committed offset (Faust flushes
-its producer before it commits offsets, and commits only acked records, so nothing sent
-is lost behind a commit). If 4 did not reach the changelog, the replay yields
-byte-identical envelopes (event ids, versions and times are deterministic) that
-idempotent projections ignore; if it did, step 2 answers with the stored result, marked
-``duplicate``. Step 3 waits for the acks so that 4 can never be durable while the events
-are not. Only the round trip is shared: the outcome of every command is what handling
-them one at a time gives (``tests/integration/test_event_topics.py`` folds the topic).
+its producer, the tables' changelogs included, before it commits offsets, and commits
+only acked records). If 4 did not reach the changelog, the replay yields byte-identical
+envelopes (event ids, versions and times are deterministic) that idempotent projections
+ignore, and the same releases and results again (a release frees only its owner's claim;
+a waiting request takes the first result); if it did, step 2 answers with the stored
+result, marked ``duplicate``. Step 3 waits for the acks so that 4 can never be durable
+while the events are not. Only the round trip is shared: the outcome of every command is
+what handling them one at a time gives (``tests/integration/test_event_topics.py`` folds
+the topic).
+
+The records of step 3 go through librdkafka (``connectors.kafka.AsyncProducer``), not
+Faust's producer: a Faust send costs a future, a buffer hop and an aiokafka batch append
+on the event loop per record, three per command, and was the largest share of this
+agent's time under load (py-spy, issue 22). Offsets still commit through Faust, only
+after the batch returned, that is after every ack.
 """
 
 from __future__ import annotations
@@ -32,8 +41,10 @@ from typing import Any
 
 import orjson
 import structlog
-from faust.types import EventT, TableT, TopicT
+from faust.types import EventT, TableT
 
+from connectors.kafka import AsyncProducer, Deliveries
+from pipeline.common import topics
 from pipeline.common.deadletter import DeadLetters
 from pipeline.domain.handling import (
     AggregateSpec,
@@ -66,9 +77,7 @@ class CommandProcessor:
 
     aggregate: Aggregate
     table: TableT
-    events: TopicT
-    results: TopicT
-    reservations: TopicT | None
+    kafka: AsyncProducer
     dead_letters: DeadLetters
     codec: AvroCodec
     producer: str
@@ -83,18 +92,17 @@ class CommandProcessor:
         """Handle ``events`` (records of ``<aggregate>.commands``, offset order within
         each partition) and send everything they cause; the caller acks them after.
 
-        Raises what the producer raises when an event is not acknowledged (the agent
-        stops, nothing is acked, and the batch is delivered again).
+        Raises KafkaDeliveryError when a record is not acknowledged (the agent stops,
+        nothing is acked, and the batch is delivered again).
         """
         snapshots: dict[str, tuple[EventT, Snapshot]] = {}
-        handled: list[tuple[Any, Any, Outcome]] = []
-        acks = []
+        out = self.kafka.deliveries()
         for event in events:
             try:
                 command = decode_command(self.aggregate, event.message.value)
             except MalformedMessage as exc:
                 await self.dead_letters.send(event.message, str(exc))
-                await self._answer_malformed(event, str(exc))
+                self._answer_malformed(out, event, str(exc))
                 continue
             key = command.aggregate_id
             if key in snapshots:
@@ -106,36 +114,30 @@ class CommandProcessor:
             outcome = handle(
                 self.spec, snapshot, command, producer=self.producer, window=self.window
             )
+            if outcome.duplicate:
+                self.reply(out, replace(outcome.result, duplicate=True))
+                continue
+            topic, id_bytes = self.spec.events_topic, key.encode()
             for envelope in outcome.envelopes:
-                value = self.codec.encode(envelope)
-                acks.append(await self.events.send(key=key.encode(), value=value))
-            if not outcome.duplicate:
-                snapshots[key] = (event, outcome.snapshot)
-            handled.append((command, snapshot.state, outcome))
-        for ack in acks:
-            await ack
+                out.produce(topic, self.codec.encode(envelope), key=id_bytes)
+            self._release(out, command, snapshot.state, outcome)
+            self.reply(out, outcome.result)
+            snapshots[key] = (event, outcome.snapshot)
+        await out.wait()
         for key, (event, snapshot) in snapshots.items():
             with faust_fixes.current_event(event):  # the table's partition is the record's
                 self.table[key] = snapshot_to_dict(self.spec, snapshot)
-        for command, before, outcome in handled:
-            if outcome.duplicate:
-                await self.reply(replace(outcome.result, duplicate=True))
-                continue
-            await self._release(command, before, outcome)
-            await self.reply(outcome.result)
 
-    async def reply(self, result: CommandResult) -> None:
-        """Send ``result`` keyed by its aggregate id.
-
-        Keyed like the command, the result lands on the same partition number, and under
-        exactly_once faust-streaming 0.15 puts a send into the transaction of its
-        *destination* partition (``{app_id}-{group}-{partition}``): only outputs
-        co-partitioned with the input commit atomically with the input's offset.
-        """
+    def reply(self, out: Deliveries, result: CommandResult) -> None:
+        """Produce ``result`` into ``out``, keyed by its aggregate id (the command's
+        partition number: the results of one aggregate stay in order)."""
         key = result.aggregate_id or result.command_id
-        await self.results.send(key=key.encode(), value=encode_result(result))
+        out.produce(topics.COMMAND_RESULTS, encode_result(result), key=key.encode())
 
-    async def _release(self, command: Any, before: Any, outcome: Any) -> None:
+    def _release(self, out: Deliveries, command: Any, before: Any, outcome: Outcome) -> None:
+        topic = self.spec.reservations_topic
+        if topic is None:
+            return
         keys, aggregate = self.claim_keys, self.aggregate
         held_before = keys.held(aggregate, before)
         if outcome.result.status == "rejected":
@@ -143,13 +145,11 @@ class CommandProcessor:
         else:
             release = held_before - keys.held(aggregate, outcome.snapshot.state)
         owner = command.aggregate_id
-        if self.reservations is None:
-            return
         for claim in sorted(release):
             message = Reservation(op="release", owner=owner, claim=claim)
-            await self.reservations.send(key=claim.encode(), value=encode_reservation(message))
+            out.produce(topic, encode_reservation(message), key=claim.encode())
 
-    async def _answer_malformed(self, event: EventT, reason: str) -> None:
+    def _answer_malformed(self, out: Deliveries, event: EventT, reason: str) -> None:
         """A malformed command still gets a result when its id can be read, so a waiting
         API request fails fast instead of timing out."""
         raw = _loose_json(event.message.value)
@@ -157,7 +157,8 @@ class CommandProcessor:
         actor = raw.get("actor")  # who may read this result (GET /api/commands/{id})
         if not isinstance(command_id, str):
             return
-        await self.reply(
+        self.reply(
+            out,
             CommandResult(
                 command_id=command_id,
                 status="rejected",
@@ -167,7 +168,7 @@ class CommandProcessor:
                 reason=RejectionReason.INVALID.value,
                 message=reason[:1000],
                 actor=actor if isinstance(actor, str) else None,
-            )
+            ),
         )
 
 

@@ -112,7 +112,9 @@ class ReservationProcessor:
         actor = command.get("actor")  # who may read this result (GET /api/commands/{id})
         reason, text = _REASONS.get(claim.split(":", 1)[0], (RejectionReason.CONFLICT, "taken"))
         await self._compensate(command, reason.value)
-        await self.replies.reply(
+        out = self.replies.kafka.deliveries()
+        self.replies.reply(
+            out,
             CommandResult(
                 command_id=str(command.get("command_id", "")),
                 status="rejected",
@@ -123,5 +125,6 @@ class ReservationProcessor:
                 message=text,
                 field=claim.split(":", 1)[0],
                 actor=actor if isinstance(actor, str) else None,
-            )
+            ),
         )
+        await out.wait()
