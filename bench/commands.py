@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import faust_ceiling  # noqa: E402
+from bench.cpu import CpuMeter, per_event_us  # noqa: E402
 from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER  # noqa: E402
 from deploy.localstack import LocalStack  # noqa: E402
@@ -134,7 +135,7 @@ async def paced_phase(
 
 
 def kafka_phase(
-    server: ServeProcess, admin: httpx.Client, user_ids: list[str], rounds: int
+    server: ServeProcess, admin: httpx.Client, user_ids: list[str], rounds: int, meter: CpuMeter
 ) -> dict:
     bootstrap = server.settings.kafka_bootstrap
     versions = {r["user_id"]: r["version"] for r in sql(admin, _versions_sql(user_ids))}
@@ -189,6 +190,7 @@ def kafka_phase(
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
                          "partitioner": PARTITIONER, "linger.ms": 5})  # fmt: skip
     keys = server.claim_keys()
+    cpu_before = meter.read()
     t0 = time.perf_counter()
     for cmd in commands:
         topic, key, value = submission(cmd, keys)
@@ -201,6 +203,7 @@ def kafka_phase(
         len(answered) < len(commands) or len(visible) < len(commands)
     ) and time.monotonic() < deadline:
         time.sleep(0.1)
+    cpu_after = meter.read()
     stop.set()
     for t in threads:
         t.join()
@@ -216,6 +219,9 @@ def kafka_phase(
         "commands_per_s": round(len(done) / (last - t0), 1) if done else 0.0,
         "command_to_result_ms": percentiles([(answered[c] - sent[c]) * 1000 for c in done]),
         "command_to_visible_ms": percentiles([(visible[c] - sent[c]) * 1000 for c in seen]),
+        # until every command is answered and visible; the read-model poll (the api and
+        # sinks roles) is included
+        "cpu_us_per_command": per_event_us(cpu_before, cpu_after, len(done)),
     }
 
 
@@ -267,8 +273,11 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
                     base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
                 ) as admin:
                     time.sleep(1.0)
+                    meter = CpuMeter(
+                        server.proc.pid, {"kafka": stack.kafka.pid, "redis": stack.redis.pid}
+                    )
                     result["kafka_update"] = kafka_phase(
-                        server, admin, ids[: args.users], args.rounds
+                        server, admin, ids[: args.users], args.rounds, meter
                     )
             if "ceiling" in args.phases:
                 ceiling_args = argparse.Namespace(records=args.ceiling_records, keys=args.users,

@@ -5,6 +5,8 @@ No module-level app: each entrypoint (serve, worker, tests) builds its own.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -156,8 +158,13 @@ def _command_agents(
     dlq = topic(aggregate.spec.dlq_topic)
     commands = CommandProcessor(
         aggregate=aggregate,
+        # bytes (Faust's "raw"): the processor encodes with orjson. Faust's json codec is
+        # the stdlib's; both write JSON text, so a changelog written before reads the same
         table=app.Table(
-            aggregate.spec.state_table, default=None, partitions=settings.topic_partitions
+            aggregate.spec.state_table,
+            default=None,
+            partitions=settings.topic_partitions,
+            value_type=bytes,
         ),
         kafka=kafka,
         dead_letters=DeadLetters.to_topic(
@@ -214,14 +221,22 @@ def _event_agent(app: faust.App, source: Any, handle: Any, name: str) -> None:
 def batch_agent(
     app: faust.App,
     source: Any,
-    handle: Any,
+    handle: Callable[[list[Any]], Awaitable[Awaitable[None] | None]],
     name: str,
     *,
     max_records: int,
     within_s: float,
 ) -> None:
     """Up to ``max_records`` events at a time (or what arrived within ``within_s``),
-    acked only once ``handle`` returned for the whole batch.
+    acked only once ``handle`` is done with the whole batch.
+
+    ``handle(batch)`` may return a tail: what is left of the batch once its records are
+    decided (waiting for the brokers' acks, storing state). The tail runs while the next
+    batch is taken and handled; the next tail starts only after it, and a batch is
+    acked only after its tail, so acks (and commits) stay in offset order. A handler
+    that returns a tail must let the next batch see what the pending tail has not stored
+    yet (``CommandProcessor``: its unwritten snapshots). If the agent stops, a tail
+    still running is cancelled: its records stay unacked and are delivered again.
 
     ``faust_fixes.take_batches`` (Faust's ``noack_take`` without its idle loop), because
     ``take_events`` acks its batch in a ``finally``: an agent cancelled mid-batch would
@@ -229,12 +244,28 @@ def batch_agent(
     one-at-a-time iterator, see ``_event_agent``).
     """
 
+    async def finish(tail: Awaitable[None] | None, batch: list[Any], stream: Any) -> None:
+        with metrics.timed(metrics.BATCH_SECONDS, name):
+            if tail is not None:
+                await tail
+        for event in batch:
+            await stream.ack(event)
+
     async def agent(stream: faust.StreamT) -> None:
-        async for batch in faust_fixes.take_batches(stream, max_records, within_s):
-            metrics.BATCH_RECORDS.labels(name).observe(len(batch))
-            with metrics.timed(metrics.BATCH_SECONDS, name):
-                await handle(batch)
-            for event in batch:
-                await stream.ack(event)
+        pending: asyncio.Future[None] | None = None
+        tail: Awaitable[None] | None = None
+        try:
+            async for batch in faust_fixes.take_batches(stream, max_records, within_s):
+                metrics.BATCH_RECORDS.labels(name).observe(len(batch))
+                tail = await handle(batch)
+                if pending is not None:
+                    await pending  # raises what the previous tail raised: the agent stops
+                pending = asyncio.ensure_future(finish(tail, batch, stream))
+            if pending is not None:
+                await pending
+        finally:
+            for running in (pending, tail):
+                if isinstance(running, asyncio.Future) and not running.done():
+                    running.cancel()
 
     app.agent(source, name=name)(agent)

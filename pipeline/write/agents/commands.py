@@ -1,46 +1,53 @@
 """The command agent: load state from the table, ``handle`` (pure), emit, reply; a batch
-of commands at a time, one wait for the brokers' acks per batch.
+of commands at a time, one wait for the brokers' acks per batch, overlapped with the next.
 
 Per batch, in this order (the order is what makes a crash at any point harmless):
 
 1. Decode each command; a malformed record is dead-lettered (and answered if it has a
    command id).
 2. ``handle(snapshot, command)`` for each, in offset order, a later command of the same
-   aggregate seeing the snapshot an earlier one left: a command id seen before returns
-   its original result and emits nothing; otherwise decide + evolve give the envelopes
-   and the new snapshot.
+   aggregate seeing the snapshot an earlier one left (or an earlier batch not stored
+   yet): a command id seen before returns its original result and emits nothing;
+   otherwise decide + evolve give the envelopes and the new snapshot.
 3. Produce every envelope to ``<aggregate>.events``, the releases of uniqueness claims
    the commands no longer need to ``<aggregate>.reservations`` and the results to
-   ``command.results``, then wait once for all their acks.
-4. Store each touched aggregate's newest snapshot in the table (changelog-backed); the
-   caller then acks the batch's records.
+   ``command.results``.
+4. The tail, while the agent takes and decides the next batch: once the previous batch's
+   tail is done, wait once for all of 3's acks, then store each touched aggregate's
+   newest snapshot in the table (changelog-backed); then the agent acks the records.
 
-A crash at any point replays the batch from the last committed offset (Faust flushes
-its producer, the tables' changelogs included, before it commits offsets, and commits
-only acked records). If 4 did not reach the changelog, the replay yields byte-identical
-envelopes (event ids, versions and times are deterministic) that idempotent projections
-ignore, and the same releases and results again (a release frees only its owner's claim;
-a waiting request takes the first result); if it did, step 2 answers with the stored
-result, marked ``duplicate``. Step 3 waits for the acks so that 4 can never be durable
-while the events are not. Only the round trip is shared: the outcome of every command is
-what handling them one at a time gives (``tests/integration/test_event_topics.py`` folds
-the topic).
+A crash at any point replays from the last committed offset (Faust flushes its
+producer, the tables' changelogs included, before it commits offsets, and commits only
+acked records, in offset order). If 4 did not reach the changelog, the replay yields
+byte-identical envelopes (event ids, versions and times are deterministic) that
+idempotent projections ignore, and the same releases and results again (a release frees
+only its owner's claim; a waiting request takes the first result); if it did, step 2
+answers with the stored result, marked ``duplicate``. 4 waits for the acks so that a
+snapshot can never be durable while its events are not. Only the round trip is shared:
+the outcome of every command is what handling them one at a time gives
+(``tests/integration/test_event_topics.py`` folds the topic).
+
+Measured (``bench/commands.py``, kafka phase, CPU per command by role): the librdkafka
+producer, the decoded-snapshot cache and the overlapped tail together took the commands
+process from 890-990 to 550-660 µs per UpdateUser, and the whole stack (broker and
+projections included: bigger batches, fewer requests) from 2,985-3,258 to 1,883-2,353.
 
 The records of step 3 go through librdkafka (``connectors.kafka.AsyncProducer``), not
 Faust's producer: a Faust send costs a future, a buffer hop and an aiokafka batch append
-on the event loop per record, three per command, and was the largest share of this
-agent's time under load (py-spy, issue 22). Offsets still commit through Faust, only
-after the batch returned, that is after every ack.
+on the event loop per record, three per command (py-spy, issue 22). Offsets still commit
+through Faust, only after the batch's tail, that is after every ack.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 import structlog
+from cachetools import LRUCache
 from faust.types import EventT, TableT
 
 from connectors.kafka import AsyncProducer, Deliveries
@@ -73,7 +80,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass(kw_only=True, eq=False)
 class CommandProcessor:
-    """Runs commands of one aggregate type against its table."""
+    """Runs commands of one aggregate type against its table: aggregate id -> the JSON
+    of ``snapshot_to_dict`` (bytes; the table is raw, the JSON is orjson's)."""
 
     aggregate: Aggregate
     table: TableT
@@ -83,18 +91,38 @@ class CommandProcessor:
     producer: str
     window: int
     claim_keys: ClaimKeys
+    decoded_snapshots: int = 1_000
+    """How many decoded snapshots ``_load`` keeps (LRU; each up to ``window`` results)."""
+
+    def __post_init__(self) -> None:
+        self._decoded: LRUCache[str, tuple[bytes, Snapshot]] = LRUCache(self.decoded_snapshots)
+        # decided, produced, not stored yet: the newest snapshot per aggregate id
+        self._unwritten: dict[str, Snapshot] = {}
+        self._last_store: asyncio.Future[None] | None = None
+        # a store that failed (not cancelled): nothing more is decided until a restart
+        self._failure: BaseException | None = None
 
     @property
     def spec(self) -> AggregateSpec:
         return self.aggregate.spec
 
-    async def process_batch(self, events: Sequence[EventT]) -> None:
-        """Handle ``events`` (records of ``<aggregate>.commands``, offset order within
-        each partition) and send everything they cause; the caller acks them after.
+    async def process_batch(self, events: Sequence[EventT]) -> Awaitable[None]:
+        """Decide ``events`` (records of ``<aggregate>.commands``, offset order within
+        each partition) and produce everything they cause; returns the batch's tail,
+        which waits for the acks and then stores the snapshots. The caller acks the
+        records after the tail (``app.batch_agent`` runs it beside the next batch, whose
+        commands see these snapshots before they are stored).
 
-        Raises KafkaDeliveryError when a record is not acknowledged (the agent stops,
-        nothing is acked, and the batch is delivered again).
+        The tail raises KafkaDeliveryError when a record is not acknowledged: nothing
+        of it or of a later batch is acked, and this processor raises it again for every
+        batch from then on, so the worker must be restarted (it then replays from the
+        committed offsets). A cancelled tail (the agent stopped or restarted on a
+        rebalance) only forgets the unwritten snapshots: the records are delivered again.
         """
+        if self._failure is not None:
+            # events of a batch decided before may be out while its state is not stored:
+            # deciding more from the table could give a second event the same version
+            raise self._failure
         snapshots: dict[str, tuple[EventT, Snapshot]] = {}
         out = self.kafka.deliveries()
         for event in events:
@@ -105,12 +133,7 @@ class CommandProcessor:
                 self._answer_malformed(out, event, str(exc))
                 continue
             key = command.aggregate_id
-            if key in snapshots:
-                snapshot = snapshots[key][1]
-            else:
-                with faust_fixes.current_event(event):
-                    stored = self.table.get(key)
-                snapshot = snapshot_from_dict(self.spec, stored) if stored else Snapshot(state=None)
+            snapshot = snapshots[key][1] if key in snapshots else self._load(key, event)
             outcome = handle(
                 self.spec, snapshot, command, producer=self.producer, window=self.window
             )
@@ -123,10 +146,59 @@ class CommandProcessor:
             self._release(out, command, snapshot.state, outcome)
             self.reply(out, outcome.result)
             snapshots[key] = (event, outcome.snapshot)
-        await out.wait()
+        for key, (_, snapshot) in snapshots.items():
+            self._unwritten[key] = snapshot
+        store = asyncio.ensure_future(self._store(self._last_store, out, snapshots))
+        self._last_store = store
+        return store
+
+    async def _store(
+        self,
+        previous: asyncio.Future[None] | None,
+        out: Deliveries,
+        snapshots: dict[str, tuple[EventT, Snapshot]],
+    ) -> None:
+        """Once the previous batch's snapshots are stored and ``out`` is acknowledged,
+        write ``snapshots`` to the table (so a key's snapshots reach the table in the
+        order they were decided). Cancelled or failed, here or in an earlier batch, it
+        forgets every unwritten snapshot: those records are not acked, they are
+        delivered again and decided from the table."""
+        try:
+            if previous is not None:
+                await previous
+            await out.wait()
+        except BaseException as exc:
+            self._unwritten.clear()
+            if not isinstance(exc, asyncio.CancelledError) and self._failure is None:
+                self._failure = exc
+            raise
         for key, (event, snapshot) in snapshots.items():
+            stored = orjson.dumps(snapshot_to_dict(self.spec, snapshot))
             with faust_fixes.current_event(event):  # the table's partition is the record's
-                self.table[key] = snapshot_to_dict(self.spec, snapshot)
+                self.table[key] = stored
+            self._decoded[key] = (stored, snapshot)
+            if self._unwritten.get(key) is snapshot:  # a later batch may have a newer one
+                del self._unwritten[key]
+
+    def _load(self, key: str, event: EventT) -> Snapshot:
+        """``key``'s snapshot as the table holds it. The last ones decoded are kept with
+        the bytes they came from and reused while the table holds those very bytes:
+        decoding the idempotency memory (up to ``window`` results) was the largest share
+        of a command's time (py-spy, issue 22), and comparing bytes cannot be wrong
+        whoever wrote the table last (this process, or another before a rebalance)."""
+        unwritten = self._unwritten.get(key)
+        if unwritten is not None:
+            return unwritten
+        with faust_fixes.current_event(event):
+            stored = self.table.get(key)
+        if not stored:
+            return Snapshot(state=None)
+        known = self._decoded.get(key)
+        if known is not None and known[0] == stored:
+            return known[1]
+        snapshot = snapshot_from_dict(self.spec, orjson.loads(stored))
+        self._decoded[key] = (stored, snapshot)
+        return snapshot
 
     def reply(self, out: Deliveries, result: CommandResult) -> None:
         """Produce ``result`` into ``out``, keyed by its aggregate id (the command's
