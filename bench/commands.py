@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -253,9 +254,15 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 for i in range(args.n)
             ]  # fmt: skip
             result: dict[str, Any] = {"api_create": create_stats}
+            meter = CpuMeter(server.proc.pid, {"kafka": stack.kafka.pid, "redis": stack.redis.pid,
+                                               "bench": os.getpid()})  # fmt: skip
             if "api" in args.phases:
+                cpu_before = meter.read()
                 result["api_update"], _ = asyncio.run(
                     api_phase(base, token, updates, args.concurrency)
+                )
+                result["api_update"]["cpu_us_per_command"] = per_event_us(
+                    cpu_before, meter.read(), len(updates)
                 )
                 # one at a time: command -> result without queueing (the latency floor)
                 result["api_update_sequential"], _ = asyncio.run(
@@ -273,9 +280,6 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
                     base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
                 ) as admin:
                     time.sleep(1.0)
-                    meter = CpuMeter(
-                        server.proc.pid, {"kafka": stack.kafka.pid, "redis": stack.redis.pid}
-                    )
                     result["kafka_update"] = kafka_phase(
                         server, admin, ids[: args.users], args.rounds, meter
                     )

@@ -175,7 +175,10 @@ class Settings(BaseSettings):
         default=500, ge=1, description="Commands a command agent handles per round trip."
     )
     command_batch_ms: int = Field(
-        default=5, ge=1, description="...or what arrived within this long, ms (latency it adds)."
+        default=1,
+        ge=1,
+        description="...or what arrived within this long, ms (latency it adds; under load the "
+        "next batch fills while one is handled, so a short wait keeps big batches).",
     )
     projection_batch_rows: int = Field(default=5000, ge=1)
     projection_batch_ms: int = Field(default=500, ge=1)

@@ -23,7 +23,10 @@ class CommandBus:
     def __init__(
         self, bootstrap: str, *, client_id: str, timeout_s: float, claim_keys: ClaimKeys
     ) -> None:
-        self.producer = AsyncProducer(bootstrap, client_id=client_id, delivery_timeout_s=timeout_s)
+        # linger 1 ms: a request waits for its one command; nothing else would fill the batch
+        self.producer = AsyncProducer(
+            bootstrap, client_id=client_id, delivery_timeout_s=timeout_s, **{"linger.ms": 1}
+        )
         self.claim_keys = claim_keys
         self.waiter = ResultWaiter(bootstrap, topics.COMMAND_RESULTS)
         self.timeout_s = timeout_s
