@@ -1,6 +1,6 @@
 """Command throughput and latency, on a stack this script starts and stops itself.
 
-Phases (each against one fresh ``streamfold serve``):
+Phases (all against one fresh ``streamfold serve`` per run):
 1. api-create: N CreateUser through ``POST /api/admin/users`` with C concurrent clients;
    a request returns when the command's result arrives, so its latency is command ->
    result as a client sees it (argon2 hashing in the API included).
@@ -14,9 +14,12 @@ Phases (each against one fresh ``streamfold serve``):
 4. faust-ceiling: the bare Faust agent of ``bench/faust_ceiling.py`` on the same Kafka,
    with the stack idle (``--ceiling-records`` records): what Faust itself does here, and
    kafka-update's ratio to it (issue 22).
+5. chirps: C students (C = ``--concurrency``) who all follow each other post N chirps,
+   one client each, one chirp at a time; a request returns once the chirp is in the
+   followers' timelines (issue 22's target: >= 1,000/s, p99 < 100 ms).
 
 Usage: python bench/commands.py [--runs 3] [--n 400] [--users 200] [--rounds 10]
-    [--phases api paced kafka ceiling]
+    [--phases api chirps paced kafka ceiling]
 Prints a table per run and the medians; writes bench/results/local/commands-<utc>.json.
 """
 
@@ -93,6 +96,67 @@ async def api_phase(
         "command_to_result_ms": percentiles(latencies),
         "status_codes": codes,
     }, replies
+
+
+async def signed_in_users(base: str, count: int) -> list[str]:
+    """Register ``count`` students, sign each in, and make each follow every other;
+    their bearer tokens."""
+    password = "correct horse battery"
+    tokens, ids = [], []
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        for i in range(count):
+            tag = uuid.uuid4().hex[:10]
+            body = {"username": f"c_{tag}", "email": f"chirper-{tag}@example.com",
+                    "password": password, "display_name": f"Chirper {i}"}  # fmt: skip
+            ids.append((await client.post("/api/users/register", json=body)).json()["id"])
+            form = {"username": body["username"], "password": password}
+            answer = await client.post("/api/auth/token", data=form)
+            answer.raise_for_status()
+            tokens.append(answer.json()["access_token"])
+        for me, token in enumerate(tokens):
+            for other, user_id in enumerate(ids):
+                if other != me:
+                    auth = {"Authorization": f"Bearer {token}"}
+                    follow = await client.post(f"/api/users/{user_id}/follow", headers=auth)
+                    follow.raise_for_status()
+    return tokens
+
+
+async def chirps_phase(base: str, tokens: list[str], n: int) -> dict[str, Any]:
+    """``n`` chirps posted, one client per user (``tokens``), each user one chirp at a
+    time: command -> in the followers' timelines (``POST /api/chirps`` answers once the
+    timelines have it)."""
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    clients = [
+        httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {t}"}, timeout=60)
+        for t in tokens
+    ]
+
+    async def user(client: httpx.AsyncClient, count: int) -> None:
+        for k in range(count):
+            t0 = time.perf_counter()
+            response = await client.post("/api/chirps", json={"text": f"chirp {k}"})
+            latencies.append((time.perf_counter() - t0) * 1000)
+            codes[response.status_code] = codes.get(response.status_code, 0) + 1
+
+    per_user = [n // len(clients) + (1 if i < n % len(clients) else 0)
+                for i in range(len(clients))]  # fmt: skip
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(user(c, k) for c, k in zip(clients, per_user, strict=True)))
+        wall = time.perf_counter() - t0
+    finally:
+        for client in clients:
+            await client.aclose()
+    return {
+        "commands": n,
+        "users": len(tokens),
+        "seconds": round(wall, 3),
+        "commands_per_s": round(n / wall, 1),
+        "command_to_result_ms": percentiles(latencies),
+        "status_codes": codes,
+    }
 
 
 async def paced_phase(
@@ -268,6 +332,13 @@ def one_run(args: argparse.Namespace) -> dict[str, Any]:
                 result["api_update_sequential"], _ = asyncio.run(
                     api_phase(base, token, updates[: args.sequential], 1)
                 )
+            if "chirps" in args.phases:
+                tokens = asyncio.run(signed_in_users(base, args.concurrency))
+                cpu_before = meter.read()
+                result["api_chirps"] = asyncio.run(chirps_phase(base, tokens, args.n))
+                result["api_chirps"]["cpu_us_per_command"] = per_event_us(
+                    cpu_before, meter.read(), args.n
+                )
             if "paced" in args.phases:
                 # open loop at a fixed rate (issue 8: command -> result p99 at 200/s)
                 paced_n = int(args.paced_rate * args.paced_seconds)
@@ -309,8 +380,8 @@ def main() -> None:
     parser.add_argument(
         "--phases",
         nargs="+",
-        choices=["api", "paced", "kafka", "ceiling"],
-        default=["api", "paced", "kafka", "ceiling"],
+        choices=["api", "chirps", "paced", "kafka", "ceiling"],
+        default=["api", "chirps", "paced", "kafka", "ceiling"],
         help="what to run after api-create (which makes the users the others update)",
     )
     args = parser.parse_args()
