@@ -31,7 +31,6 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -47,14 +46,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench import faust_ceiling  # noqa: E402
 from bench.cpu import CpuMeter, per_event_us  # noqa: E402
+from bench.served import served  # noqa: E402
 from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER  # noqa: E402
-from deploy.localstack import LocalStack  # noqa: E402
 from pipeline.common import topics  # noqa: E402
 from pipeline.domain.users.commands import UpdateUser  # noqa: E402
 from pipeline.write.codecs import decode_result  # noqa: E402
 from pipeline.write.routing import submission  # noqa: E402
-from tests.support import Endpoints, ServeProcess, admin_token, sql  # noqa: E402
+from tests.support import ServeProcess, sql  # noqa: E402
 
 
 def person(i: int) -> dict[str, Any]:
@@ -295,74 +294,58 @@ def _versions_sql(ids: list[str]) -> str:
 
 
 def one_run(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="streamfold-bench-") as tmp:
-        home = Path(tmp)
-        stack = LocalStack.start(home / "stack")
-        server = ServeProcess(
-            Endpoints(stack.kafka_bootstrap, stack.redis_url),
-            home / "serve",
-            processing_guarantee=args.guarantee,
-        )
-        (home / "serve").mkdir()
-        try:
-            server.start()
-            server.create_admin()
-            token = admin_token(server)
-            base = server.settings.api_url
-            creates = [("POST", "/api/admin/users", person(i)) for i in range(args.n)]
-            create_stats, replies = asyncio.run(api_phase(base, token, creates, args.concurrency))
-            ids = [r["id"] for r in replies if "id" in r and "version" in r]
-            updates = [
-                ("PUT", f"/api/admin/users/{ids[i % len(ids)]}",
-                 {"first_name": "Upd", "last_name": f"N{i}", "role": "teacher"})
-                for i in range(args.n)
-            ]  # fmt: skip
-            result: dict[str, Any] = {"api_create": create_stats}
-            meter = CpuMeter(server.proc.pid, {"kafka": stack.kafka.pid, "redis": stack.redis.pid,
-                                               "bench": os.getpid()})  # fmt: skip
-            if "api" in args.phases:
-                cpu_before = meter.read()
-                result["api_update"], _ = asyncio.run(
-                    api_phase(base, token, updates, args.concurrency)
+    with served(processing_guarantee=args.guarantee) as run:
+        stack, server, token = run.stack, run.server, run.token
+        base = server.settings.api_url
+        creates = [("POST", "/api/admin/users", person(i)) for i in range(args.n)]
+        create_stats, replies = asyncio.run(api_phase(base, token, creates, args.concurrency))
+        ids = [r["id"] for r in replies if "id" in r and "version" in r]
+        updates = [
+            ("PUT", f"/api/admin/users/{ids[i % len(ids)]}",
+             {"first_name": "Upd", "last_name": f"N{i}", "role": "teacher"})
+            for i in range(args.n)
+        ]  # fmt: skip
+        result: dict[str, Any] = {"api_create": create_stats}
+        meter = CpuMeter(server.proc.pid, {"kafka": stack.kafka.pid, "redis": stack.redis.pid,
+                                           "bench": os.getpid()})  # fmt: skip
+        if "api" in args.phases:
+            cpu_before = meter.read()
+            result["api_update"], _ = asyncio.run(api_phase(base, token, updates, args.concurrency))
+            result["api_update"]["cpu_us_per_command"] = per_event_us(
+                cpu_before, meter.read(), len(updates)
+            )
+            # one at a time: command -> result without queueing (the latency floor)
+            result["api_update_sequential"], _ = asyncio.run(
+                api_phase(base, token, updates[: args.sequential], 1)
+            )
+        if "chirps" in args.phases:
+            tokens = asyncio.run(signed_in_users(base, args.concurrency))
+            cpu_before = meter.read()
+            result["api_chirps"] = asyncio.run(chirps_phase(base, tokens, args.n))
+            result["api_chirps"]["cpu_us_per_command"] = per_event_us(
+                cpu_before, meter.read(), args.n
+            )
+        if "paced" in args.phases:
+            # open loop at a fixed rate (issue 8: command -> result p99 at 200/s)
+            paced_n = int(args.paced_rate * args.paced_seconds)
+            paced_bodies = [updates[i % len(updates)] for i in range(paced_n)]
+            result["api_update_paced"] = asyncio.run(
+                paced_phase(base, token, paced_bodies, args.paced_rate)
+            )
+        if "kafka" in args.phases:
+            with httpx.Client(
+                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+            ) as admin:
+                time.sleep(1.0)
+                result["kafka_update"] = kafka_phase(
+                    server, admin, ids[: args.users], args.rounds, meter
                 )
-                result["api_update"]["cpu_us_per_command"] = per_event_us(
-                    cpu_before, meter.read(), len(updates)
-                )
-                # one at a time: command -> result without queueing (the latency floor)
-                result["api_update_sequential"], _ = asyncio.run(
-                    api_phase(base, token, updates[: args.sequential], 1)
-                )
-            if "chirps" in args.phases:
-                tokens = asyncio.run(signed_in_users(base, args.concurrency))
-                cpu_before = meter.read()
-                result["api_chirps"] = asyncio.run(chirps_phase(base, tokens, args.n))
-                result["api_chirps"]["cpu_us_per_command"] = per_event_us(
-                    cpu_before, meter.read(), args.n
-                )
-            if "paced" in args.phases:
-                # open loop at a fixed rate (issue 8: command -> result p99 at 200/s)
-                paced_n = int(args.paced_rate * args.paced_seconds)
-                paced_bodies = [updates[i % len(updates)] for i in range(paced_n)]
-                result["api_update_paced"] = asyncio.run(
-                    paced_phase(base, token, paced_bodies, args.paced_rate)
-                )
-            if "kafka" in args.phases:
-                with httpx.Client(
-                    base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
-                ) as admin:
-                    time.sleep(1.0)
-                    result["kafka_update"] = kafka_phase(
-                        server, admin, ids[: args.users], args.rounds, meter
-                    )
-            if "ceiling" in args.phases:
-                ceiling_args = argparse.Namespace(records=args.ceiling_records, keys=args.users,
-                                                  value_bytes=300)  # fmt: skip
-                ceiling = asyncio.run(faust_ceiling.one_run(ceiling_args, stack, 0))
-                result["faust_ceiling"] = {**ceiling, "commands_per_s": ceiling["records_per_s"]}
-            return result
-        finally:
-            server.stop()
-            stack.stop()
+        if "ceiling" in args.phases:
+            ceiling_args = argparse.Namespace(records=args.ceiling_records, keys=args.users,
+                                              value_bytes=300)  # fmt: skip
+            ceiling = asyncio.run(faust_ceiling.one_run(ceiling_args, stack, 0))
+            result["faust_ceiling"] = {**ceiling, "commands_per_s": ceiling["records_per_s"]}
+        return result
 
 
 def main() -> None:

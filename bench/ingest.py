@@ -38,7 +38,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -56,15 +55,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cpu import CpuMeter, per_event_us  # noqa: E402
 from bench.loadgen import EventFactory  # noqa: E402
+from bench.served import served  # noqa: E402
 from bench.stats import percentiles, write_results  # noqa: E402
 from connectors.kafka import PARTITIONER, admin, base_config  # noqa: E402
-from deploy.localstack import LocalStack  # noqa: E402
 from pipeline.common import topics  # noqa: E402
 from pipeline.domain.tracking import (  # noqa: E402
     TrackedEvent,
     parse_sdk_event,
 )
-from tests.support import Endpoints, ServeProcess, admin_token, sql, wait_for  # noqa: E402
+from tests.support import sql, wait_for  # noqa: E402
 
 PAGE_VIEW_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -446,92 +445,77 @@ def store_ceiling() -> dict[str, Any]:
 
 
 def one_run(args: argparse.Namespace, run_index: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="streamfold-bench-") as tmp:
-        home = Path(tmp)
-        stack = LocalStack.start(home / "stack")
-        server = ServeProcess(
-            Endpoints(stack.kafka_bootstrap, stack.redis_url),
-            home / "serve",
-            processing_guarantee=args.guarantee,
-            **RATE_LIMITS,
-        )
-        (home / "serve").mkdir()
-        try:
-            server.start()
-            server.create_admin()
-            token = admin_token(server)
-            base = server.settings.api_url
-            bootstrap = server.settings.kafka_bootstrap
-            parts = server.settings.topic_partitions
-            result: dict[str, Any] = {}
-            assert server.proc is not None and stack.kafka and stack.redis
-            meter = CpuMeter(server.proc.pid, {"kafka": stack.kafka.pid, "redis": stack.redis.pid})
-            with httpx.Client(
-                base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
-            ) as admin_client:
-                ids = setup_system(admin_client, base)
-                monitor = Monitor(
-                    admin_client,
-                    bootstrap,
-                    f"{server.settings.app_id}-tracking-validation",
-                    args.poll,
-                )
-                monitor.start()
-                try:
-                    for batch in args.batches:
-                        _, rows0, _ = monitor.sample()  # drained: stable values
-                        cpu0 = meter.read()
-                        tag = f"r{run_index}-b{batch}-{uuid.uuid4().hex[:6]}"
-                        load = load_phase(base, ids["api_key"], batch, args, tag)
-                        offsets1 = monitor.raw_end()
-                        monitor.wait_until(
-                            rows0 + load["events_accepted"], offsets1, args.drain_timeout
-                        )
-                        cpu_us = per_event_us(cpu0, meter.read(), load["events_accepted"])
-                        result[f"batch_{batch}"] = {
-                            "load": load,
-                            "cpu_us_per_event": cpu_us,
-                            "pipeline": pipeline_stats(monitor, load, rows0),
-                            "stored": stored_once(admin_client, ids["system_id"]),
-                        }
-                        print(f"  batch {batch}: {json.dumps(result[f'batch_{batch}'])}",
-                              flush=True)  # fmt: skip
-                finally:
-                    monitor.stop()
-                time.sleep(1.0)
-                result["probe"] = probe_phase(
-                    base, ids["api_key"], admin_client, args.probes, args.probe_rate
-                )
-                print(f"  probe: {json.dumps(result['probe'])}", flush=True)
-                # half of the largest rate the pipeline stored in this run: past the
-                # stored rate a backlog grows and latency with it, so that is the maximum
-                stored = max(
-                    result[f"batch_{b}"]["pipeline"]["events_per_s"] or 0 for b in args.batches
-                )
-                if stored and args.probes:
-                    result["probe_half_load"] = loaded_probe_phase(
-                        base, ids["api_key"], admin_client, args,
-                        rate=args.probe_load_rate or stored / 2,
-                        tag=f"r{run_index}-half-{uuid.uuid4().hex[:6]}",
-                    )  # fmt: skip
-                    print(f"  probe at half load: {json.dumps(result['probe_half_load'])}",
-                          flush=True)  # fmt: skip
-            result["ceiling"] = ceiling_phase(
-                bootstrap, ids["system_id"], ids["partner_id"], args.seconds, parts
+    with served(processing_guarantee=args.guarantee, **RATE_LIMITS) as run:
+        stack, server, token = run.stack, run.server, run.token
+        base = server.settings.api_url
+        bootstrap = server.settings.kafka_bootstrap
+        parts = server.settings.topic_partitions
+        result: dict[str, Any] = {}
+        assert server.proc is not None and stack.kafka and stack.redis
+        meter = CpuMeter(server.proc.pid, {"kafka": stack.kafka.pid, "redis": stack.redis.pid})
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        ) as admin_client:
+            ids = setup_system(admin_client, base)
+            monitor = Monitor(
+                admin_client,
+                bootstrap,
+                f"{server.settings.app_id}-tracking-validation",
+                args.poll,
             )
-            for batch in args.batches:
-                result[f"batch_{batch}"]["ratio_to_ceiling"] = round(
-                    result[f"batch_{batch}"]["load"]["events_per_s"]
-                    / result["ceiling"]["events_per_s"],
-                    3,
-                )
-            print(f"  ceiling: {json.dumps(result['ceiling'])}", flush=True)
-            result["store_ceiling"] = store_ceiling()
-            print(f"  store ceiling: {json.dumps(result['store_ceiling'])}", flush=True)
-            return result
-        finally:
-            server.stop()
-            stack.stop()
+            monitor.start()
+            try:
+                for batch in args.batches:
+                    _, rows0, _ = monitor.sample()  # drained: stable values
+                    cpu0 = meter.read()
+                    tag = f"r{run_index}-b{batch}-{uuid.uuid4().hex[:6]}"
+                    load = load_phase(base, ids["api_key"], batch, args, tag)
+                    offsets1 = monitor.raw_end()
+                    monitor.wait_until(
+                        rows0 + load["events_accepted"], offsets1, args.drain_timeout
+                    )
+                    cpu_us = per_event_us(cpu0, meter.read(), load["events_accepted"])
+                    result[f"batch_{batch}"] = {
+                        "load": load,
+                        "cpu_us_per_event": cpu_us,
+                        "pipeline": pipeline_stats(monitor, load, rows0),
+                        "stored": stored_once(admin_client, ids["system_id"]),
+                    }
+                    print(f"  batch {batch}: {json.dumps(result[f'batch_{batch}'])}",
+                          flush=True)  # fmt: skip
+            finally:
+                monitor.stop()
+            time.sleep(1.0)
+            result["probe"] = probe_phase(
+                base, ids["api_key"], admin_client, args.probes, args.probe_rate
+            )
+            print(f"  probe: {json.dumps(result['probe'])}", flush=True)
+            # half of the largest rate the pipeline stored in this run: past the
+            # stored rate a backlog grows and latency with it, so that is the maximum
+            stored = max(
+                result[f"batch_{b}"]["pipeline"]["events_per_s"] or 0 for b in args.batches
+            )
+            if stored and args.probes:
+                result["probe_half_load"] = loaded_probe_phase(
+                    base, ids["api_key"], admin_client, args,
+                    rate=args.probe_load_rate or stored / 2,
+                    tag=f"r{run_index}-half-{uuid.uuid4().hex[:6]}",
+                )  # fmt: skip
+                print(f"  probe at half load: {json.dumps(result['probe_half_load'])}",
+                      flush=True)  # fmt: skip
+        result["ceiling"] = ceiling_phase(
+            bootstrap, ids["system_id"], ids["partner_id"], args.seconds, parts
+        )
+        for batch in args.batches:
+            result[f"batch_{batch}"]["ratio_to_ceiling"] = round(
+                result[f"batch_{batch}"]["load"]["events_per_s"]
+                / result["ceiling"]["events_per_s"],
+                3,
+            )
+        print(f"  ceiling: {json.dumps(result['ceiling'])}", flush=True)
+        result["store_ceiling"] = store_ceiling()
+        print(f"  store ceiling: {json.dumps(result['store_ceiling'])}", flush=True)
+        return result
 
 
 # --------------------------------------------------------------------------- report

@@ -86,7 +86,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -106,6 +105,7 @@ from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.typing import Subprotocol  # noqa: E402
 
+from bench.served import served  # noqa: E402
 from bench.stats import write_results  # noqa: E402
 from pipeline.projections.identity import NOTIFY_MAX, NOTIFY_STREAM, STAFF  # noqa: E402
 
@@ -877,9 +877,6 @@ def main() -> None:
     parser.add_argument("--label", default="", help="appended to the results file name")
     args = parser.parse_args()
 
-    from deploy.localstack import LocalStack
-    from tests.support import Endpoints, ServeProcess, admin_token
-
     fd_limit = raise_fd_limit()  # inherited by the serve process and its API children
     host = {
         "cpu_count": os.cpu_count(),
@@ -892,31 +889,17 @@ def main() -> None:
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-ws-") as tmp:
-        home = Path(tmp)
-        stack = LocalStack.start(home / "stack")
-        (home / "serve").mkdir()
-        overrides = {} if args.api_workers is None else {"api_workers": str(args.api_workers)}
-        server = ServeProcess(Endpoints(stack.kafka_bootstrap, stack.redis_url),
-                              home / "serve", **overrides)  # fmt: skip
-        try:
-            server.start()
-            server.create_admin()
-            token = admin_token(server)
-            host["api_workers"] = server.settings.api_workers
-            host["http"] = server.settings.http
-            host["event_loop"] = server.settings.event_loop
-            print(f"stack up in {time.perf_counter() - started:.0f} s; "
-                  f"api_workers={server.settings.api_workers}", flush=True)  # fmt: skip
-            assert stack.redis is not None and server.proc is not None
-            out = uvloop.run(bench(args, server.settings.api_url, token, stack.redis_url,
-                                   stack.redis.pid, server.proc.pid, home))  # fmt: skip
-        except BaseException:
-            print(server.log_tail(40), file=sys.stderr)
-            raise
-        finally:
-            server.stop()
-            stack.stop()
+    overrides = {} if args.api_workers is None else {"api_workers": str(args.api_workers)}
+    with served("bench-ws-", **overrides) as run:
+        stack, server = run.stack, run.server
+        host["api_workers"] = server.settings.api_workers
+        host["http"] = server.settings.http
+        host["event_loop"] = server.settings.event_loop
+        print(f"stack up in {time.perf_counter() - started:.0f} s; "
+              f"api_workers={server.settings.api_workers}", flush=True)  # fmt: skip
+        assert stack.redis is not None and server.proc is not None
+        out = uvloop.run(bench(args, server.settings.api_url, run.token, stack.redis_url,
+                               stack.redis.pid, server.proc.pid, run.home))  # fmt: skip
 
     runs = out["runs"]
     summary: dict[str, Any] = {"host": host}
