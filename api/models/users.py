@@ -124,3 +124,24 @@ class Token(BaseModel):
     access_token: str
     token_type: str = "bearer"
     expires_in: int
+
+
+class PasswordLinkRequest(BaseModel):
+    """``POST /api/auth/password-links``: a one-time link for a converted person's login."""
+
+    model_config = STRICT
+    user_id: str = Field(description="The login's user id (a converted prospect's account).")
+
+
+class PasswordLinkIssued(BaseModel):
+    token: str = Field(description="Shown once; the person presents it to set a password.")
+    expires_at: datetime
+    redeem: str = "POST /api/auth/password"
+
+
+class PasswordSet(BaseModel):
+    """``POST /api/auth/password``: the link's token and the new password."""
+
+    model_config = STRICT
+    token: str = Field(min_length=1, max_length=200)
+    password: SecretStr = Field(min_length=8, max_length=128)

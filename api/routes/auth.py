@@ -14,21 +14,36 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import LoginThrottleDep, ServicesDep
-from api.models.users import Token
+from api import password_links
+from api.deps import LoginThrottleDep, Services, ServicesDep, StaffDep
+from api.models.common import CommandOutcome
+from api.models.users import (
+    PasswordLinkIssued,
+    PasswordLinkRequest,
+    PasswordSet,
+    Token,
+)
 from api.problems import Problem
+from api.replies import command_fields, run_command
 from api.security import Principal, dummy_password_hash, issue_token
 from pipeline.domain.errors import InvalidValue
-from pipeline.domain.users.commands import RecordLogin
-from pipeline.domain.values import HashedPassword, verify_password
+from pipeline.domain.identity.reactions import unusable_password_hash
+from pipeline.domain.users.commands import RecordLogin, UpdateAccount
+from pipeline.domain.values import HashedPassword, hash_password, verify_password
 from pipeline.projections import users
 from pipeline.write.routing import command_id_for
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
+_LINK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such user (problem+json)."},
+    409: {"description": "``link-used`` or ``password-set`` (problem+json)."},
+    410: {"description": "``link-expired``: the link expired or never existed (problem+json)."},
+}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "Wrong login or password, or the account is not active."},
     429: {"description": "Too many failed logins for this account or from this address; "
@@ -112,3 +127,49 @@ async def token(
         access_token=issue_token(services.settings, principal),
         expires_in=services.settings.jwt_ttl_s,
     )
+
+
+@router.post("/password-links", status_code=201, response_model=PasswordLinkIssued,
+             responses=_LINK_RESPONSES)  # fmt: skip
+async def issue_password_link(
+    body: PasswordLinkRequest, services: ServicesDep, _who: StaffDep
+) -> PasswordLinkIssued:
+    """Staff (admin or teacher): a one-time link for the login of a person converted from
+    a prospect (issue 22), valid ``STREAMFOLD_PASSWORD_LINK_TTL_S``. Only a login that has
+    never had a password is served: 404 for an unknown user, 409 ``password-set`` for a
+    login with a password (a link must not take an account over)."""
+    await _without_password(services, body.user_id)
+    link = await password_links.issue(
+        services.redis, body.user_id, services.settings.password_link_ttl_s
+    )
+    return PasswordLinkIssued(
+        token=link.token, expires_at=datetime.fromtimestamp(link.expires_at, UTC)
+    )
+
+
+@router.post("/password", response_model=CommandOutcome, responses=_LINK_RESPONSES)
+async def set_password(body: PasswordSet, services: ServicesDep) -> JSONResponse:
+    """Set the first password of a converted person's login with a one-time link's token
+    (no bearer token: the link is the proof). 422 for a password outside 8-128 characters
+    (the link is not used up); 410 ``link-expired`` (or unknown), 409 ``link-used``, 409
+    ``password-set`` when the login has a password already. Then sign in at ``/token``."""
+    user_id = await password_links.redeem(services.redis, body.token)
+    await _without_password(services, user_id)
+    hashed = await asyncio.to_thread(hash_password, body.password.get_secret_value())
+    command = UpdateAccount(**command_fields(None, user_id, user_id), password_hash=hashed.value)
+
+    async def login_ready(aggregate_id: str) -> int:  # the answer means "sign in now"
+        return await users.version(services.clickhouse, aggregate_id)
+
+    return await run_command(services, command, read_model=login_ready)
+
+
+async def _without_password(services: Services, user_id: str) -> None:
+    """Raise 404 when the read model has no login ``user_id``, 409 ``password-set`` when it
+    holds another hash than the unusable one a conversion gives."""
+    row = await users.user(services.clickhouse, user_id)
+    credentials = None if row is None else await users.login(services.clickhouse, row["username"])
+    if row is None or credentials is None:
+        raise Problem(404, "not-found", f"no user {user_id}")
+    if credentials["password_hash"] != unusable_password_hash(user_id):
+        raise Problem(409, "password-set", "this login has a password: sign in with it")

@@ -49,7 +49,7 @@ from api.replies import (
 from api.security import Principal
 from pipeline.domain.handling import CommandResult
 from pipeline.domain.identity import instructors, prospects, students
-from pipeline.domain.identity.reactions import reaction_id
+from pipeline.domain.identity.reactions import login_command_id, reaction_id
 from pipeline.projections import identity, users
 from pipeline.projections.identity import INSTRUCTORS, PROSPECTS, STUDENTS, Model
 
@@ -166,7 +166,9 @@ async def convert_prospect(
     record's id and ``Location``; 409 ``already-exists`` for a second conversion,
     ``deleted``/``invalid-state`` for a merged or merging prospect, ``duplicate-email``
     when a student (instructor) already has this e-mail (the conversion is then undone:
-    the prospect may convert again once the e-mail is free)."""
+    the prospect may convert again once the e-mail is free). ``login_id``: the person's
+    login, made by the conversion; null when an account already has the e-mail (it is
+    theirs)."""
     command = prospects.ConvertProspect(
         **command_fields(key, prospect_id, who.user_id), role=body.role
     )
@@ -184,7 +186,23 @@ async def convert_prospect(
         return pending(command)
     raise_rejection(made)
     await until_applied(services, made, _read_model(services, model))
-    return JSONResponse({**outcome_body(made), "role": body.role}, 201, location)
+    login = await _login(services, first)
+    return JSONResponse({**outcome_body(made), "role": body.role, "login_id": login}, 201, location)
+
+
+async def _login(services: Services, converted: CommandResult) -> str | None:
+    """The login the conversion made, once the users read model has it (so a one-time
+    link can be issued at once); None when an account already had the e-mail (that
+    account is the person's) or the login's result did not come in time."""
+    result = await services.bus.result_of(login_command_id(converted.event_ids[0]))
+    if result is None or result.status != "accepted":
+        return None
+
+    async def login_ready(aggregate_id: str) -> int:
+        return await users.version(services.clickhouse, aggregate_id)
+
+    await until_applied(services, result, login_ready)
+    return result.aggregate_id
 
 
 @router.get("/api/prospects/{prospect_id}", response_model=ProspectPublic)

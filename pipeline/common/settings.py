@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         description="The `aud` claim (RFC 7519 §4.1.3) the API puts in its tokens and "
         "requires back: a token minted for another service is refused here.",
     )
+    password_link_ttl_s: int = Field(
+        default=86_400,
+        ge=1,
+        description="How long, s, a one-time link to set a converted person's first "
+        "password stays valid (POST /api/auth/password-links).",
+    )
     principal_cache_ttl_s: float = Field(
         default=2.0,
         ge=0,

@@ -95,6 +95,20 @@ class CommandBus:
         finally:
             self.waiter.forget(command_id, future)
 
+    async def result_of(
+        self, command_id: str, *, timeout_s: float | None = None
+    ) -> CommandResult | None:
+        """The result of a command someone else produced (a process manager's), whether it
+        came in the last seconds (``ResultWaiter.expect(seen=True)``) or comes within
+        ``timeout_s`` (default: the bus's); None if neither."""
+        future = self.waiter.expect(command_id, seen=True)
+        try:
+            return await self.waiter.wait(
+                future, self.timeout_s if timeout_s is None else timeout_s
+            )
+        finally:
+            self.waiter.forget(command_id, future)
+
     async def send(self, command: Any) -> None:
         """Produce ``command`` without waiting for its result (fire and forget, still acked)."""
         topic, key, value = submission(command, self.claim_keys)

@@ -68,6 +68,34 @@ def user_client(server: ServeProcess, admin: httpx.Client, role: str, email: str
     return client, token, email
 
 
+def converted_login(
+    server: ServeProcess, staff: httpx.Client, pid: str
+) -> tuple[httpx.Client, str]:
+    """The login conversion gave prospect ``pid``, its password set through a one-time
+    link and signed in: (client, token)."""
+    from pipeline.domain.identity.reactions import account_id
+
+    base, uid = server.settings.api_url, account_id(pid)
+
+    def link() -> str | None:  # the login is on its way through its reservations
+        answer = staff.post("/api/auth/password-links", json={"user_id": uid})
+        return answer.json()["token"] if answer.status_code == 201 else None
+
+    token = wait_for(link, timeout_s=30, what="the converted person's login")
+    done = httpx.post(f"{base}/api/auth/password", json={"token": token, "password": PASSWORD})
+    assert done.status_code == 200, done.text
+    row = httpx.post(f"{base}/api/auth/token", timeout=30,
+                     data={"username": _email_of(staff, pid), "password": PASSWORD})  # fmt: skip
+    assert row.status_code == 200, row.text
+    bearer = row.json()["access_token"]
+    client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {bearer}"}, timeout=60)
+    return client, bearer
+
+
+def _email_of(staff: httpx.Client, pid: str) -> str:
+    return str(staff.get(f"/api/prospects/{pid}").json()["email"])
+
+
 @pytest.fixture(scope="module")
 def teacher(server: ServeProcess, admin: httpx.Client) -> Iterator[tuple[httpx.Client, str]]:
     client, token, _ = user_client(server, admin, "teacher")
@@ -226,7 +254,7 @@ def test_convert_once_per_role_then_students_and_instructors(
     assert iid in [i["instructor_id"] for i in listed["items"]]
 
     # a student reads only themselves; writes and prospects are for staff
-    own, _, _ = user_client(server, admin, "student", email=body["email"])
+    own, _ = converted_login(server, client, pid)
     other, _, _ = user_client(server, admin, "student")
     with own, other:
         assert own.get(f"/api/students/{sid}").status_code == 200
@@ -324,9 +352,9 @@ def test_websocket_refuses_bad_auth_and_filters_by_role(
         assert close_code(ws) == 4400
 
     # a student: refused prospects, sees only their own student record
-    pid, body = create(client)
+    pid, _ = create(client)
     sid = client.post(f"/api/prospects/{pid}/convert", json={"role": "student"}).json()["id"]
-    own, own_token, _ = user_client(server, admin, "student", email=body["email"])
+    own, own_token = converted_login(server, client, pid)
     own.close()
     with connect(ws_url(server, "?types=prospect"), subprotocols=["bearer", own_token]) as ws:  # type: ignore[list-item]
         assert close_code(ws) == 4403
@@ -398,3 +426,49 @@ def test_a_conversion_refused_for_a_taken_email_can_be_retried(
     again = client.post(f"/api/prospects/{second}/convert", json={"role": "student"})
     assert again.status_code == 201, again.text
     assert client.get(f"/api/prospects/{second}").json()["converted"] == ["student"]
+
+
+def test_a_converted_student_signs_in_after_setting_a_password_through_a_one_time_link(
+    server: ServeProcess, admin: httpx.Client, teacher: tuple[httpx.Client, str]
+) -> None:
+    """Issue 22: conversion gives the person a login (no usable password); staff issue a
+    one-time link; the person sets a password with it, signs in and sees their record."""
+    from pipeline.domain.identity.reactions import account_id
+
+    client, _ = teacher
+    pid, body = create(client)
+    made = client.post(f"/api/prospects/{pid}/convert", json={"role": "student"})
+    assert made.status_code == 201, made.text
+    sid, uid = made.json()["id"], made.json()["login_id"]
+    assert uid == account_id(pid)
+    base = server.settings.api_url
+    # the answer came once the login was readable: a link at once
+    issued = client.post("/api/auth/password-links", json={"user_id": uid})
+    assert issued.status_code == 201, issued.text
+    token = issued.json()["token"]
+
+    def sign_in(password: str) -> httpx.Response:
+        return httpx.post(f"{base}/api/auth/token", timeout=30,
+                          data={"username": body["email"], "password": password})  # fmt: skip
+
+    assert sign_in(PASSWORD).status_code == 401  # no password yet
+    short = httpx.post(f"{base}/api/auth/password", json={"token": token, "password": "short"})
+    problem(short, 422, "validation")  # refused before the link is used up
+    done = httpx.post(f"{base}/api/auth/password", json={"token": token, "password": PASSWORD})
+    assert done.status_code == 200, done.text
+    signed = sign_in(PASSWORD)
+    assert signed.status_code == 200, signed.text
+    me = {"Authorization": f"Bearer {signed.json()['access_token']}"}
+    mine = httpx.get(f"{base}/api/students/{sid}", headers=me, timeout=30)
+    assert mine.status_code == 200 and mine.json()["email"] == body["email"], mine.text
+    # single use; an unknown token; a login with a password gets no new link
+    again = httpx.post(f"{base}/api/auth/password", json={"token": token, "password": "x" * 12})
+    problem(again, 409, "link-used")
+    unknown = httpx.post(f"{base}/api/auth/password", json={"token": "nope", "password": "x" * 12})
+    problem(unknown, 410, "link-expired")
+    problem(client.post("/api/auth/password-links", json={"user_id": uid}), 409, "password-set")
+    nobody = client.post("/api/auth/password-links", json={"user_id": str(uuid.uuid4())})
+    problem(nobody, 404, "not-found")
+    student_asks = httpx.post(f"{base}/api/auth/password-links", json={"user_id": uid},
+                              headers=me, timeout=30)  # fmt: skip
+    problem(student_asks, 403, "forbidden")

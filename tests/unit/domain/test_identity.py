@@ -75,7 +75,9 @@ from pipeline.domain.identity.students import (
     course_code,
 )
 from pipeline.domain.results import Rejection, RejectionReason
-from pipeline.domain.values import email_claim
+from pipeline.domain.users import USER_SPEC
+from pipeline.domain.users.commands import CreateUser
+from pipeline.domain.values import HashedPassword, Username, email_claim, verify_password
 from schemas.envelope import Envelope
 
 AT = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
@@ -959,7 +961,7 @@ def test_absorbed_causes_complete_and_refused_causes_cancel_on_the_source() -> N
 )
 def test_converted_causes_the_new_person(role: str, spec: AggregateSpec, kind: type) -> None:
     envelope = only(run(PROSPECT_SPEC, created_snapshot(), convert(role=role)).envelopes)
-    [create] = reactions.reactions(envelope)
+    [create, _login] = reactions.reactions(envelope)
     assert type(create) is kind
     assert create.aggregate_id == person_id(ADA, role) == envelope.data["person_id"]
     assert (
@@ -977,6 +979,44 @@ def test_converted_causes_the_new_person(role: str, spec: AggregateSpec, kind: t
     )
     assert only(outcome.envelopes).causation_id == create.command_id
     assert only(outcome.envelopes).correlation_id == envelope.correlation_id
+
+
+@pytest.mark.parametrize(
+    ("role", "login_role"), [("student", "student"), ("instructor", "teacher")]
+)
+def test_converted_causes_a_login_nobody_can_use_until_a_password_is_set(
+    role: str, login_role: str
+) -> None:
+    """Issue 22: a converted person gets a login (one per person, whatever the roles), with
+    a password hash no password matches; the users aggregate accepts it as any new user."""
+    envelope = only(run(PROSPECT_SPEC, created_snapshot(), convert(role=role)).envelopes)
+    [_create, login] = reactions.reactions(envelope)
+    assert isinstance(login, CreateUser)
+    assert login.aggregate_id == reactions.account_id(ADA)
+    assert (login.email, login.first_name, login.last_name, login.phone, login.role) == (
+        "ada@example.org", "Ada", "Lovelace", "+12025550143", login_role,
+    )  # fmt: skip
+    assert Username.parse(login.username).value == login.username
+    assert login.username.startswith("ada_")
+    assert login.command_id != _create.command_id
+    assert reactions.reactions(envelope) == [_create, login]  # delivered twice: the same commands
+    outcome = handle(USER_SPEC, Snapshot(state=None), login, producer="test", window=WINDOW)
+    assert outcome.result.status == "accepted", outcome.result
+    for guess in ("", "password", "correct horse battery", login.username, "ada@example.org"):
+        assert not verify_password(HashedPassword(login.password_hash), guess)
+    # the e-mail and username are reserved as any new user's are
+    assert USER_SPEC.claims_for is not None
+    assert USER_SPEC.claims_for(login) == ("email:ada@example.org", f"username:{login.username}")
+
+
+def test_login_usernames_follow_the_username_rules() -> None:
+    for email in ("ada@example.org", "a@b.c", "---@x.org", "Ünïcode.Name+tag@x.org",
+                  "a.very.long.local.part.indeed.beyond.twenty@x.org"):  # fmt: skip
+        name = reactions.account_username(email, ADA)
+        assert Username.parse(name).value == name
+    assert reactions.account_username("ada@example.org", ADA) != reactions.account_username(
+        "ada@example.org", GRACE
+    )
 
 
 def test_reaction_of_a_system_event_has_no_actor() -> None:
@@ -1047,11 +1087,13 @@ SPECS: dict[type, AggregateSpec] = {
     **{kind: PROSPECT_SPEC for kind in prospects.COMMAND_TYPES.values()},
     **{kind: STUDENT_SPEC for kind in students.COMMAND_TYPES.values()},
     **{kind: INSTRUCTOR_SPEC for kind in instructors.COMMAND_TYPES.values()},
+    **{kind: USER_SPEC for kind in USER_SPEC.commands},
 }
 FROM_DATA = {
     PROSPECT_SPEC.aggregate_type: (prospects.from_data, prospects.evolve),
     STUDENT_SPEC.aggregate_type: (students.from_data, students.evolve),
     INSTRUCTOR_SPEC.aggregate_type: (instructors.from_data, instructors.evolve),
+    USER_SPEC.aggregate_type: (USER_SPEC.from_data, USER_SPEC.evolve),
 }
 
 
@@ -1255,6 +1297,9 @@ def test_bus_conversion_creates_each_person_once() -> None:
     assert isinstance(learner, Student) and isinstance(teacher, Instructor)
     assert learner.prospect_id == teacher.prospect_id == ADA
     assert learner.contact == teacher.contact == Contact("P0", "Person", "p0@example.org", None)
+    # one login for the person: the first conversion's role; the second is refused
+    account = bus.state("user", reactions.account_id(ADA))
+    assert account is not None and str(account.role) == "student"
     # the conversion event delivered again: the same command, answered from memory
     converted = next(e for e in bus.log if e.event_type == "ProspectConverted")
     bus.queue.extend(reactions.reactions(converted))
