@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any
 
 import structlog
@@ -157,10 +158,7 @@ async def set_password(body: PasswordSet, services: ServicesDep) -> JSONResponse
     await _without_password(services, user_id)
     hashed = await asyncio.to_thread(hash_password, body.password.get_secret_value())
     command = UpdateAccount(**command_fields(None, user_id, user_id), password_hash=hashed.value)
-
-    async def login_ready(aggregate_id: str) -> int:  # the answer means "sign in now"
-        return await users.version(services.clickhouse, aggregate_id)
-
+    login_ready = partial(users.version, services.clickhouse)  # the answer: "sign in now"
     return await run_command(services, command, read_model=login_ready)
 
 

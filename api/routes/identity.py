@@ -197,11 +197,7 @@ async def _login(services: Services, converted: CommandResult) -> str | None:
     result = await services.bus.result_of(login_command_id(converted.event_ids[0]))
     if result is None or result.status != "accepted":
         return None
-
-    async def login_ready(aggregate_id: str) -> int:
-        return await users.version(services.clickhouse, aggregate_id)
-
-    await until_applied(services, result, login_ready)
+    await until_applied(services, result, partial(users.version, services.clickhouse))
     return result.aggregate_id
 
 

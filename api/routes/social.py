@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -105,10 +106,7 @@ async def register(
         role=UserRole.STUDENT.value,
         password_hash=hashed.value,
     )
-
-    async def login_ready(aggregate_id: str) -> int:
-        return await users.version(services.clickhouse, aggregate_id)
-
+    login_ready = partial(users.version, services.clickhouse)
     return await run_command(services, command, success_status=201, read_model=login_ready)
 
 

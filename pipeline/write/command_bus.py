@@ -42,15 +42,8 @@ class CommandBus:
         Raises:
             KafkaDeliveryError: the command was not accepted by the brokers.
         """
-        future = self.waiter.expect(command.command_id)
-        try:
-            topic, key, value = submission(command, self.claim_keys)
-            await self.producer.produce(topic, value, key=key)
-            wait = self.timeout_s if timeout_s is None else timeout_s
-            return await self.waiter.wait(future, wait)
-        finally:
-            # a failed produce or a cancelled request must not leave its waiter behind
-            self.waiter.forget(command.command_id, future)
+        [result] = await self.submit_chain(command, lambda _result: None, 0, timeout_s=timeout_s)
+        return result
 
     async def submit_chain(
         self,
@@ -93,6 +86,7 @@ class CommandBus:
                 command_id, future = following, self.waiter.expect(following, seen=True)
             return results
         finally:
+            # a failed produce or a cancelled request must not leave its waiter behind
             self.waiter.forget(command_id, future)
 
     async def result_of(

@@ -120,16 +120,17 @@ def reactions(envelope: Envelope) -> list[Command]:
             )
             contact = {name: data[name] for name in _CONVERTED_CONTACT}
             prospect_id = data["prospect_id"]
+            login_id = account_id(prospect_id)
             login = CreateUser(
                 **{**common, "command_id": login_command_id(envelope.event_id)},
-                aggregate_id=account_id(prospect_id),
+                aggregate_id=login_id,
                 username=account_username(data["email"], prospect_id),
                 email=data["email"],
                 first_name=data["first_name"],
                 last_name=data["last_name"],
                 phone=data["phone"],
                 role=_LOGIN_ROLE[prospects.ConversionRole(data["role"])].value,
-                password_hash=unusable_password_hash(account_id(prospect_id)),
+                password_hash=unusable_password_hash(login_id),
             )
             return [create(**common, aggregate_id=data["person_id"], **contact), login]
     return []
