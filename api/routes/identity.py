@@ -76,6 +76,27 @@ async def _run(services: Services, command: Any, model: Model, status: int = 200
     )
 
 
+async def _update(
+    services: Services,
+    who: Principal,
+    key: str | None,
+    command_type: Any,
+    aggregate_id: str,
+    body: Any,
+    model: Model,
+) -> JSONResponse:
+    """Send ``command_type`` with the fields ``body`` gives (its ``expected_version`` as
+    the optimistic check) and answer once ``model`` shows the change."""
+    fields = body.model_dump(exclude_none=True, exclude={"expected_version"})
+    envelope = command_fields(key, aggregate_id, who.user_id, body.expected_version)
+    return await _run(services, command_type(**envelope, **fields), model)
+
+
+def _page(found: tuple[list[Any], int], page: int, page_size: int) -> dict[str, Any]:
+    rows, total = found
+    return {"items": rows, "total": total, "page": page, "page_size": page_size}
+
+
 def _then(result: CommandResult) -> str | None:
     """The id of the command the process manager sends after ``result``'s (only) event."""
     return reaction_id(result.event_ids[0]) if result.event_ids else None
@@ -106,11 +127,7 @@ async def update_prospect(
 ) -> JSONResponse:
     """UpdateProspect: the fields given. 409 ``deleted`` for a merged prospect,
     ``invalid-state`` during a merge, ``duplicate-email``."""
-    fields = body.model_dump(exclude_none=True, exclude={"expected_version"})
-    command = prospects.UpdateProspect(
-        **command_fields(key, prospect_id, who.user_id, body.expected_version), **fields
-    )
-    return await _run(services, command, PROSPECTS)
+    return await _update(services, who, key, prospects.UpdateProspect, prospect_id, body, PROSPECTS)
 
 
 @router.post("/api/prospects/{prospect_id}/merge", responses=_RESPONSES)
@@ -221,10 +238,10 @@ async def list_prospects(
     """Prospects by name, merged ones left out; ``search``: a prefix of a name, an e-mail
     or a phone number (digits, with or without the country code). A merged prospect that
     matches is shown as its survivor."""
-    rows, total = await identity.search(
+    found = await identity.search(
         services.clickhouse, search, limit=page_size, offset=(page - 1) * page_size
     )
-    return {"items": rows, "total": total, "page": page, "page_size": page_size}
+    return _page(found, page, page_size)
 
 
 @router.get("/api/identity/commands", response_model=list[CommandForm])
@@ -265,6 +282,18 @@ async def _person(services: Services, who: Principal, model: Model, person_id: s
     return row
 
 
+async def _course(
+    services: Services,
+    who: Principal,
+    key: str | None,
+    command_type: Any,
+    student_id: str,
+    body: Enrollment,
+) -> JSONResponse:
+    command = command_type(**command_fields(key, student_id, who.user_id), course=body.course)
+    return await _run(services, command, STUDENTS)
+
+
 @router.get("/api/students/{student_id}", response_model=StudentPublic)
 async def get_student(student_id: str, services: ServicesDep, who: PrincipalDep) -> Any:
     """A student; a student caller sees only themselves (anyone else: 404)."""
@@ -277,10 +306,10 @@ async def list_students(
 ) -> Any:
     """Students by name; a student caller gets only themselves."""
     own = await _own_email(services, who)
-    rows, total = await identity.people(
+    found = await identity.people(
         services.clickhouse, STUDENTS, email=own, limit=page_size, offset=(page - 1) * page_size
     )
-    return {"items": rows, "total": total, "page": page, "page_size": page_size}
+    return _page(found, page, page_size)
 
 
 @router.put("/api/students/{student_id}", responses=_RESPONSES)
@@ -292,11 +321,7 @@ async def update_student(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """UpdateStudent: the contact fields given; 409 ``duplicate-email``."""
-    fields = body.model_dump(exclude_none=True, exclude={"expected_version"})
-    command = students.UpdateStudent(
-        **command_fields(key, student_id, who.user_id, body.expected_version), **fields
-    )
-    return await _run(services, command, STUDENTS)
+    return await _update(services, who, key, students.UpdateStudent, student_id, body, STUDENTS)
 
 
 @router.post("/api/students/{student_id}/enrollments", responses=_RESPONSES)
@@ -308,10 +333,7 @@ async def enroll_student(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """EnrollStudent in ``course``; 409 ``already-exists`` if enrolled."""
-    command = students.EnrollStudent(
-        **command_fields(key, student_id, who.user_id), course=body.course
-    )
-    return await _run(services, command, STUDENTS)
+    return await _course(services, who, key, students.EnrollStudent, student_id, body)
 
 
 @router.post("/api/students/{student_id}/withdrawals", responses=_RESPONSES)
@@ -323,10 +345,7 @@ async def withdraw_student(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """WithdrawStudent from ``course``; 404 ``not-found`` if not enrolled."""
-    command = students.WithdrawStudent(
-        **command_fields(key, student_id, who.user_id), course=body.course
-    )
-    return await _run(services, command, STUDENTS)
+    return await _course(services, who, key, students.WithdrawStudent, student_id, body)
 
 
 @router.get("/api/instructors/{instructor_id}", response_model=InstructorPublic)
@@ -341,11 +360,11 @@ async def get_instructor(instructor_id: str, services: ServicesDep, _who: StaffD
 async def list_instructors(
     services: ServicesDep, _who: StaffDep, page: Page = 1, page_size: PageSize = 20
 ) -> Any:
-    rows, total = await identity.people(
+    found = await identity.people(
         services.clickhouse, INSTRUCTORS, email=None, limit=page_size,
         offset=(page - 1) * page_size,
     )  # fmt: skip
-    return {"items": rows, "total": total, "page": page, "page_size": page_size}
+    return _page(found, page, page_size)
 
 
 @router.put("/api/instructors/{instructor_id}", responses=_RESPONSES)
@@ -357,11 +376,9 @@ async def update_instructor(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """UpdateInstructor: the contact fields given; 409 ``invalid-state`` if deactivated."""
-    fields = body.model_dump(exclude_none=True, exclude={"expected_version"})
-    command = instructors.UpdateInstructor(
-        **command_fields(key, instructor_id, who.user_id, body.expected_version), **fields
+    return await _update(
+        services, who, key, instructors.UpdateInstructor, instructor_id, body, INSTRUCTORS
     )
-    return await _run(services, command, INSTRUCTORS)
 
 
 @router.post("/api/instructors/{instructor_id}/deactivate", responses=_RESPONSES)

@@ -270,35 +270,28 @@ async def user_chirps(
     return _page([i.to_dict() for i in items], next_cursor)
 
 
-async def _relations(services: Services, user_id: str, which: str, limit: int, cursor: str | None):
-    count, ids, next_cursor = await timelines.relations(
-        services.redis, _user_id(user_id), which, limit=limit, cursor=cursor
+def _relations_route(which: str, summary: str) -> None:
+    """``GET /api/users/{user_id}/<which>``: one of a user's two relation lists (the
+    followers of ``user_id``, or the users it follows), paged by id."""
+
+    async def route(
+        user_id: str, services: ServicesDep, _me: PrincipalDep, limit: Limit = 100,
+        cursor: Cursor = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        count, ids, next_cursor = await timelines.relations(
+            services.redis, _user_id(user_id), which, limit=limit, cursor=cursor
+        )
+        return {"count": count, **_page(await timelines.profiles(services.redis, ids), next_cursor)}
+
+    router.add_api_route(
+        f"/api/users/{{user_id}}/{which}", route, methods=["GET"], name=which, description=summary
     )
-    return {"count": count, **_page(await timelines.profiles(services.redis, ids), next_cursor)}
 
 
-@router.get("/api/users/{user_id}/followers")
-async def followers(
-    user_id: str,
-    services: ServicesDep,
-    _me: PrincipalDep,
-    limit: Limit = 100,
-    cursor: Cursor = None,
-) -> dict[str, Any]:
-    """``{"count", "items": [{id, username, display_name}], "next_cursor"}``, by id."""
-    return await _relations(services, user_id, "followers", limit, cursor)
-
-
-@router.get("/api/users/{user_id}/following")
-async def following(
-    user_id: str,
-    services: ServicesDep,
-    _me: PrincipalDep,
-    limit: Limit = 100,
-    cursor: Cursor = None,
-) -> dict[str, Any]:
-    """The users ``user_id`` follows; shaped like ``/followers``."""
-    return await _relations(services, user_id, "following", limit, cursor)
+_relations_route(
+    "followers", '``{"count", "items": [{id, username, display_name}], "next_cursor"}``, by id.'
+)
+_relations_route("following", "The users ``user_id`` follows; shaped like ``/followers``.")
 
 
 @router.get("/api/chirps/{chirp_id}")
