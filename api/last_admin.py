@@ -67,16 +67,9 @@ from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from redis.exceptions import LockError
 
+from api import replies
 from api.deps import Services, ServicesDep, per_app
 from api.problems import Problem
-from api.replies import (
-    outcome_body,
-    pending,
-    raise_rejection,
-    run_command,
-    submit,
-    until_applied,
-)
 from pipeline.projections import users
 
 log = structlog.get_logger(__name__)
@@ -162,7 +155,7 @@ async def run_removal(services: Services, roster: AdminRoster, command: Any) -> 
     """
     target = command.aggregate_id
     if not await roster.may_be_admin(target):
-        return await run_command(services, command)
+        return await replies.run_command(services, command)
     lock = services.redis.lock(LOCK, timeout=lock_ttl_s(services))
     if not await lock.acquire(blocking_timeout=services.settings.command_timeout_s):
         raise Problem.retry_later(
@@ -179,15 +172,15 @@ async def run_removal(services: Services, roster: AdminRoster, command: Any) -> 
                 reason="last_admin",
                 id=target,
             )
-        result = await submit(services, command)
+        result = await replies.submit(services, command)
         if result is None:
             release = False  # outcome unknown: hold the lock until it expires
-            return pending(command)
-        raise_rejection(result)
-        release = await until_applied(
+            return replies.pending(command)
+        replies.raise_rejection(result)
+        release = await replies.until_applied(
             services, result, lambda user_id: users.version(services.clickhouse, user_id)
         )
-        return JSONResponse(outcome_body(result), status_code=200)
+        return JSONResponse(replies.outcome_body(result), status_code=200)
     finally:
         if release:
             try:

@@ -39,20 +39,7 @@ from api.replies import (
     submit,
     until_applied,
 )
-from pipeline.domain.partners.commands import (
-    AddSystem,
-    CreatePartner,
-    DeactivatePartner,
-    DeactivateSystem,
-    DefineEventStructure,
-    IssueReadToken,
-    ReactivateSystem,
-    RemoveEventStructure,
-    RevokeReadToken,
-    RotateApiKey,
-    SetAllowedOrigins,
-    SetUnknownEventPolicy,
-)
+from pipeline.domain.partners import commands
 from pipeline.projections.partner_keys.lookups import (
     API_KEY_PREFIX,
     PARTNER,
@@ -125,7 +112,7 @@ async def _issue_key(services: Services, command: Any, key: str, status: int) ->
 async def create_partner(
     body: PartnerCreate, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
-    command = CreatePartner(**command_fields(key, "", admin.user_id), **body.model_dump())
+    command = commands.CreatePartner(**command_fields(key, "", admin.user_id), **body.model_dump())
     return await _run(services, command, 201)
 
 
@@ -154,7 +141,7 @@ async def deactivate_partner(
     partner_id: str, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
     """Every key of the partner stops working within seconds."""
-    command = DeactivatePartner(**command_fields(key, partner_id, admin.user_id))
+    command = commands.DeactivatePartner(**command_fields(key, partner_id, admin.user_id))
     return await _run(services, command)
 
 
@@ -170,7 +157,7 @@ async def add_system(
     the partner's system limit or a duplicate name."""
     api_key, digest, prefix = new_api_key()
     fields = command_fields(key, partner_id, admin.user_id)
-    command = AddSystem(
+    command = commands.AddSystem(
         **fields,
         system_id=new_aggregate_id(command_id_for(f"system:{fields['command_id']}")),
         name=body.name,
@@ -192,7 +179,7 @@ async def rotate_key(
 ) -> JSONResponse:
     """A new key (shown once); the old one stops working within seconds."""
     api_key, digest, prefix = new_api_key()
-    command = RotateApiKey(
+    command = commands.RotateApiKey(
         **command_fields(key, partner_id, admin.user_id),
         system_id=system_id,
         key_hash=digest,
@@ -210,7 +197,7 @@ async def system_status(
     admin: AdminDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    kind = DeactivateSystem if action == "deactivate" else ReactivateSystem
+    kind = commands.DeactivateSystem if action == "deactivate" else commands.ReactivateSystem
     command = kind(**command_fields(key, partner_id, admin.user_id), system_id=system_id)
     return await _run(services, command)
 
@@ -225,7 +212,7 @@ async def set_policy(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Accept or reject events whose name has no structure (default: accept)."""
-    command = SetUnknownEventPolicy(
+    command = commands.SetUnknownEventPolicy(
         **command_fields(key, partner_id, admin.user_id), system_id=system_id, policy=body.policy
     )
     return await _run(services, command)
@@ -242,7 +229,7 @@ async def define_structure(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Define or replace the JSON Schema for an event name's ``properties``."""
-    command = DefineEventStructure(
+    command = commands.DefineEventStructure(
         **command_fields(key, partner_id, admin.user_id),
         system_id=system_id,
         event_name=event_name,
@@ -261,7 +248,7 @@ async def remove_structure(
     admin: AdminDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    command = RemoveEventStructure(
+    command = commands.RemoveEventStructure(
         **command_fields(key, partner_id, admin.user_id),
         system_id=system_id,
         event_name=event_name,
@@ -298,7 +285,7 @@ async def set_allowed_origins(
     stores nothing. ``[]`` (the default) allows every origin: write keys are public by
     design. A request without ``Origin`` (a server-side SDK) is not checked. 422 for an
     entry that is not ``scheme://host[:port]``."""
-    command = SetAllowedOrigins(
+    command = commands.SetAllowedOrigins(
         **command_fields(key, partner_id, admin.user_id), system_id=system_id,
         origins=body.origins,
     )  # fmt: skip
@@ -320,7 +307,7 @@ async def issue_read_token(
     token, digest, prefix = new_secret(READ_TOKEN_PREFIX)
     fields = command_fields(key, partner_id, caller)
     token_id = new_aggregate_id(command_id_for(f"read-token:{fields['command_id']}"))
-    command = IssueReadToken(
+    command = commands.IssueReadToken(
         **fields, token_id=token_id, name=body.name, token_hash=digest, token_prefix=prefix
     )
     shown = {"token_id": token_id, "name": body.name, "token": token, "token_prefix": prefix}
@@ -367,5 +354,5 @@ async def revoke_read_token(
 ) -> JSONResponse:
     """Revoke a read token: refused (401 ``revoked-token``) from the next request on, on
     every API process (tokens are not cached). 404 unknown, 409 already revoked."""
-    command = RevokeReadToken(**command_fields(key, partner_id, caller), token_id=token_id)
+    command = commands.RevokeReadToken(**command_fields(key, partner_id, caller), token_id=token_id)
     return await _run(services, command)
