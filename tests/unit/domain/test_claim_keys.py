@@ -1,29 +1,17 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from pipeline.domain.users.commands import CreateUser
 from pipeline.write.aggregates import USERS
 from pipeline.write.routing import ClaimKeys, submission
+from tests.unit.domain.user_samples import create_user
 
 KEYS = ClaimKeys(b"k" * 32)
 
 
 def create(email: str, username: str = "ada") -> CreateUser:
-    return CreateUser(
-        command_id="c-1",
-        aggregate_id="0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90",
-        issued_at=datetime(2024, 1, 1, tzinfo=UTC),
-        username=username,
-        email=email,
-        first_name="Ada",
-        last_name="Lovelace",
-        phone=None,
-        role="student",
-        password_hash="$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
-    )
+    return create_user(email=email, username=username)
 
 
 def test_a_claim_key_keeps_its_kind_and_hides_its_value() -> None:

@@ -7,21 +7,10 @@ import pydantic
 import pytest
 
 from pipeline.domain.users import COMMAND_TYPES
-from pipeline.domain.users.commands import (
-    Command,
-    CreateUser,
-    DeactivateUser,
-    DeleteUser,
-    GrantAdmin,
-    ReactivateUser,
-    RecordLogin,
-    UpdateAccount,
-    UpdateUser,
-    UserCommand,
-)
+from pipeline.domain.users.commands import Command, GrantAdmin, UpdateAccount, UserCommand
+from tests.unit.domain.user_samples import USER_ID, each_command
 
 ADAPTER: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(UserCommand)
-USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
 T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
 COMMON: dict[str, Any] = {
     "command_id": "cmd-1",
@@ -32,24 +21,10 @@ COMMON: dict[str, Any] = {
     "actor": "admin-id",
 }
 
+# the login's time in another zone than UTC; COMMON's issued_at keeps every command's at T0
 EXAMPLES: list[Command] = [
-    CreateUser(
-        **COMMON,
-        username="jane",
-        email="jane@example.com",
-        first_name="Jane",
-        last_name="Doe",
-        phone="504-621-8927",
-        role="student",
-        password_hash="$argon2id$v=19$m=65536,t=3,p=4$c2FsdA$aGFzaA",
-    ),
-    UpdateUser(**COMMON, first_name="J", last_name="D", phone=None, role="admin"),
-    UpdateAccount(**COMMON, email="x@example.com"),
-    DeactivateUser(**COMMON, reason="left"),
-    ReactivateUser(**COMMON),
-    DeleteUser(**COMMON),
+    *each_command(at=T0.astimezone(timezone(timedelta(hours=2))), **COMMON),
     GrantAdmin(**COMMON),
-    RecordLogin(**COMMON, logged_in_at=T0.astimezone(timezone(timedelta(hours=2)))),
 ]
 
 

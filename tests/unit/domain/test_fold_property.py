@@ -26,10 +26,10 @@ from pipeline.domain.users.commands import (
     UpdateUser,
 )
 from pipeline.domain.values import hash_password
+from tests.unit.domain.user_samples import PROFILE, TYPED, USER_ID
 
 # Hashing is deliberately slow, so hash once per module and reuse.
 HASHES = [hash_password("first-password").value, hash_password("second-password").value]
-USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
 START = datetime(2024, 1, 1, tzinfo=UTC)
 
 names = st.sampled_from(["Jane", " Jane ", "Janet", "Ann", "", "x" * 101])
@@ -40,15 +40,7 @@ zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(h
 
 
 def create_fields() -> dict[str, Any]:
-    return {
-        "username": "Jane_Doe",
-        "email": "Jane@Example.com",
-        "first_name": "Jane",
-        "last_name": "Doe",
-        "phone": "504-621-8927",
-        "role": "student",
-        "password_hash": HASHES[0],
-    }
+    return PROFILE | TYPED | {"password_hash": HASHES[0]}
 
 
 login_times = st.builds(

@@ -2,35 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.users import User, UserStatus, decide
 from pipeline.domain.users.commands import GrantAdmin
 from pipeline.domain.users.events import UserUpdated
+from tests.unit.domain.user_samples import user as sample_user
+from tests.unit.domain.user_samples import user_command
 
-USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-GRANT = GrantAdmin(command_id="cmd-1", aggregate_id=USER_ID, issued_at=T0)
+GRANT = user_command(GrantAdmin)
 
 
 def user(**over: Any) -> User:
-    fields: dict[str, Any] = {
-        "user_id": USER_ID,
-        "username": "admin",
-        "email": "admin@example.com",
-        "first_name": "Grace",
-        "last_name": "Hopper",
-        "phone": "+15046218927",
-        "role": "student",
-        "status": UserStatus.ACTIVE,
-        "password_hash": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g",
-        "created_at": T0,
-        "updated_at": T0,
-        "last_login_at": None,
-    }
-    return User(**(fields | over))
+    """The sample account, held by Grace Hopper."""
+    return sample_user(
+        username="admin", email="admin@example.com", first_name="Grace", last_name="Hopper", **over
+    )
 
 
 def test_a_demoted_user_gets_the_role_back_with_its_profile_unchanged() -> None:

@@ -18,6 +18,7 @@ from pipeline.domain.handling import (
 )
 from pipeline.domain.users import USER_SPEC
 from pipeline.domain.users.commands import (
+    Command,
     CreateUser,
     DeactivateUser,
     RecordLogin,
@@ -26,27 +27,19 @@ from pipeline.domain.users.commands import (
 )
 from pipeline.domain.users.state import UserStatus
 from schemas.envelope import EVENT_NAMESPACE, Envelope, event_id_for
+from tests.unit.domain.user_samples import PROFILE, USER_ID, create_user, user_command
 
-USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
-HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
 T0 = datetime(2024, 5, 1, 12, 0, 0, 250, tzinfo=UTC)
 EMPTY = Snapshot(state=None)
 
 
+def at_t0(cls: type[Command], command_id: str, **fields: Any) -> Any:
+    """A ``cls`` for the sample account, issued at this module's ``T0``."""
+    return user_command(cls, command_id=command_id, issued_at=T0, **fields)
+
+
 def create(command_id: str = "c-create", **kw: Any) -> CreateUser:
-    fields: dict[str, Any] = {
-        "command_id": command_id,
-        "aggregate_id": USER_ID,
-        "issued_at": T0,
-        "username": "jane_doe",
-        "email": "jane@example.com",
-        "first_name": "Jane",
-        "last_name": "Doe",
-        "phone": None,
-        "role": "student",
-        "password_hash": HASH,
-    }
-    return CreateUser(**(fields | kw))
+    return create_user(**({"command_id": command_id, "issued_at": T0, "phone": None} | kw))
 
 
 def run(snapshot: Snapshot, command: Any, window: int = 10) -> Outcome:
@@ -58,9 +51,7 @@ def created_snapshot() -> Snapshot:
 
 
 def login(command_id: str, **kw: Any) -> RecordLogin:
-    return RecordLogin(
-        command_id=command_id, aggregate_id=USER_ID, issued_at=T0, logged_in_at=T0, **kw
-    )
+    return at_t0(RecordLogin, command_id, logged_in_at=T0, **kw)
 
 
 def test_the_commands_actor_reaches_every_event() -> None:
@@ -95,16 +86,7 @@ def test_accepted_create_builds_envelope() -> None:
         correlation_id="corr-1",
         causation_id="c-create",
         actor="system",
-        data={
-            "user_id": USER_ID,
-            "username": "jane_doe",
-            "email": "jane@example.com",
-            "first_name": "Jane",
-            "last_name": "Doe",
-            "phone": None,
-            "role": "student",
-            "password_hash": HASH,
-        },
+        data={"user_id": USER_ID} | PROFILE | {"phone": None},
     )
     assert outcome.result == CommandResult(
         command_id="c-create",
@@ -163,15 +145,8 @@ def test_conflict_on_expected_version() -> None:
 
 def test_rejection_keeps_version_and_state() -> None:
     snapshot = created_snapshot()
-    command = UpdateUser(
-        command_id="c-up",
-        aggregate_id=USER_ID,
-        issued_at=T0,
-        first_name="",
-        last_name="Doe",
-        phone=None,
-        role="student",
-    )
+    profile = {"first_name": "", "last_name": "Doe", "phone": None, "role": "student"}
+    command = at_t0(UpdateUser, "c-up", **profile)
     outcome = run(snapshot, command)
     assert outcome.result == CommandResult(
         command_id="c-up",
@@ -198,9 +173,7 @@ def test_naive_issued_at_is_invalid() -> None:
 
 def test_accepted_noop() -> None:
     snapshot = created_snapshot()
-    command = UpdateAccount(
-        command_id="c-noop", aggregate_id=USER_ID, issued_at=T0, email="JANE@example.com"
-    )
+    command = at_t0(UpdateAccount, "c-noop", email="JANE@example.com")
     outcome = run(snapshot, command)
     assert outcome.result.status == "accepted"
     assert outcome.result.version == 1 and outcome.result.event_ids == ()
@@ -211,7 +184,7 @@ def test_accepted_noop() -> None:
 
 def test_deterministic_envelopes() -> None:
     snapshot = created_snapshot()
-    command = DeactivateUser(command_id="c-d", aggregate_id=USER_ID, issued_at=T0, reason="x")
+    command = at_t0(DeactivateUser, "c-d", reason="x")
     first, second = run(snapshot, command), run(snapshot, command)
     assert first.envelopes == second.envelopes
     assert first.snapshot == second.snapshot

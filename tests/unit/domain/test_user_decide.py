@@ -20,70 +20,35 @@ from pipeline.domain.users.commands import (
 )
 from pipeline.domain.users.events import (
     AccountUpdated,
-    UserCreated,
     UserDeactivated,
     UserDeleted,
     UserLastLoginUpdated,
     UserReactivated,
     UserUpdated,
 )
-from pipeline.domain.users.state import User, UserStatus
-from pipeline.domain.values import hash_password
-
-USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-HASH = hash_password("s3cret-pass").value
-HASH2 = hash_password("other-pass").value
-
-
-def base(**kw: Any) -> dict[str, Any]:
-    return {"command_id": "cmd-1", "aggregate_id": USER_ID, "issued_at": T0, **kw}
-
+from pipeline.domain.users.state import UserStatus
+from tests.unit.domain.user_samples import (
+    HASH2,
+    T0,
+    TYPED,
+    USER_ID,
+    create_user,
+    each_command,
+    user,
+    user_command,
+    user_created,
+)
 
 def create(**kw: Any) -> CreateUser:
-    fields = {
-        "username": "Jane_Doe",
-        "email": " Jane@Example.com ",
-        "first_name": " Jane ",
-        "last_name": "Doe",
-        "phone": "504-621-8927",
-        "role": "Student",
-        "password_hash": HASH,
-    }
-    return CreateUser(**base(**(fields | kw)))
-
-
-def user(**kw: Any) -> User:
-    fields: dict[str, Any] = {
-        "user_id": USER_ID,
-        "username": "jane_doe",
-        "email": "jane@example.com",
-        "first_name": "Jane",
-        "last_name": "Doe",
-        "phone": "+15046218927",
-        "role": "student",
-        "status": UserStatus.ACTIVE,
-        "password_hash": HASH,
-        "created_at": T0,
-        "updated_at": T0,
-        "last_login_at": None,
-    }
-    return User(**(fields | kw))
+    return create_user(**(TYPED | kw))
 
 
 def update(**kw: Any) -> UpdateUser:
     fields = {"first_name": "Jane", "last_name": "Doe", "phone": "+15046218927", "role": "student"}
-    return UpdateUser(**base(**(fields | kw)))
+    return user_command(UpdateUser, **(fields | kw))
 
 
-ALL_NON_CREATE: list[Command] = [
-    update(first_name="Janet"),
-    UpdateAccount(**base(email="new@example.com")),
-    DeactivateUser(**base()),
-    ReactivateUser(**base()),
-    DeleteUser(**base()),
-    RecordLogin(**base(logged_in_at=T0)),
-]
+ALL_NON_CREATE: list[Command] = each_command()[1:]
 
 
 def rejected(result: object, reason: RejectionReason, field: str | None = None) -> Rejection:
@@ -95,18 +60,7 @@ def rejected(result: object, reason: RejectionReason, field: str | None = None) 
 
 class TestCreateUser:
     def test_emits_normalised_user_created(self) -> None:
-        assert decide(None, create()) == [
-            UserCreated(
-                user_id=USER_ID,
-                username="jane_doe",
-                email="jane@example.com",
-                first_name="Jane",
-                last_name="Doe",
-                phone="+15046218927",
-                role="student",
-                password_hash=HASH,
-            )
-        ]
+        assert decide(None, create()) == [user_created()]
 
     def test_phone_is_optional(self) -> None:
         [event] = decide(None, create(phone=None))  # type: ignore[misc]
@@ -169,57 +123,57 @@ class TestUpdateUser:
 
 class TestUpdateAccount:
     def test_neither_field_is_invalid(self) -> None:
-        rejected(decide(user(), UpdateAccount(**base())), RejectionReason.INVALID)
+        rejected(decide(user(), user_command(UpdateAccount)), RejectionReason.INVALID)
 
     def test_new_email(self) -> None:
-        result = decide(user(), UpdateAccount(**base(email="NEW@example.com")))
+        result = decide(user(), user_command(UpdateAccount, email="NEW@example.com"))
         assert result == [AccountUpdated(email="new@example.com", password_hash=None)]
 
     def test_same_email_no_password_is_noop(self) -> None:
-        assert decide(user(), UpdateAccount(**base(email=" JANE@example.com"))) == []
+        assert decide(user(), user_command(UpdateAccount, email=" JANE@example.com")) == []
 
     def test_same_email_with_password_changes_password_only(self) -> None:
-        command = UpdateAccount(**base(email="jane@example.com", password_hash=HASH2))
+        command = user_command(UpdateAccount, email="jane@example.com", password_hash=HASH2)
         assert decide(user(), command) == [AccountUpdated(email=None, password_hash=HASH2)]
 
     def test_password_only(self) -> None:
-        command = UpdateAccount(**base(password_hash=HASH2))
+        command = user_command(UpdateAccount, password_hash=HASH2)
         assert decide(user(), command) == [AccountUpdated(email=None, password_hash=HASH2)]
 
     def test_invalid(self) -> None:
-        bad_email = UpdateAccount(**base(email="bad"))
+        bad_email = user_command(UpdateAccount, email="bad")
         rejected(decide(user(), bad_email), RejectionReason.INVALID, "email")
-        bad_hash = UpdateAccount(**base(password_hash="$2b$bcrypt"))
+        bad_hash = user_command(UpdateAccount, password_hash="$2b$bcrypt")
         rejected(decide(user(), bad_hash), RejectionReason.INVALID, "password_hash")
 
 
 class TestLifecycle:
     def test_deactivate(self) -> None:
-        command = DeactivateUser(**base(reason="spam"))
+        command = user_command(DeactivateUser, reason="spam")
         assert decide(user(), command) == [UserDeactivated(reason="spam")]
         inactive = user(status=UserStatus.INACTIVE)
         rejected(decide(inactive, command), RejectionReason.INVALID_STATE)
 
     def test_reactivate(self) -> None:
-        command = ReactivateUser(**base())
+        command = user_command(ReactivateUser)
         assert decide(user(status=UserStatus.INACTIVE), command) == [UserReactivated()]
         rejected(decide(user(), command), RejectionReason.INVALID_STATE)
 
     @pytest.mark.parametrize("status", [UserStatus.ACTIVE, UserStatus.INACTIVE])
     def test_delete(self, status: UserStatus) -> None:
-        assert decide(user(status=status), DeleteUser(**base())) == [UserDeleted()]
+        assert decide(user(status=status), user_command(DeleteUser)) == [UserDeleted()]
 
     def test_record_login_normalises_to_utc(self) -> None:
         local = datetime(2024, 5, 1, 14, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
-        [event] = decide(user(), RecordLogin(**base(logged_in_at=local)))  # type: ignore[misc]
+        [event] = decide(user(), user_command(RecordLogin, logged_in_at=local))  # type: ignore[misc]
         assert event == UserLastLoginUpdated(logged_in_at=local)
         assert event.logged_in_at.tzinfo is UTC
         assert event.logged_in_at.microsecond == 123456
 
     def test_record_login_on_inactive(self) -> None:
-        command = RecordLogin(**base(logged_in_at=T0))
+        command = user_command(RecordLogin, logged_in_at=T0)
         rejected(decide(user(status=UserStatus.INACTIVE), command), RejectionReason.INVALID_STATE)
 
     def test_record_login_naive_time_is_invalid(self) -> None:
-        command = RecordLogin(**base(logged_in_at=datetime(2024, 5, 1)))
+        command = user_command(RecordLogin, logged_in_at=datetime(2024, 5, 1))
         rejected(decide(user(), command), RejectionReason.INVALID, "logged_in_at")

@@ -10,16 +10,9 @@ import pytest
 from pipeline.domain.errors import DomainError, InvalidTransition, InvalidValue, UnknownEventType
 from pipeline.domain.users import EVENT_TYPES, from_data, to_data
 from pipeline.domain.users.aggregate import claims_for, claims_held, evolve
-from pipeline.domain.users.commands import (
-    CreateUser,
-    DeleteUser,
-    RecordLogin,
-    UpdateAccount,
-    UpdateUser,
-)
+from pipeline.domain.users.commands import DeleteUser, RecordLogin, UpdateAccount, UpdateUser
 from pipeline.domain.users.events import (
     AccountUpdated,
-    UserCreated,
     UserDeactivated,
     UserDeleted,
     UserLastLoginUpdated,
@@ -27,23 +20,18 @@ from pipeline.domain.users.events import (
     UserUpdated,
 )
 from pipeline.domain.users.state import User, UserStatus, state_from_dict, state_to_dict
-
-USER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
-HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"
-HASH2 = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$b3RoZXJoYXNo"
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-T1 = T0 + timedelta(hours=1)
-
-CREATED = UserCreated(
-    user_id=USER_ID,
-    username="jane_doe",
-    email="jane@example.com",
-    first_name="Jane",
-    last_name="Doe",
-    phone="+15046218927",
-    role="student",
-    password_hash=HASH,
+from tests.unit.domain.user_samples import (
+    HASH,
+    HASH2,
+    T0,
+    create_user,
+    user,
+    user_command,
+    user_created,
 )
+
+T1 = T0 + timedelta(hours=1)
+CREATED = user_created()
 
 ONE_OF_EACH = [
     CREATED,
@@ -62,20 +50,7 @@ def created() -> User:
 
 class TestEvolve:
     def test_created(self) -> None:
-        assert created() == User(
-            user_id=USER_ID,
-            username="jane_doe",
-            email="jane@example.com",
-            first_name="Jane",
-            last_name="Doe",
-            phone="+15046218927",
-            role="student",
-            status=UserStatus.ACTIVE,
-            password_hash=HASH,
-            created_at=T0,
-            updated_at=T0,
-            last_login_at=None,
-        )
+        assert created() == user()
 
     def test_updated(self) -> None:
         event = UserUpdated(first_name="Janet", last_name="Roe", phone=None, role="teacher")
@@ -178,36 +153,25 @@ class TestStateDict:
         assert d["last_login_at"] is None
 
 
-def _cmd(cls: type, **kw: Any) -> Any:
-    return cls(command_id="c", aggregate_id=USER_ID, issued_at=T0, **kw)
-
-
 class TestClaims:
     def test_create_claims_normalised_values(self) -> None:
-        command = _cmd(
-            CreateUser,
-            username="Jane_Doe",
-            email="Jane@Example.com",
-            first_name="J",
-            last_name="D",
-            phone=None,
-            role="student",
-            password_hash=HASH,
-        )
+        command = create_user(username="Jane_Doe", email="Jane@Example.com")
         assert claims_for(command) == ("email:jane@example.com", "username:jane_doe")
         assert claims_for(replace(command, email="bad")) == ()
         assert claims_for(replace(command, username="x")) == ()
 
     def test_update_account_claims_email(self) -> None:
-        assert claims_for(_cmd(UpdateAccount, email=" X@Example.com")) == ("email:x@example.com",)
-        assert claims_for(_cmd(UpdateAccount, password_hash=HASH)) == ()
-        assert claims_for(_cmd(UpdateAccount, email="nope")) == ()
+        assert claims_for(user_command(UpdateAccount, email=" X@Example.com")) == (
+            "email:x@example.com",
+        )
+        assert claims_for(user_command(UpdateAccount, password_hash=HASH)) == ()
+        assert claims_for(user_command(UpdateAccount, email="nope")) == ()
 
     def test_other_commands_claim_nothing(self) -> None:
-        update = _cmd(UpdateUser, first_name="a", last_name="b", phone=None, role="admin")
+        update = user_command(UpdateUser, first_name="a", last_name="b", phone=None, role="admin")
         assert claims_for(update) == ()
-        assert claims_for(_cmd(DeleteUser)) == ()
-        assert claims_for(_cmd(RecordLogin, logged_in_at=T0)) == ()
+        assert claims_for(user_command(DeleteUser)) == ()
+        assert claims_for(user_command(RecordLogin, logged_in_at=T0)) == ()
 
     def test_claims_held(self) -> None:
         expected = frozenset({"email:jane@example.com", "username:jane_doe"})

@@ -19,15 +19,6 @@ from pipeline.domain.partners import PARTNER_SPEC
 from pipeline.domain.partners import commands as pc
 from pipeline.domain.users import EVENT_TYPES as USER_EVENT_TYPES
 from pipeline.domain.users import USER_SPEC
-from pipeline.domain.users.commands import (
-    CreateUser,
-    DeactivateUser,
-    DeleteUser,
-    ReactivateUser,
-    RecordLogin,
-    UpdateAccount,
-    UpdateUser,
-)
 from schemas.codec import HEADER_LENGTH, AvroCodec, fingerprint_of
 from schemas.envelope import Envelope, event_id_for
 from schemas.exceptions import (
@@ -38,6 +29,7 @@ from schemas.exceptions import (
     UnknownSchemaError,
 )
 from schemas.registry import SchemaRegistry, crc64_fingerprint
+from tests.unit.domain.user_samples import each_command
 
 REGISTRY = SchemaRegistry.load()
 CODEC = AvroCodec(REGISTRY)
@@ -277,35 +269,7 @@ def test_fingerprint_is_little_endian_rabin_of_canonical_form() -> None:
 
 
 def test_handled_commands_round_trip_through_avro() -> None:
-    t = T0
-    commands: list[Any] = [
-        CreateUser(
-            command_id="c0",
-            aggregate_id=USER_ID,
-            issued_at=t,
-            username="jane",
-            email="jane@example.com",
-            first_name="Jane",
-            last_name="Doe",
-            phone="504-621-8927",
-            role="student",
-            password_hash=HASH,
-        ),
-        UpdateUser(
-            command_id="c1",
-            aggregate_id=USER_ID,
-            issued_at=t,
-            first_name="J",
-            last_name="D",
-            phone=None,
-            role="teacher",
-        ),
-        UpdateAccount(command_id="c2", aggregate_id=USER_ID, issued_at=t, email="j@example.org"),
-        RecordLogin(command_id="c3", aggregate_id=USER_ID, issued_at=t, logged_in_at=t),
-        DeactivateUser(command_id="c4", aggregate_id=USER_ID, issued_at=t),
-        ReactivateUser(command_id="c5", aggregate_id=USER_ID, issued_at=t),
-        DeleteUser(command_id="c6", aggregate_id=USER_ID, issued_at=t),
-    ]
+    commands = [replace(c, command_id=f"c{i}") for i, c in enumerate(each_command(at=T0))]
     snapshot = Snapshot(state=None)
     for command in commands:
         outcome = handle(USER_SPEC, snapshot, command, producer="p", window=5)
