@@ -6,20 +6,28 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.support import REPO
 
 
-def test_a_hanging_shutdown_is_cut_short() -> None:
-    script = "from deploy.runtime import exit_within\nimport time\nexit_within(0.3)\ntime.sleep(30)"
+@pytest.mark.parametrize(
+    ("script", "returncode"),
+    [
+        pytest.param(
+            "from deploy.runtime import exit_within\nimport time\nexit_within(0.3)\ntime.sleep(30)",
+            1,
+            id="a-hanging-shutdown-is-cut-short",
+        ),
+        pytest.param(
+            "from deploy.runtime import exit_within\nexit_within(30, code=3)",
+            0,
+            id="a-normal-exit-is-not-held-up",
+        ),
+    ],
+)
+def test_exit_within(script: str, returncode: int) -> None:
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, timeout=20)
-    assert done.returncode == 1
-    assert time.monotonic() - started < 15
-
-
-def test_a_normal_exit_is_not_held_up() -> None:
-    script = "from deploy.runtime import exit_within\nexit_within(30, code=3)"
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, timeout=20)
-    assert done.returncode == 0
+    assert done.returncode == returncode
     assert time.monotonic() - started < 15

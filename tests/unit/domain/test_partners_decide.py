@@ -286,6 +286,32 @@ class TestSystemCommands:
         )
 
 
+INVALID_SCHEMAS: list[Any] = [
+    "{not json",
+    "[]",
+    "true",
+    '{"type": "nope"}',
+    '{"properties": {"a": {"minimum": "1"}}}',
+    '{"type": "string", "pattern": "("}',
+    '{"maximum": NaN}',
+    '{"$schema": "https://example.com/mine"}',
+    '{"$schema": 3}',
+    '{"$ref": "https://example.com/s.json"}',
+    '{"items": [{"$ref": "other.json#/a"}]}',
+    '{"$dynamicRef": "file:///etc/passwd"}',
+    "[" * 5000 + "]" * 5000,
+    '{"not":' * 500 + "{}" + "}" * 500,
+    json.dumps({"description": "x" * JSON_SCHEMA_MAX_BYTES}),
+    {"type": "object"},
+    # jsonschema accepts these; the pipeline's compiler (fastjsonschema) cannot
+    # apply them: a self-reference without end, a dangling one, draft-03 required
+    '{"$ref": "#/definitions/a", "definitions": {"a": {"$ref": "#/definitions/a"}}}',
+    '{"$ref": "#/nope"}',
+    '{"type": "object", "required": true}',
+]
+"""``json_schema`` values ``DefineEventStructure`` refuses."""
+
+
 class TestDefineEventStructure:
     def test_first_definition_is_version_1(self) -> None:
         assert decide(partner(), define()) == [
@@ -333,36 +359,7 @@ class TestDefineEventStructure:
             ("event_name", {"event_name": "x" * 101}),
             ("event_name", {"event_name": "order/completed"}),
             ("event_name", {"event_name": 7}),
-            ("json_schema", {"json_schema": "{not json"}),
-            ("json_schema", {"json_schema": "[]"}),
-            ("json_schema", {"json_schema": "true"}),
-            ("json_schema", {"json_schema": '{"type": "nope"}'}),
-            ("json_schema", {"json_schema": '{"properties": {"a": {"minimum": "1"}}}'}),
-            ("json_schema", {"json_schema": '{"type": "string", "pattern": "("}'}),
-            ("json_schema", {"json_schema": '{"maximum": NaN}'}),
-            ("json_schema", {"json_schema": '{"$schema": "https://example.com/mine"}'}),
-            ("json_schema", {"json_schema": '{"$schema": 3}'}),
-            ("json_schema", {"json_schema": '{"$ref": "https://example.com/s.json"}'}),
-            ("json_schema", {"json_schema": '{"items": [{"$ref": "other.json#/a"}]}'}),
-            ("json_schema", {"json_schema": '{"$dynamicRef": "file:///etc/passwd"}'}),
-            ("json_schema", {"json_schema": "[" * 5000 + "]" * 5000}),
-            ("json_schema", {"json_schema": '{"not":' * 500 + "{}" + "}" * 500}),
-            (
-                "json_schema",
-                {"json_schema": json.dumps({"description": "x" * JSON_SCHEMA_MAX_BYTES})},
-            ),
-            ("json_schema", {"json_schema": {"type": "object"}}),
-            # jsonschema accepts these; the pipeline's compiler (fastjsonschema) cannot
-            # apply them: a self-reference without end, a dangling one, draft-03 required
-            (
-                "json_schema",
-                {
-                    "json_schema": '{"$ref": "#/definitions/a", "definitions": '
-                    '{"a": {"$ref": "#/definitions/a"}}}'
-                },
-            ),
-            ("json_schema", {"json_schema": '{"$ref": "#/nope"}'}),
-            ("json_schema", {"json_schema": '{"type": "object", "required": true}'}),
+            *[("json_schema", {"json_schema": text}) for text in INVALID_SCHEMAS],
             ("required", {"required": "yes"}),
         ],
     )

@@ -345,12 +345,18 @@ SDK_SETTINGS = settings(
 )
 
 
+@pytest.mark.parametrize(
+    "batches", [segment_python_batch(), snake_case_batch()], ids=["segment-python", "snake-case"]
+)
 @SDK_SETTINGS
-@given(segment_python_batch(), structures_st(), st.booleans())
-def test_segment_python_batches_run_compiled(
-    case: tuple[bytes, int], structures: dict[str, Structure], reject: bool
+@given(data=st.data(), structures=structures_st(), reject=st.booleans())
+def test_sdk_batches_run_compiled(
+    batches: st.SearchStrategy[tuple[bytes, int]],
+    data: st.DataObject,
+    structures: dict[str, Structure],
+    reject: bool,
 ) -> None:
-    body, received = case
+    body, received = data.draw(batches)
     assert (
         compare(body, None, structures=structures, reject_unknown=reject, received_at_us=received)
         == "native"
@@ -374,18 +380,6 @@ def test_analytics_js_calls_run_compiled(
             reject_unknown=reject,
             received_at_us=received,
         )
-        == "native"
-    )
-
-
-@SDK_SETTINGS
-@given(snake_case_batch(), structures_st(), st.booleans())
-def test_snake_case_batches_run_compiled(
-    case: tuple[bytes, int], structures: dict[str, Structure], reject: bool
-) -> None:
-    body, received = case
-    assert (
-        compare(body, None, structures=structures, reject_unknown=reject, received_at_us=received)
         == "native"
     )
 
