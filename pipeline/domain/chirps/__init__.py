@@ -19,20 +19,14 @@ from pipeline.domain.chirps.aggregate import (
     evolve,
 )
 from pipeline.domain.chirps.commands import ChirpCommand, DeleteChirp, PostChirp
-from pipeline.domain.chirps.events import ChirpDeleted, ChirpEvent, ChirpPosted
-from pipeline.domain.chirps.state import Chirp, state_from_dict, state_to_dict
+from pipeline.domain.chirps.events import ChirpEvent, ChirpPosted
 from pipeline.domain.handling import AggregateSpec
 
 __all__ = [
     "AGGREGATE_TYPE",
     "CHIRP_SPEC",
-    "COMMAND_TYPES",
     "EVENT_TYPES",
     "TEXT_MAX_CODE_POINTS",
-    "Chirp",
-    "ChirpCommand",
-    "ChirpDeleted",
-    "ChirpEvent",
     "ChirpPosted",
     "DeleteChirp",
     "PostChirp",
@@ -40,11 +34,7 @@ __all__ = [
     "decide",
     "evolve",
     "from_data",
-    "state_from_dict",
-    "state_to_dict",
-    "to_data",
 ]
 
 CHIRP_SPEC = AggregateSpec.declare("chirp", "chirps", aggregate, state, ChirpEvent, ChirpCommand)
-EVENT_TYPES, COMMAND_TYPES = CHIRP_SPEC.event_types, CHIRP_SPEC.command_types
-to_data, from_data = CHIRP_SPEC.to_data, CHIRP_SPEC.from_data
+EVENT_TYPES, from_data = CHIRP_SPEC.event_types, CHIRP_SPEC.from_data

@@ -14,33 +14,23 @@ from __future__ import annotations
 from pipeline.domain.follows import aggregate, state
 from pipeline.domain.follows.aggregate import AGGREGATE_TYPE, decide, evolve, follow_id
 from pipeline.domain.follows.commands import FollowCommand, FollowUser, UnfollowUser
-from pipeline.domain.follows.events import FollowEvent, UserFollowed, UserUnfollowed
-from pipeline.domain.follows.state import Follow, state_from_dict, state_to_dict
+from pipeline.domain.follows.events import FollowEvent, UserFollowed
 from pipeline.domain.handling import AggregateSpec
 
 __all__ = [
     "AGGREGATE_TYPE",
-    "COMMAND_TYPES",
     "EVENT_TYPES",
     "FOLLOW_SPEC",
-    "Follow",
-    "FollowCommand",
-    "FollowEvent",
     "FollowUser",
     "UnfollowUser",
     "UserFollowed",
-    "UserUnfollowed",
     "decide",
     "evolve",
     "follow_id",
     "from_data",
-    "state_from_dict",
-    "state_to_dict",
-    "to_data",
 ]
 
 FOLLOW_SPEC = AggregateSpec.declare(
     "follow", "follows", aggregate, state, FollowEvent, FollowCommand
 )
-EVENT_TYPES, COMMAND_TYPES = FOLLOW_SPEC.event_types, FOLLOW_SPEC.command_types
-to_data, from_data = FOLLOW_SPEC.to_data, FOLLOW_SPEC.from_data
+EVENT_TYPES, from_data = FOLLOW_SPEC.event_types, FOLLOW_SPEC.from_data

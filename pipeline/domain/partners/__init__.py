@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.partners import aggregate, state
-from pipeline.domain.partners.aggregate import AGGREGATE_TYPE, decide, evolve
+from pipeline.domain.partners.aggregate import decide, evolve
 from pipeline.domain.partners.commands import PartnerCommand
 from pipeline.domain.partners.events import PartnerEvent
 from pipeline.domain.partners.state import (
@@ -16,7 +16,6 @@ from pipeline.domain.partners.state import (
     Partner,
     PartnerStatus,
     PartnerSystem,
-    ReadToken,
     SystemStatus,
     UnknownEventPolicy,
     state_from_dict,
@@ -24,17 +23,14 @@ from pipeline.domain.partners.state import (
 )
 
 __all__ = [
-    "AGGREGATE_TYPE",
     "COMMAND_TYPES",
     "EVENT_TYPES",
     "PARTNER_SPEC",
     "EventStructure",
     "Partner",
     "PartnerCommand",
-    "PartnerEvent",
     "PartnerStatus",
     "PartnerSystem",
-    "ReadToken",
     "SystemStatus",
     "UnknownEventPolicy",
     "decide",

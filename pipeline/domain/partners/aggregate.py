@@ -15,36 +15,8 @@ from typing import Any
 
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
-from pipeline.domain.partners import origins, rules
-from pipeline.domain.partners.commands import (
-    AddSystem,
-    CreatePartner,
-    DeactivatePartner,
-    DeactivateSystem,
-    DefineEventStructure,
-    IssueReadToken,
-    ReactivateSystem,
-    RemoveEventStructure,
-    RevokeReadToken,
-    RotateApiKey,
-    SetAllowedOrigins,
-    SetUnknownEventPolicy,
-)
-from pipeline.domain.partners.events import (
-    AllowedOriginsSet,
-    ApiKeyRotated,
-    EventStructureDefined,
-    EventStructureRemoved,
-    PartnerCreated,
-    PartnerDeactivated,
-    PartnerEvent,
-    ReadTokenIssued,
-    ReadTokenRevoked,
-    SystemAdded,
-    SystemDeactivated,
-    SystemReactivated,
-    UnknownEventPolicySet,
-)
+from pipeline.domain.partners import commands, events, origins, rules
+from pipeline.domain.partners.events import PartnerEvent
 from pipeline.domain.partners.state import (
     EventStructure,
     Partner,
@@ -103,7 +75,7 @@ def _precondition(command: Command, state: Partner | None) -> Rejection | None:
 
 
 @_precondition.register
-def _(command: CreatePartner, state: Partner | None) -> Rejection | None:
+def _(command: commands.CreatePartner, state: Partner | None) -> Rejection | None:
     if state is not None:
         return Rejection(RejectionReason.ALREADY_EXISTS, "partner already exists")
     return None
@@ -138,9 +110,9 @@ def _key_not_in_use(state: Partner, key_hash: str) -> None:
 
 
 @_decide.register
-def _(command: CreatePartner, state: None) -> list[PartnerEvent]:
+def _(command: commands.CreatePartner, state: None) -> list[PartnerEvent]:
     return [
-        PartnerCreated(
+        events.PartnerCreated(
             partner_id=canonical_uuid("aggregate_id", command.aggregate_id),
             name=rules.text("name", command.name, rules.PARTNER_NAME_MAX_LENGTH),
             email=Email.parse(command.email).value,
@@ -153,8 +125,8 @@ def _(command: CreatePartner, state: None) -> list[PartnerEvent]:
 
 
 @_decide.register
-def _(command: AddSystem, state: Partner) -> list[PartnerEvent]:
-    event = SystemAdded(
+def _(command: commands.AddSystem, state: Partner) -> list[PartnerEvent]:
+    event = events.SystemAdded(
         system_id=canonical_uuid("system_id", command.system_id),
         name=rules.text("name", command.name, rules.SYSTEM_NAME_MAX_LENGTH),
         description=rules.optional_text(
@@ -179,7 +151,7 @@ def _(command: AddSystem, state: Partner) -> list[PartnerEvent]:
 
 
 @_decide.register
-def _(command: RotateApiKey, state: Partner) -> list[PartnerEvent]:
+def _(command: commands.RotateApiKey, state: Partner) -> list[PartnerEvent]:
     system = _active_system(state, command.system_id)
     key_hash = rules.key_hash(command.key_hash)
     key_prefix = rules.key_prefix(command.key_prefix)
@@ -188,7 +160,7 @@ def _(command: RotateApiKey, state: Partner) -> list[PartnerEvent]:
         raise InvalidValue("key_hash", "must differ from the current key")
     _key_not_in_use(state, key_hash)
     return [
-        ApiKeyRotated(
+        events.ApiKeyRotated(
             system_id=system.system_id,
             key_hash=key_hash,
             key_prefix=key_prefix,
@@ -198,19 +170,19 @@ def _(command: RotateApiKey, state: Partner) -> list[PartnerEvent]:
 
 
 @_decide.register
-def _(command: DeactivateSystem, state: Partner) -> list[PartnerEvent]:
+def _(command: commands.DeactivateSystem, state: Partner) -> list[PartnerEvent]:
     system = _system(state, command.system_id)
     if system.status is SystemStatus.INACTIVE:
         raise _refuse(RejectionReason.INVALID_STATE, "system is already inactive")
-    return [SystemDeactivated(system_id=system.system_id, key_hash=system.key_hash)]
+    return [events.SystemDeactivated(system_id=system.system_id, key_hash=system.key_hash)]
 
 
 @_decide.register
-def _(command: ReactivateSystem, state: Partner) -> list[PartnerEvent]:
+def _(command: commands.ReactivateSystem, state: Partner) -> list[PartnerEvent]:
     system = _system(state, command.system_id)
     if system.status is SystemStatus.ACTIVE:
         raise _refuse(RejectionReason.INVALID_STATE, "system is already active")
-    return [SystemReactivated(system_id=system.system_id, key_hash=system.key_hash)]
+    return [events.SystemReactivated(system_id=system.system_id, key_hash=system.key_hash)]
 
 
 def _policy(name: str, raw: Any) -> UnknownEventPolicy:
@@ -222,16 +194,16 @@ def _policy(name: str, raw: Any) -> UnknownEventPolicy:
 
 
 @_decide.register
-def _(command: SetUnknownEventPolicy, state: Partner) -> list[PartnerEvent]:
+def _(command: commands.SetUnknownEventPolicy, state: Partner) -> list[PartnerEvent]:
     system = _system(state, command.system_id)
     policy = _policy("policy", command.policy)
     if policy is system.unknown_events:
         return []
-    return [UnknownEventPolicySet(system_id=system.system_id, policy=policy.value)]
+    return [events.UnknownEventPolicySet(system_id=system.system_id, policy=policy.value)]
 
 
 @_decide.register
-def _(command: DefineEventStructure, state: Partner) -> list[PartnerEvent]:
+def _(command: commands.DefineEventStructure, state: Partner) -> list[PartnerEvent]:
     system = _active_system(state, command.system_id)
     event_name = rules.event_name(command.event_name)
     json_schema = rules.json_schema(command.json_schema)
@@ -240,7 +212,7 @@ def _(command: DefineEventStructure, state: Partner) -> list[PartnerEvent]:
     if current is not None and (current.json_schema, current.required) == (json_schema, required):
         return []
     return [
-        EventStructureDefined(
+        events.EventStructureDefined(
             system_id=system.system_id,
             event_name=event_name,
             json_schema=json_schema,
@@ -251,27 +223,27 @@ def _(command: DefineEventStructure, state: Partner) -> list[PartnerEvent]:
 
 
 @_decide.register
-def _(command: RemoveEventStructure, state: Partner) -> list[PartnerEvent]:
+def _(command: commands.RemoveEventStructure, state: Partner) -> list[PartnerEvent]:
     system = _system(state, command.system_id)
     event_name = rules.event_name(command.event_name)
     if event_name not in system.structures:
         message = f"no structure for event {event_name!r}"
         raise _refuse(RejectionReason.NOT_FOUND, message, "event_name")
-    return [EventStructureRemoved(system_id=system.system_id, event_name=event_name)]
+    return [events.EventStructureRemoved(system_id=system.system_id, event_name=event_name)]
 
 
 @_decide.register
-def _(command: SetAllowedOrigins, state: Partner) -> list[PartnerEvent]:
+def _(command: commands.SetAllowedOrigins, state: Partner) -> list[PartnerEvent]:
     system = _system(state, command.system_id)
     allowed = origins.origins(command.origins)
     if allowed == system.allowed_origins:
         return []
-    return [AllowedOriginsSet(system_id=system.system_id, origins=allowed)]
+    return [events.AllowedOriginsSet(system_id=system.system_id, origins=allowed)]
 
 
 @_decide.register
-def _(command: IssueReadToken, state: Partner) -> list[PartnerEvent]:
-    event = ReadTokenIssued(
+def _(command: commands.IssueReadToken, state: Partner) -> list[PartnerEvent]:
+    event = events.ReadTokenIssued(
         token_id=canonical_uuid("token_id", command.token_id),
         name=rules.text("name", command.name, rules.TOKEN_NAME_MAX_LENGTH),
         token_hash=rules.key_hash(command.token_hash, "token_hash"),
@@ -295,32 +267,32 @@ def _(command: IssueReadToken, state: Partner) -> list[PartnerEvent]:
 
 
 @_decide.register
-def _(command: RevokeReadToken, state: Partner) -> list[PartnerEvent]:
+def _(command: commands.RevokeReadToken, state: Partner) -> list[PartnerEvent]:
     token_id = rules.require_str("token_id", command.token_id)
     token = state.read_tokens.get(token_id)
     if token is None:
         raise _refuse(RejectionReason.NOT_FOUND, f"read token {token_id} not found", "token_id")
     if not token.active:
         raise _refuse(RejectionReason.INVALID_STATE, f"read token {token_id} is already revoked")
-    return [ReadTokenRevoked(token_id=token.token_id, token_hash=token.token_hash)]
+    return [events.ReadTokenRevoked(token_id=token.token_id, token_hash=token.token_hash)]
 
 
 @_decide.register
-def _(command: DeactivatePartner, state: Partner) -> list[PartnerEvent]:
+def _(command: commands.DeactivatePartner, state: Partner) -> list[PartnerEvent]:
     # Each active system and read token is ended explicitly, so key read models only need
     # SystemDeactivated and ReadTokenRevoked to refuse them.
-    events: list[PartnerEvent] = [
-        SystemDeactivated(system_id=s.system_id, key_hash=s.key_hash)
+    ended: list[PartnerEvent] = [
+        events.SystemDeactivated(system_id=s.system_id, key_hash=s.key_hash)
         for s in state.systems.values()
         if s.status is SystemStatus.ACTIVE
     ]
-    events += [
-        ReadTokenRevoked(token_id=t.token_id, token_hash=t.token_hash)
+    ended += [
+        events.ReadTokenRevoked(token_id=t.token_id, token_hash=t.token_hash)
         for t in state.read_tokens.values()
         if t.active
     ]
-    events.append(PartnerDeactivated())
-    return events
+    ended.append(events.PartnerDeactivated())
+    return ended
 
 
 def evolve(state: Partner | None, event: PartnerEvent, occurred_at: datetime) -> Partner:
@@ -359,7 +331,7 @@ def _evolve(event: PartnerEvent, state: Partner | None, at: datetime) -> Partner
 
 
 @_evolve.register
-def _(event: PartnerCreated, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.PartnerCreated, state: Partner | None, at: datetime) -> Partner:
     if state is not None:
         raise InvalidTransition(f"PartnerCreated for existing partner {state.partner_id}")
     return Partner(
@@ -376,7 +348,7 @@ def _(event: PartnerCreated, state: Partner | None, at: datetime) -> Partner:
 
 
 @_evolve.register
-def _(event: SystemAdded, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.SystemAdded, state: Partner | None, at: datetime) -> Partner:
     partner = _existing(state, event)
     if event.system_id in partner.systems:
         raise InvalidTransition(f"SystemAdded for existing system {event.system_id}")
@@ -393,33 +365,33 @@ def _(event: SystemAdded, state: Partner | None, at: datetime) -> Partner:
 
 
 @_evolve.register
-def _(event: ApiKeyRotated, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.ApiKeyRotated, state: Partner | None, at: datetime) -> Partner:
     partner, system = _known_system(state, event)
     system = replace(system, key_hash=event.key_hash, key_prefix=event.key_prefix)
     return _with_system(partner, system, at)
 
 
 @_evolve.register
-def _(event: SystemDeactivated, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.SystemDeactivated, state: Partner | None, at: datetime) -> Partner:
     partner, system = _known_system(state, event)
     return _with_system(partner, replace(system, status=SystemStatus.INACTIVE), at)
 
 
 @_evolve.register
-def _(event: SystemReactivated, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.SystemReactivated, state: Partner | None, at: datetime) -> Partner:
     partner, system = _known_system(state, event)
     return _with_system(partner, replace(system, status=SystemStatus.ACTIVE), at)
 
 
 @_evolve.register
-def _(event: UnknownEventPolicySet, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.UnknownEventPolicySet, state: Partner | None, at: datetime) -> Partner:
     partner, system = _known_system(state, event)
     policy = UnknownEventPolicy(event.policy)
     return _with_system(partner, replace(system, unknown_events=policy), at)
 
 
 @_evolve.register
-def _(event: EventStructureDefined, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.EventStructureDefined, state: Partner | None, at: datetime) -> Partner:
     partner, system = _known_system(state, event)
     structure = EventStructure(
         json_schema=event.json_schema, required=event.required, version=event.structure_version
@@ -433,7 +405,7 @@ def _(event: EventStructureDefined, state: Partner | None, at: datetime) -> Part
 
 
 @_evolve.register
-def _(event: EventStructureRemoved, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.EventStructureRemoved, state: Partner | None, at: datetime) -> Partner:
     partner, system = _known_system(state, event)
     if event.event_name not in system.structures:
         raise InvalidTransition(f"EventStructureRemoved for unknown event {event.event_name!r}")
@@ -442,13 +414,13 @@ def _(event: EventStructureRemoved, state: Partner | None, at: datetime) -> Part
 
 
 @_evolve.register
-def _(event: AllowedOriginsSet, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.AllowedOriginsSet, state: Partner | None, at: datetime) -> Partner:
     partner, system = _known_system(state, event)
     return _with_system(partner, replace(system, allowed_origins=tuple(event.origins)), at)
 
 
 @_evolve.register
-def _(event: ReadTokenIssued, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.ReadTokenIssued, state: Partner | None, at: datetime) -> Partner:
     partner = _existing(state, event)
     if event.token_id in partner.read_tokens:
         raise InvalidTransition(f"ReadTokenIssued for existing token {event.token_id}")
@@ -465,7 +437,7 @@ def _(event: ReadTokenIssued, state: Partner | None, at: datetime) -> Partner:
 
 
 @_evolve.register
-def _(event: ReadTokenRevoked, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.ReadTokenRevoked, state: Partner | None, at: datetime) -> Partner:
     partner = _existing(state, event)
     token = partner.read_tokens.get(event.token_id)
     if token is None:
@@ -476,6 +448,6 @@ def _(event: ReadTokenRevoked, state: Partner | None, at: datetime) -> Partner:
 
 
 @_evolve.register
-def _(event: PartnerDeactivated, state: Partner | None, at: datetime) -> Partner:
+def _(event: events.PartnerDeactivated, state: Partner | None, at: datetime) -> Partner:
     partner = _existing(state, event)
     return replace(partner, status=PartnerStatus.INACTIVE, updated_at=at)

@@ -6,33 +6,20 @@ from __future__ import annotations
 
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.users import aggregate, state
-from pipeline.domain.users.aggregate import (
-    AGGREGATE_TYPE,
-    claims_for,
-    claims_held,
-    decide,
-    evolve,
-)
+from pipeline.domain.users.aggregate import decide, evolve
 from pipeline.domain.users.commands import UserCommand
 from pipeline.domain.users.events import UserEvent
-from pipeline.domain.users.state import User, UserStatus, state_from_dict, state_to_dict
+from pipeline.domain.users.state import User, UserStatus
 
 __all__ = [
-    "AGGREGATE_TYPE",
     "COMMAND_TYPES",
     "EVENT_TYPES",
     "USER_SPEC",
     "User",
-    "UserCommand",
-    "UserEvent",
     "UserStatus",
-    "claims_for",
-    "claims_held",
     "decide",
     "evolve",
     "from_data",
-    "state_from_dict",
-    "state_to_dict",
     "to_data",
 ]
 

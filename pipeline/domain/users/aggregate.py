@@ -16,27 +16,9 @@ from typing import Any, TypeVar
 
 from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.results import Rejection, RejectionReason
-from pipeline.domain.users.commands import (
-    Command,
-    CreateUser,
-    DeactivateUser,
-    DeleteUser,
-    GrantAdmin,
-    ReactivateUser,
-    RecordLogin,
-    UpdateAccount,
-    UpdateUser,
-)
-from pipeline.domain.users.events import (
-    AccountUpdated,
-    UserCreated,
-    UserDeactivated,
-    UserDeleted,
-    UserEvent,
-    UserLastLoginUpdated,
-    UserReactivated,
-    UserUpdated,
-)
+from pipeline.domain.users import commands, events
+from pipeline.domain.users.commands import Command
+from pipeline.domain.users.events import UserEvent
 from pipeline.domain.users.state import User, UserStatus
 from pipeline.domain.values import (
     Email,
@@ -83,7 +65,7 @@ def _precondition(command: Command, state: User | None) -> Rejection | None:
 
 
 @_precondition.register
-def _(command: CreateUser, state: User | None) -> Rejection | None:
+def _(command: commands.CreateUser, state: User | None) -> Rejection | None:
     # Also covers a DELETED user: the id stays taken after a soft delete.
     if state is not None:
         return Rejection(RejectionReason.ALREADY_EXISTS, "user already exists")
@@ -106,10 +88,10 @@ def _utc(field: str, value: datetime) -> datetime:
 
 
 @_decide.register
-def _(command: CreateUser, state: None) -> list[UserEvent] | Rejection:
+def _(command: commands.CreateUser, state: None) -> list[UserEvent] | Rejection:
     phone = _optional(command.phone, Phone.parse)
     return [
-        UserCreated(
+        events.UserCreated(
             user_id=canonical_uuid("aggregate_id", command.aggregate_id),
             username=Username.parse(command.username).value,
             email=Email.parse(command.email).value,
@@ -123,9 +105,9 @@ def _(command: CreateUser, state: None) -> list[UserEvent] | Rejection:
 
 
 @_decide.register
-def _(command: UpdateUser, state: User) -> list[UserEvent] | Rejection:
+def _(command: commands.UpdateUser, state: User) -> list[UserEvent] | Rejection:
     phone = _optional(command.phone, Phone.parse)
-    event = UserUpdated(
+    event = events.UserUpdated(
         first_name=parse_name("first_name", command.first_name),
         last_name=parse_name("last_name", command.last_name),
         phone=phone.value if phone else None,
@@ -138,7 +120,7 @@ def _(command: UpdateUser, state: User) -> list[UserEvent] | Rejection:
 
 
 @_decide.register
-def _(command: UpdateAccount, state: User) -> list[UserEvent] | Rejection:
+def _(command: commands.UpdateAccount, state: User) -> list[UserEvent] | Rejection:
     if command.email is None and command.password_hash is None:
         return Rejection(RejectionReason.INVALID, "give an email, a password_hash, or both")
     email = _optional(command.email, Email.parse)
@@ -147,7 +129,7 @@ def _(command: UpdateAccount, state: User) -> list[UserEvent] | Rejection:
     if new_email is None and password_hash is None:
         return []
     return [
-        AccountUpdated(
+        events.AccountUpdated(
             email=new_email,
             password_hash=password_hash.value if password_hash else None,
         )
@@ -155,32 +137,32 @@ def _(command: UpdateAccount, state: User) -> list[UserEvent] | Rejection:
 
 
 @_decide.register
-def _(command: DeactivateUser, state: User) -> list[UserEvent] | Rejection:
+def _(command: commands.DeactivateUser, state: User) -> list[UserEvent] | Rejection:
     if state.status is UserStatus.INACTIVE:
         return Rejection(RejectionReason.INVALID_STATE, "user is already inactive")
-    return [UserDeactivated(reason=command.reason)]
+    return [events.UserDeactivated(reason=command.reason)]
 
 
 @_decide.register
-def _(command: ReactivateUser, state: User) -> list[UserEvent] | Rejection:
+def _(command: commands.ReactivateUser, state: User) -> list[UserEvent] | Rejection:
     if state.status is UserStatus.ACTIVE:
         return Rejection(RejectionReason.INVALID_STATE, "user is already active")
-    return [UserReactivated()]
+    return [events.UserReactivated()]
 
 
 @_decide.register
-def _(command: DeleteUser, state: User) -> list[UserEvent] | Rejection:
-    return [UserDeleted()]
+def _(command: commands.DeleteUser, state: User) -> list[UserEvent] | Rejection:
+    return [events.UserDeleted()]
 
 
 @_decide.register
-def _(command: GrantAdmin, state: User) -> list[UserEvent] | Rejection:
+def _(command: commands.GrantAdmin, state: User) -> list[UserEvent] | Rejection:
     # Inactive users may be granted the role (create-admin reactivates separately);
     # deleted ones are refused by the precondition: a soft delete is final.
     if state.role == UserRole.ADMIN.value:
         return []
     return [
-        UserUpdated(
+        events.UserUpdated(
             first_name=state.first_name,
             last_name=state.last_name,
             phone=state.phone,
@@ -190,10 +172,10 @@ def _(command: GrantAdmin, state: User) -> list[UserEvent] | Rejection:
 
 
 @_decide.register
-def _(command: RecordLogin, state: User) -> list[UserEvent] | Rejection:
+def _(command: commands.RecordLogin, state: User) -> list[UserEvent] | Rejection:
     if state.status is UserStatus.INACTIVE:
         return Rejection(RejectionReason.INVALID_STATE, "user is inactive")
-    return [UserLastLoginUpdated(logged_in_at=_utc("logged_in_at", command.logged_in_at))]
+    return [events.UserLastLoginUpdated(logged_in_at=_utc("logged_in_at", command.logged_in_at))]
 
 
 def evolve(state: User | None, event: UserEvent, occurred_at: datetime) -> User:
@@ -220,7 +202,7 @@ def _evolve(event: UserEvent, state: User | None, at: datetime) -> User:
 
 
 @_evolve.register
-def _(event: UserCreated, state: User | None, at: datetime) -> User:
+def _(event: events.UserCreated, state: User | None, at: datetime) -> User:
     if state is not None:
         raise InvalidTransition(f"UserCreated for existing user {state.user_id}")
     return User(
@@ -240,7 +222,7 @@ def _(event: UserCreated, state: User | None, at: datetime) -> User:
 
 
 @_evolve.register
-def _(event: UserUpdated, state: User | None, at: datetime) -> User:
+def _(event: events.UserUpdated, state: User | None, at: datetime) -> User:
     state = _existing(state, event)
     return replace(
         state,
@@ -253,7 +235,7 @@ def _(event: UserUpdated, state: User | None, at: datetime) -> User:
 
 
 @_evolve.register
-def _(event: AccountUpdated, state: User | None, at: datetime) -> User:
+def _(event: events.AccountUpdated, state: User | None, at: datetime) -> User:
     state = _existing(state, event)
     return replace(
         state,
@@ -266,25 +248,25 @@ def _(event: AccountUpdated, state: User | None, at: datetime) -> User:
 
 
 @_evolve.register
-def _(event: UserDeactivated, state: User | None, at: datetime) -> User:
+def _(event: events.UserDeactivated, state: User | None, at: datetime) -> User:
     state = _existing(state, event)
     return replace(state, status=UserStatus.INACTIVE, updated_at=at)
 
 
 @_evolve.register
-def _(event: UserReactivated, state: User | None, at: datetime) -> User:
+def _(event: events.UserReactivated, state: User | None, at: datetime) -> User:
     state = _existing(state, event)
     return replace(state, status=UserStatus.ACTIVE, updated_at=at)
 
 
 @_evolve.register
-def _(event: UserDeleted, state: User | None, at: datetime) -> User:
+def _(event: events.UserDeleted, state: User | None, at: datetime) -> User:
     state = _existing(state, event)
     return replace(state, status=UserStatus.DELETED, updated_at=at)
 
 
 @_evolve.register
-def _(event: UserLastLoginUpdated, state: User | None, at: datetime) -> User:
+def _(event: events.UserLastLoginUpdated, state: User | None, at: datetime) -> User:
     state = _existing(state, event)
     # A login is activity, not a profile change, so updated_at is left alone.
     return replace(state, last_login_at=event.logged_in_at.astimezone(UTC))
@@ -300,7 +282,7 @@ def claims_for(command: Command) -> tuple[str, ...]:
 
 
 @claims_for.register
-def _(command: CreateUser) -> tuple[str, ...]:
+def _(command: commands.CreateUser) -> tuple[str, ...]:
     try:
         return (
             f"email:{Email.parse(command.email).value}",
@@ -311,7 +293,7 @@ def _(command: CreateUser) -> tuple[str, ...]:
 
 
 @claims_for.register
-def _(command: UpdateAccount) -> tuple[str, ...]:
+def _(command: commands.UpdateAccount) -> tuple[str, ...]:
     return email_claim(command.email)
 
 

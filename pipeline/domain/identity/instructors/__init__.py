@@ -10,14 +10,7 @@ from __future__ import annotations
 
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.identity.instructors import aggregate, state
-from pipeline.domain.identity.instructors.aggregate import (
-    AGGREGATE_TYPE,
-    REASON_MAX_LENGTH,
-    claims_for,
-    claims_held,
-    decide,
-    evolve,
-)
+from pipeline.domain.identity.instructors.aggregate import claims_for, claims_held, decide, evolve
 from pipeline.domain.identity.instructors.commands import (
     CreateInstructor,
     DeactivateInstructor,
@@ -33,18 +26,14 @@ from pipeline.domain.identity.instructors.events import (
 from pipeline.domain.identity.instructors.state import Instructor, state_from_dict, state_to_dict
 
 __all__ = [
-    "AGGREGATE_TYPE",
     "COMMAND_TYPES",
     "EVENT_TYPES",
     "INSTRUCTOR_SPEC",
-    "REASON_MAX_LENGTH",
     "CreateInstructor",
     "DeactivateInstructor",
     "Instructor",
-    "InstructorCommand",
     "InstructorCreated",
     "InstructorDeactivated",
-    "InstructorEvent",
     "InstructorUpdated",
     "UpdateInstructor",
     "claims_for",

@@ -18,28 +18,8 @@ from pipeline.domain.identity.profile import (
     parse_source,
     union,
 )
-from pipeline.domain.identity.prospects.commands import (
-    AbsorbProspect,
-    CancelMerge,
-    CompleteMerge,
-    ConvertProspect,
-    CreateProspect,
-    MergeProspect,
-    UndoConversion,
-    UpdateProspect,
-)
-from pipeline.domain.identity.prospects.events import (
-    ProspectAbsorbed,
-    ProspectConversionUndone,
-    ProspectConverted,
-    ProspectCreated,
-    ProspectEvent,
-    ProspectMergeCancelled,
-    ProspectMerged,
-    ProspectMergeRefused,
-    ProspectMergeStarted,
-    ProspectUpdated,
-)
+from pipeline.domain.identity.prospects import commands, events
+from pipeline.domain.identity.prospects.events import ProspectEvent
 from pipeline.domain.identity.prospects.state import ConversionRole, Prospect, ProspectStatus
 from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.values import canonical_uuid, email_claim, parse_name
@@ -77,8 +57,8 @@ def _refusal(state: Prospect | None) -> Rejection | None:
     return None
 
 
-def _created(command: CreateProspect) -> ProspectCreated:
-    return ProspectCreated(
+def _created(command: commands.CreateProspect) -> events.ProspectCreated:
+    return events.ProspectCreated(
         prospect_id=canonical_uuid("aggregate_id", command.aggregate_id),
         first_name=parse_name("first_name", command.first_name),
         last_name=parse_name("last_name", command.last_name),
@@ -89,9 +69,9 @@ def _created(command: CreateProspect) -> ProspectCreated:
     )
 
 
-def _updated(state: Prospect, command: UpdateProspect) -> list[ProspectEvent]:
+def _updated(state: Prospect, command: commands.UpdateProspect) -> list[ProspectEvent]:
     p = state.profile
-    event = ProspectUpdated(
+    event = events.ProspectUpdated(
         prospect_id=state.prospect_id,
         first_name=p.first_name
         if command.first_name is None
@@ -109,7 +89,7 @@ def _updated(state: Prospect, command: UpdateProspect) -> list[ProspectEvent]:
     return [] if new == current else [event]
 
 
-def _absorbed(state: Prospect | None, command: AbsorbProspect) -> ProspectEvent:
+def _absorbed(state: Prospect | None, command: commands.AbsorbProspect) -> ProspectEvent:
     source_id = canonical_uuid("source_id", command.source_id)
     if state is None:
         reason = "not_found"
@@ -122,13 +102,13 @@ def _absorbed(state: Prospect | None, command: AbsorbProspect) -> ProspectEvent:
     else:
         merged = Profile.from_data(command.profile)
         converted = (*state.converted, *(r for r in command.converted if r not in state.converted))
-        return ProspectAbsorbed(
+        return events.ProspectAbsorbed(
             prospect_id=state.prospect_id,
             source_id=source_id,
             profile=union(state.profile, merged).to_data(),
             converted=converted,
         )
-    return ProspectMergeRefused(
+    return events.ProspectMergeRefused(
         prospect_id=canonical_uuid("aggregate_id", command.aggregate_id),
         source_id=source_id,
         reason=reason,
@@ -136,24 +116,24 @@ def _absorbed(state: Prospect | None, command: AbsorbProspect) -> ProspectEvent:
 
 
 def _decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | Rejection:
-    if isinstance(command, CreateProspect):
+    if isinstance(command, commands.CreateProspect):
         if state is not None:
             return Rejection(RejectionReason.ALREADY_EXISTS, "prospect already exists")
         return [_created(command)]
-    if isinstance(command, AbsorbProspect):
+    if isinstance(command, commands.AbsorbProspect):
         return [_absorbed(state, command)]
-    if isinstance(command, UndoConversion):
+    if isinstance(command, commands.UndoConversion):
         if state is None or command.role not in state.converted:
             return Rejection(RejectionReason.INVALID_STATE, f"no conversion to {command.role}")
-        return [ProspectConversionUndone(state.prospect_id, command.role, command.reason)]
-    if isinstance(command, CompleteMerge | CancelMerge):
+        return [events.ProspectConversionUndone(state.prospect_id, command.role, command.reason)]
+    if isinstance(command, commands.CompleteMerge | commands.CancelMerge):
         into = canonical_uuid("into_id", command.into_id)
         if state is None or state.status is not ProspectStatus.MERGING or state.into_id != into:
             return Rejection(RejectionReason.INVALID_STATE, f"no merge into {into} in progress")
-        if isinstance(command, CompleteMerge):
-            return [ProspectMerged(prospect_id=state.prospect_id, into_id=into)]
+        if isinstance(command, commands.CompleteMerge):
+            return [events.ProspectMerged(prospect_id=state.prospect_id, into_id=into)]
         return [
-            ProspectMergeCancelled(
+            events.ProspectMergeCancelled(
                 prospect_id=state.prospect_id, into_id=into, reason=command.reason
             )
         ]
@@ -161,21 +141,21 @@ def _decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | R
     if refusal is not None:
         return refusal
     assert state is not None
-    if isinstance(command, UpdateProspect):
+    if isinstance(command, commands.UpdateProspect):
         return _updated(state, command)
-    if isinstance(command, MergeProspect):
+    if isinstance(command, commands.MergeProspect):
         into = canonical_uuid("into_id", command.into_id)
         if into == state.prospect_id:
             return Rejection(RejectionReason.INVALID, "cannot merge a prospect into itself", "into")
         return [
-            ProspectMergeStarted(
+            events.ProspectMergeStarted(
                 prospect_id=state.prospect_id,
                 into_id=into,
                 profile=state.profile.to_data(),
                 converted=state.converted,
             )
         ]
-    if isinstance(command, ConvertProspect):
+    if isinstance(command, commands.ConvertProspect):
         role = parse_role(command.role)
         if role in state.converted:
             return Rejection(
@@ -183,7 +163,7 @@ def _decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | R
             )
         p = state.profile
         return [
-            ProspectConverted(
+            events.ProspectConverted(
                 prospect_id=state.prospect_id,
                 role=str(role),
                 person_id=person_id(state.prospect_id, role),
@@ -213,18 +193,18 @@ def decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | Re
 def evolve(state: Prospect | None, event: ProspectEvent, occurred_at: datetime) -> Prospect | None:
     """Raises InvalidTransition for an event the state cannot take (a decide bug)."""
     at = occurred_at.astimezone(UTC)
-    if isinstance(event, ProspectCreated):
+    if isinstance(event, events.ProspectCreated):
         if state is not None:
             raise InvalidTransition(f"ProspectCreated for existing prospect {state.prospect_id}")
         profile = Profile(
             event.first_name, event.last_name, event.email, event.phone, event.source, event.notes
         )
         return Prospect(event.prospect_id, profile, at, at)
-    if isinstance(event, ProspectMergeRefused):
+    if isinstance(event, events.ProspectMergeRefused):
         return state  # a fact about a request; the refusing prospect is unchanged
     if state is None:
         raise InvalidTransition(f"{event.event_type} before ProspectCreated")
-    if isinstance(event, ProspectUpdated):
+    if isinstance(event, events.ProspectUpdated):
         profile = replace(
             state.profile,
             first_name=event.first_name,
@@ -235,18 +215,18 @@ def evolve(state: Prospect | None, event: ProspectEvent, occurred_at: datetime) 
             notes=event.notes,
         )
         return replace(state, profile=profile, updated_at=at)
-    if isinstance(event, ProspectMergeStarted):
+    if isinstance(event, events.ProspectMergeStarted):
         return replace(state, status=ProspectStatus.MERGING, into_id=event.into_id, updated_at=at)
-    if isinstance(event, ProspectAbsorbed):
+    if isinstance(event, events.ProspectAbsorbed):
         profile = Profile.from_data(event.profile)
         return replace(state, profile=profile, converted=tuple(event.converted), updated_at=at)
-    if isinstance(event, ProspectMerged):
+    if isinstance(event, events.ProspectMerged):
         return replace(state, status=ProspectStatus.MERGED, updated_at=at)
-    if isinstance(event, ProspectMergeCancelled):
+    if isinstance(event, events.ProspectMergeCancelled):
         return replace(state, status=ProspectStatus.ACTIVE, into_id=None, updated_at=at)
-    if isinstance(event, ProspectConverted):
+    if isinstance(event, events.ProspectConverted):
         return replace(state, converted=(*state.converted, event.role), updated_at=at)
-    if isinstance(event, ProspectConversionUndone):
+    if isinstance(event, events.ProspectConversionUndone):
         converted = tuple(r for r in state.converted if r != event.role)
         return replace(state, converted=converted, updated_at=at)
     raise UnknownEventType(type(event).__name__)
@@ -254,7 +234,7 @@ def evolve(state: Prospect | None, event: ProspectEvent, occurred_at: datetime) 
 
 def claims_for(command: Command) -> tuple[str, ...]:
     """The e-mail a create or an update sets (``values.email_claim``)."""
-    if isinstance(command, CreateProspect | UpdateProspect):
+    if isinstance(command, commands.CreateProspect | commands.UpdateProspect):
         return email_claim(command.email)
     return ()
 

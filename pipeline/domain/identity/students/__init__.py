@@ -12,7 +12,6 @@ from __future__ import annotations
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.identity.students import aggregate, state
 from pipeline.domain.identity.students.aggregate import (
-    AGGREGATE_TYPE,
     claims_for,
     claims_held,
     course_code,
@@ -36,17 +35,14 @@ from pipeline.domain.identity.students.events import (
 from pipeline.domain.identity.students.state import Student, state_from_dict, state_to_dict
 
 __all__ = [
-    "AGGREGATE_TYPE",
     "COMMAND_TYPES",
     "EVENT_TYPES",
     "STUDENT_SPEC",
     "CreateStudent",
     "EnrollStudent",
     "Student",
-    "StudentCommand",
     "StudentCreated",
     "StudentEnrolled",
-    "StudentEvent",
     "StudentUpdated",
     "StudentWithdrawn",
     "UpdateStudent",

@@ -12,19 +12,8 @@ from typing import Any
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidValue
 from pipeline.domain.identity import person
-from pipeline.domain.identity.students.commands import (
-    CreateStudent,
-    EnrollStudent,
-    UpdateStudent,
-    WithdrawStudent,
-)
-from pipeline.domain.identity.students.events import (
-    StudentCreated,
-    StudentEnrolled,
-    StudentEvent,
-    StudentUpdated,
-    StudentWithdrawn,
-)
+from pipeline.domain.identity.students import commands, events
+from pipeline.domain.identity.students.events import StudentEvent
 from pipeline.domain.identity.students.state import Student
 from pipeline.domain.results import Rejection, RejectionReason
 
@@ -36,10 +25,10 @@ _PERSON = person.Person(
     noun=AGGREGATE_TYPE,
     id_field="student_id",
     state=Student,
-    create=CreateStudent,
-    update=UpdateStudent,
-    created=StudentCreated,
-    updated=StudentUpdated,
+    create=commands.CreateStudent,
+    update=commands.UpdateStudent,
+    created=events.StudentCreated,
+    updated=events.StudentUpdated,
 )
 
 
@@ -53,37 +42,39 @@ def course_code(raw: Any) -> str:
     return f"{match[1]}-{match[2]}"
 
 
-def _enroll(state: Student, command: EnrollStudent) -> list[StudentEvent] | Rejection:
+def _enroll(state: Student, command: commands.EnrollStudent) -> list[StudentEvent] | Rejection:
     course = course_code(command.course)
     if course in state.courses:
         return Rejection(RejectionReason.ALREADY_EXISTS, f"already enrolled in {course}")
-    return [StudentEnrolled(state.student_id, course)]
+    return [events.StudentEnrolled(state.student_id, course)]
 
 
-def _withdraw(state: Student, command: WithdrawStudent) -> list[StudentEvent] | Rejection:
+def _withdraw(state: Student, command: commands.WithdrawStudent) -> list[StudentEvent] | Rejection:
     course = course_code(command.course)
     if course not in state.courses:
         return Rejection(RejectionReason.NOT_FOUND, f"not enrolled in {course}")
-    return [StudentWithdrawn(state.student_id, course)]
+    return [events.StudentWithdrawn(state.student_id, course)]
 
 
 def decide(state: Student | None, command: Command) -> list[StudentEvent] | Rejection:
     """Rejections: ALREADY_EXISTS (a second create, enrolling twice in a course),
     NOT_FOUND (unknown student, withdrawing from a course not taken), INVALID (a value;
     ``field`` set). An update that changes nothing is accepted with no event."""
-    return _PERSON.decide(state, command, {EnrollStudent: _enroll, WithdrawStudent: _withdraw})
+    return _PERSON.decide(
+        state, command, {commands.EnrollStudent: _enroll, commands.WithdrawStudent: _withdraw}
+    )
 
 
-def _enrolled(state: Student, event: StudentEnrolled, at: datetime) -> Student:
+def _enrolled(state: Student, event: events.StudentEnrolled, at: datetime) -> Student:
     return replace(state, courses=(*state.courses, event.course), updated_at=at)
 
 
-def _withdrawn(state: Student, event: StudentWithdrawn, at: datetime) -> Student:
+def _withdrawn(state: Student, event: events.StudentWithdrawn, at: datetime) -> Student:
     courses = tuple(c for c in state.courses if c != event.course)
     return replace(state, courses=courses, updated_at=at)
 
 
 def evolve(state: Student | None, event: StudentEvent, occurred_at: datetime) -> Student:
     """Raises InvalidTransition for an event the state cannot take."""
-    rules = {StudentEnrolled: _enrolled, StudentWithdrawn: _withdrawn}
+    rules = {events.StudentEnrolled: _enrolled, events.StudentWithdrawn: _withdrawn}
     return _PERSON.evolve(state, event, occurred_at, rules)
