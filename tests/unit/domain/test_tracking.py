@@ -17,25 +17,20 @@ from pipeline.domain.tracking import (
     EventRejection,
     RejectReason,
     TrackedEvent,
-    decode_events,
     event_id_for,
     parse_sdk_event,
     read_request,
     recorded_data,
 )
-
-SYSTEM_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
-PARTNER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
-NOW = datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)
+from tests.unit.domain.tracking_samples import PARTNER_ID, RECEIVED, SYSTEM_ID, decode
+from tests.unit.domain.tracking_samples import parse as parse_sample
 
 
 def parse(raw: Any, **kw: Any) -> TrackedEvent | EventRejection:
     size = kw.pop(
         "raw_size", len(json.dumps(raw, default=str).encode()) if isinstance(raw, dict) else 2
     )
-    return parse_sdk_event(
-        raw, system_id=SYSTEM_ID, partner_id=PARTNER_ID, received_at=NOW, raw_size=size, **kw
-    )
+    return parse_sample(raw, raw_size=size, **kw)
 
 
 def ok(raw: Any, **kw: Any) -> TrackedEvent:
@@ -69,7 +64,7 @@ def test_full_event() -> None:
         user_id="u-1",
         anonymous_id="a-1",
         timestamp=datetime(2024, 5, 1, 10, 0, 0, 250000, tzinfo=UTC),
-        received_at=NOW,
+        received_at=RECEIVED,
         properties={"total": 9.5},
         context={"library": {"name": "js"}},
         system_id=SYSTEM_ID,
@@ -81,7 +76,7 @@ def test_minimal_event_defaults() -> None:
     parsed = ok({"event": " Signup ", "anonymous_id": "a-1"})
     assert parsed.event == "Signup"
     assert (parsed.user_id, parsed.anonymous_id, parsed.distinct_id) == (None, "a-1", "a-1")
-    assert parsed.timestamp == NOW and parsed.properties == {} and parsed.context == {}
+    assert parsed.timestamp == RECEIVED and parsed.properties == {} and parsed.context == {}
     assert ok(event(properties=None, context=None)).properties == {}
 
 
@@ -100,7 +95,7 @@ def test_distinct_id_prefers_user_id() -> None:
         (1714557600.5, datetime(2024, 5, 1, 10, 0, 0, 500000, tzinfo=UTC)),
         (1714557600123, datetime(2024, 5, 1, 10, 0, 0, 123000, tzinfo=UTC)),  # epoch ms
         (0, datetime(1970, 1, 1, tzinfo=UTC)),
-        (None, NOW),
+        (None, RECEIVED),
     ],
 )
 def test_timestamp_forms(value: Any, expected: datetime) -> None:
@@ -146,19 +141,14 @@ def test_an_event_without_plain_json_is_refused_alone(bad: bytes) -> None:
     # Python's json.dumps writes NaN and Infinity, so SDKs send them; the batch goes on
     body = b'{"batch": [{"event": "e", "user_id": "u", "properties": ' + bad + b"}, "
     body += b'{"event": "e", "user_id": "u"}]}'
-    first, second = decode_events(
-        read_request(jsontext.loads(body)),
-        system_id=SYSTEM_ID,
-        partner_id=PARTNER_ID,
-        received_at=NOW,
-    )
+    first, second = decode(read_request(jsontext.loads(body)))
     assert isinstance(first, EventRejection) and first.reason is RejectReason.MALFORMED
     assert isinstance(second, TrackedEvent)
 
 
 def test_a_python_value_json_cannot_hold_is_refused() -> None:
     request = read_request({"batch": [event(properties={"x": object()})]})
-    (result,) = decode_events(request, system_id=SYSTEM_ID, partner_id=PARTNER_ID, received_at=NOW)
+    (result,) = decode(request)
     assert isinstance(result, EventRejection) and result.reason is RejectReason.MALFORMED
 
 
@@ -211,7 +201,7 @@ class TestMessageIds:
         raw = {"event": "Signup", "anonymous_id": "a-1"}
         assert ok(raw).message_id != ok({**raw, "anonymous_id": "a-2"}).message_id
         other = parse_sdk_event(
-            raw, system_id="other", partner_id=PARTNER_ID, received_at=NOW, raw_size=10
+            raw, system_id="other", partner_id=PARTNER_ID, received_at=RECEIVED, raw_size=10
         )
         assert isinstance(other, TrackedEvent) and other.message_id != ok(raw).message_id
 
@@ -228,13 +218,13 @@ def test_naive_received_at_is_a_caller_bug() -> None:
             event(),
             system_id=SYSTEM_ID,
             partner_id=PARTNER_ID,
-            received_at=NOW.replace(tzinfo=None),
+            received_at=RECEIVED.replace(tzinfo=None),
             raw_size=1,
         )
 
 
 def test_received_at_is_normalised_to_utc() -> None:
-    local = NOW.astimezone(timezone(timedelta(hours=9)))
+    local = RECEIVED.astimezone(timezone(timedelta(hours=9)))
     result = parse_sdk_event(
         event(), system_id=SYSTEM_ID, partner_id=PARTNER_ID, received_at=local, raw_size=1
     )
@@ -287,9 +277,9 @@ def test_recorded_data() -> None:
         "group_id": None,
         "previous_id": None,
         "category": None,
-        "timestamp": NOW,
-        "original_timestamp": NOW,
-        "received_at": NOW,
+        "timestamp": RECEIVED,
+        "original_timestamp": RECEIVED,
+        "received_at": RECEIVED,
         "properties": '{"a":"ü","b":1}',
         "traits": "{}",
         "context": '{"ip":"1.2.3.4"}',

@@ -25,15 +25,11 @@ from pipeline.domain.tracking import (
     RejectReason,
     SdkRequest,
     TrackedEvent,
-    decode_events,
-    parse_sdk_event,
     read_request,
     recorded_data,
 )
+from tests.unit.domain.tracking_samples import PARTNER_ID, RECEIVED, SYSTEM_ID, decode, parse
 
-SYSTEM_ID = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f"
-PARTNER_ID = "0b9e4a56-2f4c-4d8e-9a51-3c1d7e2f8a90"
-RECEIVED = datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)
 CLIENT_TIME = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)  # the device's clock, 2 h behind
 
 SDK = Client("sk_live_unit", send=False)
@@ -44,12 +40,6 @@ def sdk_message(call: str, **kw: Any) -> dict[str, Any]:
     ok, msg = getattr(SDK, call)(timestamp=CLIENT_TIME, **kw)
     assert ok
     return json.loads(json.dumps(msg, cls=DatetimeSerializer))
-
-
-def parse(raw: Any, **kw: Any) -> TrackedEvent | EventRejection:
-    return parse_sdk_event(
-        raw, system_id=SYSTEM_ID, partner_id=PARTNER_ID, received_at=RECEIVED, raw_size=10, **kw
-    )
 
 
 def ok(raw: Any, **kw: Any) -> TrackedEvent:
@@ -297,9 +287,7 @@ class TestRequests:
             "sentAt": "2024-05-01T10:00:05Z",
             "context": {"ip": "1.2.3.4", "locale": "de"},
         })  # fmt: skip
-        first, second, third = decode_events(
-            request, system_id=SYSTEM_ID, partner_id=PARTNER_ID, received_at=RECEIVED
-        )
+        first, second, third = decode(request)
         assert isinstance(first, TrackedEvent)
         assert first.timestamp == RECEIVED - timedelta(seconds=5)
         # the batch's context under the event's own (Segment HTTP API, "Batch")

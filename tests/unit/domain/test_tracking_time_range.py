@@ -21,18 +21,9 @@ from pipeline.domain.tracking import (
     RejectReason,
     SdkRequest,
     TrackedEvent,
-    decode_events,
-    parse_sdk_event,
     time_range_problem,
 )
-
-RECEIVED = datetime(2024, 5, 1, 12, 0, 0, 500000, tzinfo=UTC)
-
-
-def parse(raw: dict[str, Any], **kw: Any) -> TrackedEvent | EventRejection:
-    return parse_sdk_event(
-        raw, system_id="s", partner_id="p", received_at=RECEIVED, raw_size=10, **kw
-    )
+from tests.unit.domain.tracking_samples import RECEIVED, decode, parse
 
 
 def out_of_range(raw: dict[str, Any], **kw: Any) -> str:
@@ -108,7 +99,7 @@ def test_one_bad_time_refuses_that_event_only() -> None:
             {"event": "c", "userId": "u"},
         ]
     )
-    results = decode_events(request, system_id="s", partner_id="p", received_at=RECEIVED)
+    results = decode(request)
     kinds = [r.reason if isinstance(r, EventRejection) else "ok" for r in results]
     assert kinds == ["ok", RejectReason.TIMESTAMP_OUT_OF_RANGE, "ok"]
 
