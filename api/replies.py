@@ -33,6 +33,7 @@ STATUS_FOR_REASON = {
     RejectionReason.DUPLICATE_EMAIL: 409,
     RejectionReason.DUPLICATE_USERNAME: 409,
     RejectionReason.FORBIDDEN: 403,
+    RejectionReason.USER_INACTIVE: 409,
 }
 
 

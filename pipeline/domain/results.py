@@ -22,6 +22,7 @@ class RejectionReason(StrEnum):
     DUPLICATE_EMAIL = "duplicate_email"  # the e-mail is claimed by another user
     DUPLICATE_USERNAME = "duplicate_username"  # the username is claimed by another user
     FORBIDDEN = "forbidden"  # the actor may not do this to this aggregate (not its owner)
+    USER_INACTIVE = "user_inactive"  # the user who must admit it is deactivated (admission)
 
 
 @dataclass(frozen=True, slots=True)

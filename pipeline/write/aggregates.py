@@ -1,6 +1,7 @@
 """The aggregate types the write side runs: each declaration (``AggregateSpec``, listed in
 ``pipeline.domain.catalog``) with what the write side adds to it, the pydantic adapter of
-its commands and the commands that undo a refused reservation. The command agent, the
+its commands, the commands that undo a refused reservation, and admission (which user
+must let its commands happen, ``pipeline.domain.admission``). The command agent, the
 codec and the routing are the same code for every type.
 """
 
@@ -13,9 +14,11 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from connectors.kafka import TopicSpec
+from pipeline.domain import admission
 from pipeline.domain.catalog import AGGREGATES as DECLARED
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.identity import reactions
+from pipeline.domain.results import Rejection
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,15 @@ class Aggregate:
     """One aggregate type on the write side: ``spec`` (the declaration), ``commands``
     (validates and serialises its commands, a discriminated union on ``type``) and
     ``compensations`` (commands, of any aggregate, to send when a reservation refuses one
-    of this type's commands)."""
+    of this type's commands). ``admitted_by``: the id of the ``admission.ADMITTING_AGGREGATE``
+    aggregate that must admit a command first (None: decided at once); ``admits``: on that
+    aggregate, its rule (state, command -> None or the Rejection)."""
 
     spec: AggregateSpec
     commands: TypeAdapter[Any] = field(init=False, repr=False, compare=False)
     compensations: Callable[[Any, str], list[Any]] = lambda _command, _reason: []
+    admitted_by: Callable[[Any], str | None] = lambda _command: None
+    admits: Callable[[Any, Any], Rejection | None] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "commands", TypeAdapter(self.spec.command_union))
@@ -49,15 +56,17 @@ class Aggregate:
 
 # A conversion's student or instructor refused for its e-mail undoes the conversion: the
 # rule is identity's process manager's (it imports the aggregates, so it is wired here).
-_COMPENSATIONS: Mapping[str, Callable[[Any, str], list[Any]]] = {
-    "student": reactions.compensations,
-    "instructor": reactions.compensations,
+# Follows and chirps are admitted by a user (the followee, the author), race-free.
+_WIRING: Mapping[str, dict[str, Any]] = {
+    "student": {"compensations": reactions.compensations},
+    "instructor": {"compensations": reactions.compensations},
+    "follow": {"admitted_by": admission.admitting_user},
+    "chirp": {"admitted_by": admission.admitting_user},
+    admission.ADMITTING_AGGREGATE: {"admits": admission.admit},
 }
 AGGREGATES: tuple[Aggregate, ...] = tuple(
-    Aggregate(spec, **({"compensations": _COMPENSATIONS[spec.aggregate_type]}
-                       if spec.aggregate_type in _COMPENSATIONS else {}))
-    for spec in DECLARED
-)  # fmt: skip
+    Aggregate(spec, **_WIRING.get(spec.aggregate_type, {})) for spec in DECLARED
+)
 _BY_TYPE = {a.spec.aggregate_type: a for a in AGGREGATES}
 USERS, CHIRPS, FOLLOWS = _BY_TYPE["user"], _BY_TYPE["chirp"], _BY_TYPE["follow"]
 
@@ -77,6 +86,20 @@ def changelog_topics(app_id: str) -> list[TopicSpec]:
     return [
         TopicSpec(f"{app_id}-{table}-changelog", {"cleanup.policy": "compact"}) for table in tables
     ]
+
+
+def aggregate_named(aggregate_type: str) -> Aggregate:
+    """The aggregate of that type. Raises KeyError for an unknown one."""
+    return _BY_TYPE[aggregate_type]
+
+
+def aggregate_for_command(type_name: str) -> Aggregate | None:
+    """The aggregate whose commands include one called ``type_name`` (a command's
+    ``type``), or None."""
+    for aggregate in AGGREGATES:
+        if type_name in aggregate.spec.command_types:
+            return aggregate
+    return None
 
 
 def aggregate_of(command: Any) -> Aggregate:

@@ -1,8 +1,11 @@
 """Where a command enters the write side: one rule, shared by the API and the CLI.
 
-A command that must reserve unique values enters at its aggregate's reservations topic
-keyed by its first claim; every other command goes straight to ``<aggregate>.commands``
-keyed by its aggregate id (the keys are drawn in README.md, "How it fits together").
+A command that another aggregate must admit (a follow: its followee; a chirp: its author;
+``pipeline.domain.admission``) enters at that aggregate's command topic keyed by its id
+(its ``type`` tells it from that aggregate's own commands); a command that must reserve
+unique values enters at its aggregate's reservations topic keyed by its first claim;
+every other command goes straight to ``<aggregate>.commands`` keyed by its aggregate id
+(the keys are drawn in README.md, "How it fits together").
 """
 
 from __future__ import annotations
@@ -11,12 +14,17 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pipeline.write.aggregates import Aggregate, aggregate_of
+from pipeline.domain.admission import ADMITTING_AGGREGATE
+from pipeline.write.aggregates import Aggregate, aggregate_named, aggregate_of
 from pipeline.write.codecs import Reservation, command_dict, encode_command, encode_reservation
 from schemas.uuids import uuid5_text
+
+ADMITTED = "streamfold-admitted"
+"""Header of a command the admitting aggregate let through, on its own topic (value
+``b"1"``). Trusted like the topic itself: whoever may produce there may set it."""
 
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c5a2e-3b7d-5e2f-9a41-2d7c1e0b9f55")
 _AGGREGATE_NAMESPACE = uuid.UUID("0b8e4f61-92c3-5d1a-8f27-5c4b3a6e1d09")
@@ -89,6 +97,9 @@ class ClaimKeys:
 def submission(command: Any, claim_keys: ClaimKeys) -> tuple[str, bytes, bytes]:
     """(topic, key, value) to produce for ``command``."""
     aggregate = aggregate_of(command)
+    admitter = aggregate.admitted_by(command)
+    if admitter is not None:
+        return admission(admitter, encode_command(command))
     claims = claim_keys.for_command(aggregate, command)
     if claims and aggregate.spec.reservations_topic:
         message = Reservation(
@@ -96,3 +107,25 @@ def submission(command: Any, claim_keys: ClaimKeys) -> tuple[str, bytes, bytes]:
         )
         return aggregate.spec.reservations_topic, message.key.encode(), encode_reservation(message)
     return aggregate.spec.commands_topic, command.aggregate_id.encode(), encode_command(command)
+
+
+def admission(admitter: str, value: bytes) -> tuple[str, bytes, bytes]:
+    """(topic, key, value) that asks aggregate ``admitter`` (of ``ADMITTING_AGGREGATE``'s
+    type) to admit a command (``value``: the command as encoded)."""
+    gate = aggregate_named(ADMITTING_AGGREGATE)
+    return gate.spec.commands_topic, admitter.encode(), value
+
+
+def header(
+    headers: Sequence[tuple[str, bytes]] | Mapping[str, bytes] | None, name: str
+) -> bytes | None:
+    """The value of header ``name`` in a consumed record's headers (aiokafka's list of
+    pairs, or a mapping), or None."""
+    if not headers:
+        return None
+    if isinstance(headers, Mapping):
+        return headers.get(name)
+    for key, value in headers:
+        if key == name:
+            return value
+    return None

@@ -11,12 +11,21 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 import redis
 
+from pipeline.domain.chirps.commands import PostChirp
+from pipeline.domain.follows.aggregate import follow_id
+from pipeline.domain.follows.commands import FollowUser
+from pipeline.domain.users.commands import DeactivateUser
+from pipeline.write.aggregates import aggregate_of
+from pipeline.write.codecs import encode_command
+from pipeline.write.command_bus import CommandBus
+from pipeline.write.routing import ClaimKeys
 from tests.support import Endpoints, ServeProcess
 
 pytestmark = pytest.mark.e2e
@@ -167,6 +176,61 @@ def test_refusals(make: Any) -> None:
     bad = alice.http.get(f"/api/users/{alice.id}/feed", params={"cursor": "nope"})
     assert bad.status_code == 422
     assert httpx.post(f"{alice.http.base_url}/api/chirps", json={"text": "x"}).status_code == 401
+
+
+async def test_a_deactivated_user_is_neither_followed_nor_posts_even_before_the_read_model_knows(
+    make: Any, endpoints: Endpoints
+) -> None:
+    """Issue 22, race 2: the followee (the author) admits a follow (a chirp) in its own
+    command order, so a follow or chirp decided after a deactivation is refused however
+    far behind the read models are. The commands go straight to Kafka, each after the
+    deactivation, with no wait for any read model; on a main that checked the users
+    read model in the API, both were accepted."""
+    alice, bob = make("alice"), make("bob")
+    bus = CommandBus(
+        endpoints.kafka_bootstrap,
+        client_id="test-admission",
+        timeout_s=30.0,
+        claim_keys=ClaimKeys(b"k" * 32),  # none of these commands claims anything
+    )
+    await bus.start()
+
+    def fields(aggregate_id: str) -> dict[str, Any]:
+        command_id = str(uuid.uuid4())
+        return {"command_id": command_id, "aggregate_id": aggregate_id,
+                "issued_at": datetime.now(UTC), "actor": alice.id}  # fmt: skip
+
+    async def straight(command: Any) -> Any:
+        """Produce to the command's own topic, as a script would, and wait for its result."""
+        topic = aggregate_of(command).spec.commands_topic
+        await bus.producer.produce(
+            topic, encode_command(command), key=command.aggregate_id.encode()
+        )
+        result = await bus.result_of(command.command_id)
+        assert result is not None, f"no result for {command}"
+        return result
+
+    try:
+        accepted = await straight(
+            FollowUser(**fields(follow_id(bob.id, alice.id)), follower_id=bob.id,
+                       followee_id=alice.id)
+        )  # fmt: skip
+        assert accepted.status == "accepted", accepted  # an active followee admits
+        await bus.send(DeactivateUser(**fields(bob.id)))
+        follow = await straight(
+            FollowUser(**fields(follow_id(alice.id, bob.id)), follower_id=alice.id,
+                       followee_id=bob.id)
+        )  # fmt: skip
+        assert (follow.status, follow.reason) == ("rejected", "user_inactive"), follow
+        chirp = await straight(
+            PostChirp(**fields(str(uuid.uuid4())), author_id=bob.id, text="after the end")
+        )
+        assert (chirp.status, chirp.reason) == ("rejected", "user_inactive"), chirp
+    finally:
+        await bus.stop()
+    again = alice.follow(bob)  # through the API: refused whichever check sees it first
+    assert again.status_code == 409, again.text
+    assert again.json()["type"].endswith("/user-inactive"), again.text
 
 
 def _events(lines: Iterator[str], want: int) -> list[tuple[str, str, dict[str, Any]]]:

@@ -64,7 +64,7 @@ from pipeline.domain.handling import (
 )
 from pipeline.domain.results import RejectionReason
 from pipeline.write import faust_fixes
-from pipeline.write.aggregates import Aggregate
+from pipeline.write.aggregates import Aggregate, aggregate_for_command
 from pipeline.write.codecs import (
     MalformedMessage,
     Reservation,
@@ -72,7 +72,7 @@ from pipeline.write.codecs import (
     encode_reservation,
     encode_result,
 )
-from pipeline.write.routing import ClaimKeys
+from pipeline.write.routing import ADMITTED, ClaimKeys, admission, header
 from schemas.codec import AvroCodec
 
 log = structlog.get_logger(__name__)
@@ -129,10 +129,15 @@ class CommandProcessor:
             try:
                 command = decode_command(self.aggregate, event.message.value)
             except MalformedMessage as exc:
-                await self.dead_letters.send(event.message, str(exc))
-                self._answer_malformed(out, event, str(exc))
+                await self._not_own(out, event, exc, snapshots)
                 continue
             key = command.aggregate_id
+            admitter = self.aggregate.admitted_by(command)
+            if admitter is not None and header(event.message.headers, ADMITTED) is None:
+                # produced straight to this topic: through its admission first
+                topic, admitter_key, value = admission(admitter, event.message.value)
+                out.produce(topic, value, key=admitter_key)
+                continue
             snapshot = snapshots[key][1] if key in snapshots else self._load(key, event)
             outcome = handle(
                 self.spec, snapshot, command, producer=self.producer, window=self.window
@@ -179,6 +184,86 @@ class CommandProcessor:
             self._decoded[key] = (stored, snapshot)
             if self._unwritten.get(key) is snapshot:  # a later batch may have a newer one
                 del self._unwritten[key]
+
+    async def _not_own(
+        self,
+        out: Deliveries,
+        event: EventT,
+        error: MalformedMessage,
+        snapshots: dict[str, tuple[EventT, Snapshot]],
+    ) -> None:
+        """A record that is not one of this aggregate's commands: another aggregate's
+        command for this one to admit (:meth:`_admit`), else a malformed record,
+        dead-lettered and answered."""
+        try:
+            other = self._admission_of(event)
+        except MalformedMessage as exc:  # it is one, but it does not decode
+            error, other = exc, None
+        if other is None:
+            await self.dead_letters.send(event.message, str(error))
+            self._answer_malformed(out, event, str(error))
+            return
+        self._admit(out, event, *other, snapshots)
+
+    def _admission_of(self, event: EventT) -> tuple[Aggregate, Any] | None:
+        """(its aggregate, the command) when ``event`` is a command this aggregate admits
+        (``pipeline.domain.admission``); None when it is not one. Raises
+        MalformedMessage for one that does not decode."""
+        if self.aggregate.admits is None:
+            return None
+        kind = _loose_json(event.message.value).get("type")
+        aggregate = aggregate_for_command(kind) if isinstance(kind, str) else None
+        if aggregate is None or aggregate is self.aggregate:
+            return None
+        return aggregate, decode_command(aggregate, event.message.value)
+
+    def _admit(
+        self,
+        out: Deliveries,
+        event: EventT,
+        aggregate: Aggregate,
+        command: Any,
+        snapshots: dict[str, tuple[EventT, Snapshot]],
+    ) -> None:
+        """Admit or refuse ``command`` (of ``aggregate``) against the snapshot of the
+        aggregate it names as its admitter, as this batch has left it. Admitted, it goes
+        on to its own topic marked ``ADMITTED``; refused, its result says why (the
+        command itself is never decided, so nothing else answers it)."""
+        admits = self.aggregate.admits
+        key = aggregate.admitted_by(command)
+        if admits is None or key is None:
+            refusal = None  # it needs no admission: on to its aggregate
+        elif event.message.key != key.encode():
+            # keyed by something else (a hand-made record): the admitter's partition
+            # holds its state, so the request goes there
+            topic, admitter_key, value = admission(key, event.message.value)
+            out.produce(topic, value, key=admitter_key)
+            return
+        else:
+            snapshot = snapshots[key][1] if key in snapshots else self._load(key, event)
+            refusal = admits(snapshot.state, command)
+        if refusal is None:
+            out.produce(
+                aggregate.spec.commands_topic,
+                event.message.value,
+                key=command.aggregate_id.encode(),
+                headers=[(ADMITTED, b"1")],
+            )
+            return
+        self.reply(
+            out,
+            CommandResult(
+                command_id=command.command_id,
+                status="rejected",
+                aggregate_type=aggregate.spec.aggregate_type,
+                aggregate_id=command.aggregate_id,
+                version=0,
+                reason=refusal.reason.value,
+                message=refusal.message,
+                field=refusal.field,
+                actor=command.actor,
+            ),
+        )
 
     def _load(self, key: str, event: EventT) -> Snapshot:
         """``key``'s snapshot as the table holds it. The last ones decoded are kept with
