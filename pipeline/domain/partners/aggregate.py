@@ -1,18 +1,17 @@
 """The partner aggregate: ``decide`` (command -> events | Rejection) and ``evolve``
 (state + event -> state). The state types and their table form live in
-``pipeline.domain.partners.state``.
-
-All functions are pure and deterministic: no clock, no randomness, no I/O. Time comes from the
-command (``issued_at``) or the event envelope (``occurred_at``).
+``pipeline.domain.partners.state``; the frame that runs the rules (pure, time from the
+command or the envelope) in ``pipeline.domain.dispatch``.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime
+from dataclasses import asdict, replace
+from datetime import datetime
 from functools import singledispatch
 from typing import Any
 
+from pipeline.domain import dispatch
 from pipeline.domain.command import Command
 from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.partners import commands, events, origins, rules
@@ -32,15 +31,8 @@ from pipeline.domain.values import Email, canonical_uuid
 AGGREGATE_TYPE = "partner"
 
 
-class _Refused(Exception):
-    # Lets the lookup helpers below end a decide rule with a non-INVALID rejection.
-    def __init__(self, rejection: Rejection) -> None:
-        super().__init__(rejection.message)
-        self.rejection = rejection
-
-
-def _refuse(reason: RejectionReason, message: str, field: str | None = None) -> _Refused:
-    return _Refused(Rejection(reason, message, field))
+def _refuse(reason: RejectionReason, message: str, field: str | None = None) -> dispatch.Refused:
+    return dispatch.Refused(Rejection(reason, message, field))
 
 
 def decide(state: Partner | None, command: Command) -> list[PartnerEvent] | Rejection:
@@ -53,37 +45,19 @@ def decide(state: Partner | None, command: Command) -> list[PartnerEvent] | Reje
     (bad input; ``field`` set). Does not check ``expected_version`` or idempotency;
     ``pipeline.domain.handling.handle`` does.
     """
-    rejection = _precondition(command, state)
-    if rejection is not None:
-        return rejection
-    try:
-        return _decide(command, state)
-    except InvalidValue as exc:
-        return Rejection(RejectionReason.INVALID, exc.message, exc.field)
-    except _Refused as exc:
-        return exc.rejection
+    return dispatch.decide(_precondition, _decide, state, command)
 
 
-@singledispatch
-def _precondition(command: Command, state: Partner | None) -> Rejection | None:
-    # Default for every command on an existing partner; CreatePartner overrides it below.
-    if state is None:
-        return Rejection(RejectionReason.NOT_FOUND, "partner not found")
+def _refusal(state: Partner) -> Rejection | None:
     if state.status is PartnerStatus.INACTIVE:
         return Rejection(RejectionReason.INVALID_STATE, "partner is deactivated")
     return None
 
 
-@_precondition.register
-def _(command: commands.CreatePartner, state: Partner | None) -> Rejection | None:
-    if state is not None:
-        return Rejection(RejectionReason.ALREADY_EXISTS, "partner already exists")
-    return None
+_precondition = dispatch.precondition("partner", commands.CreatePartner, _refusal)
 
 
-@singledispatch
-def _decide(command: Command, state: Any) -> list[PartnerEvent]:
-    raise TypeError(f"no decide rule for {type(command).__name__}")
+_decide = singledispatch(dispatch.no_decide_rule)
 
 
 def _system(state: Partner, raw_id: Any) -> PartnerSystem:
@@ -302,15 +276,11 @@ def evolve(state: Partner | None, event: PartnerEvent, occurred_at: datetime) ->
     the event cannot apply (any event but ``PartnerCreated`` on None, ``PartnerCreated`` on an
     existing partner, an unknown system or structure, a duplicate system, naive time).
     """
-    if not isinstance(occurred_at, datetime) or occurred_at.tzinfo is None:
-        raise InvalidTransition(f"{type(event).__name__}: occurred_at must be tz-aware")
-    return _evolve(event, state, occurred_at.astimezone(UTC))
+    return dispatch.evolve(_evolve, state, event, occurred_at)
 
 
 def _existing(state: Partner | None, event: PartnerEvent) -> Partner:
-    if state is None:
-        raise InvalidTransition(f"{type(event).__name__} before PartnerCreated")
-    return state
+    return dispatch.existing(state, event, "PartnerCreated")
 
 
 def _known_system(state: Partner | None, event: Any) -> tuple[Partner, PartnerSystem]:
@@ -325,25 +295,15 @@ def _with_system(state: Partner, system: PartnerSystem, at: datetime) -> Partner
     return replace(state, systems={**state.systems, system.system_id: system}, updated_at=at)
 
 
-@singledispatch
-def _evolve(event: PartnerEvent, state: Partner | None, at: datetime) -> Partner:
-    raise InvalidTransition(f"no evolve rule for {type(event).__name__}")
+_evolve = singledispatch(dispatch.no_evolve_rule)
 
 
 @_evolve.register
 def _(event: events.PartnerCreated, state: Partner | None, at: datetime) -> Partner:
-    if state is not None:
-        raise InvalidTransition(f"PartnerCreated for existing partner {state.partner_id}")
+    dispatch.absent(state, event, "partner", "partner_id")
+    # the partner starts as the registration's values, with no system yet
     return Partner(
-        partner_id=event.partner_id,
-        name=event.name,
-        email=event.email,
-        contact_person=event.contact_person,
-        max_systems=event.max_systems,
-        status=PartnerStatus.ACTIVE,
-        systems={},
-        created_at=at,
-        updated_at=at,
+        **asdict(event), status=PartnerStatus.ACTIVE, systems={}, created_at=at, updated_at=at
     )
 
 

@@ -1,20 +1,19 @@
 """The user aggregate: ``decide`` (command -> events | Rejection), ``evolve`` (state + event
 -> state) and uniqueness claims. The state and its table form live in
-``pipeline.domain.users.state``.
-
-All functions are pure and deterministic: no clock, no randomness, no I/O. Time comes from the
-command (``issued_at``) or the event envelope (``occurred_at``).
+``pipeline.domain.users.state``; the frame that runs the rules (pure, time from the
+command or the envelope) in ``pipeline.domain.dispatch``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from functools import singledispatch
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from pipeline.domain.errors import InvalidTransition, InvalidValue
+from pipeline.domain import dispatch
+from pipeline.domain.errors import InvalidValue
 from pipeline.domain.results import Rejection, RejectionReason
 from pipeline.domain.users import commands, events
 from pipeline.domain.users.commands import Command
@@ -45,36 +44,20 @@ def decide(state: User | None, command: Command) -> list[UserEvent] | Rejection:
     soft-deleted), INVALID (bad input; ``field`` set), INVALID_STATE (lifecycle). Does not check
     ``expected_version`` or idempotency; ``pipeline.domain.handling.handle`` does.
     """
-    rejection = _precondition(command, state)
-    if rejection is not None:
-        return rejection
-    try:
-        return _decide(command, state)
-    except InvalidValue as exc:
-        return Rejection(RejectionReason.INVALID, exc.message, exc.field)
+    return dispatch.decide(_precondition, _decide, state, command)
 
 
-@singledispatch
-def _precondition(command: Command, state: User | None) -> Rejection | None:
-    # Default for every command on an existing user; CreateUser overrides it below.
-    if state is None:
-        return Rejection(RejectionReason.NOT_FOUND, "user not found")
+def _refusal(state: User) -> Rejection | None:
     if state.status is UserStatus.DELETED:
         return Rejection(RejectionReason.DELETED, "user is deleted")
     return None
 
 
-@_precondition.register
-def _(command: commands.CreateUser, state: User | None) -> Rejection | None:
-    # Also covers a DELETED user: the id stays taken after a soft delete.
-    if state is not None:
-        return Rejection(RejectionReason.ALREADY_EXISTS, "user already exists")
-    return None
+# A create is refused on a DELETED user too: the id stays taken after a soft delete.
+_precondition = dispatch.precondition("user", commands.CreateUser, _refusal)
 
 
-@singledispatch
-def _decide(command: Command, state: Any) -> list[UserEvent] | Rejection:
-    raise TypeError(f"no decide rule for {type(command).__name__}")
+_decide = singledispatch(dispatch.no_decide_rule)
 
 
 def _optional(raw: str | None, parse: Callable[[str], _T]) -> _T | None:
@@ -185,36 +168,23 @@ def evolve(state: User | None, event: UserEvent, occurred_at: datetime) -> User:
     ``last_login_at``. Raises :class:`InvalidTransition` when the event cannot apply (e.g. any
     event but ``UserCreated`` on None, ``UserCreated`` on an existing user, naive time).
     """
-    if not isinstance(occurred_at, datetime) or occurred_at.tzinfo is None:
-        raise InvalidTransition(f"{type(event).__name__}: occurred_at must be tz-aware")
-    return _evolve(event, state, occurred_at.astimezone(UTC))
+    return dispatch.evolve(_evolve, state, event, occurred_at)
 
 
 def _existing(state: User | None, event: UserEvent) -> User:
-    if state is None:
-        raise InvalidTransition(f"{type(event).__name__} before UserCreated")
-    return state
+    return dispatch.existing(state, event, "UserCreated")
 
 
-@singledispatch
-def _evolve(event: UserEvent, state: User | None, at: datetime) -> User:
-    raise InvalidTransition(f"no evolve rule for {type(event).__name__}")
+_evolve = singledispatch(dispatch.no_evolve_rule)
 
 
 @_evolve.register
 def _(event: events.UserCreated, state: User | None, at: datetime) -> User:
-    if state is not None:
-        raise InvalidTransition(f"UserCreated for existing user {state.user_id}")
+    dispatch.absent(state, event, "user", "user_id")
+    # the user starts as the registration's values
     return User(
-        user_id=event.user_id,
-        username=event.username,
-        email=event.email,
-        first_name=event.first_name,
-        last_name=event.last_name,
-        phone=event.phone,
-        role=event.role,
+        **asdict(event),
         status=UserStatus.ACTIVE,
-        password_hash=event.password_hash,
         created_at=at,
         updated_at=at,
         last_login_at=None,
