@@ -6,11 +6,11 @@ accepted command is answered once the timeline read model has applied it, so the
 request (a feed read, a follow's backfill) sees it. Reads come from the timeline read
 model in Redis (``pipeline/projections/timelines.py``).
 
-That a chirp's author and both sides of a follow exist and are active is checked here,
-against the users read model: the author is the token holder (whose account the token
-check reads), the followee is looked up. A user deactivated between that read and the
-command is not caught (the read model's lag, about a projection batch); the pair rule
-itself (no double follow) is the aggregate's, race-free.
+That the followee (a chirp's author) exists and is active is decided on the write side,
+race-free: the user admits the follow (the chirp) in its own command order
+(``pipeline/domain/admission.py``). The routes check the users read model first only to
+answer an unknown or deactivated followee at once (404 ``unknown-user``, 409
+``user-inactive``); the pair rule (no double follow) is the follow aggregate's.
 """
 
 from __future__ import annotations
