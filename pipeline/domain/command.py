@@ -7,15 +7,16 @@ handler (``pipeline.domain.handling.handle``) relies only on these fields.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
+
+from pipeline.domain.frozen import FrozenKwOnly
 
 __all__ = ["Command"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Command:
-    """Fields common to every command.
+class Command(metaclass=FrozenKwOnly):
+    """Fields common to every command. It and each subclass are frozen, slotted, keyword-only
+    dataclasses (:class:`~pipeline.domain.frozen.FrozenKwOnly` applies the decorator).
 
     command_id: client-chosen unique id; the idempotency key (a retry reuses it).
     aggregate_id: the target aggregate's id (canonical UUID string), e.g. a user or partner id.

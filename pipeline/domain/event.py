@@ -2,12 +2,13 @@
 
 An aggregate's event is declared as::
 
-    @dataclass(frozen=True, slots=True)
     class UserCreated(DomainEvent, version=2):
         user_id: str
         ...
 
-Its dataclass fields are exactly the fields of the ``data`` record of its Avro schema
+Each subclass is a frozen, slotted dataclass (its metaclass,
+:class:`~pipeline.domain.frozen.Frozen`, applies the decorator) whose fields are exactly the
+fields of the ``data`` record of its Avro schema
 ``schemas/avro/<aggregate_type>/<event_type>.v<version>.avsc`` (``pipeline.domain.event_data``
 maps one to the other). Events are never changed once published: a change means a new
 schema version, so a new ``version=N`` here, plus an upcaster (``schemas.upcasting``).
@@ -17,10 +18,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from pipeline.domain.frozen import Frozen
+
 __all__ = ["DomainEvent"]
 
 
-class DomainEvent:
+class DomainEvent(metaclass=Frozen):
     """Base of every domain event. A subclass is declared with ``version=N`` (the schema
     version it writes, >= 1) and gets the class attributes the envelope carries:
     ``event_type`` (the class name) and ``schema_version`` (``N``).

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -11,7 +10,6 @@ from pydantic import Field
 from pipeline.domain.command import Command
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class PostChirp(Command):
     """Post ``text`` as ``author_id`` (the acting user: the API sets it from the token)."""
 
@@ -20,7 +18,6 @@ class PostChirp(Command):
     text: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteChirp(Command):
     """Delete the chirp; only its author may (``actor`` must be the author)."""
 

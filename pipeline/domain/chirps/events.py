@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipeline.domain.event import DomainEvent
 
 
-@dataclass(frozen=True, slots=True)
 class ChirpPosted(DomainEvent, version=1):
     """A chirp was posted; ``text`` is NFC, 1-280 code points. Its time is the envelope's."""
 
@@ -17,7 +14,6 @@ class ChirpPosted(DomainEvent, version=1):
     text: str
 
 
-@dataclass(frozen=True, slots=True)
 class ChirpDeleted(DomainEvent, version=1):
     """A chirp was deleted by its author: gone from every timeline and every read."""
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -11,7 +10,6 @@ from pydantic import Field
 from pipeline.domain.command import Command
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class FollowUser(Command):
     """``follower_id`` (the acting user) starts following ``followee_id``."""
 
@@ -20,7 +18,6 @@ class FollowUser(Command):
     followee_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UnfollowUser(Command):
     """``follower_id`` stops following ``followee_id``."""
 

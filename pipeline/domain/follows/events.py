@@ -3,18 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipeline.domain.event import DomainEvent
 
 
-@dataclass(frozen=True, slots=True)
 class UserFollowed(DomainEvent, version=1):
     follower_id: str
     followee_id: str
 
 
-@dataclass(frozen=True, slots=True)
 class UserUnfollowed(DomainEvent, version=1):
     follower_id: str
     followee_id: str

@@ -35,7 +35,6 @@ S = TypeVar("S")
 Decision = list[Any] | Rejection
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CreatePerson(Command):
     """Create the person a conversion asked for, with the prospect's contact values (raw:
     validated again by ``decide``). A subclass narrows ``type`` to its own literal."""
@@ -48,7 +47,6 @@ class CreatePerson(Command):
     phone: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdatePerson(Command):
     """Replace the fields given (None: unchanged; a blank phone removes it). A subclass
     narrows ``type`` to its own literal."""

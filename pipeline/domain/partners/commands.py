@@ -12,7 +12,6 @@ partner id. Each concrete command has a ``type`` discriminator so pydantic can v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -20,7 +19,6 @@ from pydantic import Field
 from pipeline.domain.command import Command
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CreatePartner(Command):
     """Register a partner. ``name``: 1-200 chars (stripped); ``email``: any valid address
     (lowercased); ``contact_person``: up to 200 chars, blank = None; ``max_systems``: 1-100.
@@ -33,7 +31,6 @@ class CreatePartner(Command):
     max_systems: int = 10
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class AddSystem(Command):
     """Add a tracking system with its first API key.
 
@@ -53,7 +50,6 @@ class AddSystem(Command):
     unknown_events: Literal["accept", "reject"] = "accept"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RotateApiKey(Command):
     """Replace an active system's API key; the previous key stops working."""
 
@@ -63,7 +59,6 @@ class RotateApiKey(Command):
     key_prefix: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DeactivateSystem(Command):
     """Disable an active system (its key stops working); structures are kept."""
 
@@ -71,7 +66,6 @@ class DeactivateSystem(Command):
     system_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ReactivateSystem(Command):
     """Re-enable an inactive system with the key it had."""
 
@@ -79,7 +73,6 @@ class ReactivateSystem(Command):
     system_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class SetUnknownEventPolicy(Command):
     """Set what happens to a system's events whose name has no structure: ``"accept"``
     (recorded, ``structure_version`` null) or ``"reject"`` (dead-lettered).
@@ -90,7 +83,6 @@ class SetUnknownEventPolicy(Command):
     policy: Literal["accept", "reject"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DefineEventStructure(Command):
     """Define (or redefine) the structure of one event name of an active system.
 
@@ -107,7 +99,6 @@ class DefineEventStructure(Command):
     required: bool
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RemoveEventStructure(Command):
     """Remove the structure of ``event_name``; such events then fall under the system's
     unknown-event policy.
@@ -118,7 +109,6 @@ class RemoveEventStructure(Command):
     event_name: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class SetAllowedOrigins(Command):
     """Set the web origins whose pages may send a system's events (CORS, checked at the
     edge against the request's ``Origin``). ``origins``: at most 50 of
@@ -132,7 +122,6 @@ class SetAllowedOrigins(Command):
     origins: list[str]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class IssueReadToken(Command):
     """Issue a read token: a secret that reads the partner's analytics and nothing else
     (write keys only write). token_id: canonical UUID chosen by the caller. name: 1-100
@@ -148,7 +137,6 @@ class IssueReadToken(Command):
     token_prefix: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RevokeReadToken(Command):
     """Revoke an active read token: it is refused from the next request on."""
 
@@ -156,7 +144,6 @@ class RevokeReadToken(Command):
     token_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DeactivatePartner(Command):
     """Deactivate the partner (terminal): every active system is deactivated with it."""
 

@@ -7,12 +7,9 @@ material appears only as SHA-256 hex hashes and display prefixes, never as plain
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipeline.domain.event import DomainEvent
 
 
-@dataclass(frozen=True, slots=True)
 class PartnerCreated(DomainEvent, version=2):
     """A partner was registered. ``email`` is lowercased; ``max_systems`` is 1-100."""
 
@@ -23,7 +20,6 @@ class PartnerCreated(DomainEvent, version=2):
     max_systems: int
 
 
-@dataclass(frozen=True, slots=True)
 class SystemAdded(DomainEvent, version=2):
     """A system was added with its first API key (``key_hash``: SHA-256, 64 lowercase hex)
     and unknown-event policy ``"accept"`` or ``"reject"``.
@@ -37,7 +33,6 @@ class SystemAdded(DomainEvent, version=2):
     unknown_events: str
 
 
-@dataclass(frozen=True, slots=True)
 class ApiKeyRotated(DomainEvent, version=2):
     """A system's key was replaced; ``previous_key_hash`` lets read models revoke the old one."""
 
@@ -47,7 +42,6 @@ class ApiKeyRotated(DomainEvent, version=2):
     previous_key_hash: str
 
 
-@dataclass(frozen=True, slots=True)
 class SystemDeactivated(DomainEvent, version=2):
     """A system was disabled; ``key_hash`` is the key that stops working."""
 
@@ -55,7 +49,6 @@ class SystemDeactivated(DomainEvent, version=2):
     key_hash: str
 
 
-@dataclass(frozen=True, slots=True)
 class SystemReactivated(DomainEvent, version=2):
     """A system was re-enabled; ``key_hash`` is the key that works again."""
 
@@ -63,7 +56,6 @@ class SystemReactivated(DomainEvent, version=2):
     key_hash: str
 
 
-@dataclass(frozen=True, slots=True)
 class UnknownEventPolicySet(DomainEvent, version=2):
     """A system's policy for events without a structure changed to ``"accept"``/``"reject"``."""
 
@@ -71,7 +63,6 @@ class UnknownEventPolicySet(DomainEvent, version=2):
     policy: str
 
 
-@dataclass(frozen=True, slots=True)
 class EventStructureDefined(DomainEvent, version=2):
     """The structure of ``event_name`` was (re)defined.
 
@@ -87,7 +78,6 @@ class EventStructureDefined(DomainEvent, version=2):
     structure_version: int
 
 
-@dataclass(frozen=True, slots=True)
 class EventStructureRemoved(DomainEvent, version=2):
     """The structure of ``event_name`` was removed from the system."""
 
@@ -95,7 +85,6 @@ class EventStructureRemoved(DomainEvent, version=2):
     event_name: str
 
 
-@dataclass(frozen=True, slots=True)
 class AllowedOriginsSet(DomainEvent, version=1):
     """The web origins allowed to send a system's events became ``origins``: normalised
     ``scheme://host[:port]`` texts (lowercase, default port dropped, ``*.`` for
@@ -105,7 +94,6 @@ class AllowedOriginsSet(DomainEvent, version=1):
     origins: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
 class ReadTokenIssued(DomainEvent, version=1):
     """A read token for the partner's analytics was issued (``token_hash``: SHA-256, 64
     lowercase hex; the plain token is never recorded)."""
@@ -116,7 +104,6 @@ class ReadTokenIssued(DomainEvent, version=1):
     token_prefix: str
 
 
-@dataclass(frozen=True, slots=True)
 class ReadTokenRevoked(DomainEvent, version=1):
     """A read token was revoked; ``token_hash`` is the token that stops working."""
 
@@ -124,7 +111,6 @@ class ReadTokenRevoked(DomainEvent, version=1):
     token_hash: str
 
 
-@dataclass(frozen=True, slots=True)
 class PartnerDeactivated(DomainEvent, version=2):
     """The partner was deactivated (terminal). Its systems' ``SystemDeactivated`` events
     precede this one in the same command.

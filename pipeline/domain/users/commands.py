@@ -9,7 +9,6 @@ import here is ``Field`` for the union's discriminator metadata; nothing else de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -19,7 +18,6 @@ from pydantic import Field
 from pipeline.domain.command import Command
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateUser(Command):
     """Register a new user. ``password_hash`` is an argon2id PHC string, hashed at the edge."""
 
@@ -33,7 +31,6 @@ class CreateUser(Command):
     password_hash: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateUser(Command):
     """Replace the user's profile fields (full replacement, not a patch)."""
 
@@ -44,7 +41,6 @@ class UpdateUser(Command):
     role: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateAccount(Command):
     """Change e-mail and/or password hash; None leaves a field unchanged (one is required)."""
 
@@ -53,7 +49,6 @@ class UpdateAccount(Command):
     password_hash: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DeactivateUser(Command):
     """Suspend an active user; ``reason`` is free text for the audit trail."""
 
@@ -61,21 +56,18 @@ class DeactivateUser(Command):
     reason: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ReactivateUser(Command):
     """Re-enable an inactive user."""
 
     type: Literal["ReactivateUser"] = "ReactivateUser"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DeleteUser(Command):
     """Soft-delete a user: the record (and its e-mail/username claims) is kept."""
 
     type: Literal["DeleteUser"] = "DeleteUser"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class GrantAdmin(Command):
     """Give the user the admin role, keeping the rest of the profile.
 
@@ -87,7 +79,6 @@ class GrantAdmin(Command):
     type: Literal["GrantAdmin"] = "GrantAdmin"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordLogin(Command):
     """Record a successful login at ``logged_in_at`` (tz-aware)."""
 

@@ -5,13 +5,11 @@ one's fields are the ``data`` record of ``schemas/avro/user/<event_type>.v<schem
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.domain.event import DomainEvent
 
 
-@dataclass(frozen=True, slots=True)
 class UserCreated(DomainEvent, version=2):
     """A user was registered. Values are normalised (lowercase e-mail/username, E.164 phone,
     role value); ``password_hash`` is an argon2id PHC string.
@@ -27,7 +25,6 @@ class UserCreated(DomainEvent, version=2):
     password_hash: str
 
 
-@dataclass(frozen=True, slots=True)
 class UserUpdated(DomainEvent, version=2):
     """The user's profile was replaced with these values."""
 
@@ -37,7 +34,6 @@ class UserUpdated(DomainEvent, version=2):
     role: str
 
 
-@dataclass(frozen=True, slots=True)
 class AccountUpdated(DomainEvent, version=2):
     """The e-mail and/or password hash changed; None means that field is unchanged."""
 
@@ -45,24 +41,20 @@ class AccountUpdated(DomainEvent, version=2):
     password_hash: str | None
 
 
-@dataclass(frozen=True, slots=True)
 class UserDeactivated(DomainEvent, version=2):
     """The user was suspended; ``reason`` is free audit text."""
 
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
 class UserReactivated(DomainEvent, version=2):
     """A suspended user was re-enabled."""
 
 
-@dataclass(frozen=True, slots=True)
 class UserDeleted(DomainEvent, version=2):
     """The user was soft-deleted (terminal)."""
 
 
-@dataclass(frozen=True, slots=True)
 class UserLastLoginUpdated(DomainEvent, version=2):
     """The user logged in at ``logged_in_at`` (tz-aware UTC, microsecond precision)."""
 

@@ -4,7 +4,6 @@ person's (``pipeline.domain.identity.person``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -13,17 +12,14 @@ from pipeline.domain.command import Command
 from pipeline.domain.identity.person import CreatePerson, UpdatePerson
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateInstructor(CreatePerson):
     type: Literal["CreateInstructor"] = "CreateInstructor"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateInstructor(UpdatePerson):
     type: Literal["UpdateInstructor"] = "UpdateInstructor"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DeactivateInstructor(Command):
     type: Literal["DeactivateInstructor"] = "DeactivateInstructor"
     reason: str = ""

@@ -4,12 +4,9 @@ fields are the ``data`` record of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipeline.domain.event import DomainEvent
 
 
-@dataclass(frozen=True, slots=True)
 class InstructorCreated(DomainEvent, version=1):
     instructor_id: str
     prospect_id: str
@@ -19,7 +16,6 @@ class InstructorCreated(DomainEvent, version=1):
     phone: str | None
 
 
-@dataclass(frozen=True, slots=True)
 class InstructorUpdated(DomainEvent, version=1):
     """The contact data after the update (all of it)."""
 
@@ -30,7 +26,6 @@ class InstructorUpdated(DomainEvent, version=1):
     phone: str | None
 
 
-@dataclass(frozen=True, slots=True)
 class InstructorDeactivated(DomainEvent, version=1):
     instructor_id: str
     reason: str

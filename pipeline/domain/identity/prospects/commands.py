@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -11,7 +11,6 @@ from pydantic import Field
 from pipeline.domain.command import Command
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateProspect(Command):
     type: Literal["CreateProspect"] = "CreateProspect"
     first_name: str
@@ -22,7 +21,6 @@ class CreateProspect(Command):
     notes: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateProspect(Command):
     """Replace the fields given (None: unchanged; a blank phone or source removes it)."""
 
@@ -35,7 +33,6 @@ class UpdateProspect(Command):
     notes: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class MergeProspect(Command):
     """Merge this prospect (a second record of one person) into ``into_id``."""
 
@@ -43,7 +40,6 @@ class MergeProspect(Command):
     into_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class AbsorbProspect(Command):
     """Step 2 of a merge, on the survivor (the process manager sends it)."""
 
@@ -54,7 +50,6 @@ class AbsorbProspect(Command):
     """Roles the source converted to: the survivor takes them over."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CompleteMerge(Command):
     """Step 3 of a merge the survivor absorbed."""
 
@@ -62,7 +57,6 @@ class CompleteMerge(Command):
     into_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CancelMerge(Command):
     """Step 3 of a merge the survivor refused."""
 
@@ -71,13 +65,11 @@ class CancelMerge(Command):
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class ConvertProspect(Command):
     type: Literal["ConvertProspect"] = "ConvertProspect"
     role: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UndoConversion(Command):
     """The student (instructor) a conversion asked for was refused (``reason``: e.g.
     duplicate_email): the prospect may convert to ``role`` again. Sent by the

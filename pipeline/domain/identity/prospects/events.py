@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pipeline.domain.event import DomainEvent
 
 
-@dataclass(frozen=True, slots=True)
 class ProspectCreated(DomainEvent, version=1):
     prospect_id: str
     first_name: str
@@ -20,7 +18,6 @@ class ProspectCreated(DomainEvent, version=1):
     notes: str
 
 
-@dataclass(frozen=True, slots=True)
 class ProspectUpdated(DomainEvent, version=1):
     """The prospect's primary values after the update (all of them)."""
 
@@ -33,7 +30,6 @@ class ProspectUpdated(DomainEvent, version=1):
     notes: str
 
 
-@dataclass(frozen=True, slots=True)
 class ProspectMergeStarted(DomainEvent, version=1):
     """Step 1: this prospect is to be merged into ``into_id``; ``profile`` is all it has."""
 
@@ -44,7 +40,6 @@ class ProspectMergeStarted(DomainEvent, version=1):
     """Roles this prospect converted to: the survivor takes them over."""
 
 
-@dataclass(frozen=True, slots=True)
 class ProspectAbsorbed(DomainEvent, version=1):
     """Step 2 done: this prospect absorbed ``source_id``; ``profile`` is the union, and
     ``converted`` the roles either converted to (one person, one student at most)."""
@@ -55,7 +50,6 @@ class ProspectAbsorbed(DomainEvent, version=1):
     converted: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
 class ProspectMergeRefused(DomainEvent, version=1):
     """Step 2 refused (``reason``): not_found, merging, merged, same_prospect, or
     both_converted (both became a student, or both an instructor: one person would keep
@@ -66,7 +60,6 @@ class ProspectMergeRefused(DomainEvent, version=1):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
 class ProspectMerged(DomainEvent, version=1):
     """A tombstone now: ``into_id`` is the survivor, which holds all of its data."""
 
@@ -74,14 +67,12 @@ class ProspectMerged(DomainEvent, version=1):
     into_id: str
 
 
-@dataclass(frozen=True, slots=True)
 class ProspectMergeCancelled(DomainEvent, version=1):
     prospect_id: str
     into_id: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
 class ProspectConverted(DomainEvent, version=1):
     """Converted into a student or instructor ``person_id`` with this contact data."""
 
@@ -94,7 +85,6 @@ class ProspectConverted(DomainEvent, version=1):
     phone: str | None
 
 
-@dataclass(frozen=True, slots=True)
 class ProspectConversionUndone(DomainEvent, version=1):
     """The conversion to ``role`` did not make its student (instructor): ``reason``."""
 

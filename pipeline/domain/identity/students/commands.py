@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -13,23 +12,19 @@ from pipeline.domain.command import Command
 from pipeline.domain.identity.person import CreatePerson, UpdatePerson
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateStudent(CreatePerson):
     type: Literal["CreateStudent"] = "CreateStudent"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class UpdateStudent(UpdatePerson):
     type: Literal["UpdateStudent"] = "UpdateStudent"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class EnrollStudent(Command):
     type: Literal["EnrollStudent"] = "EnrollStudent"
     course: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class WithdrawStudent(Command):
     type: Literal["WithdrawStudent"] = "WithdrawStudent"
     course: str

@@ -3,12 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipeline.domain.event import DomainEvent
 
 
-@dataclass(frozen=True, slots=True)
 class StudentCreated(DomainEvent, version=1):
     student_id: str
     prospect_id: str
@@ -18,7 +15,6 @@ class StudentCreated(DomainEvent, version=1):
     phone: str | None
 
 
-@dataclass(frozen=True, slots=True)
 class StudentUpdated(DomainEvent, version=1):
     """The contact data after the update (all of it)."""
 
@@ -29,13 +25,11 @@ class StudentUpdated(DomainEvent, version=1):
     phone: str | None
 
 
-@dataclass(frozen=True, slots=True)
 class StudentEnrolled(DomainEvent, version=1):
     student_id: str
     course: str
 
 
-@dataclass(frozen=True, slots=True)
 class StudentWithdrawn(DomainEvent, version=1):
     student_id: str
     course: str
