@@ -129,6 +129,7 @@ async def run_command(
     *,
     success_status: int = 200,
     read_model: ReadModelVersion | None = None,
+    location: str | None = None,
 ) -> JSONResponse:
     """Submit ``command``, wait up to the configured time, answer.
 
@@ -136,7 +137,9 @@ async def run_command(
     /api/commands/{command_id}`` when no result came in time (the command is durably in
     Kafka and will be processed); 503 if Kafka did not take the command. With
     ``read_model``, an accepted command is answered once that read model has applied it
-    (:func:`until_applied`).
+    (:func:`until_applied`). ``location``: the path of what the command made, ``{id}``
+    standing for its aggregate id, sent as ``Location`` with the answer (RFC 9110 15.3.2:
+    a 201 names the resource it created).
     """
     result = await submit(services, command)
     if result is None:
@@ -144,4 +147,5 @@ async def run_command(
     raise_rejection(result)
     if read_model is not None:
         await until_applied(services, result, read_model)
-    return JSONResponse(outcome_body(result), status_code=success_status)
+    headers = {"Location": location.format(id=result.aggregate_id)} if location else None
+    return JSONResponse(outcome_body(result), status_code=success_status, headers=headers)

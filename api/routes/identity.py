@@ -70,10 +70,13 @@ def _read_model(services: Services, model: Model) -> Any:
     return partial(identity.version, services.clickhouse, model)
 
 
-async def _run(services: Services, command: Any, model: Model, status: int = 200) -> JSONResponse:
+async def _run(
+    services: Services, command: Any, model: Model, status: int = 200, location: str | None = None
+) -> JSONResponse:
     return await run_command(
-        services, command, success_status=status, read_model=_read_model(services, model)
-    )
+        services, command, success_status=status, read_model=_read_model(services, model),
+        location=location,
+    )  # fmt: skip
 
 
 async def _update(
@@ -114,7 +117,7 @@ async def create_prospect(
     command = prospects.CreateProspect(
         **command_fields(key, "", who.user_id), **body.model_dump(exclude_none=True)
     )
-    return await _run(services, command, PROSPECTS, 201)
+    return await _run(services, command, PROSPECTS, 201, "/api/prospects/{id}")
 
 
 @router.put("/api/prospects/{prospect_id}", responses=_RESPONSES)

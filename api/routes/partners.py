@@ -60,10 +60,13 @@ def _read_model(services: Services) -> ReadModelVersion:
     return lambda partner_id: partner_version(services.redis, partner_id)
 
 
-async def _run(services: Services, command: Any, success_status: int = 200) -> JSONResponse:
+async def _run(
+    services: Services, command: Any, success_status: int = 200, location: str | None = None
+) -> JSONResponse:
     return await run_command(
-        services, command, success_status=success_status, read_model=_read_model(services)
-    )
+        services, command, success_status=success_status, read_model=_read_model(services),
+        location=location,
+    )  # fmt: skip
 
 
 def new_secret(prefix: str = API_KEY_PREFIX) -> tuple[str, str, str]:
@@ -103,9 +106,11 @@ async def _issue_secret(
     return JSONResponse({**outcome_body(result), **shown}, status_code=status, headers=headers)
 
 
-async def _issue_key(services: Services, command: Any, key: str, status: int) -> JSONResponse:
+async def _issue_key(
+    services: Services, command: Any, key: str, status: int, headers: dict[str, str] | None = None
+) -> JSONResponse:
     shown = {"system_id": command.system_id, "api_key": key, "key_prefix": command.key_prefix}
-    return await _issue_secret(services, command, shown, status)
+    return await _issue_secret(services, command, shown, status, headers)
 
 
 @router.post("", status_code=201)
@@ -113,7 +118,7 @@ async def create_partner(
     body: PartnerCreate, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
 ) -> JSONResponse:
     command = commands.CreatePartner(**command_fields(key, "", admin.user_id), **body.model_dump())
-    return await _run(services, command, 201)
+    return await _run(services, command, 201, "/api/admin/partners/{id}")
 
 
 @router.get("/{partner_id}")
@@ -153,8 +158,9 @@ async def add_system(
     admin: AdminDep,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """201 with ``api_key`` (shown this once), ``system_id`` and ``key_prefix``; 409 over
-    the partner's system limit or a duplicate name."""
+    """201 with ``api_key`` (shown this once), ``system_id`` and ``key_prefix``, and
+    ``Location`` the partner that lists its systems; 409 over the partner's system limit
+    or a duplicate name."""
     api_key, digest, prefix = new_api_key()
     fields = command_fields(key, partner_id, admin.user_id)
     command = commands.AddSystem(
@@ -166,7 +172,8 @@ async def add_system(
         key_prefix=prefix,
         unknown_events=body.unknown_events,
     )
-    return await _issue_key(services, command, api_key, 201)
+    location = {"Location": f"/api/admin/partners/{partner_id}"}
+    return await _issue_key(services, command, api_key, 201, location)
 
 
 @router.post("/{partner_id}/systems/{system_id}/rotate-key")

@@ -107,7 +107,9 @@ async def register(
         password_hash=hashed.value,
     )
     login_ready = partial(users.version, services.clickhouse)
-    return await run_command(services, command, success_status=201, read_model=login_ready)
+    return await run_command(
+        services, command, success_status=201, read_model=login_ready, location="/api/users/{id}"
+    )
 
 
 @router.post("/api/chirps", status_code=201, response_model=CommandOutcome, responses=_RESPONSES)
@@ -120,7 +122,9 @@ async def post_chirp(
         **command_fields(key, "", me.user_id), author_id=me.user_id, text=body.text
     )
     read = _version_of(services, f"tl:chirp:{command.aggregate_id}")
-    return await run_command(services, command, success_status=201, read_model=read)
+    return await run_command(
+        services, command, success_status=201, read_model=read, location="/api/chirps/{id}"
+    )
 
 
 @router.delete("/api/chirps/{chirp_id}", response_model=CommandOutcome, responses=_RESPONSES)
@@ -156,8 +160,12 @@ async def _follow_command(
         **command_fields(key, pair, me.user_id), follower_id=me.user_id, followee_id=followee
     )
     read = _version_of(services, f"tl:fv:{me.user_id}", followee)
-    status = 201 if kind is follows.FollowUser else 200
-    return await run_command(services, command, success_status=status, read_model=read)
+    if kind is follows.FollowUser:
+        return await run_command(
+            services, command, success_status=201, read_model=read,
+            location=f"/api/users/{me.user_id}/following",
+        )  # fmt: skip
+    return await run_command(services, command, read_model=read)
 
 
 @router.post("/api/users/{user_id}/follow", status_code=201, response_model=CommandOutcome,
@@ -254,6 +262,16 @@ async def feed_stream(
             yield ServerSentEvent(event="ready", id=item.entry_id, data={})
         else:
             yield ServerSentEvent(event="chirp", id=item.entry_id, data=item.payload)
+
+
+@router.get("/api/users/{user_id}")
+async def user_profile(user_id: str, services: ServicesDep, _me: PrincipalDep) -> dict[str, str]:
+    """``{"id", "username", "display_name"}`` of a user the timelines read model knows
+    (where a registration's ``Location`` points); 404 otherwise."""
+    [profile] = await timelines.profiles(services.redis, [_user_id(user_id)])
+    if not profile["username"]:
+        raise Problem(404, "not-found", f"no user {user_id}")
+    return profile
 
 
 @router.get("/api/users/{user_id}/chirps")

@@ -66,7 +66,9 @@ async def create_user(
     )
     if body.role is UserRole.ADMIN:
         await mark_grant(services.redis, command.aggregate_id)
-    return await run_command(services, command, success_status=201)
+    return await run_command(
+        services, command, success_status=201, location="/api/admin/users/{id}"
+    )
 
 
 @router.put("/{user_id}", response_model=CommandOutcome, responses=_COMMAND_RESPONSES)
