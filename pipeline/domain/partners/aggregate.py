@@ -1,11 +1,11 @@
 """The partner aggregate: ``decide`` (command -> events | Rejection) and ``evolve``
 (state + event -> state). The state types and their table form live in
-``pipeline.domain.partners.state``; the frame that runs the rules (pure, time from the
-command or the envelope) in ``pipeline.domain.dispatch``.
+``pipeline.domain.partners.state``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime
 from functools import singledispatch
@@ -143,20 +143,27 @@ def _(command: commands.RotateApiKey, state: Partner) -> list[PartnerEvent]:
     ]
 
 
-@_decide.register
-def _(command: commands.DeactivateSystem, state: Partner) -> list[PartnerEvent]:
-    system = _system(state, command.system_id)
-    if system.status is SystemStatus.INACTIVE:
-        raise _refuse(RejectionReason.INVALID_STATE, "system is already inactive")
-    return [events.SystemDeactivated(system_id=system.system_id, key_hash=system.key_hash)]
+def _switch_system(
+    to: SystemStatus, event: type[events.SystemDeactivated | events.SystemReactivated]
+) -> Callable[[Any, Partner], list[PartnerEvent]]:
+    """The rule of a command that only switches a system to ``to``, recorded as ``event``;
+    refused (INVALID_STATE) when the system already is."""
+
+    def rule(command: Any, state: Partner) -> list[PartnerEvent]:
+        system = _system(state, command.system_id)
+        if system.status is to:
+            raise _refuse(RejectionReason.INVALID_STATE, f"system is already {to.value}")
+        return [event(system_id=system.system_id, key_hash=system.key_hash)]
+
+    return rule
 
 
-@_decide.register
-def _(command: commands.ReactivateSystem, state: Partner) -> list[PartnerEvent]:
-    system = _system(state, command.system_id)
-    if system.status is SystemStatus.ACTIVE:
-        raise _refuse(RejectionReason.INVALID_STATE, "system is already active")
-    return [events.SystemReactivated(system_id=system.system_id, key_hash=system.key_hash)]
+_decide.register(
+    commands.DeactivateSystem, _switch_system(SystemStatus.INACTIVE, events.SystemDeactivated)
+)
+_decide.register(
+    commands.ReactivateSystem, _switch_system(SystemStatus.ACTIVE, events.SystemReactivated)
+)
 
 
 def _policy(name: str, raw: Any) -> UnknownEventPolicy:
@@ -331,16 +338,18 @@ def _(event: events.ApiKeyRotated, state: Partner | None, at: datetime) -> Partn
     return _with_system(partner, system, at)
 
 
-@_evolve.register
-def _(event: events.SystemDeactivated, state: Partner | None, at: datetime) -> Partner:
-    partner, system = _known_system(state, event)
-    return _with_system(partner, replace(system, status=SystemStatus.INACTIVE), at)
+def _system_to(status: SystemStatus) -> Callable[[Any, Partner | None, datetime], Partner]:
+    """The transition of an event that only switches a system to ``status``."""
+
+    def transition(event: Any, state: Partner | None, at: datetime) -> Partner:
+        partner, system = _known_system(state, event)
+        return _with_system(partner, replace(system, status=status), at)
+
+    return transition
 
 
-@_evolve.register
-def _(event: events.SystemReactivated, state: Partner | None, at: datetime) -> Partner:
-    partner, system = _known_system(state, event)
-    return _with_system(partner, replace(system, status=SystemStatus.ACTIVE), at)
+_evolve.register(events.SystemDeactivated, _system_to(SystemStatus.INACTIVE))
+_evolve.register(events.SystemReactivated, _system_to(SystemStatus.ACTIVE))
 
 
 @_evolve.register
@@ -384,14 +393,7 @@ def _(event: events.ReadTokenIssued, state: Partner | None, at: datetime) -> Par
     partner = _existing(state, event)
     if event.token_id in partner.read_tokens:
         raise InvalidTransition(f"ReadTokenIssued for existing token {event.token_id}")
-    token = ReadToken(
-        token_id=event.token_id,
-        name=event.name,
-        token_hash=event.token_hash,
-        token_prefix=event.token_prefix,
-        active=True,
-        issued_at=at,
-    )
+    token = ReadToken(**asdict(event), active=True, issued_at=at)
     tokens = {**partner.read_tokens, token.token_id: token}
     return replace(partner, read_tokens=tokens, updated_at=at)
 

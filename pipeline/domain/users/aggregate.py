@@ -1,7 +1,6 @@
 """The user aggregate: ``decide`` (command -> events | Rejection), ``evolve`` (state + event
 -> state) and uniqueness claims. The state and its table form live in
-``pipeline.domain.users.state``; the frame that runs the rules (pure, time from the
-command or the envelope) in ``pipeline.domain.dispatch``.
+``pipeline.domain.users.state``.
 """
 
 from __future__ import annotations
@@ -193,15 +192,8 @@ def _(event: events.UserCreated, state: User | None, at: datetime) -> User:
 
 @_evolve.register
 def _(event: events.UserUpdated, state: User | None, at: datetime) -> User:
-    state = _existing(state, event)
-    return replace(
-        state,
-        first_name=event.first_name,
-        last_name=event.last_name,
-        phone=event.phone,
-        role=event.role,
-        updated_at=at,
-    )
+    # the event holds the whole profile after the update, field for field
+    return replace(_existing(state, event), **asdict(event), updated_at=at)
 
 
 @_evolve.register
@@ -217,22 +209,18 @@ def _(event: events.AccountUpdated, state: User | None, at: datetime) -> User:
     )
 
 
-@_evolve.register
-def _(event: events.UserDeactivated, state: User | None, at: datetime) -> User:
-    state = _existing(state, event)
-    return replace(state, status=UserStatus.INACTIVE, updated_at=at)
+def _to_status(status: UserStatus) -> Callable[[UserEvent, User | None, datetime], User]:
+    """The transition of an event that only moves the user to ``status``."""
+
+    def transition(event: UserEvent, state: User | None, at: datetime) -> User:
+        return replace(_existing(state, event), status=status, updated_at=at)
+
+    return transition
 
 
-@_evolve.register
-def _(event: events.UserReactivated, state: User | None, at: datetime) -> User:
-    state = _existing(state, event)
-    return replace(state, status=UserStatus.ACTIVE, updated_at=at)
-
-
-@_evolve.register
-def _(event: events.UserDeleted, state: User | None, at: datetime) -> User:
-    state = _existing(state, event)
-    return replace(state, status=UserStatus.DELETED, updated_at=at)
+_evolve.register(events.UserDeactivated, _to_status(UserStatus.INACTIVE))
+_evolve.register(events.UserReactivated, _to_status(UserStatus.ACTIVE))
+_evolve.register(events.UserDeleted, _to_status(UserStatus.DELETED))
 
 
 @_evolve.register
