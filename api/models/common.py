@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo
 
 from pipeline.domain.errors import InvalidValue
+from pipeline.domain.values import Email, parse_name
 
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -16,6 +17,17 @@ def domain_value(parse: Any, raw: str) -> str:
         return str(parse(raw))
     except InvalidValue as exc:
         raise ValueError(exc.message) from exc
+
+
+def name_value(v: str | None, info: ValidationInfo) -> str | None:
+    """A ``field_validator`` for a first or last name: ``values.parse_name`` (stripped,
+    1-100 characters), named by its field; None (an optional field left out) stays None."""
+    return None if v is None else domain_value(lambda raw: parse_name(info.field_name, raw), v)
+
+
+def email_value(v: str | None) -> str | None:
+    """A ``field_validator`` for an e-mail: ``values.Email`` (normalised); None stays None."""
+    return None if v is None else domain_value(Email.parse, v)
 
 
 class CommandOutcome(BaseModel):

@@ -11,10 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api.models.common import STRICT, domain_value
+from api.models.common import STRICT, domain_value, email_value, name_value
 from pipeline.domain.identity import profile
 from pipeline.domain.identity.students import course_code
-from pipeline.domain.values import parse_name
 
 _NAME = {"min_length": 1, "max_length": 100}
 
@@ -34,15 +33,9 @@ class _Contact(BaseModel):
     phone: str | None = Field(default=None, max_length=40, description="Any common format.")
     expected_version: int | None = Field(default=None, ge=0)
 
-    @field_validator("first_name", "last_name")
-    @classmethod
-    def _name(cls, v: str | None, info: Any) -> str | None:
-        return _optional(lambda raw: parse_name(info.field_name, raw), v)
+    _name = field_validator("first_name", "last_name")(name_value)
 
-    @field_validator("email")
-    @classmethod
-    def _email(cls, v: str | None) -> str | None:
-        return _optional(profile.parse_email, v)
+    _email = field_validator("email")(email_value)
 
     @field_validator("phone")
     @classmethod
@@ -68,15 +61,9 @@ class ProspectCreate(BaseModel):
     source: str | None = Field(default=None, max_length=profile.SOURCE_MAX_LENGTH)
     notes: str | None = Field(default=None, max_length=profile.NOTES_MAX_LENGTH)
 
-    @field_validator("first_name", "last_name")
-    @classmethod
-    def _name(cls, v: str, info: Any) -> str:
-        return domain_value(lambda raw: parse_name(info.field_name, raw), v)
+    _name = field_validator("first_name", "last_name")(name_value)
 
-    @field_validator("email")
-    @classmethod
-    def _email(cls, v: str) -> str:
-        return domain_value(profile.parse_email, v)
+    _email = field_validator("email")(email_value)
 
     @field_validator("phone")
     @classmethod

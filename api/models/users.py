@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
-from api.models.common import STRICT, domain_value
-from pipeline.domain.values import Email, Phone, Username, UserRole, parse_name
+from api.models.common import STRICT, domain_value, email_value, name_value
+from pipeline.domain.values import Phone, Username, UserRole
 
 
 class _Profile(BaseModel):
@@ -19,10 +19,7 @@ class _Profile(BaseModel):
     phone: str | None = Field(default=None, description="Any common format; stored as E.164.")
     role: UserRole = UserRole.STUDENT
 
-    @field_validator("first_name", "last_name")
-    @classmethod
-    def _name(cls, v: str, info: Any) -> str:
-        return domain_value(lambda raw: parse_name(info.field_name, raw), v)
+    _name = field_validator("first_name", "last_name")(name_value)
 
     @field_validator("phone")
     @classmethod
@@ -41,10 +38,7 @@ class _Credentials(BaseModel):
     def _username(cls, v: str) -> str:
         return domain_value(Username.parse, v)
 
-    @field_validator("email")
-    @classmethod
-    def _email(cls, v: str) -> str:
-        return domain_value(Email.parse, v)
+    _email = field_validator("email")(email_value)
 
 
 class UserCreate(_Profile, _Credentials):
@@ -67,10 +61,7 @@ class AccountUpdate(BaseModel):
     password: SecretStr | None = Field(default=None, min_length=8, max_length=128)
     expected_version: int | None = Field(default=None, ge=0)
 
-    @field_validator("email")
-    @classmethod
-    def _email(cls, v: str | None) -> str | None:
-        return None if v is None else domain_value(Email.parse, v)
+    _email = field_validator("email")(email_value)
 
 
 class Deactivate(BaseModel):
