@@ -34,23 +34,12 @@ query per API process every ``principal_cache_ttl_s`` instead of one ``users FIN
 query per request (17 ms p50 under load, the largest part of an UpdateUser's time in
 the API, measured in issue 8).
 
-What is left (this check lives in the API, not on the write side, so it is not
-race-free in every case):
-
-- Commands that do not come through these routes (produced to ``users.commands`` by a
-  script; ``streamfold create-admin`` only ever grants) are not checked.
-- The lock expires after ``lock_ttl_s`` (3 x the command timeout, 15 s by default). If a
-  command's result, or its arrival in the read model, takes longer (a lagging worker or
-  projection: ``/readyz`` shows lag), the lock is kept until it expires, not released
-  early; after that, a concurrent removal may count the admin being removed.
-- A grant that reaches the read model more than ``GRANT_MARK_S`` after it was sent, or a
-  grant made outside the API and ``create-admin``, is not seen by step 1 during that
-  time.
-
-The race-free alternative is on the write side: every admin-role or status change routed
-through one partition that owns an "admin roster" claim, as the reservation chain owns
-emails (``pipeline/write/agents/reservations.py``). Not done: it is a new topic, agent and
-table with a bootstrap from ``users.events`` for existing installs.
+Race-free on the write side (issue 22): whatever the API decides, a command that would
+take an active admin's rights is approved by the admin roster first, one partition that
+counts the seated admins (``pipeline/domain/users/roster.py``), and refused there with the
+same ``last_admin`` reason when no other admin would be left. That covers commands
+produced straight to ``users.commands`` and a lock that expired before a slow result.
+What this module adds is a prompt answer before anything is sent, not the guarantee.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ STATUS_FOR_REASON = {
     RejectionReason.DUPLICATE_USERNAME: 409,
     RejectionReason.FORBIDDEN: 403,
     RejectionReason.USER_INACTIVE: 409,
+    RejectionReason.LAST_ADMIN: 409,
 }
 
 

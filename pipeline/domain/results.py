@@ -23,6 +23,7 @@ class RejectionReason(StrEnum):
     DUPLICATE_USERNAME = "duplicate_username"  # the username is claimed by another user
     FORBIDDEN = "forbidden"  # the actor may not do this to this aggregate (not its owner)
     USER_INACTIVE = "user_inactive"  # the user who must admit it is deactivated (admission)
+    LAST_ADMIN = "last_admin"  # no other active admin would be left (users.roster)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -19,6 +20,7 @@ from pipeline.domain.catalog import AGGREGATES as DECLARED
 from pipeline.domain.handling import AggregateSpec
 from pipeline.domain.identity import reactions
 from pipeline.domain.results import Rejection
+from pipeline.domain.users import roster
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,9 @@ class Aggregate:
     compensations: Callable[[Any, str], list[Any]] = lambda _command, _reason: []
     admitted_by: Callable[[Any], str | None] = lambda _command: None
     admits: Callable[[Any, Any], Rejection | None] | None = None
+    roster: ModuleType | None = None
+    """The admin roster's rules (``pipeline.domain.users.roster``) for the aggregate whose
+    commands may take admin rights; None for the others."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "commands", TypeAdapter(self.spec.command_union))
@@ -62,7 +67,7 @@ _WIRING: Mapping[str, dict[str, Any]] = {
     "instructor": {"compensations": reactions.compensations},
     "follow": {"admitted_by": admission.admitting_user},
     "chirp": {"admitted_by": admission.admitting_user},
-    admission.ADMITTING_AGGREGATE: {"admits": admission.admit},
+    admission.ADMITTING_AGGREGATE: {"admits": admission.admit, "roster": roster},
 }
 AGGREGATES: tuple[Aggregate, ...] = tuple(
     Aggregate(spec, **_WIRING.get(spec.aggregate_type, {})) for spec in DECLARED

@@ -22,6 +22,7 @@ from pipeline.write import faust_fixes
 from pipeline.write.agents.commands import CommandProcessor
 from pipeline.write.agents.reactions import ReactionProcessor
 from pipeline.write.agents.reservations import ReservationProcessor
+from pipeline.write.agents.roster import RosterKeeper
 from pipeline.write.aggregates import AGGREGATES, Aggregate
 from pipeline.write.routing import ClaimKeys
 from schemas.codec import AvroCodec
@@ -184,16 +185,22 @@ def _command_agents(
         within_s=settings.command_batch_ms / 1000,
     )
     if reservations is not None and aggregate.spec.claims_table is not None:
+        claims_table = app.Table(
+            aggregate.spec.claims_table, default=None, partitions=settings.topic_partitions
+        )
         claims = ReservationProcessor(
-            table=app.Table(
-                aggregate.spec.claims_table, default=None, partitions=settings.topic_partitions
-            ),
+            table=claims_table,
             reservations=reservations,
             commands=topic(aggregate.spec.commands_topic),
             dead_letters=DeadLetters.to_faust_topic(dlq, agent=f"{name}-reservations"),
             replies=commands,
             topic=topic,
             claim_keys=claim_keys,
+            roster=RosterKeeper(
+                table=claims_table, commands=topic(aggregate.spec.commands_topic), replies=commands
+            )
+            if aggregate.roster is not None
+            else None,
         )
         _event_agent(app, reservations, claims.process, f"{name}-reservations")
     return commands

@@ -93,3 +93,36 @@ def decode_reservation(payload: bytes) -> Reservation:
         return _RESERVATION.validate_json(payload)
     except ValidationError as exc:
         raise MalformedMessage(f"not a reservation: {exc.errors(include_url=False)}") from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RosterMessage:
+    """A message to the admin roster (``pipeline.domain.users.roster``) on
+    ``users.reservations``, keyed ``ROSTER_KEY``.
+
+    remove: approve ``command`` (a users command, as JSON), which would take admin rights
+    from ``user_id``, or refuse it. seat: ``user_id`` at aggregate ``version`` is (not) an
+    active admin; ``settles`` names the approved removal it follows from.
+    """
+
+    op: Literal["remove", "seat"]
+    user_id: str
+    command_id: str | None = None
+    command: dict[str, Any] | None = None
+    version: int = 0
+    active_admin: bool = False
+    settles: str | None = None
+
+
+_ROSTER = TypeAdapter(RosterMessage)
+
+
+def encode_roster(message: RosterMessage) -> bytes:
+    return _ROSTER.dump_json(message)
+
+
+def decode_roster(payload: bytes) -> RosterMessage:
+    try:
+        return _ROSTER.validate_json(payload)
+    except ValidationError as exc:
+        raise MalformedMessage(f"not a roster message: {exc.errors(include_url=False)}") from exc

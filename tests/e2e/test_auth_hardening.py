@@ -22,6 +22,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -29,6 +30,10 @@ import jwt
 import pytest
 
 from deploy.secrets import with_jwt_secret
+from pipeline.domain.users import USER_SPEC
+from pipeline.domain.users.commands import DeactivateUser
+from pipeline.write.codecs import encode_command
+from pipeline.write.command_bus import CommandBus
 from tests.support import PROBLEM, ServeProcess, new_user, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -341,6 +346,46 @@ def test_admins_demoting_each_other_at_once_leave_one_active_admin(
         if admin.get(f"/api/admin/users/{other}").json()["role"] == "admin":
             assert admin.put(f"/api/admin/users/{other}", json=other_profile).status_code == 200
     assert active_admins(admin) == [me]
+
+
+async def test_removals_of_every_admin_straight_to_kafka_leave_one_active_admin(
+    server: ServeProcess, admin: httpx.Client
+) -> None:
+    """Issue 22, race 1: the last admin is kept on the write side, whatever the commands
+    come through. Three admins (the configured one and two more) are each deactivated by
+    a command produced straight to ``users.commands`` at once, past every API check: the
+    admin roster approves two and refuses the third (``last_admin``). On a main that
+    checked only in the API, all three were accepted and the install had no admin."""
+    me = only_the_configured_admin(admin, server)
+    admins = [me, create(admin, person(role="admin")), create(admin, person(role="admin"))]
+    bus = CommandBus(
+        server.settings.kafka_bootstrap,
+        client_id="test-roster",
+        timeout_s=30.0,
+        claim_keys=server.claim_keys(),
+    )
+    await bus.start()
+    removals = [
+        DeactivateUser(command_id=str(uuid.uuid4()), aggregate_id=user_id,
+                       issued_at=datetime.now(UTC), reason="race")
+        for user_id in admins
+    ]  # fmt: skip
+    try:
+        for command in removals:  # all queued before any is decided
+            bus.producer.produce_nowait(
+                USER_SPEC.commands_topic, encode_command(command), key=command.aggregate_id.encode()
+            )
+        results = [await bus.result_of(c.command_id) for c in removals]
+    finally:
+        await bus.stop()
+    try:
+        assert all(r is not None for r in results), results
+        outcomes = sorted((r.status, r.reason) for r in results if r is not None)
+        assert outcomes == [("accepted", None), ("accepted", None), ("rejected", "last_admin")]
+    finally:
+        if any(r is not None and r.status == "accepted" and r.aggregate_id == me for r in results):
+            server.create_admin()  # the session needs its admin back
+        only_the_configured_admin(admin, server)
 
 
 def test_create_admin_gives_the_admin_back_its_role_and_status(

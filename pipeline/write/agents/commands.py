@@ -68,9 +68,11 @@ from pipeline.write.aggregates import Aggregate, aggregate_for_command
 from pipeline.write.codecs import (
     MalformedMessage,
     Reservation,
+    RosterMessage,
     decode_command,
     encode_reservation,
     encode_result,
+    encode_roster,
 )
 from pipeline.write.routing import ADMITTED, ClaimKeys, admission, header
 from schemas.codec import AvroCodec
@@ -132,24 +134,35 @@ class CommandProcessor:
                 await self._not_own(out, event, exc, snapshots)
                 continue
             key = command.aggregate_id
+            # let through by the aggregate that admits this one's commands, or (a users
+            # command) by the admin roster
+            admitted = header(event.message.headers, ADMITTED) is not None
             admitter = self.aggregate.admitted_by(command)
-            if admitter is not None and header(event.message.headers, ADMITTED) is None:
+            if admitter is not None and not admitted:
                 # produced straight to this topic: through its admission first
                 topic, admitter_key, value = admission(admitter, event.message.value)
                 out.produce(topic, value, key=admitter_key)
                 continue
             snapshot = snapshots[key][1] if key in snapshots else self._load(key, event)
+            settles = command.command_id if admitted and self.aggregate.roster else None
+            if not admitted and self._needs_roster(snapshot, command):
+                self._ask_roster(out, event, command)
+                continue
             outcome = handle(
                 self.spec, snapshot, command, producer=self.producer, window=self.window
             )
             if outcome.duplicate:
                 self.reply(out, replace(outcome.result, duplicate=True))
+                if settles:
+                    self._seat(out, key, outcome.snapshot, settles=settles)
                 continue
             topic, id_bytes = self.spec.events_topic, key.encode()
             for envelope in outcome.envelopes:
                 out.produce(topic, self.codec.encode(envelope), key=id_bytes)
             self._release(out, command, snapshot.state, outcome)
             self.reply(out, outcome.result)
+            if settles or self._seats(snapshot.state, outcome):
+                self._seat(out, key, outcome.snapshot, settles=settles)
             snapshots[key] = (event, outcome.snapshot)
         for key, (_, snapshot) in snapshots.items():
             self._unwritten[key] = snapshot
@@ -184,6 +197,51 @@ class CommandProcessor:
             self._decoded[key] = (stored, snapshot)
             if self._unwritten.get(key) is snapshot:  # a later batch may have a newer one
                 del self._unwritten[key]
+
+    def _needs_roster(self, snapshot: Snapshot, command: Any) -> bool:
+        """Would ``command`` take an active admin's rights (and is it not answered from
+        the idempotency memory)? Then the admin roster decides first."""
+        rules = self.aggregate.roster
+        if rules is None or not rules.removes_admin(snapshot.state, command):
+            return False
+        return all(seen != command.command_id for seen, _ in snapshot.recent)
+
+    def _ask_roster(self, out: Deliveries, event: EventT, command: Any) -> None:
+        request = RosterMessage(
+            op="remove",
+            user_id=command.aggregate_id,
+            command_id=command.command_id,
+            command=orjson.loads(event.message.value),
+        )
+        self._to_roster(out, request)
+
+    def _seats(self, before: Any, outcome: Outcome) -> bool:
+        """Does the roster hear of this accepted command? When its user is an active admin
+        before or after it (a grant, a reactivation; any command of an admin, so an
+        install older than the roster fills it as its admins act)."""
+        rules = self.aggregate.roster
+        if rules is None or outcome.result.status != "accepted":
+            return False
+        return rules.is_active_admin(before) or rules.is_active_admin(outcome.snapshot.state)
+
+    def _seat(
+        self, out: Deliveries, user_id: str, snapshot: Snapshot, *, settles: str | None
+    ) -> None:
+        rules = self.aggregate.roster
+        assert rules is not None  # only the roster's aggregate asks or seats
+        seat = RosterMessage(
+            op="seat",
+            user_id=user_id,
+            version=snapshot.version,
+            active_admin=rules.is_active_admin(snapshot.state),
+            settles=settles,
+        )
+        self._to_roster(out, seat)
+
+    def _to_roster(self, out: Deliveries, message: RosterMessage) -> None:
+        assert self.aggregate.roster is not None and self.spec.reservations_topic is not None
+        key = self.aggregate.roster.ROSTER_KEY.encode()
+        out.produce(self.spec.reservations_topic, encode_roster(message), key=key)
 
     async def _not_own(
         self,

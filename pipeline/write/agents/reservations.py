@@ -22,7 +22,9 @@ from faust.types import EventT, TableT, TopicT
 from pipeline.common.deadletter import DeadLetters
 from pipeline.domain.handling import CommandResult
 from pipeline.domain.results import RejectionReason
+from pipeline.domain.users.roster import ROSTER_KEY
 from pipeline.write.agents.commands import CommandProcessor
+from pipeline.write.agents.roster import RosterKeeper
 from pipeline.write.codecs import (
     MalformedMessage,
     Reservation,
@@ -34,6 +36,8 @@ from pipeline.write.codecs import (
 from pipeline.write.routing import ClaimKeys, submission
 
 log = structlog.get_logger(__name__)
+
+_ROSTER_KEY = ROSTER_KEY.encode()
 
 _REASONS = {
     "email": (RejectionReason.DUPLICATE_EMAIL, "email is already in use"),
@@ -52,9 +56,14 @@ class ReservationProcessor:
     replies: CommandProcessor
     topic: Callable[[str], TopicT]
     claim_keys: ClaimKeys
+    roster: RosterKeeper | None = None
+    """The users' admin roster, whose messages share the topic (key ``ROSTER_KEY``)."""
 
     async def process(self, event: EventT) -> None:
         try:
+            if self.roster is not None and event.message.key == _ROSTER_KEY:
+                await self.roster.process(event)
+                return
             message = decode_reservation(event.message.value)
             if message.op == "reserve":
                 await self._reserve(message)
