@@ -319,16 +319,9 @@ def _(event: events.SystemAdded, state: Partner | None, at: datetime) -> Partner
     partner = _existing(state, event)
     if event.system_id in partner.systems:
         raise InvalidTransition(f"SystemAdded for existing system {event.system_id}")
-    system = PartnerSystem(
-        system_id=event.system_id,
-        name=event.name,
-        description=event.description,
-        key_hash=event.key_hash,
-        key_prefix=event.key_prefix,
-        status=SystemStatus.ACTIVE,
-        unknown_events=UnknownEventPolicy(event.unknown_events),
-    )
-    return _with_system(partner, system, at)
+    # the system starts as the event's values, active
+    values = asdict(event) | {"unknown_events": UnknownEventPolicy(event.unknown_events)}
+    return _with_system(partner, PartnerSystem(**values, status=SystemStatus.ACTIVE), at)
 
 
 @_evolve.register

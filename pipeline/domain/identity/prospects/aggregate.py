@@ -4,7 +4,7 @@ e-mail claims of the prospect aggregate."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,30 +190,26 @@ def decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | Re
         return Rejection(RejectionReason.INVALID, f"profile lacks {exc}", "profile")
 
 
+def _primary(event: events.ProspectCreated | events.ProspectUpdated) -> dict[str, Any]:
+    """The profile's primary values the event carries: all its fields but the id."""
+    values = asdict(event)
+    del values["prospect_id"]
+    return values
+
+
 def evolve(state: Prospect | None, event: ProspectEvent, occurred_at: datetime) -> Prospect | None:
     """Raises InvalidTransition for an event the state cannot take (a decide bug)."""
     at = occurred_at.astimezone(UTC)
     if isinstance(event, events.ProspectCreated):
         if state is not None:
             raise InvalidTransition(f"ProspectCreated for existing prospect {state.prospect_id}")
-        profile = Profile(
-            event.first_name, event.last_name, event.email, event.phone, event.source, event.notes
-        )
-        return Prospect(event.prospect_id, profile, at, at)
+        return Prospect(event.prospect_id, Profile(**_primary(event)), at, at)
     if isinstance(event, events.ProspectMergeRefused):
         return state  # a fact about a request; the refusing prospect is unchanged
     if state is None:
         raise InvalidTransition(f"{event.event_type} before ProspectCreated")
     if isinstance(event, events.ProspectUpdated):
-        profile = replace(
-            state.profile,
-            first_name=event.first_name,
-            last_name=event.last_name,
-            email=event.email,
-            phone=event.phone,
-            source=event.source,
-            notes=event.notes,
-        )
+        profile = replace(state.profile, **_primary(event))
         return replace(state, profile=profile, updated_at=at)
     if isinstance(event, events.ProspectMergeStarted):
         return replace(state, status=ProspectStatus.MERGING, into_id=event.into_id, updated_at=at)
