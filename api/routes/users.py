@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -184,10 +185,26 @@ async def list_users(
 
 
 @router.get("/{user_id}", response_model=UserPublic)
-async def get_user(user_id: str, services: ServicesDep, _admin: AdminDep) -> UserPublic:
-    row = await users.user(services.clickhouse, user_id)
+async def get_user(
+    user_id: str,
+    services: ServicesDep,
+    _admin: AdminDep,
+    as_of: Annotated[
+        datetime | None,
+        Query(description="RFC 3339 instant (naive = UTC): the user as it was then."),
+    ] = None,
+) -> UserPublic:
+    """The user now (the ``users`` read model), or with ``as_of`` as it was at that
+    instant: its events up to then, from the ``event_log`` archive, folded with the
+    aggregate's own ``evolve`` (seed 000). 404 for an unknown user, or one that did not
+    exist yet at ``as_of``."""
+    if as_of is None:
+        row = await users.user(services.clickhouse, user_id)
+    else:
+        instant = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+        row = await users.user_as_of(services.clickhouse, user_id, instant)
     if row is None:
-        raise Problem(404, "not-found", f"no user {user_id}")
+        raise Problem(404, "not-found", f"no user {user_id}" + (f" at {as_of}" if as_of else ""))
     return UserPublic(**row)
 
 

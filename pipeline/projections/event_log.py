@@ -8,11 +8,13 @@ or a full replay collapses to one row under ``FINAL``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from pipeline.common import topics
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
-from pipeline.projections.users import data_json
 from schemas.envelope import Envelope
 
 if TYPE_CHECKING:
@@ -64,6 +66,29 @@ HISTORY_SQL = """
     WHERE aggregate_type = {aggregate_type:String} AND aggregate_id = {aggregate_id:String}
     ORDER BY aggregate_version
 """
+
+
+def data_json(data: dict[str, Any]) -> str:
+    """An event's ``data`` as sorted JSON text (datetimes ISO-8601)."""
+    return orjson.dumps(data, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
+
+
+def envelope_of(row: Mapping[str, Any], aggregate_type: str, aggregate_id: str) -> Envelope:
+    """A ``HISTORY_SQL`` row back into the envelope it archived (``data`` parsed)."""
+    return Envelope(
+        event_id=str(row["event_id"]), event_type=row["event_type"],
+        schema_version=int(row["schema_version"]), aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id, aggregate_version=int(row["aggregate_version"]),
+        occurred_at=row["occurred_at"], producer=row["producer"],
+        correlation_id=row["correlation_id"], causation_id=row["causation_id"],
+        actor=row["actor"], data=orjson.loads(row["data"]),
+    )  # fmt: skip
 
 
 def row(env: Envelope, topic: str, partition: int, offset: int) -> list[Any]:

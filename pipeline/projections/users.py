@@ -15,12 +15,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from pipeline.domain.users import USER_SPEC, from_data
 from pipeline.domain.users.aggregate import evolve
 from pipeline.domain.users.state import User, UserStatus
-from pipeline.projections import folding
+from pipeline.projections import event_log, folding
 from pipeline.projections.folding import FoldResult
 from pipeline.projections.projection import Context, Decoded, Failed, Projection, Store
 from schemas.envelope import Envelope
@@ -117,16 +115,6 @@ def public_user(row: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
 
 
-def data_json(data: dict[str, Any]) -> str:
-    return orjson.dumps(data, default=_json_default, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    raise TypeError(f"not JSON-serialisable: {type(value).__name__}")
-
-
 async def handle(batch: Sequence[Decoded], ctx: Context) -> Failed:
     """Fold the batch's user events onto the stored rows; write the users that moved.
 
@@ -211,6 +199,20 @@ async def version(store: QueryStore, user_id: str) -> int:
     """The aggregate version the read model has applied for ``user_id``; 0 if none."""
     rows = await store.query(VERSION_SQL, {"id": user_id})
     return int(rows[0]["version"]) if rows else 0
+
+
+async def user_as_of(store: QueryStore, user_id: str, as_of: datetime) -> dict[str, Any] | None:
+    """The ``users`` row ``user_id`` had at ``as_of`` (tz-aware): its events up to that
+    instant, from the ``event_log`` archive, folded with the same ``evolve`` as the read
+    model (seed 000: "what was the e-mail on Jan 1?"). None before the user existed."""
+    rows = await event_log.history(store, "user", user_id)
+    envelopes = [
+        event_log.envelope_of(r, "user", user_id) for r in rows if r["occurred_at"] <= as_of
+    ]
+    folded = fold({}, envelopes).changed.get(user_id)
+    if folded is None:
+        return None
+    return dict(zip(USER_COLUMNS, user_row(*folded), strict=True))
 
 
 async def user(store: QueryStore, user_id: str) -> dict[str, Any] | None:

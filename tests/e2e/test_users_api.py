@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -175,6 +175,37 @@ def test_lifecycle_history_oldest_first_without_password_hashes(
     admins = admin.get("/api/admin/users", params={"search": server.settings.admin_email})
     [admin_row] = admins.json()["items"]
     assert {e["actor"] for e in events} == {admin_row["user_id"]}
+
+
+def test_a_user_as_it_was_at_an_instant(admin: httpx.Client) -> None:
+    """Seed 000: "what was the e-mail on Jan 1?": ``as_of`` folds the user's events up to
+    that instant with the aggregate's evolve; before the user existed, 404."""
+    created = create(admin)
+    uid, first_email = created["id"], visible(admin, created["id"], 1)["email"]
+    moves = []
+    for n in range(3):  # three e-mail changes, each instant noted between two of them
+        moves.append(datetime.now(UTC))
+        email = f"moved{n}-{uuid.uuid4().hex[:8]}@example.com"
+        answer = admin.put(f"/api/admin/users/{uid}/account", json={"email": email})
+        assert answer.status_code == 200, answer.text
+    now = visible(admin, uid, 4)
+    wait_for(
+        lambda: len(admin.get(f"/api/admin/users/{uid}/history").json()) == 4,
+        timeout_s=20, what="4 events in event_log",
+    )  # fmt: skip
+    history = admin.get(f"/api/admin/users/{uid}/history").json()
+    emails = [first_email] + [e["data"]["email"] for e in history[1:]]
+    for n, instant in enumerate(moves):
+        then = admin.get(f"/api/admin/users/{uid}", params={"as_of": instant.isoformat()})
+        assert then.status_code == 200, then.text
+        assert (then.json()["email"], then.json()["version"]) == (emails[n], n + 1)
+    latest = admin.get(f"/api/admin/users/{uid}", params={"as_of": datetime.now(UTC).isoformat()})
+    assert latest.json() == now  # the fold and the read model agree
+    before = datetime.fromisoformat(now["created_at"]) - timedelta(seconds=1)
+    missing = admin.get(f"/api/admin/users/{uid}", params={"as_of": before.isoformat()})
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
+    bad = admin.get(f"/api/admin/users/{uid}", params={"as_of": "last tuesday"})
+    assert bad.status_code == 422
 
 
 def test_login_with_new_password_records_last_login(
