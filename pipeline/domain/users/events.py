@@ -8,20 +8,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from pipeline.domain.event import DomainEvent
+from pipeline.domain.users.record import UserRecord
 
 
-class UserCreated(DomainEvent, version=2):
-    """A user was registered. Values are normalised (lowercase e-mail/username, E.164 phone,
-    role value); ``password_hash`` is an argon2id PHC string.
+class UserCreated(UserRecord, DomainEvent, version=2):
+    """A user was registered with the record's values (normalised: lowercase
+    e-mail/username, E.164 phone, role value); ``password_hash`` is an argon2id PHC string.
     """
 
-    user_id: str
-    username: str
-    email: str
-    first_name: str
-    last_name: str
-    phone: str | None
-    role: str
     password_hash: str
 
 

@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipeline.domain.table_form import from_table, to_table
+from pipeline.domain.users.record import UserRecord
 
 
 class UserStatus(StrEnum):
@@ -19,20 +20,11 @@ class UserStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class User:
-    """Current state of one user, folded from its events.
-
-    All strings are normalised values (see ``pipeline.domain.values``); ``role`` is a
-    ``UserRole`` value; datetimes are tz-aware UTC.
+class User(UserRecord):
+    """Current state of one user, folded from its events: the record's values, then the
+    lifecycle. Datetimes are tz-aware UTC.
     """
 
-    user_id: str
-    username: str
-    email: str
-    first_name: str
-    last_name: str
-    phone: str | None
-    role: str
     status: UserStatus
     password_hash: str
     created_at: datetime
