@@ -17,7 +17,10 @@ class TimelinePolicy(BaseModel):
 
     cap: int = Field(default=800, ge=10, le=10_000, description="Home timeline length.")
     backfill: int = Field(
-        default=100, ge=1, le=1000, description="Chirps copied into a timeline on follow."
+        default=800,
+        ge=1,
+        le=10_000,
+        description="Chirps copied into a timeline on follow (seed 001: up to the cap).",
     )
     celebrity_followers: int = Field(
         default=10_000, ge=2, description="Followers at which an author's chirps are pulled."

@@ -137,6 +137,16 @@ def test_fan_out_backfill_unfollow_delete(make: Any, store: redis.Redis) -> None
     assert [u["id"] for u in following["items"]] == [alice.id]
 
 
+def test_a_follow_backfills_up_to_the_timeline_cap(make: Any, store: redis.Redis) -> None:
+    """Seed 001: following copies the followee's chirps into the timeline up to its cap
+    (800 by default), not only the newest hundred."""
+    alice, bob = make("alice"), make("bob")
+    posted = [alice.chirp(f"chirp {n}") for n in range(120)]
+    assert bob.follow(alice).status_code == 201  # answered once the backfill is applied
+    assert store.zcard(f"tl:home:{bob.id}") == len(posted)
+    assert ids(bob.feed(limit=3)) == posted[:-4:-1]
+
+
 def test_celebrity_chirps_are_pulled_not_fanned_out(make: Any, store: redis.Redis) -> None:
     star = make("star")
     fans = [make(f"fan{i}") for i in range(3)]
