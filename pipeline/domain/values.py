@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import phonenumbers
 from argon2 import PasswordHasher
@@ -81,26 +82,39 @@ def _normalise_email(raw: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Email:
-    """A syntactically valid e-mail address, lowercased.
+class _Lowercased:
+    """A value held in its normalised (stripped, lowercase) form: ``parse`` normalises,
+    direct construction must already be normalised. A subclass names its ``field`` (in
+    ``InvalidValue``) and its ``normalise`` function."""
+
+    value: str
+    field: ClassVar[str]
+    normalise: ClassVar[Callable[[Any], str]]
+
+    def __post_init__(self) -> None:
+        if type(self).normalise(self.value) != self.value:
+            raise InvalidValue(self.field, "is not in normalised (stripped, lowercase) form")
+
+    @classmethod
+    def parse(cls, raw: str) -> Self:
+        """``normalise(raw)``. Raises ``InvalidValue(field, ...)``."""
+        return cls(cls.normalise(raw))
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Email(_Lowercased):
+    """A syntactically valid e-mail address, lowercased: ``parse`` strips, validates the
+    syntax (no DNS) and lowercases.
 
     ``value``: e.g. ``"jane.doe@example.com"``; at most 254 characters.
     Raises ``InvalidValue("email", ...)``.
     """
 
-    value: str
-
-    def __post_init__(self) -> None:
-        if _normalise_email(self.value) != self.value:
-            raise InvalidValue("email", "is not in normalised (stripped, lowercase) form")
-
-    @classmethod
-    def parse(cls, raw: str) -> Email:
-        """Strip, validate syntax (no DNS), lowercase. Raises ``InvalidValue("email", ...)``."""
-        return cls(_normalise_email(raw))
-
-    def __str__(self) -> str:
-        return self.value
+    field = "email"
+    normalise = staticmethod(_normalise_email)
 
 
 def email_claim(raw: str | None) -> tuple[str, ...]:
@@ -162,24 +176,14 @@ def _normalise_username(raw: Any) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Username:
+class Username(_Lowercased):
     """A login name: 3-30 chars of ``[a-z0-9_]``, lowercased because uniqueness is
-    case-insensitive. Raises ``InvalidValue("username", ...)``.
+    case-insensitive (``parse`` strips and lowercases, then validates). Raises
+    ``InvalidValue("username", ...)``.
     """
 
-    value: str
-
-    def __post_init__(self) -> None:
-        if _normalise_username(self.value) != self.value:
-            raise InvalidValue("username", "is not in normalised (stripped, lowercase) form")
-
-    @classmethod
-    def parse(cls, raw: str) -> Username:
-        """Strip and lowercase, then validate. Raises ``InvalidValue("username", ...)``."""
-        return cls(_normalise_username(raw))
-
-    def __str__(self) -> str:
-        return self.value
+    field = "username"
+    normalise = staticmethod(_normalise_username)
 
 
 class UserRole(StrEnum):

@@ -190,7 +190,7 @@ def decide(state: Prospect | None, command: Command) -> list[ProspectEvent] | Re
         return Rejection(RejectionReason.INVALID, f"profile lacks {exc}", "profile")
 
 
-def _primary(event: events.ProspectCreated | events.ProspectUpdated) -> dict[str, Any]:
+def _primary(event: events.ProspectValues) -> dict[str, Any]:
     """The profile's primary values the event carries: all its fields but the id."""
     values = asdict(event)
     del values["prospect_id"]

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline.domain.event import DomainEvent
 
 
-class ProspectCreated(DomainEvent, version=1):
+@dataclass(frozen=True, slots=True)
+class ProspectValues:
+    """A prospect's id and primary values (a profile without its ``other_*``): all the
+    fields, in order, of the two events below."""
+
     prospect_id: str
     first_name: str
     last_name: str
@@ -18,16 +23,12 @@ class ProspectCreated(DomainEvent, version=1):
     notes: str
 
 
-class ProspectUpdated(DomainEvent, version=1):
+class ProspectCreated(ProspectValues, DomainEvent, version=1):
+    """A prospect was created with these values."""
+
+
+class ProspectUpdated(ProspectValues, DomainEvent, version=1):
     """The prospect's primary values after the update (all of them)."""
-
-    prospect_id: str
-    first_name: str
-    last_name: str
-    email: str
-    phone: str | None
-    source: str | None
-    notes: str
 
 
 class ProspectMergeStarted(DomainEvent, version=1):
