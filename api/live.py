@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import structlog
 from redis.asyncio import Redis
 
+from connectors import metrics
 from pipeline.projections import timelines
 from pipeline.projections.timelines import LIVE_STREAM
 
@@ -102,6 +103,8 @@ class LiveHub:
         sent = entry_key(last_event_id) if last_event_id else None
         subscriber = Subscriber(who)
         self.subscribers.add(subscriber)
+        connected = metrics.LIVE_SUBSCRIBERS.labels(self.STREAM)
+        connected.inc()
         try:
             newest = await self.redis.xrevrange(self.STREAM, count=1)
             ready = newest[0][0].decode() if newest else "0-0"
@@ -124,6 +127,7 @@ class LiveHub:
                 yield item
         finally:
             self.subscribers.discard(subscriber)
+            connected.dec()
 
     async def _catch_up(
         self, subscriber: Subscriber, last_event_id: str

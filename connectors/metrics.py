@@ -105,6 +105,26 @@ INSERT_SECONDS = Histogram(
     buckets=_SECONDS,
 )
 
+DEAD_LETTERS = Counter(
+    "streamfold_dead_letters",
+    "Records sent to a dead-letter topic, by topic and the agent that refused them.",
+    ["topic", "agent"],
+)
+LIVE_SUBSCRIBERS = Gauge(
+    "streamfold_live_subscribers",
+    "Open live connections (SSE and WebSocket) of the API processes, by Redis stream.",
+    ["stream"],
+    multiprocess_mode="livesum",
+)
+ROLE_HEARTBEAT = Gauge(
+    "streamfold_role_heartbeat_seconds",
+    "Unix time, s, of a role process's last heartbeat (every HEARTBEAT_S while its event "
+    "loop runs): a role that died or hangs stops moving it.",
+    ["role"],
+    multiprocess_mode="max",
+)
+HEARTBEAT_S = 5.0
+
 
 @contextmanager
 def timed(histogram: Histogram, *labels: str) -> Iterator[None]:

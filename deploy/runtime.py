@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import structlog
 
@@ -70,6 +71,7 @@ async def run_role(settings: Settings, role: Role) -> None:
     """
     settings.home.mkdir(parents=True, exist_ok=True)
     stop = _stop_on_signals()
+    heartbeat = asyncio.create_task(_heartbeat(role))
     if role is not Role.API:
         metrics.serve_port(settings.metrics_port)
     await prepare_topics(settings)
@@ -84,8 +86,18 @@ async def run_role(settings: Settings, role: Role) -> None:
         exit_within(FAILED_EXIT_DEADLINE_S)
         raise
     finally:
+        heartbeat.cancel()
         await redis.aclose()
         log.info("stopped", role=str(role))
+
+
+async def _heartbeat(role: Role) -> None:
+    """``streamfold_role_heartbeat_seconds`` every ``HEARTBEAT_S`` while the loop runs: the
+    RoleDown alert (``deploy/prometheus/alerts.yml``) fires when it stops moving."""
+    beat = metrics.ROLE_HEARTBEAT.labels(str(role))
+    while True:
+        beat.set(time.time())
+        await asyncio.sleep(metrics.HEARTBEAT_S)
 
 
 GC_YOUNG_THRESHOLD = 50_000

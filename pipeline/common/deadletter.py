@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import structlog
 from faust.types import TopicT
 
+from connectors import metrics
 from connectors.kafka import AsyncProducer, Deliveries
 
 log = structlog.get_logger(__name__)
@@ -88,6 +89,7 @@ class DeadLetters:
             partition=record.partition,
             offset=record.offset,
         )
+        metrics.DEAD_LETTERS.labels(self.topic, self.agent).inc()
         log.warning("dead-lettered", agent=self.agent, topic=record.topic,
                     partition=record.partition, offset=record.offset,
                     reason=reason[:200])  # fmt: skip

@@ -5,14 +5,17 @@ The server is shared by the session, so every assertion is on the change a test 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
+from pipeline.domain.users import USER_SPEC
 from tests.e2e.test_tracking import new_system, post_batch, stored
 from tests.support import ServeProcess, wait_for
 
@@ -135,3 +138,25 @@ def test_consumer_lag_is_reported_per_partition(admin: httpx.Client, server: Ser
     lags = wait_for(caught_up, timeout_s=30, what="tracking lag reported, back at 0", every_s=0.5)
     assert set(lags[f"{app}-tracking-validation"]) == {"tracking.raw"}
     assert set(lags[f"{app}-tracking-sink"]) == {"tracking.events"}
+
+
+def test_every_role_beats_and_dead_letters_are_counted(server: ServeProcess) -> None:
+    """What deploy/prometheus/alerts.yml watches: each role's heartbeat (RoleDown) is
+    recent, and a poison command moves the dead-letter counter (DeadLetters)."""
+    samples = scrape(server)
+    now = time.time()
+    for role in ("api", "commands", "sinks", "validation"):
+        beat = max(
+            (v for (n, ls), v in samples.items()
+             if n == "streamfold_role_heartbeat_seconds" and ("role", role) in ls),
+            default=0.0,
+        )  # fmt: skip
+        assert now - beat < 30, f"{role}: last heartbeat {now - beat:.0f} s ago"
+
+    producer = Producer({"bootstrap.servers": server.settings.kafka_bootstrap})
+    producer.produce(USER_SPEC.commands_topic, value=b"{not a command", key=b"poison")
+    producer.flush(10)
+    grown(
+        server, samples,
+        lambda delta: delta("streamfold_dead_letters_total", topic=USER_SPEC.dlq_topic) >= 1,
+    )  # fmt: skip
