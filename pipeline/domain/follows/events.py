@@ -3,17 +3,26 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pipeline.domain.event import DomainEvent
 
 
-class UserFollowed(DomainEvent, version=1):
+@dataclass(frozen=True, slots=True)
+class FollowPair:
+    """Who follows (or stops following) whom: the pair the aggregate is, and all the
+    fields, in order, of both its events."""
+
     follower_id: str
     followee_id: str
 
 
-class UserUnfollowed(DomainEvent, version=1):
-    follower_id: str
-    followee_id: str
+class UserFollowed(FollowPair, DomainEvent, version=1):
+    """The follower started following the followee."""
+
+
+class UserUnfollowed(FollowPair, DomainEvent, version=1):
+    """The follower stopped following the followee."""
 
 
 FollowEvent = UserFollowed | UserUnfollowed
