@@ -7,6 +7,8 @@ material appears only as SHA-256 hex hashes and display prefixes, never as plain
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pipeline.domain.event import DomainEvent
 
 
@@ -33,27 +35,29 @@ class SystemAdded(DomainEvent, version=2):
     unknown_events: str
 
 
-class ApiKeyRotated(DomainEvent, version=2):
-    """A system's key was replaced; ``previous_key_hash`` lets read models revoke the old one."""
+@dataclass(frozen=True, slots=True)
+class SystemKey:
+    """A system and the key an event changes (what the key read models act on): the first
+    fields, in order, of the three events below."""
 
     system_id: str
     key_hash: str
+
+
+class ApiKeyRotated(SystemKey, DomainEvent, version=2):
+    """A system's key was replaced by ``key_hash``; ``previous_key_hash`` lets read models
+    revoke the old one."""
+
     key_prefix: str
     previous_key_hash: str
 
 
-class SystemDeactivated(DomainEvent, version=2):
+class SystemDeactivated(SystemKey, DomainEvent, version=2):
     """A system was disabled; ``key_hash`` is the key that stops working."""
 
-    system_id: str
-    key_hash: str
 
-
-class SystemReactivated(DomainEvent, version=2):
+class SystemReactivated(SystemKey, DomainEvent, version=2):
     """A system was re-enabled; ``key_hash`` is the key that works again."""
-
-    system_id: str
-    key_hash: str
 
 
 class UnknownEventPolicySet(DomainEvent, version=2):
