@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from api import metrics, problems
+from api import correlation, metrics, problems
 from api.cors import Cors
 from api.deps import Services
 from api.limits import BodyLimit
@@ -39,8 +39,10 @@ def create_api(services: Services) -> FastAPI:
     app.add_middleware(BodyLimit, limit=services.settings.max_body_bytes)
     # outside the body limit: a 413 still carries CORS headers, so a page can read it
     app.add_middleware(Cors, origins=services.settings.cors_origins)
-    # outermost: it times and counts what every other layer answers, 413s included
+    # it times and counts what every other layer answers, 413s included
     app.add_middleware(metrics.RequestMetrics)
+    # outermost: every layer's log lines and answers carry the request's correlation id
+    app.add_middleware(correlation.Correlation)
     problems.install(app)
     app.include_router(metrics.router)
     for module in (health, auth, users, partners, commands, ingest, browser, sql, analytics,

@@ -36,8 +36,9 @@ EDGE_HEADERS = (
 )
 PREFLIGHT_MAX_AGE_S = 7200  # Chromium's cap; Firefox allows a day
 # The SDKs honour Retry-After on a 429 (analytics-next reads it): a cross-origin page can
-# only read it if it is exposed; Location names what a 201 made.
-EXPOSED = ("Retry-After", "Location")
+# only read it if it is exposed; Location names what a 201 made; X-Correlation-ID is what
+# to quote when asking about a request (api/correlation.py).
+EXPOSED = ("Retry-After", "Location", "X-Correlation-ID")
 
 
 class _Cors(CORSMiddleware):

@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 from fastapi.responses import JSONResponse
 
+from api import correlation
 from api.deps import Services
 from api.problems import Problem
 from connectors.exceptions import KafkaDeliveryError
@@ -43,14 +44,15 @@ def command_fields(
 ) -> dict[str, Any]:
     """The fields every command carries, for a route building one. ``actor`` is the user
     id of the caller: it scopes ``idempotency_key`` (``pipeline.write.routing.command_id_for``)
-    and decides who may read the result later (``api/routes/commands.py``)."""
+    and decides who may read the result later (``api/routes/commands.py``). The correlation
+    id is the request's (``api/correlation.py``), or the command's own outside a request."""
     command_id = command_id_for(idempotency_key, caller=actor)
     return {
         "command_id": command_id,
         "aggregate_id": aggregate_id or new_aggregate_id(command_id),
         "issued_at": datetime.now(UTC),
         "expected_version": expected,
-        "correlation_id": command_id,
+        "correlation_id": correlation.current() or command_id,
         "actor": actor,
     }
 

@@ -40,6 +40,7 @@ def configure_logging(level: str = "INFO") -> None:
     )
     structlog.configure(
         processors=[
+            structlog.contextvars.merge_contextvars,  # a request's correlation id
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api import password_links
+from api import correlation, password_links
 from api.deps import LoginThrottleDep, Services, ServicesDep, StaffDep
 from api.models.common import CommandOutcome
 from api.models.users import (
@@ -115,7 +115,7 @@ async def token(
         command_id=command_id,
         aggregate_id=row["user_id"],
         issued_at=now,
-        correlation_id=command_id,
+        correlation_id=correlation.current() or command_id,
         actor=row["user_id"],
         logged_in_at=now,
     )

@@ -95,7 +95,7 @@ async def register(
     user_id = new_aggregate_id(command_id)
     first, _, last = body.display_name.strip().partition(" ")
     fields = command_fields(None, user_id, user_id)
-    fields["command_id"] = fields["correlation_id"] = command_id
+    fields["command_id"] = command_id
     command = CreateUser(
         **fields,
         username=body.username,

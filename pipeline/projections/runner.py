@@ -55,6 +55,7 @@ from pipeline.projections.projection import (
     Store,
 )  # fmt: skip
 from schemas.codec import AvroCodec
+from schemas.envelope import Envelope
 
 log = structlog.get_logger(__name__)
 
@@ -251,6 +252,22 @@ class Instance:
             )
         self.applied.update(offsets)
         self.stats.last_error = ""
+        if not self.context.replaying:
+            self._log_projected(batch, refused)
+
+    def _log_projected(self, batch: Sequence[Decoded], refused: Failed) -> None:
+        """One line per aggregate event applied (seed 000: every change traceable), ids
+        and types only, never the data. Not for a rebuild (it re-reads history) nor for
+        records that are no envelope (tracking events: their counters say enough)."""
+        skipped = {id(d) for d, _ in refused}
+        for d in batch:
+            env = d.value
+            if isinstance(env, Envelope) and id(d) not in skipped:
+                log.info("event projected", projection=self.projection.name,
+                         event_id=env.event_id, event_type=env.event_type,
+                         aggregate_type=env.aggregate_type, aggregate_id=env.aggregate_id,
+                         aggregate_version=env.aggregate_version,
+                         correlation_id=env.correlation_id)  # fmt: skip
 
     async def _dead_letter_all(self, refused: Failed) -> None:
         for decoded, reason in refused:

@@ -208,6 +208,45 @@ def test_a_user_as_it_was_at_an_instant(admin: httpx.Client) -> None:
     assert bad.status_code == 422
 
 
+def test_a_correlation_id_follows_a_request_to_its_events_and_log_lines(
+    admin: httpx.Client, server: ServeProcess
+) -> None:
+    """Seed 002: ``X-Correlation-ID`` taken from the request (or made), answered, carried
+    in the envelope; seed 000: one log line per command decided and per event projected,
+    with the ids and never the payload."""
+    correlation_id = f"corr-{uuid.uuid4().hex}"
+    body = person()
+    created = admin.post(
+        "/api/admin/users", json=body, headers={"X-Correlation-ID": correlation_id}
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["X-Correlation-ID"] == correlation_id
+    uid, command_id = created.json()["id"], created.json()["command_id"]
+
+    def history() -> list[dict[str, Any]] | None:
+        answer = admin.get(f"/api/admin/users/{uid}/history")
+        return answer.json() if answer.status_code == 200 else None
+
+    events = wait_for(history, timeout_s=20, what="the UserCreated event in event_log")
+    assert [e["correlation_id"] for e in events] == [correlation_id], events
+
+    def logged() -> list[str] | None:
+        lines = [line for line in server.log_path.read_text(errors="replace").splitlines()
+                 if f"correlation_id='{correlation_id}'" in line]  # fmt: skip
+        decided = [line for line in lines if "event='command decided'" in line]
+        projected = [line for line in lines if "event='event projected'" in line]
+        return lines if decided and len(projected) >= 2 else None  # users and event_log
+
+    lines = wait_for(logged, timeout_s=20, what="the command's and its event's log lines")
+    assert any(f"command_id='{command_id}'" in line for line in lines), lines
+    assert not any(body["email"].split("@")[0] in line for line in lines), lines
+
+    made = admin.get("/healthz")
+    assert uuid.UUID(made.headers["X-Correlation-ID"])  # none given: one is made
+    odd = admin.get("/healthz", headers={"X-Correlation-ID": "has spaces in it"})
+    assert uuid.UUID(odd.headers["X-Correlation-ID"])  # not an id: replaced
+
+
 def test_login_with_new_password_records_last_login(
     server: ServeProcess, admin: httpx.Client
 ) -> None:

@@ -151,6 +151,7 @@ class CommandProcessor:
             outcome = handle(
                 self.spec, snapshot, command, producer=self.producer, window=self.window
             )
+            _log_decided(command, outcome)
             if outcome.duplicate:
                 self.reply(out, replace(outcome.result, duplicate=True))
                 if settles:
@@ -385,6 +386,17 @@ class CommandProcessor:
                 actor=actor if isinstance(actor, str) else None,
             ),
         )
+
+
+def _log_decided(command: Any, outcome: Outcome) -> None:
+    """One line per command decided (seed 000: every change traceable to its command):
+    ids, types and the outcome, never the payload (no e-mail, no password hash)."""
+    result = outcome.result
+    log.info("command decided", command_id=result.command_id, command_type=command.type,
+             aggregate_type=result.aggregate_type, aggregate_id=result.aggregate_id,
+             outcome="duplicate" if outcome.duplicate else result.status,
+             reason=result.reason, version=result.version, event_ids=list(result.event_ids),
+             correlation_id=command.correlation_id or command.command_id)  # fmt: skip
 
 
 def _loose_json(payload: bytes | None) -> dict[str, Any]:
