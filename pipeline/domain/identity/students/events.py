@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pipeline.domain.event import DomainEvent
 
 
@@ -25,14 +27,21 @@ class StudentUpdated(DomainEvent, version=1):
     phone: str | None
 
 
-class StudentEnrolled(DomainEvent, version=1):
+@dataclass(frozen=True, slots=True)
+class StudentCourse:
+    """A student and a course code (``aggregate.course_code``): all the fields, in order,
+    of the two events below."""
+
     student_id: str
     course: str
 
 
-class StudentWithdrawn(DomainEvent, version=1):
-    student_id: str
-    course: str
+class StudentEnrolled(StudentCourse, DomainEvent, version=1):
+    """The student enrolled in the course."""
+
+
+class StudentWithdrawn(StudentCourse, DomainEvent, version=1):
+    """The student withdrew from the course."""
 
 
 StudentEvent = StudentCreated | StudentUpdated | StudentEnrolled | StudentWithdrawn
