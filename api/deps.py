@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
+from api import idempotency
 from api.problems import Problem
 from api.security import Accounts, InvalidToken, LoginThrottle, Principal, read_token
 from connectors.clickhouse import ClickHouse
@@ -140,14 +141,27 @@ def _requires(*roles: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=200,
-        description="Resubmitting with the same key returns the first result; nothing new.",
-    ),
-]
+async def _idempotency_key(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=200,
+            description="Resubmitting with the same key within 24 h returns the first "
+            "result and sends nothing new; the same key with another request is a 422.",
+        ),
+    ] = None,
+) -> str | None:
+    if key:
+        secret = request.app.state.services.settings.jwt_secret  # set by every API role
+        keyed = secret.get_secret_value().encode() if secret is not None else b""
+        await idempotency.note_request(request, key, keyed)
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(_idempotency_key)]
+"""The request's ``Idempotency-Key`` (``api/idempotency.py``: remembered for 24 h)."""
 
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 _admin = _requires("admin")

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from fastapi.responses import JSONResponse
 
-from api import correlation
+from api import correlation, idempotency
 from api.deps import Services
 from api.problems import Problem
 from connectors.exceptions import KafkaDeliveryError
@@ -84,8 +84,13 @@ def raise_rejection(result: CommandResult) -> None:
 
 
 async def submit(services: Services, command: Any) -> CommandResult | None:
-    """Submit and wait; None when no result came in time. Raises Problem 503 if Kafka did
-    not take the command."""
+    """Submit and wait; None when no result came in time. A resend of a request with an
+    ``Idempotency-Key`` is answered with the first result (``duplicate``) without sending
+    anything (``api/idempotency.py``). Raises Problem 503 if Kafka did not take the
+    command, 422 ``idempotency-key-reused`` for a key that came with another request."""
+    first = await idempotency.first_answer(services.redis, command.command_id)
+    if first is not None:
+        return first
     try:
         return await services.bus.submit(command)
     except (KafkaDeliveryError, BufferError) as exc:

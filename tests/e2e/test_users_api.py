@@ -111,19 +111,39 @@ def test_resubmitted_command_returns_same_result_and_emits_nothing(
     body = person()
     first = admin.post("/api/admin/users", json=body, headers={"Idempotency-Key": key})
     assert first.status_code == 201
-    # a retry of the same request, even with a different password (hashed anew)
-    second = admin.post(
+    # a retry of the same request (its password hashed anew: the command differs)
+    second = admin.post("/api/admin/users", json=body, headers={"Idempotency-Key": key})
+    assert second.status_code == 201
+    assert second.json() == first.json()
+    # the same key with another request: Stripe's 422 (issue 25), nothing sent
+    other = admin.post(
         "/api/admin/users",
         json={**body, "password": "another password"},
         headers={"Idempotency-Key": key},
     )
-    assert second.status_code == 201
-    assert second.json() == first.json()
+    assert other.status_code == 422 and other.json()["type"] == "/problems/idempotency-key-reused"
     uid = first.json()["id"]
     visible(admin, uid, 1)
     wait_for(server.drained, timeout_s=30, what="worker caught up")
     history = admin.get(f"/api/admin/users/{uid}/history").json()
     assert [e["event_type"] for e in history] == ["UserCreated"]
+
+
+def test_an_idempotency_key_outlasts_the_aggregate_s_memory(admin: httpx.Client) -> None:
+    """Seed 004: a key is remembered for 24 h with its first result, so a resend after
+    more than the 100 commands an aggregate remembers answers as the first time instead of
+    running again."""
+    uid = create(admin)["id"]
+    key, change = str(uuid.uuid4()), {"first_name": "Keyed", "last_name": "Once"}
+    first = admin.put(f"/api/admin/users/{uid}", json=change, headers={"Idempotency-Key": key})
+    assert first.status_code == 200, first.text
+    for n in range(105):  # push the keyed command out of the aggregate's memory
+        answer = admin.put(f"/api/admin/users/{uid}", json={**change, "first_name": f"N{n}"})
+        assert answer.status_code == 200, answer.text
+    again = admin.put(f"/api/admin/users/{uid}", json=change, headers={"Idempotency-Key": key})
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()  # the first answer: same version, same events
+    assert visible(admin, uid, 107)["first_name"] == "N104"  # and it did not run again
 
 
 def test_delete_then_update_is_rejected(admin: httpx.Client) -> None:
