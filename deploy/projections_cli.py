@@ -204,3 +204,32 @@ def drop(
                 raise _fail(f"version {version} still there after {timeout_s:.0f} s")
             time.sleep(POLL_S)
     typer.echo(f"{name}: version {version} dropped")
+
+
+def _set_paused(name: str, paused: bool, timeout_s: float) -> None:
+    action = "pause" if paused else "resume"
+    with _client() as client:
+        number = _answer(client.post(f"/api/admin/projections/{name}/{action}"))["version"]
+        deadline = time.monotonic() + timeout_s
+        while (found := _version(client, name, number)) is None or found["paused"] != paused:
+            if time.monotonic() > deadline:
+                raise _fail(f"version {number} not {action}d within {timeout_s:.0f} s; is the "
+                            "sinks role running? (`streamfold status`)")  # fmt: skip
+            time.sleep(POLL_S)
+    typer.echo(f"{name}: version {number} {'paused' if paused else 'resumed'}")
+
+
+@app.command()
+def pause(
+    name: Annotated[str, typer.Argument()], timeout_s: Annotated[float, typer.Option()] = 60
+) -> None:
+    """Stop applying events to NAME's live version; its lag grows, nothing is lost."""
+    _set_paused(name, True, timeout_s)
+
+
+@app.command()
+def resume(
+    name: Annotated[str, typer.Argument()], timeout_s: Annotated[float, typer.Option()] = 60
+) -> None:
+    """Apply NAME's events again from where the pause left it."""
+    _set_paused(name, False, timeout_s)

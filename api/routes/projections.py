@@ -1,6 +1,6 @@
 """Projections for platform engineers (admin JWT): list every version with its lag,
-rebuild one into a new version, promote it, drop a retired one (README, "Replay and new
-projections"). The API never touches the read models: rebuild, promote and drop are
+rebuild one into a new version, promote it, drop a retired one, pause and resume one
+(README, "Replay and new projections"). The API never touches the read models: these are
 requests on ``projections.control`` that the runner carries out (202 + Location); the
 listing shows when they took effect."""
 
@@ -162,3 +162,32 @@ async def drop(name: str, version: int, services: ServicesDep, _admin: AdminDep)
                       version=version)  # fmt: skip
     await _send(services, request)
     return _accepted(name, version, Action.DROP)
+
+
+async def _pause(name: str, services: ServicesDep, action: Action) -> JSONResponse:
+    """The live version of ``name`` (or the building one, if no live one) paused or
+    resumed; 404 ``unknown-projection``."""
+    versions = await _versions(services, name)
+    target = next((v for v in versions if v["state"] == "live"), None) or next(
+        (v for v in versions if v["state"] == "building"), None
+    )
+    if target is None:
+        raise Problem(409, "nothing-running", f"{name} has no live or building version")
+    request = Request(app_id=services.settings.app_id, action=action, projection=name,
+                      version=target["version"])  # fmt: skip
+    await _send(services, request)
+    return _accepted(name, target["version"], action)
+
+
+@router.post("/{name}/pause")
+async def pause(name: str, services: ServicesDep, _admin: AdminDep) -> JSONResponse:
+    """Stop applying events to the live version of ``name`` (seed 004): its checkpoint
+    stays, its lag grows (``paused: true`` in the listing), nothing is lost; 202 +
+    Location. The read model keeps answering with what it had."""
+    return await _pause(name, services, Action.PAUSE)
+
+
+@router.post("/{name}/resume")
+async def resume(name: str, services: ServicesDep, _admin: AdminDep) -> JSONResponse:
+    """Apply again from the checkpoint where the pause left it; 202 + Location."""
+    return await _pause(name, services, Action.RESUME)

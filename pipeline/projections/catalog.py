@@ -70,6 +70,11 @@ LIVE_KEY = "streamfold:projection:{projection}:live"
 Redis counterpart of the tables' comments: a promotion interrupted after it is not done
 twice)."""
 
+PAUSED_KEY = "streamfold:projection:{projection}:v{version}:paused"
+"""Redis: present while the version is paused (``Action.PAUSE``); a runner that starts
+leaves a paused version stopped. Lost with Redis, a pause ends: the version runs again
+from its checkpoint, which loses nothing."""
+
 STATS_KEY = "streamfold:projection:{projection}:v{version}:stats"
 """Redis hash the runner refreshes each second: events_per_s, applied, last_error, at."""
 

@@ -1,4 +1,5 @@
-"""Requests to the projection runner: rebuild, promote, drop (``streamfold projections``).
+"""Requests to the projection runner: rebuild, promote, drop, pause, resume
+(``streamfold projections``).
 
 They travel on ``projections.control`` (one partition, so they apply in order) and name
 the version they act on, which makes each one idempotent: a request read again (a runner
@@ -21,6 +22,11 @@ class Action(StrEnum):
     """Make the building ``version`` live once at most ``max_lag`` records behind."""
     DROP = "drop"
     """Remove the retired (or cancel the building) ``version`` and its tables."""
+    PAUSE = "pause"
+    """Stop applying to the live (or building) ``version``: its checkpoint stays where it
+    is, its topics keep everything, its lag grows (issue 25, seed 004)."""
+    RESUME = "resume"
+    """Apply to ``version`` again, from its checkpoint: nothing is lost."""
 
 
 class Request(BaseModel, frozen=True):

@@ -30,9 +30,10 @@ async def overview(
     """One dict per version that is not dropped (of projection ``name`` only, if given:
     the topics' ends are asked of Kafka for its topics alone), by projection then version:
 
-    ``name``, ``version``, ``state``, ``store``, ``topics``, ``source``, ``installed``,
-    ``rebuildable``, ``lag`` (records not applied, all partitions), ``partitions`` (each
-    ``{"topic", "partition", "applied", "end", "lag"}``; ``applied`` -1: none yet),
+    ``name``, ``version``, ``state``, ``paused`` (bool: ``Action.PAUSE``), ``store``,
+    ``topics``, ``source``, ``installed``, ``rebuildable``, ``lag`` (records not applied,
+    all partitions), ``partitions`` (each ``{"topic", "partition", "applied", "end",
+    "lag"}``; ``applied`` -1: none yet),
     ``events_per_s``, ``applied`` and ``dead_lettered`` (since the runner started, None
     when it publishes nothing), ``last_error``, ``created_at``, ``updated_at`` (ISO-8601).
 
@@ -87,10 +88,13 @@ async def _row(
     raw = await redis.hgetall(catalog.STATS_KEY.format(projection=v.projection, version=v.version))
     stats = {k.decode(): val.decode() for k, val in raw.items()}
     running = v.state in (State.LIVE, State.BUILDING, State.PROMOTING)
+    paused = bool(await redis.exists(catalog.PAUSED_KEY.format(projection=v.projection,
+                                                                version=v.version)))  # fmt: skip
     return {
         "name": v.projection,
         "version": v.version,
         "state": str(v.state),
+        "paused": paused,
         "store": str(projection.store) if projection else None,
         "topics": list(projection.topics) if projection else [],
         "source": v.source,

@@ -367,9 +367,8 @@ class ProjectionRunner:
                 continue
             if v.state is State.LIVE:
                 await self._create_tables(projection, v.version, live=True)
-                await self._start(projection, v, live=True)
-            elif v.state is State.BUILDING:
-                await self._start(projection, v, live=False)
+            if v.state in (State.LIVE, State.BUILDING) and not await self._paused(v):
+                await self._start(projection, v, live=v.state is State.LIVE)
 
     async def _create_tables(self, projection: Projection, version: int, *, live: bool) -> None:
         tables = projection.tables_of(version, live=live)
@@ -449,8 +448,30 @@ class ProjectionRunner:
             elif request.action is Action.PROMOTE:
                 if target.state is State.BUILDING:
                     await self._promote(projection, target, request.max_lag, versions)
+            elif request.action in (Action.PAUSE, Action.RESUME):
+                if target.state in (State.LIVE, State.BUILDING):
+                    await self._pause(projection, target, request.action is Action.PAUSE)
             elif target.state in (State.RETIRED, State.BUILDING):
                 await self._drop(projection, target)
+
+    async def _paused(self, version: Version) -> bool:
+        key = catalog.PAUSED_KEY.format(projection=version.projection, version=version.version)
+        return bool(await self.deps.redis.exists(key))
+
+    async def _pause(self, projection: Projection, version: Version, pause: bool) -> None:
+        """Stop (``pause``) or start again the consumer of ``version``; its checkpoint
+        is where it resumes, so a pause loses nothing and a repeated request changes
+        nothing."""
+        key = catalog.PAUSED_KEY.format(projection=projection.name, version=version.version)
+        running = (projection.name, version.version) in self.running
+        if pause:
+            await self.deps.redis.set(key, "1")
+            if running:
+                await self._halt(projection.name, version.version)
+            return
+        await self.deps.redis.delete(key)
+        if not running:
+            await self._start(projection, version, live=version.state is State.LIVE)
 
     async def _versions_of(self, name: str) -> list[Version]:
         return [v for v in await catalog.versions(self.ch) if v.projection == name]
