@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -49,3 +50,22 @@ class OriginsSet(BaseModel):
 class ReadTokenCreate(BaseModel):
     model_config = STRICT
     name: str = Field(min_length=1, max_length=100, description="What the token is for.")
+
+
+class PartnerSummary(BaseModel):
+    partner_id: str
+    name: str
+    email: str
+    created_at: datetime
+    status: Literal["active", "inactive"] | None = Field(
+        description="None until the partner_keys read model has applied the partner."
+    )
+    systems: int
+    active_systems: int
+
+
+class PartnerPage(BaseModel):
+    items: list[PartnerSummary]
+    total: int
+    page: int
+    page_size: int

@@ -23,6 +23,8 @@ from api.deps import AdminDep, IdempotencyKey, PartnerManagerDep, Services, Serv
 from api.models.partners import (
     OriginsSet,
     PartnerCreate,
+    PartnerPage,
+    PartnerSummary,
     PolicySet,
     ReadTokenCreate,
     StructureDefine,
@@ -40,6 +42,7 @@ from api.replies import (
     until_applied,
 )
 from pipeline.domain.partners import commands
+from pipeline.projections.partner_keys import listing
 from pipeline.projections.partner_keys.lookups import (
     API_KEY_PREFIX,
     PARTNER,
@@ -119,6 +122,27 @@ async def create_partner(
 ) -> JSONResponse:
     command = commands.CreatePartner(**command_fields(key, "", admin.user_id), **body.model_dump())
     return await _run(services, command, 201, "/api/admin/partners/{id}")
+
+
+@router.get("", response_model=PartnerPage)
+async def list_partners(
+    services: ServicesDep,
+    _admin: AdminDep,
+    search: Annotated[
+        str | None, Query(max_length=200, description="A part of the name or e-mail.")
+    ] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> PartnerPage:
+    """Partners by name, with their status and how many systems (active ones too) they
+    have (``pipeline/projections/partner_keys/listing.py``)."""
+    rows, total = await listing.page(
+        services.clickhouse, services.redis, search=search, limit=page_size,
+        offset=(page - 1) * page_size,
+    )  # fmt: skip
+    return PartnerPage(
+        items=[PartnerSummary(**r) for r in rows], total=total, page=page, page_size=page_size
+    )
 
 
 @router.get("/{partner_id}")
