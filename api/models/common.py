@@ -12,11 +12,15 @@ from pipeline.domain.values import Email, parse_name
 STRICT = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
-def domain_value(parse: Any, raw: str) -> str:
+def domain_value(parse: Any, raw: str) -> str | None:
+    """``parse(raw)`` as text (None when the parser says there is no value, as
+    ``profile.parse_phone`` does for a blank phone); pydantic's ValueError for an
+    ``InvalidValue``."""
     try:
-        return str(parse(raw))
+        value = parse(raw)
     except InvalidValue as exc:
         raise ValueError(exc.message) from exc
+    return None if value is None else str(value)
 
 
 def name_value(v: str | None, info: ValidationInfo) -> str | None:
