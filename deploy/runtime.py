@@ -43,6 +43,8 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.contextvars.merge_contextvars,  # a request's correlation id
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            # exc_info=True as the traceback's text (the renderer alone prints "True")
+            structlog.processors.format_exc_info,
             structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
         ],
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),

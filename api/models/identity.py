@@ -50,16 +50,14 @@ class ProspectUpdate(_Contact):
     notes: str | None = Field(default=None, max_length=profile.NOTES_MAX_LENGTH)
 
 
-class ProspectCreate(BaseModel):
-    """``POST /api/prospects``."""
+class PersonCreate(BaseModel):
+    """``POST /api/students`` and ``POST /api/instructors`` (admins; no prospect)."""
 
     model_config = STRICT
     first_name: str = Field(**_NAME)
     last_name: str = Field(**_NAME)
     email: str = Field(max_length=254)
     phone: str | None = Field(default=None, max_length=40, description="Any common format.")
-    source: str | None = Field(default=None, max_length=profile.SOURCE_MAX_LENGTH)
-    notes: str | None = Field(default=None, max_length=profile.NOTES_MAX_LENGTH)
 
     _name = field_validator("first_name", "last_name")(name_value)
 
@@ -69,6 +67,13 @@ class ProspectCreate(BaseModel):
     @classmethod
     def _phone(cls, v: str | None) -> str | None:
         return _optional(profile.parse_phone, v)
+
+
+class ProspectCreate(PersonCreate):
+    """``POST /api/prospects``."""
+
+    source: str | None = Field(default=None, max_length=profile.SOURCE_MAX_LENGTH)
+    notes: str | None = Field(default=None, max_length=profile.NOTES_MAX_LENGTH)
 
 
 class MergeRequest(BaseModel):
@@ -110,6 +115,12 @@ class InstructorDeactivate(BaseModel):
 
     model_config = STRICT
     reason: str = Field(default="", max_length=500)
+
+
+class NoBody(BaseModel):
+    """A command with no fields of its own (the form has none)."""
+
+    model_config = STRICT
 
 
 class ProspectPublic(BaseModel):
@@ -197,9 +208,12 @@ COMMAND_FORMS: tuple[tuple[str, Literal["POST", "PUT"], str, type[BaseModel]], .
     ("UpdateProspect", "PUT", "/api/prospects/{id}", ProspectUpdate),
     ("MergeProspect", "POST", "/api/prospects/{id}/merge", MergeRequest),
     ("ConvertProspect", "POST", "/api/prospects/{id}/convert", ConvertRequest),
+    ("CreateStudent", "POST", "/api/students", PersonCreate),
     ("UpdateStudent", "PUT", "/api/students/{id}", StudentUpdate),
     ("EnrollStudent", "POST", "/api/students/{id}/enrollments", Enrollment),
     ("WithdrawStudent", "POST", "/api/students/{id}/withdrawals", Enrollment),
+    ("CreateInstructor", "POST", "/api/instructors", PersonCreate),
     ("UpdateInstructor", "PUT", "/api/instructors/{id}", InstructorUpdate),
     ("DeactivateInstructor", "POST", "/api/instructors/{id}/deactivate", InstructorDeactivate),
+    ("ReactivateInstructor", "POST", "/api/instructors/{id}/reactivate", NoBody),
 )

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from api.deps import IdempotencyKey, PrincipalDep, Services, ServicesDep, StaffDep
+from api.deps import AdminDep, IdempotencyKey, PrincipalDep, Services, ServicesDep, StaffDep
 from api.models.identity import (
     COMMAND_FORMS,
     CommandForm,
@@ -29,6 +29,7 @@ from api.models.identity import (
     InstructorPublic,
     InstructorUpdate,
     MergeRequest,
+    PersonCreate,
     ProspectCreate,
     ProspectPage,
     ProspectPublic,
@@ -398,3 +399,45 @@ async def deactivate_instructor(
         **command_fields(key, instructor_id, who.user_id), reason=body.reason
     )
     return await _run(services, command, INSTRUCTORS)
+
+
+@router.post("/api/instructors/{instructor_id}/reactivate", responses=_RESPONSES)
+async def reactivate_instructor(
+    instructor_id: str, services: ServicesDep, who: StaffDep, key: IdempotencyKey = None
+) -> JSONResponse:
+    """ReactivateInstructor (seed 003); 409 ``invalid-state`` if active."""
+    command = instructors.ReactivateInstructor(**command_fields(key, instructor_id, who.user_id))
+    return await _run(services, command, INSTRUCTORS)
+
+
+async def _create_person(
+    services: Services,
+    who: Principal,
+    key: str | None,
+    command_type: Any,
+    body: PersonCreate,
+    model: Model,
+) -> JSONResponse:
+    fields = body.model_dump(exclude_none=True)
+    command = command_type(**command_fields(key, "", who.user_id), **fields)
+    path = f"/api/{model.aggregate_type}s/{{id}}"
+    return await _run(services, command, model, 201, path)
+
+
+@router.post("/api/students", status_code=201, responses=_RESPONSES)
+async def create_student(
+    body: PersonCreate, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
+) -> JSONResponse:
+    """CreateStudent directly, with no prospect behind it (seed 003; admins): 201 with the
+    new id and Location; 409 ``duplicate-email`` (unique among students); 422 invalid."""
+    return await _create_person(services, admin, key, students.CreateStudent, body, STUDENTS)
+
+
+@router.post("/api/instructors", status_code=201, responses=_RESPONSES)
+async def create_instructor(
+    body: PersonCreate, services: ServicesDep, admin: AdminDep, key: IdempotencyKey = None
+) -> JSONResponse:
+    """CreateInstructor directly (seed 003; admins): as ``POST /api/students``."""
+    return await _create_person(
+        services, admin, key, instructors.CreateInstructor, body, INSTRUCTORS
+    )

@@ -472,3 +472,35 @@ def test_a_converted_student_signs_in_after_setting_a_password_through_a_one_tim
     student_asks = httpx.post(f"{base}/api/auth/password-links", json={"user_id": uid},
                               headers=me, timeout=30)  # fmt: skip
     problem(student_asks, 403, "forbidden")
+
+
+def test_admins_create_students_and_instructors_directly_and_reactivate_instructors(
+    admin: httpx.Client, teacher: tuple[httpx.Client, str]
+) -> None:
+    """Seed 003: a student or instructor with no prospect behind it (admins only), and an
+    instructor deactivated then reactivated."""
+    staff, _ = teacher
+    body = {"first_name": "Dana", "last_name": "Direct", "email": f"dana.{tag()}@example.org"}
+    made = admin.post("/api/students", json=body)
+    assert made.status_code == 201, made.text
+    student = admin.get(made.headers["Location"])
+    assert student.status_code == 200, student.text
+    assert (student.json()["email"], student.json()["prospect_id"]) == (body["email"], "")
+    problem(admin.post("/api/students", json=body), 409, "duplicate-email")
+    problem(
+        staff.post("/api/students", json={**body, "email": f"t.{tag()}@x.org"}), 403, "forbidden"
+    )
+
+    made = admin.post("/api/instructors", json={**body, "email": f"ira.{tag()}@example.org"})
+    assert made.status_code == 201, made.text
+    iid = made.json()["id"]
+    problem(staff.post(f"/api/instructors/{iid}/reactivate"), 409, "invalid-state")  # active
+    assert (
+        staff.post(f"/api/instructors/{iid}/deactivate", json={"reason": "sabbatical"}).status_code
+        == 200
+    )
+    problem(staff.put(f"/api/instructors/{iid}", json={"last_name": "X"}), 409, "invalid-state")
+    back = staff.post(f"/api/instructors/{iid}/reactivate")
+    assert back.status_code == 200, back.text
+    assert staff.get(f"/api/instructors/{iid}").json()["active"] is True
+    assert staff.put(f"/api/instructors/{iid}", json={"last_name": "Back"}).status_code == 200

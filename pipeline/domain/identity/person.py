@@ -1,8 +1,9 @@
 """What the person aggregates (students and instructors) share: a contact that a conversion
 creates and an update changes field by field, the e-mail it claims, and the table form.
 
-A person is created only by a conversion (its id is ``prospects.person_id(prospect, role)``)
-and holds a :class:`~pipeline.domain.identity.profile.Contact`. :class:`Person` names one
+A person is created by a conversion (its id is ``prospects.person_id(prospect, role)``) or
+directly by an admin (no prospect: ``prospect_id`` is empty) and holds a
+:class:`~pipeline.domain.identity.profile.Contact`. :class:`Person` names one
 aggregate's classes and id field; its ``decide``/``evolve`` do the shared part and hand
 every other command or event to the aggregate's own rules (students: courses; instructors:
 deactivation). All pure.
@@ -37,10 +38,11 @@ Decision = list[Any] | Rejection
 
 class CreatePerson(Command):
     """Create the person a conversion asked for, with the prospect's contact values (raw:
-    validated again by ``decide``). A subclass narrows ``type`` to its own literal."""
+    validated again by ``decide``), or one an admin creates directly (``prospect_id``
+    empty). A subclass narrows ``type`` to its own literal."""
 
     type: str
-    prospect_id: str
+    prospect_id: str = ""
     first_name: str
     last_name: str
     email: str
@@ -113,7 +115,9 @@ class Person(Generic[S]):
             c = Contact.parse(command.first_name, command.last_name, command.email, command.phone)
             ids = {
                 self.id_field: canonical_uuid("aggregate_id", command.aggregate_id),
-                "prospect_id": canonical_uuid("prospect_id", command.prospect_id),
+                "prospect_id": canonical_uuid("prospect_id", command.prospect_id)
+                if command.prospect_id
+                else "",
             }
             return [self.created(**ids, **asdict(c))]
         if state is None:

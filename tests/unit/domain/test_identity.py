@@ -35,7 +35,9 @@ from pipeline.domain.identity.instructors import (
     Instructor,
     InstructorCreated,
     InstructorDeactivated,
+    InstructorReactivated,
     InstructorUpdated,
+    ReactivateInstructor,
     UpdateInstructor,
 )
 from pipeline.domain.identity.profile import Contact, Profile, union
@@ -728,6 +730,30 @@ def test_deactivate_instructor_and_nothing_after() -> None:
     rejected(instructors.decide(None, deactivate()), RejectionReason.NOT_FOUND)
 
 
+def test_a_deactivated_instructor_is_reactivated_once() -> None:
+    reactivate = ReactivateInstructor(**meta(INSTRUCTOR_ID))
+    rejected(instructors.decide(instructor(), reactivate), RejectionReason.INVALID_STATE)
+    rejected(instructors.decide(None, reactivate), RejectionReason.NOT_FOUND)
+    [off] = accepted(instructors.decide(instructor(), deactivate()))
+    state = instructors.evolve(instructor(), off, AT)
+    [on] = accepted(instructors.decide(state, reactivate))
+    assert on == InstructorReactivated(INSTRUCTOR_ID)
+    state = instructors.evolve(state, on, LATER)
+    assert state.active and state.updated_at == LATER
+    assert accepted(
+        instructors.decide(state, UpdateInstructor(**meta(INSTRUCTOR_ID), last_name="B"))
+    )
+    with pytest.raises(InvalidTransition):
+        instructors.evolve(state, on, LATER)  # an active instructor is not reactivated
+
+
+def test_a_person_created_directly_has_no_prospect() -> None:
+    direct = CreateInstructor(**meta(INSTRUCTOR_ID), first_name="Ada", last_name="L",
+                              email="ada@example.org")  # fmt: skip
+    [event] = accepted(instructors.decide(None, direct))
+    assert event.prospect_id == "" and instructors.evolve(None, event, AT).prospect_id == ""
+
+
 def test_instructor_evolve_rejects_impossible_histories() -> None:
     created = accepted(instructors.decide(None, create_instructor()))[0]
     with pytest.raises(InvalidTransition):
@@ -840,6 +866,7 @@ EVENTS = [
     (instructors, InstructorCreated(INSTRUCTOR_ID, ADA, "Ada", "L", "a@example.org", None)),
     (instructors, InstructorUpdated(INSTRUCTOR_ID, "Ada", "L", "a@example.org", None)),
     (instructors, InstructorDeactivated(INSTRUCTOR_ID, "left")),
+    (instructors, InstructorReactivated(INSTRUCTOR_ID)),
 ]
 
 

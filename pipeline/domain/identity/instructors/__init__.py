@@ -1,6 +1,6 @@
-"""The instructor aggregate: a prospect converted to an instructor, active until
-deactivated. Created only by a conversion (id ``prospects.person_id(prospect,
-"instructor")``), so a prospect has at most one instructor.
+"""The instructor aggregate: a prospect converted to an instructor (id
+``prospects.person_id(prospect, "instructor")``, so a prospect has at most one), or one an
+admin created directly; deactivated and reactivated by staff.
 
 Commands, events, state, decide/evolve and :data:`INSTRUCTOR_SPEC` for the generic handler
 (``pipeline.domain.handling.handle``).
@@ -15,12 +15,14 @@ from pipeline.domain.identity.instructors.commands import (
     CreateInstructor,
     DeactivateInstructor,
     InstructorCommand,
+    ReactivateInstructor,
     UpdateInstructor,
 )
 from pipeline.domain.identity.instructors.events import (
     InstructorCreated,
     InstructorDeactivated,
     InstructorEvent,
+    InstructorReactivated,
     InstructorUpdated,
 )
 from pipeline.domain.identity.instructors.state import Instructor, state_from_dict, state_to_dict
@@ -34,7 +36,9 @@ __all__ = [
     "Instructor",
     "InstructorCreated",
     "InstructorDeactivated",
+    "InstructorReactivated",
     "InstructorUpdated",
+    "ReactivateInstructor",
     "UpdateInstructor",
     "claims_for",
     "claims_held",

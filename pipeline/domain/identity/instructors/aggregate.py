@@ -8,17 +8,19 @@ from dataclasses import replace
 from datetime import datetime
 
 from pipeline.domain.command import Command
-from pipeline.domain.errors import InvalidValue
+from pipeline.domain.errors import InvalidTransition, InvalidValue
 from pipeline.domain.identity import person
 from pipeline.domain.identity.instructors.commands import (
     CreateInstructor,
     DeactivateInstructor,
+    ReactivateInstructor,
     UpdateInstructor,
 )
 from pipeline.domain.identity.instructors.events import (
     InstructorCreated,
     InstructorDeactivated,
     InstructorEvent,
+    InstructorReactivated,
     InstructorUpdated,
 )
 from pipeline.domain.identity.instructors.state import Instructor
@@ -53,8 +55,15 @@ def _deactivate(state: Instructor, command: DeactivateInstructor) -> list[Instru
 
 def decide(state: Instructor | None, command: Command) -> list[InstructorEvent] | Rejection:
     """Rejections: ALREADY_EXISTS (a second create), NOT_FOUND (unknown instructor),
-    INVALID_STATE (anything on a deactivated instructor), INVALID (a value; ``field``
-    set). An update that changes nothing is accepted with no event."""
+    INVALID_STATE (anything but a reactivation on a deactivated instructor; a reactivation
+    of an active one), INVALID (a value; ``field`` set). An update that changes nothing is
+    accepted with no event."""
+    if isinstance(command, ReactivateInstructor):
+        if state is None:
+            return Rejection(RejectionReason.NOT_FOUND, "instructor not found")
+        if state.active:
+            return Rejection(RejectionReason.INVALID_STATE, "instructor is active")
+        return [InstructorReactivated(state.instructor_id)]
     return _PERSON.decide(state, command, {DeactivateInstructor: _deactivate}, _refusal)
 
 
@@ -62,6 +71,13 @@ def _deactivated(state: Instructor, event: InstructorDeactivated, at: datetime) 
     return replace(state, active=False, updated_at=at)
 
 
+def _reactivated(state: Instructor, event: InstructorReactivated, at: datetime) -> Instructor:
+    if state.active:
+        raise InvalidTransition(f"{event.event_type} of an active instructor")
+    return replace(state, active=True, updated_at=at)
+
+
 def evolve(state: Instructor | None, event: InstructorEvent, occurred_at: datetime) -> Instructor:
     """Raises InvalidTransition for an event the state cannot take."""
-    return _PERSON.evolve(state, event, occurred_at, {InstructorDeactivated: _deactivated})
+    rules = {InstructorDeactivated: _deactivated, InstructorReactivated: _reactivated}
+    return _PERSON.evolve(state, event, occurred_at, rules)

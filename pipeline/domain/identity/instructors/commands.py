@@ -25,6 +25,13 @@ class DeactivateInstructor(Command):
     reason: str = ""
 
 
+class ReactivateInstructor(Command):
+    """A deactivated instructor teaches again (seed 003)."""
+
+    type: Literal["ReactivateInstructor"] = "ReactivateInstructor"
+
+
 InstructorCommand = Annotated[
-    CreateInstructor | UpdateInstructor | DeactivateInstructor, Field(discriminator="type")
+    CreateInstructor | UpdateInstructor | DeactivateInstructor | ReactivateInstructor,
+    Field(discriminator="type"),
 ]

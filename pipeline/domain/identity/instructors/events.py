@@ -31,4 +31,10 @@ class InstructorDeactivated(DomainEvent, version=1):
     reason: str
 
 
-InstructorEvent = InstructorCreated | InstructorUpdated | InstructorDeactivated
+class InstructorReactivated(DomainEvent, version=1):
+    instructor_id: str
+
+
+InstructorEvent = (
+    InstructorCreated | InstructorUpdated | InstructorDeactivated | InstructorReactivated
+)

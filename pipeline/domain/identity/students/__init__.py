@@ -1,7 +1,8 @@
 """The student aggregate: a prospect converted to a student, and the courses they take.
 
-Created only by a conversion (the process manager sends ``CreateStudent`` with the id
-``prospects.person_id(prospect, "student")``), so a prospect has at most one student.
+Created by a conversion (the process manager sends ``CreateStudent`` with the id
+``prospects.person_id(prospect, "student")``, so a prospect has at most one student), or
+directly by an admin (no prospect behind it).
 
 Commands, events, state, decide/evolve and :data:`STUDENT_SPEC` for the generic handler
 (``pipeline.domain.handling.handle``).
