@@ -14,7 +14,14 @@ from starlette.requests import HTTPConnection
 
 from api import idempotency
 from api.problems import Problem
-from api.security import Accounts, InvalidToken, LoginThrottle, Principal, read_token
+from api.security import (
+    Accounts,
+    InvalidToken,
+    LoginThrottle,
+    Principal,
+    RegistrationThrottle,
+    read_token,
+)
 from connectors.clickhouse import ClickHouse
 from pipeline.common.settings import Settings
 from pipeline.edge.ingest import Ingest
@@ -79,6 +86,17 @@ async def _login_throttle(request: Request, services: ServicesDep) -> LoginThrot
 
 
 LoginThrottleDep = Annotated[LoginThrottle, Depends(_login_throttle)]
+
+
+async def _registration_throttle(request: Request, services: ServicesDep) -> RegistrationThrottle:
+    return per_app(
+        request,
+        "registration_throttle",
+        lambda: RegistrationThrottle(services.redis, services.settings),
+    )
+
+
+RegistrationThrottleDep = Annotated[RegistrationThrottle, Depends(_registration_throttle)]
 
 
 def _inactive() -> Problem:

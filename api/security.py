@@ -154,7 +154,7 @@ def dummy_password_hash() -> HashedPassword:
 
 def _bucket(kind: str, value: str) -> str:
     # Hashed: bucket names are Redis keys, and a login name is often an email address.
-    return f"login:{kind}:{hashlib.sha256(value.encode()).hexdigest()[:32]}"
+    return f"login:{kind}:{_hashed(value)}"
 
 
 class LoginThrottle:
@@ -202,3 +202,25 @@ class LoginThrottle:
         """Give back the try a successful login took."""
         await self._addresses.give_back(_bucket("address", address))
         await self._accounts.give_back(_bucket("account", login))
+
+
+class RegistrationThrottle:
+    """Self-registrations per client address (``POST /api/users/register``), shared by
+    every API instance: a token bucket of ``register_per_address`` refilling over
+    ``register_window_s``, taken before the password is hashed (seed 001)."""
+
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self._addresses = TokenBuckets(
+            redis,
+            rate_per_s=settings.register_per_address / settings.register_window_s,
+            burst=settings.register_per_address,
+        )
+
+    async def take(self, address: str) -> float:
+        """0.0 when ``address`` may register now, else the seconds until it may."""
+        decision = await self._addresses.take(f"register:{_hashed(address)}")
+        return 0.0 if decision.allowed else max(decision.retry_after_s, 1e-3)
+
+
+def _hashed(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]

@@ -503,13 +503,15 @@ def load_social(
     chirps_per_user: Annotated[int, typer.Option(min=0, max=100)] = 3,
     concurrency: Annotated[int, typer.Option(min=1, max=128)] = 32,
 ) -> None:
-    """Register a real follower network's users, create their follows and post chirps,
-    each user with their own token; print a sample feed."""
+    """Create a real follower network's users (as the admin), create their follows and
+    post chirps, each user with their own token; print a sample feed."""
     from deploy.social_load import load_social as load
 
+    settings = _settings()
     refused = load(
-        _settings(), users=users, chirps_per_user=chirps_per_user, concurrency=concurrency
-    )
+        settings, admin_token(settings), users=users, chirps_per_user=chirps_per_user,
+        concurrency=concurrency,
+    )  # fmt: skip
     if refused:
         raise typer.Exit(_fail(f"{refused} requests were refused (see above)"))
 

@@ -58,10 +58,12 @@ def server(
     endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServeProcess]:
     """One ``streamfold serve`` for the session, with an admin created through Kafka."""
-    # a celebrity at 3 followers, not 10,000: tests/e2e/test_social.py
+    # a celebrity at 3 followers, not 10,000: tests/e2e/test_social.py; every test
+    # registers from 127.0.0.1, past the registration throttle's 30 an hour
     proc = ServeProcess(
-        endpoints, tmp_path_factory.mktemp("serve"), timelines__celebrity_followers="3"
-    )
+        endpoints, tmp_path_factory.mktemp("serve"), timelines__celebrity_followers="3",
+        register_per_address="10000",
+    )  # fmt: skip
     proc.start()
     try:
         proc.create_admin()

@@ -16,6 +16,7 @@ answer an unknown or deactivated followee at once (404 ``unknown-user``, 409
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Annotated, Any
@@ -25,7 +26,15 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import ConfigDict
 
-from api.deps import IdempotencyKey, PrincipalDep, Services, ServicesDep, accounts, per_app
+from api.deps import (
+    IdempotencyKey,
+    PrincipalDep,
+    RegistrationThrottleDep,
+    Services,
+    ServicesDep,
+    accounts,
+    per_app,
+)
 from api.live import ChirpFeeds, entry_key
 from api.models.common import CommandOutcome
 from api.models.social import ChirpText
@@ -86,10 +95,23 @@ def _version_of(services: Services, key: str, field: str | None = None) -> ReadM
 @router.post("/api/users/register", status_code=201, response_model=CommandOutcome,
              responses=_RESPONSES)  # fmt: skip
 async def register(
-    body: Registration, services: ServicesDep, key: IdempotencyKey = None
+    body: Registration,
+    request: Request,
+    services: ServicesDep,
+    throttle: RegistrationThrottleDep,
+    key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Self-registration as a student. 201 with the new user's id once a token can be
-    issued for it; 409 duplicate email or username; 422 invalid."""
+    issued for it; 409 duplicate email or username; 422 invalid; 429 (``Retry-After``:
+    whole seconds) past ``STREAMFOLD_REGISTER_PER_ADDRESS`` per client address per
+    ``STREAMFOLD_REGISTER_WINDOW_S``, before any hashing."""
+    wait_s = await throttle.take(request.client.host if request.client else "unknown")
+    if wait_s > 0:
+        raise Problem(
+            429, "too-many-registrations",
+            "too many registrations from this address; retry later",
+            headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
+        )  # fmt: skip
     hashed = await asyncio.to_thread(hash_password, body.password.get_secret_value())
     command_id = command_id_for(key, caller="register")
     user_id = new_aggregate_id(command_id)

@@ -146,6 +146,17 @@ class Settings(BaseSettings):
         "deactivated or deleted user loses access within this time after the read model "
         "shows the change.",
     )
+    register_per_address: int = Field(
+        default=30,
+        ge=1,
+        description="Self-registrations (POST /api/users/register) per client address per "
+        "register_window_s: a token bucket of this size refilling evenly. Each costs an "
+        "argon2id hash (~41 ms of CPU), so one client cannot spend a server's cores or fill "
+        "the users table (seed 001).",
+    )
+    register_window_s: float = Field(
+        default=3600.0, gt=0, description="The window of the registration limit, s."
+    )
     login_tries_per_account: int = Field(
         default=10,
         ge=1,

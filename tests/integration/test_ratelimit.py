@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from api.security import RegistrationThrottle
 from connectors.ratelimit import Buckets, Limit, TokenBuckets
 from connectors.redis import open_redis
+from pipeline.common.settings import Settings
 from pipeline.edge.ingest import Ingest
 from pipeline.projections.partner_keys.lookups import SystemKey
 from tests.support import Endpoints
@@ -102,5 +104,21 @@ async def test_one_shape_buckets_take_and_give_back(endpoints: Endpoints) -> Non
         assert not refused.allowed and 0.5 <= refused.retry_after_s <= 1
         assert await single.give_back(name) == pytest.approx(1, abs=0.2)
         assert (await single.take(name)).allowed
+    finally:
+        await redis.aclose()
+
+
+async def test_registrations_are_throttled_per_address(endpoints: Endpoints) -> None:
+    """Seed 001: self-registration is limited per client address (a bucket of
+    ``register_per_address`` refilling over ``register_window_s``)."""
+    redis = open_redis(endpoints.redis_url)
+    try:
+        settings = Settings(env="test", register_per_address=3, register_window_s=3600)
+        throttle = RegistrationThrottle(redis, settings)
+        here, there = f"10.0.0.{uuid.uuid4().int % 250}", f"fd00::{uuid.uuid4().hex[:4]}"
+        assert [await throttle.take(here) for _ in range(3)] == [0.0, 0.0, 0.0]
+        wait_s = await throttle.take(here)
+        assert 1100 < wait_s <= 1200  # one registration per 1,200 s refills
+        assert await throttle.take(there) == 0.0  # another address has its own bucket
     finally:
         await redis.aclose()

@@ -22,8 +22,9 @@ from api.routes import auth
 from api.security import dummy_password_hash
 from connectors import ratelimit
 from pipeline.common.settings import Settings
+from pipeline.domain.handling import CommandResult
 from pipeline.domain.values import HashedPassword, hash_password
-from pipeline.projections.users import LOGIN_SQL
+from pipeline.projections.users import LOGIN_SQL, VERSION_SQL
 
 PASSWORD = "correct horse battery"
 PROBLEM = "application/problem+json"
@@ -97,11 +98,11 @@ def user(stored_hash: str, *, status: str = "active") -> dict[str, Any]:
 
 
 class Api:
-    def __init__(self, read_model: ReadModel, **limits: Any) -> None:
+    def __init__(self, read_model: ReadModel, bus: Any = None, **limits: Any) -> None:
         settings = Settings(env="test", jwt_secret="s" * 32, **limits)
         self.redis = BucketsRedis()
         services = Services(
-            settings=settings, clickhouse=read_model, redis=self.redis, bus=Bus(),
+            settings=settings, clickhouse=read_model, redis=self.redis, bus=bus or Bus(),
             keys=None, ingest=None,
         )  # type: ignore[arg-type]  # fmt: skip
         self.app = create_api(services)
@@ -196,3 +197,46 @@ def test_the_dummy_hash_has_the_parameters_of_real_ones(stored_hash: str) -> Non
     assert dummy.startswith("$argon2id$v=19$")
     assert parameters(dummy) == parameters(stored_hash) == "m=19456,t=2,p=1"
     assert dummy_password_hash() is dummy_password_hash()
+
+
+class AppliedEverything:
+    """A users read model that has applied every version asked about."""
+
+    async def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+        assert sql == VERSION_SQL
+        return [{"version": 1}]
+
+
+class RegisteringBus(Bus):
+    """Answers every submitted registration as accepted (its user id), and counts them."""
+
+    def __init__(self) -> None:
+        self.submitted: list[Any] = []
+
+    async def submit(self, command: Any, **_: Any) -> CommandResult:
+        self.submitted.append(command)
+        return CommandResult(command_id=command.command_id, status="accepted",
+                             aggregate_type="user", aggregate_id=command.aggregate_id,
+                             version=1, event_ids=("e-1",))  # fmt: skip
+
+
+async def test_registration_is_throttled_per_address_before_any_hashing() -> None:
+    """Seed 001 (issue 25): past ``register_per_address`` a registration is a 429 with
+    ``Retry-After`` and is neither hashed nor sent; another address is not affected."""
+    bus = RegisteringBus()
+    api = Api(AppliedEverything(), bus, register_per_address=2, register_window_s=60)  # type: ignore[arg-type]
+
+    async def register(n: int, address: str) -> httpx.Response:
+        body = {"username": f"reg{n}", "email": f"reg{n}@example.org",
+                "password": PASSWORD, "display_name": "Reg Ister"}  # fmt: skip
+        transport = httpx.ASGITransport(app=api.app, client=(address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            return await client.post("/api/users/register", json=body)
+
+    answers = [await register(n, "198.51.100.7") for n in range(3)]
+    assert [a.status_code for a in answers] == [201, 201, 429], [a.text for a in answers]
+    assert answers[2].headers["content-type"] == PROBLEM
+    assert answers[2].json()["type"] == "/problems/too-many-registrations"
+    assert answers[2].headers["Retry-After"] == "30"  # one registration per 30 s refills
+    assert len(bus.submitted) == 2
+    assert (await register(9, "203.0.113.5")).status_code == 201
