@@ -24,6 +24,7 @@ from api.routes import (
     social,
     sql,
     users,
+    webhook,
 )  # fmt: skip
 
 
@@ -46,7 +47,7 @@ def create_api(services: Services) -> FastAPI:
     problems.install(app)
     app.include_router(metrics.router)
     for module in (health, auth, users, partners, commands, ingest, browser, sql, analytics,
-                   projections, social, identity, events, dashboard):  # fmt: skip
+                   projections, social, identity, events, webhook, dashboard):  # fmt: skip
         app.include_router(module.router)
     # The dashboard's script, styles and vendored Chart.js: same origin, no CDN.
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

@@ -53,6 +53,10 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
         raise pytest.UsageError(f"STREAMFOLD_TEST_SERVICES={mode!r}: use local or containers")
 
 
+WEBHOOK_SECRETS = '{"crm": "crm-webhook-secret-1"}'
+"""The inbound webhook's subscriptions on the session's server (tests/e2e/test_webhook.py)."""
+
+
 @pytest.fixture(scope="session")
 def server(
     endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory
@@ -62,7 +66,7 @@ def server(
     # registers from 127.0.0.1, past the registration throttle's 30 an hour
     proc = ServeProcess(
         endpoints, tmp_path_factory.mktemp("serve"), timelines__celebrity_followers="3",
-        register_per_address="10000",
+        register_per_address="10000", webhook_secrets=WEBHOOK_SECRETS,
     )  # fmt: skip
     proc.start()
     try:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+import orjson
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.domain.timeline_policy import TimelinePolicy
@@ -146,6 +147,13 @@ class Settings(BaseSettings):
         "deactivated or deleted user loses access within this time after the read model "
         "shows the change.",
     )
+    webhook_secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Inbound webhook subscriptions (POST /api/events/webhook): name -> "
+        "secret, as JSON. A sender names its subscription and proves it with the secret "
+        "in the query string (?subscription=NAME&key=SECRET: what Event Grid can send). "
+        "Empty: the webhook refuses everything.",
+    )
     register_per_address: int = Field(
         default=30,
         ge=1,
@@ -275,6 +283,13 @@ class Settings(BaseSettings):
     partner_ingest_burst: float = Field(
         default=400_000, ge=1000, description="Per-partner bucket size, events."
     )
+
+    @field_validator("webhook_secrets", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:
+        # the environment's JSON is decoded by pydantic-settings; the same text given as
+        # an argument (tests build Settings from their environment) is decoded here
+        return orjson.loads(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _derive_and_check(self) -> Settings:

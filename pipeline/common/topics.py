@@ -26,6 +26,8 @@ PROJECTIONS_CONTROL = "projections.control"
 """Requests to the projection runner (JSON), from ``streamfold projections``; one partition."""
 PROJECTIONS_DLQ = "projections.dlq"
 """Records a projection could not decode or apply, with the reason in the headers."""
+WEBHOOK_EVENTS = "webhook.events"
+"""CloudEvents the inbound webhook accepted (JSON, key = event id), for the inbox."""
 
 COMMAND_TOPICS: tuple[str, ...] = tuple(
     topic
@@ -53,7 +55,7 @@ def project_topics() -> list[TopicSpec]:
     """
     forever = [*EVENT_TOPICS.values(), *(s.dlq_topic for s in AGGREGATES)]
     forever += [TRACKING_EVENTS, TRACKING_DLQ, PROJECTIONS_DLQ]
-    week = [*COMMAND_TOPICS, COMMAND_RESULTS, TRACKING_RAW]
+    week = [*COMMAND_TOPICS, COMMAND_RESULTS, TRACKING_RAW, WEBHOOK_EVENTS]
     return [
         *(TopicSpec(t, dict(_FOREVER)) for t in forever),
         *(TopicSpec(t, dict(_WEEK)) for t in week),

@@ -19,6 +19,7 @@ from pipeline.projections import (
     command_status,
     event_log,
     identity,
+    inbound,
     timelines,
     users,
 )
@@ -35,6 +36,7 @@ BUILTIN: tuple[Projection, ...] = (
     command_status.PROJECTION,
     timelines.PROJECTION,
     identity.PROJECTION,
+    inbound.PROJECTION,
     tracking_sinks.SINK,
     tracking_sinks.REJECTIONS,
 )
