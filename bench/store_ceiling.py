@@ -78,8 +78,13 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
                 clickhouse.client.insert("tracking_events", columns, column_oriented=True,
                                          column_names=list(tracking_tables.COLUMNS))  # fmt: skip
                 column_s += time.perf_counter() - started
-            sink = TrackingSink(clickhouse, None, codec, dedup_window_s=86_400,  # type: ignore[arg-type]
-                                core=compiled.load("auto"))
+            sink = TrackingSink(
+                clickhouse,
+                None,
+                codec,
+                dedup_window_s=86_400,  # type: ignore[arg-type]
+                core=compiled.load("auto"),
+            )
             staged_s = 0.0
             for b, batch in enumerate(batches[args.batches :]):
                 records = [

@@ -39,6 +39,7 @@ from tests.unit.domain.user_samples import (
     user_created,
 )
 
+
 def create(**kw: Any) -> CreateUser:
     return create_user(**(TYPED | kw))
 
