@@ -186,6 +186,10 @@ _admin = _requires("admin")
 AdminDep = Annotated[Principal, Depends(_admin)]
 StaffDep = Annotated[Principal, Depends(_requires("admin", "teacher"))]
 """Who may write identity records (issue 11: admins and teachers)."""
+_reader = _requires("admin", "analyst")
+ReaderDep = Annotated[Principal, Depends(_reader)]
+"""Who may run analyst SQL and read every partner's analytics: admins and analysts
+(issue 23; an analyst has no write route and sees no account data)."""
 
 
 def _basic_user(header: str) -> str | None:
@@ -261,7 +265,7 @@ async def _scope(
     request: Request, services: ServicesDep, token: Annotated[str | None, Depends(_bearer)]
 ) -> Scope:
     """Who reads analytics, and what: a partner read token (``Bearer rt_live_…``) every
-    system of its partner; an admin JWT all systems. A write key is refused (403
+    system of its partner; an admin's or an analyst's JWT all systems. A write key is refused (403
     ``write-key-cannot-read``): it is embedded in web pages, so anyone can read it.
     Seed 002's API keys; Segment's write keys versus its access tokens."""
     key = header_key(request)
@@ -270,7 +274,7 @@ async def _scope(
     if key is not None:
         grant = await read_grant(services, key)
         return Scope(frozenset(await partner_systems(services.redis, grant.partner_id)))
-    await _admin(request, services, await _principal(request, services, token))
+    await _reader(request, services, await _principal(request, services, token))
     return Scope(None)
 
 

@@ -52,7 +52,11 @@ from connectors.exceptions import AnalystQueryError, ReadOnlyQueryError
 ALLOWED_TABLES = frozenset(
     {"users", "event_log", "tracking_events", "tracking_minute", "tracking_rejections"}
 )
-"""Read models an analyst may query (DDL in ``pipeline/projections/``)."""
+"""Read models analyst SQL may query (DDL in ``pipeline/projections/``)."""
+ACCOUNT_TABLES = frozenset({"users"})
+"""Of those, the ones with account data (e-mails, names, roles). Admins read them; the
+analyst role does not. (``event_log``'s payload, where hashes are, is hidden from everyone:
+``HIDDEN_COLUMNS``.)"""
 
 PROJECT_TABLES = ALLOWED_TABLES | {"accounts", "projection_versions", "projection_checkpoints"}
 """Every table and view the projections create; a ``WITH`` name may not shadow one."""

@@ -211,9 +211,15 @@ class ClickHouse:
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
     async def query_readonly(
-        self, sql: str, *, max_rows: int = 1000, analyst_dsn: str | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int = 1000,
+        analyst_dsn: str | None = None,
+        excluded_tables: Sequence[str] = (),
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        """Run one analyst statement if the policy of ``connectors/analyst_sql.py`` allows it.
+        """Run one analyst statement if the policy of ``connectors/analyst_sql.py`` allows it,
+        over the analyst tables but ``excluded_tables`` (an analyst's narrower set).
 
         ClickHouse parses ``sql`` (passed as a bound parameter: nothing in it runs), the AST
         is checked, and the canonical statement ClickHouse formatted is what runs, on the
@@ -252,7 +258,8 @@ class ClickHouse:
                 tree = orjson.loads(ast)
             except RecursionError:  # ClickHouse's max_ast_depth stops this first
                 raise ReadOnlyQueryError("the statement is nested too deeply") from None
-            select = analyst_sql.check(canonical, tree, analyst.catalog, self.analyst_tables)
+            tables = self.analyst_tables - frozenset(excluded_tables)
+            select = analyst_sql.check(canonical, tree, analyst.catalog, tables)
         except ReadOnlyQueryError as exc:
             log.warning("analyst SQL refused", reason=exc.reason, **named)
             raise

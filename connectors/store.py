@@ -54,7 +54,12 @@ class QueryStore(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     async def query_readonly(
-        self, sql: str, *, max_rows: int = 1000, analyst_dsn: str | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int = 1000,
+        analyst_dsn: str | None = None,
+        excluded_tables: Sequence[str] = (),
     ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
     async def ping(self) -> bool: ...
@@ -84,9 +89,17 @@ class QueryPool:
         return await next(self._next).query(sql, parameters)
 
     async def query_readonly(
-        self, sql: str, *, max_rows: int = 1000, analyst_dsn: str | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int = 1000,
+        analyst_dsn: str | None = None,
+        excluded_tables: Sequence[str] = (),
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        return await self.stores[0].query_readonly(sql, max_rows=max_rows, analyst_dsn=analyst_dsn)
+        narrower = {"excluded_tables": excluded_tables} if excluded_tables else {}
+        return await self.stores[0].query_readonly(
+            sql, max_rows=max_rows, analyst_dsn=analyst_dsn, **narrower
+        )
 
     async def ping(self) -> bool:
         return await next(self._next).ping()
@@ -184,10 +197,16 @@ class StoreClient:
         return list(await self._call("query", sql, parameters))
 
     async def query_readonly(
-        self, sql: str, *, max_rows: int = 1000, analyst_dsn: str | None = None
+        self,
+        sql: str,
+        *,
+        max_rows: int = 1000,
+        analyst_dsn: str | None = None,
+        excluded_tables: Sequence[str] = (),
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        narrower = {"excluded_tables": list(excluded_tables)} if excluded_tables else {}
         columns, rows = await self._call(
-            "query_readonly", sql, max_rows=max_rows, analyst_dsn=analyst_dsn
+            "query_readonly", sql, max_rows=max_rows, analyst_dsn=analyst_dsn, **narrower
         )
         return list(columns), [tuple(r) for r in rows]
 

@@ -13,9 +13,10 @@ from uuid import UUID
 from clickhouse_connect.driver.exceptions import OperationalError
 from fastapi import APIRouter
 
-from api.deps import AdminDep, ServicesDep
+from api.deps import ReaderDep, ServicesDep
 from api.models.sql import SqlQuery, SqlResult
 from api.problems import Problem
+from connectors import analyst_sql
 from connectors.exceptions import AnalystQueryError, ConnectorError, ReadOnlyQueryError
 
 router = APIRouter(prefix="/api/admin/sql", tags=["analytics"])
@@ -30,19 +31,24 @@ def _cell(value: Any) -> Any:
 
 
 @router.post("", response_model=SqlResult)
-async def run_sql(body: SqlQuery, services: ServicesDep, _admin: AdminDep) -> SqlResult:
-    """Run one SELECT over the analyst tables (``connectors/analyst_sql.py``).
+async def run_sql(body: SqlQuery, services: ServicesDep, who: ReaderDep) -> SqlResult:
+    """Run one SELECT over the analyst tables (``connectors/analyst_sql.py``): an admin's
+    over all of them, an analyst's over all but the account data (``ACCOUNT_TABLES``).
 
     Errors (problem+json): 400 ``sql-not-allowed`` when the policy refuses the statement
     (``reason``: "multiple statements", "not a SELECT", "table not allowed: accounts", …;
     nothing ran); 400 ``bad-sql`` when ClickHouse cannot parse or run it (a short message,
     never ClickHouse's own text); 503 when ClickHouse does not answer.
     """
+    narrower = (
+        {} if who.role == "admin" else {"excluded_tables": sorted(analyst_sql.ACCOUNT_TABLES)}
+    )
     try:
         columns, rows = await services.clickhouse.query_readonly(
             body.sql,
             max_rows=body.max_rows,
             analyst_dsn=services.settings.analyst_clickhouse_dsn or None,
+            **narrower,
         )
     except ReadOnlyQueryError as exc:
         raise Problem(

@@ -166,7 +166,7 @@ async def list_users(
     _admin: AdminDep,
     page: Annotated[int, Query(ge=1)] = 1,
     page_size: Annotated[int, Query(ge=1, le=500)] = 20,
-    role: Literal["student", "teacher", "admin"] | None = None,
+    role: Literal["student", "teacher", "admin", "analyst"] | None = None,
     status: Literal["active", "inactive", "deleted"] | None = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
 ) -> UserPage:

@@ -192,6 +192,9 @@ class UserRole(StrEnum):
     STUDENT = "student"
     TEACHER = "teacher"
     ADMIN = "admin"
+    ANALYST = "analyst"
+    """Reads every partner's analytics and runs analyst SQL over the tracking tables; no
+    write route, no account data (issue 23)."""
 
 
 def parse_role(raw: str) -> UserRole:

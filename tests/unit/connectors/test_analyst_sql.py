@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from api import deps, problems
 from api.routes import sql as sql_route
+from api.security import Principal
 from connectors import analyst_sql
 from connectors.analyst_sql import FunctionCatalog, Select
 from connectors.clickhouse import _json_sync
@@ -489,7 +490,7 @@ def _client(clickhouse: FakeClickHouse, analyst_dsn: str = "") -> httpx.AsyncCli
     app.include_router(sql_route.router)
     settings = SimpleNamespace(analyst_clickhouse_dsn=analyst_dsn)
     app.state.services = SimpleNamespace(clickhouse=clickhouse, settings=settings)
-    app.dependency_overrides[deps._admin] = lambda: None
+    app.dependency_overrides[deps._reader] = lambda: Principal(user_id="a-1", role="admin")
     return httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test")
 
 

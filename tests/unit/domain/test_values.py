@@ -88,7 +88,7 @@ class TestUsername:
 
 class TestRoleAndName:
     def test_role_values(self) -> None:
-        assert [r.value for r in UserRole] == ["student", "teacher", "admin"]
+        assert [r.value for r in UserRole] == ["student", "teacher", "admin", "analyst"]
         assert parse_role(" Admin ") is UserRole.ADMIN
 
     def test_role_invalid(self) -> None:
