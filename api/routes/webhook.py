@@ -89,12 +89,11 @@ async def webhook(request: Request, services: ServicesDep, subscription: Subscri
         {**event, "subscription": subscription, "received_at": received_at}
         for event in _events(request.headers, body)
     ]
-    producer = services.bus.producer
+    out = services.bus.producer.deliveries()  # a batch's acks awaited once, not one by one
     try:
         for record in records:
-            await producer.produce(
-                topics.WEBHOOK_EVENTS, orjson.dumps(record), key=record["id"].encode()
-            )
+            out.produce(topics.WEBHOOK_EVENTS, orjson.dumps(record), key=record["id"].encode())
+        await out.wait()
     except Exception as exc:  # KafkaDeliveryError, BufferError: the sender retries
         raise Problem.retry_later(
             "kafka-unavailable", f"the events were not queued: {exc}"

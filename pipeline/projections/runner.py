@@ -252,8 +252,8 @@ class Instance:
             )
         self.applied.update(offsets)
         self.stats.last_error = ""
-        if not self.context.replaying:
-            self._log_projected(batch, refused)
+        if not self.context.replaying and p.decode is None:  # only the default decode
+            self._log_projected(batch, refused)  # gives envelopes (not the tracking sink's)
 
     def _log_projected(self, batch: Sequence[Decoded], refused: Failed) -> None:
         """One line per aggregate event applied (seed 000: every change traceable), ids

@@ -8,13 +8,15 @@ One mapper per boundary: everything that turns these messages into bytes is here
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from pipeline.domain.handling import CommandResult
 from pipeline.write.aggregates import Aggregate, aggregate_of
+
+T = TypeVar("T")
 
 
 class MalformedMessage(ValueError):
@@ -31,12 +33,9 @@ def decode_command(aggregate: Aggregate, payload: bytes) -> Any:
     Raises:
         MalformedMessage: with pydantic's reasons.
     """
-    try:
-        return aggregate.commands.validate_json(payload)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        kind = aggregate.spec.aggregate_type
-        raise MalformedMessage(f"not a valid {kind} command: {errors}") from exc
+    return _validated(
+        aggregate.commands, payload, f"a valid {aggregate.spec.aggregate_type} command"
+    )
 
 
 def command_dict(command: Any) -> dict[str, Any]:
@@ -89,10 +88,7 @@ def encode_reservation(message: Reservation) -> bytes:
 
 
 def decode_reservation(payload: bytes) -> Reservation:
-    try:
-        return _RESERVATION.validate_json(payload)
-    except ValidationError as exc:
-        raise MalformedMessage(f"not a reservation: {exc.errors(include_url=False)}") from exc
+    return _validated(_RESERVATION, payload, "a reservation")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +118,13 @@ def encode_roster(message: RosterMessage) -> bytes:
 
 
 def decode_roster(payload: bytes) -> RosterMessage:
+    return _validated(_ROSTER, payload, "a roster message")
+
+
+def _validated(adapter: TypeAdapter[T], payload: bytes, what: str) -> T:
+    """``payload`` as ``adapter``'s type. Raises MalformedMessage("not <what>: <pydantic's
+    reasons>")."""
     try:
-        return _ROSTER.validate_json(payload)
+        return adapter.validate_json(payload)
     except ValidationError as exc:
-        raise MalformedMessage(f"not a roster message: {exc.errors(include_url=False)}") from exc
+        raise MalformedMessage(f"not {what}: {exc.errors(include_url=False)}") from exc

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 _MATCHING = """
     FROM event_log FINAL
     WHERE aggregate_type = 'partner' AND event_type = 'PartnerCreated'
-      AND (JSONExtractString(data, 'name') ILIKE {pattern:String}
-           OR JSONExtractString(data, 'email') ILIKE {pattern:String})
+      AND positionCaseInsensitiveUTF8(
+            concat(JSONExtractString(data, 'name'), ' ', JSONExtractString(data, 'email')),
+            {search:String}) > 0
 """
 PAGE_SQL = (
     "SELECT aggregate_id AS partner_id, JSONExtractString(data, 'name') AS name, "
@@ -34,14 +35,6 @@ PAGE_SQL = (
 COUNT_SQL = "SELECT count() AS total" + _MATCHING
 
 
-def _pattern(search: str | None) -> str:
-    """``search`` as an ILIKE pattern matching it anywhere (its own % and _ literal)."""
-    if not search:
-        return "%"
-    escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 async def page(
     store: QueryStore, redis: Redis, *, search: str | None, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
@@ -49,9 +42,11 @@ async def page(
     ``partner_id``, ``name``, ``email``, ``created_at``, ``status`` (``active``,
     ``inactive``; None while the read model has not applied the partner),
     ``systems`` and ``active_systems`` (counts)."""
-    params = {"pattern": _pattern(search), "limit": limit, "offset": offset}
+    # a case-insensitive substring, as the users read model searches (no pattern syntax:
+    # "%" is looked for as itself); "" matches every partner
+    params = {"search": search or "", "limit": limit, "offset": offset}
     rows = await store.query(PAGE_SQL, params)
-    [counted] = await store.query(COUNT_SQL, {"pattern": params["pattern"]})
+    [counted] = await store.query(COUNT_SQL, {"search": params["search"]})
     keys = [PARTNER.format(partner_id=r["partner_id"]) for r in rows]
     states = await redis.mget(keys) if keys else []
     for row, raw in zip(rows, states, strict=True):
